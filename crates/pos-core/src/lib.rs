@@ -1,0 +1,22 @@
+//! The rules of the posd chain, with no IO: anything here can be replayed from
+//! stored data alone and cannot fail on a disk or a socket.
+//!
+//! - [`digest`]: 32-byte hashes, validator addresses and keys.
+//! - [`block`]: blocks, their canonical encoding and hash, genesis.
+//! - [`lottery`]: the stake-weighted draw and its SHA-256 random stream.
+//! - [`ledger`]: validator records and how commands change them.
+//! - [`command`]: the closed set of state changes a single writer applies.
+//! - [`verify`]: streaming verification of a whole chain.
+
+pub mod block;
+pub mod command;
+pub mod digest;
+pub mod ledger;
+pub mod lottery;
+pub mod verify;
+
+pub use block::{Block, BlockJson};
+pub use command::Command;
+pub use digest::{Address, Digest, ValidatorKey};
+pub use ledger::{LedgerError, SlashInfo, Status, Validator};
+pub use lottery::{Candidate, LotteryError, RoundRecord};
