@@ -1,1 +1,14 @@
+//! posd's durable state. This is the only crate that knows sled: swap the
+//! engine here and nothing else changes.
+//!
+//! - [`layout`]: tree names and key/value formats.
+//! - [`store`]: open, integrity check on start, apply a [`pos_core::Command`], flush, reads.
+//! - [`error`]: everything that can go wrong with a data directory.
 
+mod codec;
+pub mod error;
+pub mod layout;
+pub mod store;
+
+pub use error::StoreError;
+pub use store::{Counts, Store};

@@ -1,0 +1,361 @@
+//! The store: opening a data directory, applying commands, reading the chain.
+
+use crate::codec::{decode, encode, u64_value};
+use crate::layout::*;
+use crate::StoreError;
+use pos_core::verify::check_link;
+use pos_core::{Address, Block, Command, Digest, RoundRecord, Validator};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+
+/// Names of the files posd itself keeps in a data directory; anything else
+/// in a directory without a chain means it belongs to someone else.
+const OWN_FILES: &[&str] = &["posd.lock", "sled", "admin.sock"];
+
+/// Validator totals, kept in `meta` so they cost nothing to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub active: u64,
+    pub slashed: u64,
+}
+
+/// An open data directory. Cheap to share behind an `Arc`: sled is
+/// thread-safe, and only posd's single writer calls [`Store::apply`].
+pub struct Store {
+    db: sled::Db,
+    blocks: sled::Tree,
+    block_index: sled::Tree,
+    rounds: sled::Tree,
+    validators: sled::Tree,
+    meta: sled::Tree,
+    /// Held for the store's life: a second posd on the same directory fails to take it.
+    _lock: Option<File>,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort<T>(e: impl Into<StoreError>) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e.into()))
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl Store {
+    /// Opens (or creates, with a genesis block stamped `now_ms`) the chain in `dir`,
+    /// then checks its schema version and its tip.
+    pub fn open(dir: &Path, now_ms: u64) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let lock_path = dir.join("posd.lock");
+        let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(StoreError::Locked(dir.to_owned())),
+            Err(TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
+        }
+        let sled_dir = dir.join("sled");
+        if !sled_dir.exists() {
+            refuse_foreign(dir)?;
+        }
+        let db = sled::Config::new()
+            .path(&sled_dir)
+            .cache_capacity(32 * 1024 * 1024)
+            .open()?;
+        Store::init(db, Some(lock), now_ms)
+    }
+
+    /// A throw-away store in memory, for tests.
+    pub fn temporary(now_ms: u64) -> Result<Store, StoreError> {
+        Store::init(sled::Config::new().temporary(true).open()?, None, now_ms)
+    }
+
+    fn init(db: sled::Db, lock: Option<File>, now_ms: u64) -> Result<Store, StoreError> {
+        let store = Store {
+            blocks: db.open_tree(BLOCKS)?,
+            block_index: db.open_tree(BLOCK_INDEX)?,
+            rounds: db.open_tree(ROUNDS)?,
+            validators: db.open_tree(VALIDATORS)?,
+            meta: db.open_tree(META)?,
+            db,
+            _lock: lock,
+        };
+        match store.meta.get(META_SCHEMA)? {
+            None if store.is_empty() => store.create_genesis(now_ms)?,
+            None => return Err(StoreError::Foreign("records but no schema version".into())),
+            Some(v) => {
+                let found =
+                    u32::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                        StoreError::Foreign("schema version is not 4 bytes".into())
+                    })?);
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Schema {
+                        found,
+                        expected: SCHEMA_VERSION,
+                    });
+                }
+            }
+        }
+        store.check_tip()?;
+        Ok(store)
+    }
+
+    fn is_empty(&self) -> bool {
+        [
+            &self.blocks,
+            &self.block_index,
+            &self.rounds,
+            &self.validators,
+            &self.meta,
+        ]
+        .iter()
+        .all(|t| t.is_empty())
+    }
+
+    fn create_genesis(&self, now_ms: u64) -> Result<(), StoreError> {
+        let genesis = Block::genesis(now_ms);
+        (&self.blocks, &self.block_index, &self.meta)
+            .transaction(|(blocks, index, meta)| {
+                blocks.insert(&0u64.to_be_bytes(), encode(&genesis))?;
+                index.insert(&genesis.hash.0, &0u64.to_be_bytes())?;
+                meta.insert(META_TIP, &0u64.to_be_bytes())?;
+                meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                Ok(())
+            })
+            .map_err(flatten)?;
+        self.flush()
+    }
+
+    /// The tip must exist, hash right and link to its parent, and nothing may lie beyond it.
+    fn check_tip(&self) -> Result<(), StoreError> {
+        let tip = self.tip()?;
+        if tip.compute_hash() != tip.hash {
+            return Err(pos_core::verify::VerifyError::BadHash { index: tip.index }.into());
+        }
+        if tip.index > 0 {
+            let parent = self.block(tip.index - 1)?.ok_or(StoreError::Corrupt {
+                tree: BLOCKS,
+                detail: format!("block {} (parent of the tip) is missing", tip.index - 1),
+            })?;
+            check_link(&parent, &tip)?;
+        }
+        if let Some((last, _)) = self.blocks.last()? {
+            let last = u64_value(BLOCKS, &last)?;
+            if last != tip.index {
+                return Err(StoreError::Corrupt {
+                    tree: BLOCKS,
+                    detail: format!("tip is {} but block {last} is stored", tip.index),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one command in a single multi-tree transaction and returns the
+    /// validator it changed. Not durable until [`Store::flush`] returns.
+    pub fn apply(&self, cmd: &Command) -> Result<Validator, StoreError> {
+        (
+            &self.blocks,
+            &self.block_index,
+            &self.rounds,
+            &self.validators,
+            &self.meta,
+        )
+            .transaction(|(blocks, index, rounds, validators, meta)| {
+                // The body may run more than once: it only reads and writes trees.
+                let get_validator = |a: &Address| -> TxResult<Option<Validator>> {
+                    match validators.get(a.0 .0)? {
+                        None => Ok(None),
+                        Some(v) => decode(VALIDATORS, &v).map(Some).or_else(abort),
+                    }
+                };
+                let bump = |key: &[u8], delta: i64| -> TxResult<()> {
+                    let old = match meta.get(key)? {
+                        None => 0,
+                        Some(v) => u64_value(META, &v).or_else(abort)?,
+                    };
+                    meta.insert(key, &old.saturating_add_signed(delta).to_be_bytes())?;
+                    Ok(())
+                };
+                let changed = match cmd {
+                    Command::Register {
+                        address,
+                        stake,
+                        max_stake,
+                        at_ms,
+                    } => {
+                        let existing = get_validator(address)?;
+                        let v = Validator::register(
+                            existing.as_ref(),
+                            *address,
+                            *stake,
+                            *max_stake,
+                            *at_ms,
+                        )
+                        .or_else(abort)?;
+                        bump(META_ACTIVE, 1)?;
+                        v
+                    }
+                    Command::Slash {
+                        address,
+                        reason,
+                        at_ms,
+                    } => {
+                        let mut v = get_validator(address)?
+                            .ok_or(pos_core::LedgerError::Unknown(*address))
+                            .or_else(abort)?;
+                        v.slash(*at_ms, reason.clone()).or_else(abort)?;
+                        bump(META_ACTIVE, -1)?;
+                        bump(META_SLASHED, 1)?;
+                        v
+                    }
+                    Command::CommitRound {
+                        block,
+                        round,
+                        reward,
+                    } => {
+                        let tip_index = match meta.get(META_TIP)? {
+                            Some(v) => u64_value(META, &v).or_else(abort)?,
+                            None => return abort(StoreError::Foreign("no tip".into())),
+                        };
+                        let tip: Block = match blocks.get(tip_index.to_be_bytes())? {
+                            Some(v) => decode(BLOCKS, &v).or_else(abort)?,
+                            None => return abort(missing_block(tip_index)),
+                        };
+                        check_link(&tip, block).or_else(abort)?;
+                        let winner = round.winner();
+                        if round.index != block.index
+                            || Some(winner.address) != block.validator
+                            || winner.bpm != block.bpm
+                        {
+                            return abort(pos_core::verify::VerifyError::WrongWinner {
+                                index: block.index,
+                            });
+                        }
+                        let mut v = get_validator(&winner.address)?
+                            .ok_or(pos_core::LedgerError::Unknown(winner.address))
+                            .or_else(abort)?;
+                        v.reward(*reward).or_else(abort)?;
+                        let key = block.index.to_be_bytes();
+                        blocks.insert(&key, encode(block))?;
+                        index.insert(&block.hash.0, &key)?;
+                        rounds.insert(&key, encode(round))?;
+                        meta.insert(META_TIP, &key)?;
+                        v
+                    }
+                };
+                validators.insert(&changed.address.0 .0, encode(&changed))?;
+                Ok(changed)
+            })
+            .map_err(flatten)
+    }
+
+    /// Makes everything applied so far durable. Nothing is acknowledged before this.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn tip(&self) -> Result<Block, StoreError> {
+        let index = match self.meta.get(META_TIP)? {
+            Some(v) => u64_value(META, &v)?,
+            None => return Err(StoreError::Foreign("no tip".into())),
+        };
+        self.block(index)?.ok_or_else(|| missing_block(index))
+    }
+
+    pub fn block(&self, index: u64) -> Result<Option<Block>, StoreError> {
+        self.blocks
+            .get(index.to_be_bytes())?
+            .map(|v| decode(BLOCKS, &v))
+            .transpose()
+    }
+
+    pub fn block_by_hash(&self, hash: &Digest) -> Result<Option<Block>, StoreError> {
+        match self.block_index.get(hash.0)? {
+            Some(i) => self.block(u64_value(BLOCK_INDEX, &i)?),
+            None => Ok(None),
+        }
+    }
+
+    pub fn round(&self, index: u64) -> Result<Option<RoundRecord>, StoreError> {
+        self.rounds
+            .get(index.to_be_bytes())?
+            .map(|v| decode(ROUNDS, &v))
+            .transpose()
+    }
+
+    /// Blocks `from..=to` in order, read lazily: constant memory whatever the range.
+    pub fn blocks(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> impl Iterator<Item = Result<Block, StoreError>> + Send + 'static {
+        self.blocks
+            .range(from.to_be_bytes()..=to.to_be_bytes())
+            .map(|kv| decode(BLOCKS, &kv?.1))
+    }
+
+    pub fn validator(&self, address: &Address) -> Result<Option<Validator>, StoreError> {
+        self.validators
+            .get(address.0 .0)?
+            .map(|v| decode(VALIDATORS, &v))
+            .transpose()
+    }
+
+    /// Every validator, by address, read lazily.
+    pub fn validators(
+        &self,
+    ) -> impl Iterator<Item = Result<Validator, StoreError>> + Send + 'static {
+        self.validators.iter().map(|kv| decode(VALIDATORS, &kv?.1))
+    }
+
+    pub fn counts(&self) -> Result<Counts, StoreError> {
+        let read = |key| -> Result<u64, StoreError> {
+            self.meta.get(key)?.map_or(Ok(0), |v| u64_value(META, &v))
+        };
+        Ok(Counts {
+            active: read(META_ACTIVE)?,
+            slashed: read(META_SLASHED)?,
+        })
+    }
+
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+fn missing_block(index: u64) -> StoreError {
+    StoreError::Corrupt {
+        tree: BLOCKS,
+        detail: format!("block {index} is missing"),
+    }
+}
+
+fn flatten(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => e.into(),
+    }
+}
+
+fn refuse_foreign(dir: &Path) -> Result<(), StoreError> {
+    let entries = std::fs::read_dir(dir).map_err(io_err(dir))?;
+    let strangers: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| !OWN_FILES.iter().any(|own| e.file_name() == *own))
+        .map(|e| e.path())
+        .collect();
+    if let Some(first) = strangers.first() {
+        return Err(StoreError::Foreign(format!(
+            "{} has no chain but holds other files (e.g. {}); use a new or empty directory",
+            dir.display(),
+            first.display()
+        )));
+    }
+    Ok(())
+}
