@@ -140,7 +140,7 @@ pub fn draw(
     if candidates.is_empty() {
         return Err(LotteryError::NoCandidates);
     }
-    candidates.sort_unstable_by(|a, b| a.address.cmp(&b.address));
+    candidates.sort_unstable_by_key(|c| c.address);
     let mut total: u128 = 0;
     for (i, c) in candidates.iter().enumerate() {
         if c.stake == 0 {

@@ -1,0 +1,149 @@
+//! Splitting a validator's byte stream into lines, without trusting it.
+//!
+//! Unlike tokio-util's `LinesCodec`, a line that is not UTF-8 or holds a NUL
+//! byte is a recoverable item (the client gets an `error:` and may go on),
+//! and only an over-long line ends the stream.
+
+use bytes::BytesMut;
+use tokio_util::codec::Decoder;
+
+/// One line as received, `\n` and a trailing `\r` removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    Text(String),
+    /// The bytes were not text; the reason says why, for the `error:` reply.
+    Invalid(&'static str),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("line longer than {0} bytes")]
+    TooLong(usize),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Line decoder with a hard length cap, so a client cannot grow our buffer.
+#[derive(Debug)]
+pub struct LineCodec {
+    max: usize,
+    /// Bytes of the buffer already searched for `\n`, so a slow line is not rescanned.
+    scanned: usize,
+}
+
+impl LineCodec {
+    pub fn new(max_line_bytes: usize) -> Self {
+        LineCodec {
+            max: max_line_bytes,
+            scanned: 0,
+        }
+    }
+}
+
+fn classify(mut raw: &[u8]) -> Line {
+    if let [rest @ .., b'\r'] = raw {
+        raw = rest;
+    }
+    if raw.contains(&0) {
+        return Line::Invalid("line contains a NUL byte");
+    }
+    match std::str::from_utf8(raw) {
+        Ok(s) => Line::Text(s.to_owned()),
+        Err(_) => Line::Invalid("line is not valid UTF-8"),
+    }
+}
+
+impl Decoder for LineCodec {
+    type Item = Line;
+    type Error = LineError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, LineError> {
+        let limit = buf.len().min(self.max + 1);
+        match buf[self.scanned..limit].iter().position(|&b| b == b'\n') {
+            Some(pos) => {
+                let line = buf.split_to(self.scanned + pos + 1);
+                self.scanned = 0;
+                Ok(Some(classify(&line[..line.len() - 1])))
+            }
+            None if buf.len() > self.max => Err(LineError::TooLong(self.max)),
+            None => {
+                self.scanned = buf.len();
+                Ok(None)
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, LineError> {
+        match self.decode(buf)? {
+            Some(line) => Ok(Some(line)),
+            // A last line without `\n` (e.g. `printf 100 | nc`) still counts.
+            None if !buf.is_empty() => {
+                let rest = buf.split();
+                self.scanned = 0;
+                Ok(Some(classify(&rest)))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8], max: usize) -> (Vec<Line>, Option<String>) {
+        let mut codec = LineCodec::new(max);
+        let mut buf = BytesMut::new();
+        let mut out = vec![];
+        // Feed one byte at a time: splits must not matter.
+        for &b in input {
+            buf.extend_from_slice(&[b]);
+            loop {
+                match codec.decode(&mut buf) {
+                    Ok(Some(l)) => out.push(l),
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(e.to_string())),
+                }
+            }
+        }
+        while let Some(l) = codec.decode_eof(&mut buf).unwrap() {
+            out.push(l);
+        }
+        (out, None)
+    }
+
+    fn text(s: &str) -> Line {
+        Line::Text(s.into())
+    }
+
+    #[test]
+    fn splits_lines_and_strips_cr() {
+        let (lines, err) = decode_all(b"100\r\n72\n\nlast", 16);
+        assert_eq!(lines, vec![text("100"), text("72"), text(""), text("last")]);
+        assert!(err.is_none());
+    }
+
+    #[test]
+    fn bad_bytes_are_recoverable() {
+        let (lines, err) = decode_all(b"\xff\xfe\na\0b\nok\n", 16);
+        assert_eq!(
+            lines,
+            vec![
+                Line::Invalid("line is not valid UTF-8"),
+                Line::Invalid("line contains a NUL byte"),
+                text("ok")
+            ]
+        );
+        assert!(err.is_none());
+    }
+
+    #[test]
+    fn too_long_is_fatal_at_exactly_the_limit() {
+        let (lines, err) = decode_all(b"12345678\n123456789\n", 8);
+        assert_eq!(lines, vec![text("12345678")]);
+        assert_eq!(err.as_deref(), Some("line longer than 8 bytes"));
+        // Without a newline the cap applies too, so the buffer stays bounded.
+        let (_, err) = decode_all(&[b'x'; 100], 8);
+        assert!(err.is_some());
+    }
+}

@@ -1,0 +1,84 @@
+//! The round timer: closes a round every `round_interval`.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// When the timer will next close a round; read by `status`.
+#[derive(Debug)]
+pub struct NextRound(Mutex<Instant>);
+
+impl NextRound {
+    pub fn new(at: Instant) -> Self {
+        NextRound(Mutex::new(at))
+    }
+
+    pub fn set(&self, at: Instant) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = at;
+    }
+
+    /// Time left until the timer closes the round (zero if it is closing now).
+    pub fn remaining(&self) -> Duration {
+        let at = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        at.saturating_duration_since(Instant::now())
+    }
+}
+
+/// Calls `close_round` every `interval` until `shutdown`. The interval counts
+/// from the end of the previous round, so a slow commit never makes rounds pile up.
+pub async fn run<F, Fut>(
+    interval: Duration,
+    next: &NextRound,
+    shutdown: CancellationToken,
+    mut close_round: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    loop {
+        let deadline = Instant::now() + interval;
+        next.set(deadline);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+        close_round().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn closes_a_round_per_interval_and_stops_on_shutdown() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let next = Arc::new(NextRound::new(Instant::now()));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let (count, next, stop) = (count.clone(), next.clone(), stop.clone());
+            async move {
+                run(Duration::from_secs(30), &next, stop, || {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    async {}
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert_eq!(count.load(Ordering::SeqCst), 0);
+        assert_eq!(next.remaining(), Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+        stop.cancel();
+        task.await.unwrap();
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+}

@@ -1,0 +1,52 @@
+//! The validator listener: accepts connections within the connection limit.
+
+use crate::session;
+use crate::shared::Shared;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+/// Pause after a failed `accept` (e.g. EMFILE) so a full fd table is not spun on.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Accepts until shutdown; every session runs on `tracker`, so the caller can
+/// wait for them all to finish.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
+    let limit = shared.config.max_connections as usize;
+    let slots = Arc::new(Semaphore::new(limit));
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed; retrying shortly");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => {
+                let shared = Arc::clone(&shared);
+                tracker.spawn(async move {
+                    session::run(stream, peer, shared).await;
+                    drop(slot);
+                });
+            }
+            Err(_) => {
+                tracing::warn!(%peer, limit, "connection limit reached; refusing");
+                tracker.spawn(refuse(stream, limit));
+            }
+        }
+    }
+}
+
+async fn refuse(mut stream: TcpStream, limit: usize) {
+    let text = format!("error: too many connections (limit {limit}); try again later\n");
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(text.as_bytes())).await;
+}

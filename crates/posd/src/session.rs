@@ -1,0 +1,396 @@
+//! One validator connection: the line protocol of SPEC §4, as `nc` sees it.
+
+use crate::announce::Announcement;
+use crate::connected::Claim;
+use crate::line::{Line, LineCodec, LineError};
+use crate::shared::Shared;
+use futures::StreamExt;
+use pos_core::{Address, ValidatorKey};
+use rand::RngCore;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_util::codec::FramedRead;
+
+/// A client that cannot take a write within this long is dropped, so it never
+/// holds a connection slot (or anyone else) hostage.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most blocks `chain N` prints.
+pub const CHAIN_MAX: u64 = 100;
+/// Characters of a bad input echoed back in an `error:` line.
+const ECHO_MAX: usize = 40;
+
+const STAKE_PROMPT: &str = "Enter token balance:";
+const BPM_PROMPT: &str = "Enter a new BPM:";
+
+/// Where the conversation is.
+enum Phase {
+    /// At `Enter token balance:`, until this instant.
+    Stake(Instant),
+    /// At `Enter a new BPM:`, speaking for the claimed validator.
+    Bpm(Claim),
+}
+
+/// Whether the connection goes on after handling an event.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    out: OwnedWriteHalf,
+    peer: SocketAddr,
+    phase: Phase,
+}
+
+/// Serves one connection until the client leaves, misbehaves fatally, or posd stops.
+pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let (rd, out) = stream.into_split();
+    let max_line = shared.config.max_line_bytes as usize;
+    let mut lines = FramedRead::with_capacity(rd, LineCodec::new(max_line), 256);
+    let mut announcements = shared.announcer.subscribe();
+    let shutdown = shared.shutdown.clone();
+    let deadline = Instant::now() + shared.config.stake_timeout;
+    let mut s = Session {
+        shared,
+        out,
+        peer,
+        phase: Phase::Stake(deadline),
+    };
+    let greeting = format!(
+        "posd {}: stake tokens to become a validator, or 'help'\n{STAKE_PROMPT}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut flow = s.send(&greeting).await;
+    while flow == Flow::Continue {
+        let stake_deadline = match s.phase {
+            Phase::Stake(at) => Some(at),
+            Phase::Bpm(_) => None,
+        };
+        flow = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                s.send("\nposd is shutting down; proposals not yet in a block are discarded\n").await;
+                Flow::Close
+            }
+            line = lines.next() => s.on_line(line).await,
+            msg = announcements.recv() => s.on_announcement(msg).await,
+            _ = sleep_until(stake_deadline.unwrap_or_else(Instant::now)), if stake_deadline.is_some() => {
+                let secs = s.shared.config.stake_timeout.as_secs_f64();
+                s.send(&format!("\nerror: no stake within {secs}s; closing\n")).await;
+                Flow::Close
+            }
+        };
+    }
+    tracing::debug!(peer = %s.peer, "connection closed");
+}
+
+/// Cuts an echoed input short, so errors stay one readable line.
+fn shown(input: &str) -> String {
+    let mut s: String = input.chars().take(ECHO_MAX).collect();
+    if s.len() < input.len() {
+        s.push_str("...");
+    }
+    s.escape_debug().to_string()
+}
+
+impl Session {
+    /// Writes `text`; a client that is gone or too slow ends the session.
+    async fn send(&mut self, text: &str) -> Flow {
+        match timeout(WRITE_TIMEOUT, self.out.write_all(text.as_bytes())).await {
+            Ok(Ok(())) => Flow::Continue,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %self.peer, error = %e, "write failed");
+                Flow::Close
+            }
+            Err(_) => {
+                tracing::warn!(peer = %self.peer, "client not reading for {WRITE_TIMEOUT:?}; dropped");
+                Flow::Close
+            }
+        }
+    }
+
+    fn prompt(&self) -> &'static str {
+        match self.phase {
+            Phase::Stake(_) => STAKE_PROMPT,
+            Phase::Bpm(_) => BPM_PROMPT,
+        }
+    }
+
+    /// Sends `text` followed by the current prompt.
+    async fn reply(&mut self, text: &str) -> Flow {
+        let text = format!("{text}{}", self.prompt());
+        self.send(&text).await
+    }
+
+    async fn on_announcement(&mut self, msg: Result<Announcement, RecvError>) -> Flow {
+        match msg {
+            Ok(text) => self.reply(&format!("\n{text}")).await,
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(peer = %self.peer, missed, "client too slow to read announcements; dropped");
+                let text = format!("\nerror: {missed} announcements behind; closing\n");
+                let _ = timeout(Duration::from_secs(1), self.out.write_all(text.as_bytes())).await;
+                Flow::Close
+            }
+            Err(RecvError::Closed) => Flow::Close,
+        }
+    }
+
+    async fn on_line(&mut self, line: Option<Result<Line, LineError>>) -> Flow {
+        match line {
+            None => Flow::Close,
+            Some(Err(LineError::TooLong(max))) => {
+                tracing::info!(peer = %self.peer, max, "line too long; closing");
+                self.send(&format!("\nerror: line longer than {max} bytes; closing\n"))
+                    .await;
+                Flow::Close
+            }
+            Some(Err(LineError::Io(e))) => {
+                tracing::debug!(peer = %self.peer, error = %e, "read failed");
+                Flow::Close
+            }
+            Some(Ok(Line::Invalid(why))) => match self.phase {
+                Phase::Stake(_) => self.bad_stake(why).await,
+                Phase::Bpm(_) => self.malformed_proposal(why.to_string()).await,
+            },
+            Some(Ok(Line::Text(text))) => self.on_text(text.trim()).await,
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> Flow {
+        let (word, arg) = match text.split_once(char::is_whitespace) {
+            Some((w, a)) => (w, Some(a.trim())),
+            None => (text, None),
+        };
+        match (&self.phase, word, arg) {
+            // An empty line is not a proposal: just ask again.
+            (_, "", None) => self.reply("").await,
+            (_, "help", None) => self.help().await,
+            (_, "quit", None) => {
+                self.send("bye\n").await;
+                Flow::Close
+            }
+            (Phase::Stake(_), "resume", key) => self.resume(key.unwrap_or("")).await,
+            (Phase::Stake(_), _, _) => self.stake(text).await,
+            (Phase::Bpm(_), "balance", None) => self.balance().await,
+            (Phase::Bpm(_), "chain", n) => self.chain(n).await,
+            (Phase::Bpm(_), "status", None) => self.status().await,
+            (Phase::Bpm(claim), _, _) => {
+                let max = self.shared.config.max_bpm;
+                match text.parse::<u32>() {
+                    Ok(bpm) if bpm <= max => {
+                        self.shared.pending.propose(claim.address, bpm);
+                        self.reply("").await
+                    }
+                    _ => {
+                        let why =
+                            format!("'{}' is not a whole number from 0 to {max}", shown(text));
+                        self.malformed_proposal(why).await
+                    }
+                }
+            }
+        }
+    }
+
+    async fn help(&mut self) -> Flow {
+        let text = match self.phase {
+            Phase::Stake(_) => format!(
+                "  <tokens>      stake 1 to {} tokens and become a validator\n  \
+                 resume <key>  continue as the validator that key belongs to\n  \
+                 help          this text\n  quit          close the connection\n",
+                self.shared.config.max_stake
+            ),
+            Phase::Bpm(_) => format!(
+                "  <bpm>         propose a block with this BPM (0 to {}) for this round\n  \
+                 balance       your balance, blocks won and status\n  \
+                 chain [N]     the last N blocks as JSON lines (default 10, at most {CHAIN_MAX})\n  \
+                 status        height, time to the end of the round, candidates\n  \
+                 help          this text\n  quit          close the connection\n",
+                self.shared.config.max_bpm
+            ),
+        };
+        self.reply(&text).await
+    }
+
+    async fn bad_stake(&mut self, what: &str) -> Flow {
+        let max = self.shared.config.max_stake;
+        self.reply(&format!(
+            "error: {what}: enter a whole number of tokens from 1 to {max}, 'resume <key>' or 'help'\n"
+        ))
+        .await
+    }
+
+    async fn stake(&mut self, text: &str) -> Flow {
+        let max = self.shared.config.max_stake;
+        let stake = match text.parse::<u64>() {
+            Ok(s) if (1..=max).contains(&s) => s,
+            _ => {
+                return self
+                    .bad_stake(&format!("'{}' is not a stake", shown(text)))
+                    .await
+            }
+        };
+        let mut key = ValidatorKey([0; 32]);
+        rand::rngs::OsRng.fill_bytes(&mut key.0);
+        let address = key.address();
+        match self.shared.writer.register(address, stake).await {
+            Ok(_) => {}
+            Err(e) => {
+                return self
+                    .reply(&format!("error: could not register: {e}\n"))
+                    .await
+            }
+        }
+        let Some(claim) = self.shared.connected.claim(address) else {
+            // A fresh random key cannot already be connected.
+            return self.reply("error: address already connected\n").await;
+        };
+        self.phase = Phase::Bpm(claim);
+        let key = key.to_hex();
+        self.reply(&format!(
+            "Validator address: {address}\n\
+             Validator key: {key} (keep it secret; reconnect with: resume {key})\n"
+        ))
+        .await
+    }
+
+    async fn resume(&mut self, key: &str) -> Flow {
+        let Ok(key) = key.parse::<ValidatorKey>() else {
+            return self
+                .reply("error: resume needs the 64-hex-digit key you were given at registration\n")
+                .await;
+        };
+        let address = key.address();
+        let v = match self.shared.store.validator(&address) {
+            Ok(Some(v)) => v,
+            Ok(None) => return self.reply("error: no validator has that key\n").await,
+            Err(e) => return self.store_error(e).await,
+        };
+        if let Some(s) = &v.slashed {
+            let text = format!("error: validator {address} was slashed: {}\n", s.reason);
+            return self.reply(&text).await;
+        }
+        let Some(claim) = self.shared.connected.claim(address) else {
+            let text = format!(
+                "error: validator {address} is already connected; close that connection first\n"
+            );
+            return self.reply(&text).await;
+        };
+        self.phase = Phase::Bpm(claim);
+        let text = format!(
+            "Validator address: {address}\nresumed: balance {} tokens, {} blocks won\n",
+            v.balance, v.blocks_won
+        );
+        self.reply(&text).await
+    }
+
+    async fn store_error(&mut self, e: pos_store::StoreError) -> Flow {
+        tracing::error!(peer = %self.peer, error = %e, "read failed");
+        self.reply(&format!("error: could not read the chain: {e}\n"))
+            .await
+    }
+
+    fn address(&self) -> Option<Address> {
+        match &self.phase {
+            Phase::Bpm(claim) => Some(claim.address),
+            Phase::Stake(_) => None,
+        }
+    }
+
+    async fn malformed_proposal(&mut self, why: String) -> Flow {
+        let Some(address) = self.address() else {
+            return Flow::Close;
+        };
+        let max = self.shared.config.max_bpm;
+        if !self.shared.config.slash_on_invalid_bpm {
+            let text = format!("error: {why}: enter a BPM from 0 to {max}, or 'help'\n");
+            return self.reply(&text).await;
+        }
+        let reason = format!("malformed block proposal: {why}");
+        match self.shared.writer.slash(address, reason.clone()).await {
+            Ok(v) => {
+                let forfeited = v.slashed.map_or(0, |s| s.forfeited);
+                let text = format!(
+                    "error: {reason}\nvalidator {address} slashed: {forfeited} tokens forfeited; closing\n"
+                );
+                self.send(&text).await;
+            }
+            Err(e) => {
+                let text =
+                    format!("error: {reason}; the slashing could not be stored ({e}); closing\n");
+                self.send(&text).await;
+            }
+        }
+        Flow::Close
+    }
+
+    async fn balance(&mut self) -> Flow {
+        let Some(address) = self.address() else {
+            return Flow::Close;
+        };
+        match self.shared.store.validator(&address) {
+            Ok(Some(v)) => {
+                let text = format!(
+                    "balance: {} tokens, blocks won: {}, status: {}\n",
+                    v.balance,
+                    v.blocks_won,
+                    v.status().as_str()
+                );
+                self.reply(&text).await
+            }
+            Ok(None) => self.reply("error: validator record missing\n").await,
+            Err(e) => self.store_error(e).await,
+        }
+    }
+
+    async fn chain(&mut self, arg: Option<&str>) -> Flow {
+        let n = match arg.map(str::parse::<u64>) {
+            None => 10,
+            Some(Ok(n)) if (1..=CHAIN_MAX).contains(&n) => n,
+            Some(_) => {
+                let text = format!("error: chain takes a count from 1 to {CHAIN_MAX}\n");
+                return self.reply(&text).await;
+            }
+        };
+        let tip = match self.shared.store.tip() {
+            Ok(t) => t.index,
+            Err(e) => return self.store_error(e).await,
+        };
+        let mut text = String::new();
+        for block in self.shared.store.blocks(tip.saturating_sub(n - 1), tip) {
+            match block {
+                Ok(b) => {
+                    text.push_str(&b.to_json_line());
+                    text.push('\n');
+                }
+                Err(e) => return self.store_error(e).await,
+            }
+        }
+        self.reply(&text).await
+    }
+
+    async fn status(&mut self) -> Flow {
+        let shared = &self.shared;
+        let (tip, counts) = match (shared.store.tip(), shared.store.counts()) {
+            (Ok(t), Ok(c)) => (t, c),
+            (Err(e), _) | (_, Err(e)) => return self.store_error(e).await,
+        };
+        let text = format!(
+            "height: {}, round ends in: {:.1}s, candidates: {}, validators: {} active, {} slashed\n",
+            tip.index,
+            shared.next_round.remaining().as_secs_f64(),
+            shared.pending.len(),
+            counts.active,
+            counts.slashed
+        );
+        self.reply(&text).await
+    }
+}

@@ -1,0 +1,243 @@
+//! The single writer: every durable change goes through this one thread, in
+//! order (registrations, slashings, rounds from the timer or from posctl).
+//!
+//! Group commit: it takes every request already queued (up to [`BATCH`]),
+//! applies each in its own sled transaction, flushes once, and only then
+//! replies and announces. Acknowledged therefore always means durable, and
+//! one fsync is shared by everyone who asked at the same time.
+
+use crate::announce::Announcer;
+use crate::pending::Pending;
+use crate::round;
+use pos_core::{Address, Block, Command, RoundRecord, Validator};
+use pos_store::{Store, StoreError};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most requests sharing one flush.
+const BATCH: usize = 512;
+/// Requests that may wait for the writer; senders wait beyond that (backpressure).
+const QUEUE: usize = 4096;
+
+type Responder<T> = oneshot::Sender<Result<T, WriteError>>;
+
+/// What the writer is asked to do, with where its answer goes.
+enum Job {
+    Register {
+        address: Address,
+        stake: u64,
+        reply: Responder<Validator>,
+    },
+    Slash {
+        address: Address,
+        reason: String,
+        reply: Responder<Validator>,
+    },
+    Round {
+        reply: Responder<RoundOutcome>,
+    },
+}
+
+/// A job applied but not yet answered: answers wait for the batch's flush.
+enum Applied {
+    Validator(Result<Validator, WriteError>, Responder<Validator>),
+    Round(Result<RoundOutcome, WriteError>, Responder<RoundOutcome>),
+}
+
+/// How a round ended.
+// One of these exists per round: boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum RoundOutcome {
+    Committed { block: Block, round: RoundRecord },
+    NoCandidates,
+}
+
+/// Why a write was not acknowledged.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// The ledger refused it (e.g. already slashed); nothing changed.
+    #[error("{0}")]
+    Refused(String),
+    /// Storage failed (e.g. disk full); the change is not acknowledged.
+    #[error("storage failure: {0}")]
+    Storage(String),
+    #[error("posd is shutting down")]
+    Stopped,
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Ledger(e) => WriteError::Refused(e.to_string()),
+            other => WriteError::Storage(other.to_string()),
+        }
+    }
+}
+
+/// Everything the writer thread owns or shares.
+pub struct WriterContext {
+    pub store: Arc<Store>,
+    pub pending: Arc<Pending>,
+    pub announcer: Announcer,
+    pub block_reward: u64,
+    pub max_stake: u64,
+}
+
+/// A cheap handle for asking the writer; clone it freely.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Writer {
+    /// Starts the writer thread. It ends when every `Writer` handle is dropped,
+    /// after a last flush.
+    pub fn spawn(ctx: WriterContext) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("posd-writer".into())
+            .spawn(move || writer_loop(ctx, rx))?;
+        Ok((Writer { tx }, thread))
+    }
+
+    async fn ask<T>(&self, job: impl FnOnce(Responder<T>) -> Job) -> Result<T, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(job(reply))
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        rx.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Registers a validator; returns once it is on disk.
+    pub async fn register(&self, address: Address, stake: u64) -> Result<Validator, WriteError> {
+        self.ask(|reply| Job::Register {
+            address,
+            stake,
+            reply,
+        })
+        .await
+    }
+
+    /// Slashes a validator; returns once the slashing is on disk and announced.
+    pub async fn slash(&self, address: Address, reason: String) -> Result<Validator, WriteError> {
+        self.ask(|reply| Job::Slash {
+            address,
+            reason,
+            reply,
+        })
+        .await
+    }
+
+    /// Closes the current round now; returns once its block is on disk and announced.
+    pub async fn round(&self) -> Result<RoundOutcome, WriteError> {
+        self.ask(|reply| Job::Round { reply }).await
+    }
+}
+
+fn writer_loop(ctx: WriterContext, mut rx: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.blocking_recv_many(&mut batch, BATCH) > 0 {
+        let applied: Vec<Applied> = batch.drain(..).map(|job| execute(&ctx, job)).collect();
+        let flushed = ctx.store.flush().map_err(WriteError::from);
+        if let Err(e) = &flushed {
+            tracing::error!(error = %e, "flush failed: this batch is not acknowledged");
+        }
+        for done in applied {
+            done.finish(&flushed, &ctx.announcer);
+        }
+    }
+    if let Err(e) = ctx.store.flush() {
+        tracing::error!(error = %e, "final flush failed");
+    }
+}
+
+impl Applied {
+    /// Answers (and announces) only what the flush made durable.
+    fn finish(self, flushed: &Result<(), WriteError>, announcer: &Announcer) {
+        // A requester that went away (client hung up) needs no answer: ignore send errors.
+        match self {
+            Applied::Validator(result, reply) => {
+                let result = flushed.clone().and(result);
+                if let Ok(v) = &result {
+                    announcer.slashed(v);
+                }
+                let _ = reply.send(result);
+            }
+            Applied::Round(result, reply) => {
+                let result = flushed.clone().and(result);
+                if let Ok(RoundOutcome::Committed { block, .. }) = &result {
+                    announcer.block(block);
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+fn execute(ctx: &WriterContext, job: Job) -> Applied {
+    let at_ms = now_ms();
+    match job {
+        Job::Register {
+            address,
+            stake,
+            reply,
+        } => {
+            let result = ctx.store.apply(&Command::Register {
+                address,
+                stake,
+                max_stake: ctx.max_stake,
+                at_ms,
+            });
+            if result.is_ok() {
+                tracing::info!(%address, stake, "validator registered");
+            }
+            Applied::Validator(result.map_err(WriteError::from), reply)
+        }
+        Job::Slash {
+            address,
+            reason,
+            reply,
+        } => {
+            ctx.pending.withdraw(&address);
+            let result = ctx.store.apply(&Command::Slash {
+                address,
+                reason: reason.clone(),
+                at_ms,
+            });
+            if result.is_ok() {
+                tracing::warn!(%address, %reason, "validator slashed");
+            }
+            Applied::Validator(result.map_err(WriteError::from), reply)
+        }
+        Job::Round { reply } => Applied::Round(close_round(ctx, at_ms), reply),
+    }
+}
+
+fn close_round(ctx: &WriterContext, at_ms: u64) -> Result<RoundOutcome, WriteError> {
+    let proposals = ctx.pending.take();
+    let offered = proposals.len();
+    let Some(cmd) = round::prepare(&ctx.store, proposals, at_ms, ctx.block_reward)? else {
+        tracing::info!(proposals = offered, "round closed: no candidates, no block");
+        return Ok(RoundOutcome::NoCandidates);
+    };
+    ctx.store.apply(&cmd)?;
+    let Command::CommitRound { block, round, .. } = cmd else {
+        unreachable!("round::prepare builds a CommitRound")
+    };
+    tracing::info!(
+        index = block.index,
+        winner = %round.winner().address,
+        candidates = round.candidates.len(),
+        "round committed"
+    );
+    Ok(RoundOutcome::Committed { block, round })
+}
