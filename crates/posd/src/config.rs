@@ -22,6 +22,10 @@ pub struct Config {
     #[arg(long, env = "POSD_DATA_DIR", default_value = "./posd-data")]
     pub data_dir: PathBuf,
 
+    /// posctl's Unix socket [default: `$RUNTIME_DIRECTORY/admin.sock`, else `<data_dir>/admin.sock`].
+    #[arg(long, env = "POSD_ADMIN_SOCKET")]
+    pub admin_socket: Option<PathBuf>,
+
     /// How long a lottery round lasts.
     #[arg(long, env = "POSD_ROUND_INTERVAL", default_value = "30s", value_parser = duration)]
     pub round_interval: Duration,
@@ -67,5 +71,34 @@ impl Config {
     /// The config from flags and environment alone.
     pub fn from_args() -> Self {
         Config::parse()
+    }
+
+    /// The config from an explicit command line (`argv[0]` first), for tests and tools.
+    pub fn parse_args<I, T>(argv: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Config::try_parse_from(argv)
+    }
+
+    /// Where the admin socket goes when `admin_socket` is not set.
+    pub fn admin_socket_path(&self) -> PathBuf {
+        if let Some(p) = &self.admin_socket {
+            return p.clone();
+        }
+        // systemd may list several runtime directories, colon-separated: use the first.
+        match std::env::var_os("RUNTIME_DIRECTORY") {
+            Some(dirs) => {
+                let first = dirs
+                    .to_string_lossy()
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                PathBuf::from(first).join("admin.sock")
+            }
+            None => self.data_dir.join("admin.sock"),
+        }
     }
 }

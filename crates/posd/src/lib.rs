@@ -7,6 +7,7 @@
 //! - [`scheduler`] closes rounds on a timer; [`round`] turns proposals into a block.
 //! - [`pending`], [`connected`], [`announce`]: in-memory round state and fan-out.
 
+pub mod admin;
 pub mod announce;
 pub mod config;
 pub mod connected;
@@ -63,8 +64,16 @@ pub async fn run(
         max_stake: config.max_stake,
     })
     .context("cannot start the writer thread")?;
+    let admin_socket = config.admin_socket_path();
+    let (admin_listener, socket_file) = admin::socket::bind(&admin_socket)?;
     let token = CancellationToken::new();
     let shared = Arc::new(Shared {
+        listen: listener
+            .local_addr()
+            .context("validator listener has no address")?,
+        admin_socket,
+        started: std::time::Instant::now(),
+        slots: Arc::new(tokio::sync::Semaphore::new(config.max_connections as usize)),
         next_round: Arc::new(scheduler::NextRound::new(
             tokio::time::Instant::now() + config.round_interval,
         )),
@@ -100,6 +109,12 @@ pub async fn run(
         Arc::clone(&shared),
         tracker.clone(),
     ));
+    tracker.spawn(admin::serve(
+        admin_listener,
+        Arc::clone(&shared),
+        tracker.clone(),
+    ));
+    tracing::info!(path = %shared.admin_socket.display(), "admin socket ready");
 
     shutdown.await;
     tracing::info!(discarded_proposals = shared.pending.len(), "shutting down");
@@ -112,6 +127,7 @@ pub async fn run(
         tracing::warn!("some connections did not close in time");
     }
     drop(shared);
+    drop(socket_file);
     // The writer ends (after a last flush) once the last handle is gone.
     tokio::task::spawn_blocking(move || writer_thread.join())
         .await

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 /// Pause after a failed `accept` (e.g. EMFILE) so a full fd table is not spun on.
@@ -16,7 +15,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// wait for them all to finish.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
     let limit = shared.config.max_connections as usize;
-    let slots = Arc::new(Semaphore::new(limit));
     loop {
         let accepted = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
@@ -30,7 +28,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTrac
                 continue;
             }
         };
-        match Arc::clone(&slots).try_acquire_owned() {
+        match Arc::clone(&shared.slots).try_acquire_owned() {
             Ok(slot) => {
                 let shared = Arc::clone(&shared);
                 tracker.spawn(async move {

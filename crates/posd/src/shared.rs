@@ -7,7 +7,11 @@ use crate::pending::Pending;
 use crate::scheduler::NextRound;
 use crate::writer::Writer;
 use pos_store::Store;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub struct Shared {
@@ -21,4 +25,17 @@ pub struct Shared {
     pub next_round: Arc<NextRound>,
     /// Cancelled once on SIGTERM/SIGINT; every task watches it.
     pub shutdown: CancellationToken,
+    /// The validator listener's real address (the config may say port 0).
+    pub listen: SocketAddr,
+    pub admin_socket: PathBuf,
+    pub started: Instant,
+    /// One permit per validator connection, `max_connections` in all.
+    pub slots: Arc<Semaphore>,
+}
+
+impl Shared {
+    /// Validator connections open right now.
+    pub fn connections(&self) -> usize {
+        self.config.max_connections as usize - self.slots.available_permits()
+    }
 }

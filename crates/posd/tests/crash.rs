@@ -3,12 +3,10 @@
 //!
 //! `POSD_CRASH_CYCLES=100 cargo test --release -p posd --test crash` runs the long loop.
 
-mod common;
-
-use common::Posd;
 use pos_core::verify::ChainVerifier;
 use pos_core::{Address, Status};
 use pos_store::Store;
+use pos_testkit::{posd_bin, Posd};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -163,7 +161,7 @@ fn sigkill_loses_nothing_acknowledged() {
     let mut seed = 0x2545F4914F6CDD1Du64;
     let mut n = 0u64;
     for cycle in 0..cycles {
-        let mut posd = Posd::start(dir.path(), &["--round-interval", "20ms"]);
+        let mut posd = Posd::start(posd_bin!(), dir.path(), &["--round-interval", "20ms"]);
         let addr = posd.addr;
         let observer = std::thread::spawn({
             let acked = Arc::clone(&acked);

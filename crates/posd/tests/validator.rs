@@ -1,15 +1,13 @@
 //! The validator protocol end to end: the real posd binary, driven like `nc`.
 
-mod common;
-
-use common::{Client, Posd};
+use pos_testkit::{posd_bin, Client, Posd};
 
 const FAST: &[&str] = &["--round-interval", "200ms"];
 
 #[test]
 fn registered_proposer_wins_and_every_client_sees_the_block() {
     let dir = tempfile::tempdir().unwrap();
-    let posd = Posd::start(dir.path(), FAST);
+    let posd = Posd::start(posd_bin!(), dir.path(), FAST);
     let mut watcher = posd.connect();
     let greeting = watcher.expect("Enter token balance:");
     assert_eq!(
@@ -41,7 +39,7 @@ fn registered_proposer_wins_and_every_client_sees_the_block() {
 #[test]
 fn pipelined_stake_and_bpm_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let posd = Posd::start(dir.path(), FAST);
+    let posd = Posd::start(posd_bin!(), dir.path(), FAST);
     let mut c = posd.connect();
     c.send("100\n72\n");
     let (address, _) = c.registration();
@@ -55,7 +53,7 @@ fn pipelined_stake_and_bpm_lose_nothing() {
 #[test]
 fn bad_stakes_get_an_error_and_the_prompt_again() {
     let dir = tempfile::tempdir().unwrap();
-    let posd = Posd::start(dir.path(), &["--max-stake", "1000"]);
+    let posd = Posd::start(posd_bin!(), dir.path(), &["--max-stake", "1000"]);
     let mut c = posd.connect();
     c.expect("Enter token balance:");
     for bad in [
@@ -89,7 +87,7 @@ fn bad_stakes_get_an_error_and_the_prompt_again() {
 #[test]
 fn malformed_proposal_slashes_durably_and_is_announced() {
     let dir = tempfile::tempdir().unwrap();
-    let mut posd = Posd::start(dir.path(), &[]);
+    let mut posd = Posd::start(posd_bin!(), dir.path(), &[]);
     let (mut watcher, watcher_addr, _) = posd.validator(5);
     let (mut bad, bad_addr, bad_key) = posd.validator(40);
     bad.send("seventy\n");
@@ -109,7 +107,7 @@ fn malformed_proposal_slashes_durably_and_is_announced() {
     assert_ne!(watcher_addr, bad_addr);
 
     assert!(posd.terminate().success());
-    let posd = Posd::start(dir.path(), &[]);
+    let posd = Posd::start(posd_bin!(), dir.path(), &[]);
     let mut c = posd.connect();
     c.send(&format!("resume {bad_key}\n"));
     let reply = c.expect("Enter token balance:");
@@ -126,6 +124,7 @@ fn malformed_proposal_slashes_durably_and_is_announced() {
 fn invalid_bpm_only_errors_when_slashing_is_off() {
     let dir = tempfile::tempdir().unwrap();
     let posd = Posd::start(
+        posd_bin!(),
         dir.path(),
         &["--slash-on-invalid-bpm", "false", "--max-bpm", "200"],
     );
@@ -143,14 +142,14 @@ fn invalid_bpm_only_errors_when_slashing_is_off() {
 #[test]
 fn restart_keeps_chain_and_balances_and_resume_works() {
     let dir = tempfile::tempdir().unwrap();
-    let mut posd = Posd::start(dir.path(), FAST);
+    let mut posd = Posd::start(posd_bin!(), dir.path(), FAST);
     let (mut a, addr, key) = posd.validator(100);
     a.send("80\n");
     let (_, block) = a.next_block();
     drop(a);
     assert!(posd.terminate().success());
 
-    let posd = Posd::start(dir.path(), &[]);
+    let posd = Posd::start(posd_bin!(), dir.path(), &[]);
     let mut c = posd.connect();
     c.send(&format!("resume {key}\n"));
     let reply = c.expect("Enter a new BPM:");
@@ -183,7 +182,7 @@ fn restart_keeps_chain_and_balances_and_resume_works() {
 #[test]
 fn commands_at_the_bpm_prompt() {
     let dir = tempfile::tempdir().unwrap();
-    let posd = Posd::start(dir.path(), &[]);
+    let posd = Posd::start(posd_bin!(), dir.path(), &[]);
     let (mut c, _, _) = posd.validator(7);
     c.send("help\n");
     let help = c.expect("Enter a new BPM:");
@@ -212,6 +211,7 @@ fn commands_at_the_bpm_prompt() {
 fn limits_give_an_error_before_the_disconnect() {
     let dir = tempfile::tempdir().unwrap();
     let posd = Posd::start(
+        posd_bin!(),
         dir.path(),
         &[
             "--max-line-bytes",
@@ -248,7 +248,7 @@ fn limits_give_an_error_before_the_disconnect() {
 #[test]
 fn quit_says_bye() {
     let dir = tempfile::tempdir().unwrap();
-    let posd = Posd::start(dir.path(), &[]);
+    let posd = Posd::start(posd_bin!(), dir.path(), &[]);
     let mut c: Client = posd.connect();
     c.send("help\nquit\n");
     let out = c.expect_closed();

@@ -1,0 +1,27 @@
+//! What posd's and posctl's integration tests share: real daemons and a
+//! client that talks like `nc`. Never a dependency of shipped code.
+//!
+//! - [`process`]: the posd binary as a child process (for SIGKILL and restarts).
+//! - [`daemon`]: posd's `run()` in-process on `127.0.0.1:0`.
+//! - [`client`]: raw TCP, reading until expected text appears.
+
+pub mod client;
+pub mod daemon;
+pub mod process;
+
+pub use client::Client;
+pub use daemon::Daemon;
+pub use process::Posd;
+
+use std::time::Duration;
+
+/// How long any expected reply may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+/// The posd binary built for the calling package's tests (`env!` expands there).
+#[macro_export]
+macro_rules! posd_bin {
+    () => {
+        std::path::Path::new(env!("CARGO_BIN_EXE_posd"))
+    };
+}

@@ -1,0 +1,98 @@
+//! The posd binary as a child process, so tests can SIGKILL and restart it.
+
+use crate::{Client, PATIENCE};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// A running posd process.
+pub struct Posd {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Everything posd logged so far.
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Posd {
+    /// Starts the posd binary `bin` on `127.0.0.1:0` with `data_dir` and
+    /// extra flags; waits until it listens.
+    pub fn start(bin: &Path, data_dir: &Path, args: &[&str]) -> Posd {
+        let mut child = Command::new(bin)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn posd");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            // Drain stderr for the whole life of the process so posd never blocks on it.
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("posd listening on ").nth(1) {
+                    let _ = tx.send(rest.trim().to_string());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(PATIENCE) {
+            Ok(a) => a.parse().unwrap(),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("posd did not start:\n{}", log.lock().unwrap());
+            }
+        };
+        Posd {
+            child,
+            addr,
+            data_dir: data_dir.to_owned(),
+            log,
+        }
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// A new validator staking `stake`; returns it at the BPM prompt.
+    pub fn validator(&self, stake: u64) -> (Client, String, String) {
+        Client::validator(self.addr, stake)
+    }
+
+    /// The admin socket's default path in this data directory.
+    pub fn socket(&self) -> PathBuf {
+        self.data_dir.join("admin.sock")
+    }
+
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Posd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

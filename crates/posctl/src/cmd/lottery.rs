@@ -1,0 +1,137 @@
+//! `posctl lottery run` and `posctl lottery explain <INDEX>`.
+
+use crate::client::{unexpected, Client};
+use crate::output::{block_json, Output};
+use clap::Subcommand;
+use pos_core::lottery::Candidate;
+use pos_core::RoundRecord;
+use pos_proto::{LotteryOutcome, Request, Response};
+use serde_json::json;
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum LotteryCommand {
+    /// Close the current round now; prints the winner or "no candidates".
+    Run,
+    /// The stored draw of a block, replayed here to check it.
+    Explain {
+        /// The block's index.
+        index: u64,
+    },
+}
+
+pub async fn run(
+    client: &mut Client,
+    out: Output,
+    cmd: LotteryCommand,
+) -> anyhow::Result<ExitCode> {
+    match cmd {
+        LotteryCommand::Run => force(client, out).await,
+        LotteryCommand::Explain { index } => explain(client, out, index).await,
+    }
+}
+
+async fn force(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCode> {
+    let outcome = match client.ask(&Request::LotteryRun).await? {
+        Response::Lottery(o) => o,
+        other => return Err(unexpected(other)),
+    };
+    match (&outcome, out.json) {
+        (LotteryOutcome::Committed { block, candidates }, true) => out.json_line(&json!({
+            "outcome": "committed",
+            "candidates": candidates,
+            "block": block_json(block),
+        }))?,
+        (LotteryOutcome::NoCandidates, true) => {
+            out.json_line(&json!({"outcome": "no_candidates"}))?
+        }
+        (LotteryOutcome::Committed { block, candidates }, false) => {
+            let j = block.json();
+            out.line(format_args!(
+                "block {} committed: winner {} (BPM {}) out of {candidates} candidate(s)\nhash {}",
+                j.index, j.validator, j.bpm, j.hash
+            ))?
+        }
+        (LotteryOutcome::NoCandidates, false) => {
+            out.line("no candidates: no validator proposed this round, so no block")?
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Result<ExitCode> {
+    let head = match client.ask(&Request::LotteryExplain(index)).await? {
+        Response::RoundHead(h) => h,
+        other => return Err(unexpected(other)),
+    };
+    let mut candidates: Vec<Candidate> = Vec::with_capacity(head.candidates.min(1 << 20) as usize);
+    loop {
+        match client.next().await? {
+            Response::Candidates(chunk) => candidates.extend(chunk),
+            Response::End => break,
+            other => return Err(unexpected(other)),
+        }
+    }
+    let record = RoundRecord {
+        index: head.index,
+        seed: head.seed,
+        candidates,
+        ticket: head.ticket,
+        winner: head.winner as usize,
+    };
+    // Replayed here, with posctl's own copy of the lottery: posd is not trusted.
+    let replay = record.replay(&head.prev_hash);
+    let total = record.total_stake();
+    if out.json {
+        out.json_line(&json!({
+            "index": record.index,
+            "prev_hash": head.prev_hash.to_string(),
+            "seed": record.seed.to_string(),
+            "total_stake": total.to_string(),
+            "ticket": record.ticket.to_string(),
+            "winner": record.candidates.get(record.winner).map(|c| c.address.to_string()),
+            "candidates": record.candidates.iter().map(|c| json!({
+                "address": c.address.to_string(), "stake": c.stake, "bpm": c.bpm,
+            })).collect::<Vec<_>>(),
+            "replay_ok": replay.is_ok(),
+            "replay_error": replay.as_ref().err().map(ToString::to_string),
+        }))?;
+    } else {
+        out.pairs(&[
+            ("block", record.index.to_string()),
+            ("prev hash", head.prev_hash.to_string()),
+            ("seed", record.seed.to_string()),
+            ("total stake", total.to_string()),
+            (
+                "ticket",
+                format!("{} (uniform in [0, total stake))", record.ticket),
+            ),
+            (
+                "replay",
+                match &replay {
+                    Ok(()) => "ok: seed, ticket and winner recomputed here".to_string(),
+                    Err(e) => format!("FAILED: {e}"),
+                },
+            ),
+        ])?;
+        out.line("")?;
+        out.line("   ADDRESS                                                           STAKE         BPM   TICKETS")?;
+        let mut start: u128 = 0;
+        for (i, c) in record.candidates.iter().enumerate() {
+            let end = start + c.stake as u128;
+            let mark = if i == record.winner { "*" } else { " " };
+            out.line(format_args!(
+                "{mark}  {}  {:<12}  {:<4}  [{start}, {end})",
+                c.address, c.stake, c.bpm
+            ))?;
+            start = end;
+        }
+    }
+    out.flush()?;
+    Ok(if replay.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,68 @@
+//! `posctl status`.
+
+use crate::client::{unexpected, Client};
+use crate::output::{size, Output};
+use pos_proto::{Request, Response};
+use serde_json::json;
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub async fn run(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCode> {
+    let s = match client.ask(&Request::Status).await? {
+        Response::Status(s) => s,
+        other => return Err(unexpected(other)),
+    };
+    if out.json {
+        out.json_line(&json!({
+            "version": s.version,
+            "height": s.height,
+            "tip_hash": s.tip_hash.to_string(),
+            "listen": s.listen,
+            "admin_socket": s.admin_socket,
+            "data_dir": s.data_dir,
+            "validators_active": s.validators_active,
+            "validators_slashed": s.validators_slashed,
+            "connected": s.connected,
+            "connections": s.connections,
+            "pending_proposals": s.pending_proposals,
+            "next_round_in_ms": s.next_round_in_ms,
+            "round_interval_ms": s.round_interval_ms,
+            "uptime_secs": s.uptime_secs,
+            "data_size_bytes": s.data_size_bytes,
+        }))?;
+    } else {
+        let secs = |ms: u64| humantime::format_duration(Duration::from_millis(ms)).to_string();
+        out.pairs(&[
+            ("height", s.height.to_string()),
+            ("tip hash", s.tip_hash.to_string()),
+            (
+                "validators",
+                format!(
+                    "{} active, {} slashed, {} connected",
+                    s.validators_active, s.validators_slashed, s.connected
+                ),
+            ),
+            ("connections", s.connections.to_string()),
+            ("pending proposals", s.pending_proposals.to_string()),
+            (
+                "next round in",
+                format!(
+                    "{} (every {})",
+                    secs(s.next_round_in_ms),
+                    secs(s.round_interval_ms)
+                ),
+            ),
+            (
+                "uptime",
+                humantime::format_duration(Duration::from_secs(s.uptime_secs)).to_string(),
+            ),
+            ("data size", size(s.data_size_bytes)),
+            ("listen", s.listen),
+            ("admin socket", s.admin_socket),
+            ("data dir", s.data_dir),
+            ("version", s.version),
+        ])?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

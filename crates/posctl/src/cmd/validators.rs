@@ -1,0 +1,72 @@
+//! `posctl validators [--all]` and `posctl validator <ADDRESS>`.
+
+use crate::client::{unexpected, Client};
+use crate::output::{validator_json, validator_row, Output, VALIDATOR_HEADER};
+use pos_core::block::format_timestamp;
+use pos_core::Address;
+use pos_proto::{Request, Response};
+use std::process::ExitCode;
+
+pub fn parse_address(s: &str) -> Result<Address, String> {
+    s.parse()
+        .map_err(|_| "expected a validator address: 64 hex digits".into())
+}
+
+pub async fn list(client: &mut Client, mut out: Output, all: bool) -> anyhow::Result<ExitCode> {
+    client.send(&Request::Validators { all }).await?;
+    if !out.json {
+        out.line(VALIDATOR_HEADER)?;
+    }
+    loop {
+        match client.next().await? {
+            Response::Validators(chunk) => {
+                for v in &chunk {
+                    if out.json {
+                        out.json_line(&validator_json(v))?;
+                    } else {
+                        out.line(validator_row(v))?;
+                    }
+                }
+            }
+            Response::End => break,
+            other => return Err(unexpected(other)),
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn one(
+    client: &mut Client,
+    mut out: Output,
+    address: Address,
+) -> anyhow::Result<ExitCode> {
+    let info = match client.ask(&Request::Validator(address)).await? {
+        Response::Validators(mut v) if v.len() == 1 => v.remove(0),
+        other => return Err(unexpected(other)),
+    };
+    if out.json {
+        out.json_line(&validator_json(&info))?;
+    } else {
+        let v = &info.validator;
+        let mut rows = vec![
+            ("address", v.address.to_string()),
+            ("balance", format!("{} tokens", v.balance)),
+            ("status", v.status().as_str().to_string()),
+            ("blocks won", v.blocks_won.to_string()),
+            (
+                "connected",
+                if info.connected { "yes" } else { "no" }.to_string(),
+            ),
+            ("registered at", format_timestamp(v.registered_at_ms)),
+        ];
+        if let Some(s) = &v.slashed {
+            rows.push(("slashed at", format_timestamp(s.at_ms)));
+            rows.push(("slash reason", s.reason.clone()));
+            rows.push(("forfeited", format!("{} tokens", s.forfeited)));
+        }
+        out.pairs(&rows)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
