@@ -22,8 +22,8 @@ impl Daemon {
         argv.push("--data-dir".into());
         argv.push(data_dir.display().to_string());
         argv.extend(args.iter().map(|a| a.to_string()));
-        let config = Config::parse_args(argv).expect("valid test config");
-        let socket = config.admin_socket_path();
+        let config = Config::from_argv(argv).expect("valid test config");
+        let socket = config.admin_socket.clone();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -33,11 +33,12 @@ impl Daemon {
                     .await
                     .map_err(|e| e.to_string())?;
                 let _ = addr_tx.send(listener.local_addr().map_err(|e| e.to_string())?);
-                posd::run(config, listener, async {
+                let shutdown = async {
                     let _ = stopped.await;
-                })
-                .await
-                .map_err(|e| format!("{e:#}"))
+                };
+                posd::run(config, listener, shutdown, futures::stream::pending())
+                    .await
+                    .map_err(|e| format!("{e:#}"))
             })
         });
         let addr = addr_rx.recv().expect("posd thread started");

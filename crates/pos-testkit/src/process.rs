@@ -20,11 +20,17 @@ impl Posd {
     /// Starts the posd binary `bin` on `127.0.0.1:0` with `data_dir` and
     /// extra flags; waits until it listens.
     pub fn start(bin: &Path, data_dir: &Path, args: &[&str]) -> Posd {
+        Posd::start_env(bin, data_dir, args, &[])
+    }
+
+    /// [`Posd::start`] with extra environment variables.
+    pub fn start_env(bin: &Path, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Posd {
         let mut child = Command::new(bin)
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -79,10 +85,31 @@ impl Posd {
         self.child.wait().unwrap();
     }
 
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
     /// SIGTERM, then the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.signal(libc::SIGTERM);
         self.child.wait().unwrap()
+    }
+
+    /// Waits until the log contains `needle`; returns the whole log.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "log never showed {needle:?}:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     pub fn log(&self) -> String {

@@ -5,7 +5,9 @@
 //!   [`line`] frames their bytes.
 //! - [`writer`] is the single writer: every durable change, group-committed.
 //! - [`scheduler`] closes rounds on a timer; [`round`] turns proposals into a block.
+//! - [`admin`] answers posctl on the Unix socket.
 //! - [`pending`], [`connected`], [`announce`]: in-memory round state and fan-out.
+//! - [`config`]: keys, precedence, reload rules.
 
 pub mod admin;
 pub mod announce;
@@ -21,24 +23,36 @@ pub mod shared;
 pub mod writer;
 
 use anyhow::Context;
-use config::Config;
+use config::{Config, RELOADABLE};
+use futures::{Stream, StreamExt};
 use pos_store::Store;
 use shared::Shared;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// How long shutdown waits for sessions to say goodbye before leaving anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Opens the data directory and serves `listener` until `shutdown` resolves.
+/// Tells systemd (when it started us with `Type=notify`) how we are doing.
+fn notify(state: sd_notify::NotifyState) {
+    if let Err(e) = sd_notify::notify(false, &[state]) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// Opens the data directory and serves `listener` and the admin socket until
+/// `shutdown` resolves. Each config from `reloads` (SIGHUP) replaces the
+/// reloadable keys of the running one.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
+    reloads: impl Stream<Item = Config> + Send + Unpin + 'static,
 ) -> anyhow::Result<()> {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -64,20 +78,20 @@ pub async fn run(
         max_stake: config.max_stake,
     })
     .context("cannot start the writer thread")?;
-    let admin_socket = config.admin_socket_path();
-    let (admin_listener, socket_file) = admin::socket::bind(&admin_socket)?;
+    let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;
     let token = CancellationToken::new();
+    let (interval_tx, interval_rx) = watch::channel(config.round_interval);
     let shared = Arc::new(Shared {
         listen: listener
             .local_addr()
             .context("validator listener has no address")?,
-        admin_socket,
+        admin_socket: config.admin_socket.clone(),
         started: std::time::Instant::now(),
-        slots: Arc::new(tokio::sync::Semaphore::new(config.max_connections as usize)),
+        slots: Arc::default(),
         next_round: Arc::new(scheduler::NextRound::new(
             tokio::time::Instant::now() + config.round_interval,
         )),
-        config,
+        config: watch::Sender::new(Arc::new(config)),
         store,
         writer,
         pending,
@@ -92,7 +106,7 @@ pub async fn run(
         async move {
             let writer = shared.writer.clone();
             scheduler::run(
-                shared.config.round_interval,
+                interval_rx,
                 &shared.next_round,
                 shared.shutdown.clone(),
                 || async {
@@ -114,10 +128,21 @@ pub async fn run(
         Arc::clone(&shared),
         tracker.clone(),
     ));
-    tracing::info!(path = %shared.admin_socket.display(), "admin socket ready");
+    // Not on the tracker: the reload stream may never end.
+    let reloader = tokio::spawn(apply_reloads(Arc::clone(&shared), reloads, interval_tx));
+    tracing::info!(
+        listen = %shared.listen,
+        admin_socket = %shared.admin_socket.display(),
+        "posd ready"
+    );
+    notify(sd_notify::NotifyState::Ready);
 
     shutdown.await;
+    notify(sd_notify::NotifyState::Stopping);
     tracing::info!(discarded_proposals = shared.pending.len(), "shutting down");
+    reloader.abort();
+    // Wait until it is gone, with its handle on `shared`.
+    let _ = reloader.await;
     token.cancel();
     tracker.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
@@ -134,4 +159,29 @@ pub async fn run(
         .ok();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Applies each reloaded config's reloadable keys and logs every change.
+async fn apply_reloads(
+    shared: Arc<Shared>,
+    mut reloads: impl Stream<Item = Config> + Unpin,
+    interval: watch::Sender<Duration>,
+) {
+    while let Some(new) = reloads.next().await {
+        let current = shared.config();
+        let changes = current.changes(&new);
+        for (key, old, value) in &changes {
+            if RELOADABLE.contains(key) {
+                tracing::info!(key, old = %old, new = %value, "config reloaded");
+            } else {
+                tracing::warn!(key, running = %old, file = %value, "changed key needs a restart; keeping the running value");
+            }
+        }
+        if changes.is_empty() {
+            tracing::info!("config reloaded: nothing changed");
+        }
+        let effective = current.reloaded(&new);
+        interval.send_replace(effective.round_interval);
+        shared.config.send_replace(Arc::new(effective));
+    }
 }

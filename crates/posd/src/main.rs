@@ -1,39 +1,120 @@
 //! The posd binary: config, logging, signals, then [`posd::run`].
 
 use anyhow::Context;
+use clap::{CommandFactory, Parser};
 use futures::StreamExt;
-use posd::config::Config;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use posd::config::{Args, Config, LogFormat};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io::IsTerminal;
-use tracing_subscriber::EnvFilter;
+use tokio::sync::{mpsc, oneshot};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
+
+/// Changes the log filter of the running process.
+type FilterHandle = reload::Handle<EnvFilter, Registry>;
 
 fn main() -> anyhow::Result<()> {
-    let config = Config::from_args();
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log_level))
-        .with_context(|| format!("bad log_level {:?}", config.log_level))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let args = Args::parse();
+    if let Some(shell) = args.completions {
+        clap_complete::generate(shell, &mut Args::command(), "posd", &mut std::io::stdout());
+        return Ok(());
+    }
+    if args.man {
+        clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout())?;
+        return Ok(());
+    }
+    let config = Config::load(&args)?;
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    let filter = init_logging(&config)?;
     tokio::runtime::Runtime::new()
         .context("cannot start the async runtime")?
-        .block_on(serve(config))
+        .block_on(serve(args, config, filter))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+/// `RUST_LOG` wins over `log_level`.
+fn filter_for(config: &Config) -> anyhow::Result<EnvFilter> {
+    match std::env::var("RUST_LOG") {
+        Ok(spec) => EnvFilter::try_new(&spec).with_context(|| format!("bad RUST_LOG {spec:?}")),
+        Err(_) => EnvFilter::try_new(&config.log_level)
+            .with_context(|| format!("bad log_level {:?}", config.log_level)),
+    }
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<FilterHandle> {
+    let (filter, handle) = reload::Layer::new(filter_for(config)?);
+    // journald stamps every line itself: no second timestamp when it is our stderr.
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let ansi = std::io::stderr().is_terminal();
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let layer = match (config.log_format, journald) {
+        (LogFormat::Json, _) => fmt.json().boxed(),
+        (LogFormat::Text, true) => fmt.without_time().boxed(),
+        (LogFormat::Text, false) => fmt.boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
+        .init();
+    Ok(handle)
+}
+
+async fn serve(args: Args, config: Config, filter: FilterHandle) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("listener has no address")?;
-    let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT])
+    let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .context("cannot install signal handlers")?;
-    let shutdown = async move {
-        if let Some(sig) = signals.next().await {
-            tracing::info!(signal = sig, "signal received");
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (reload_tx, reload_rx) = mpsc::channel::<Config>(1);
+    tokio::spawn(async move {
+        let mut stop_tx = Some(stop_tx);
+        while let Some(sig) = signals.next().await {
+            if sig == SIGHUP {
+                reload(&args, &filter, &reload_tx).await;
+            } else if let Some(tx) = stop_tx.take() {
+                tracing::info!(signal = sig, "signal received");
+                let _ = tx.send(());
+            }
         }
-    };
+    });
     tracing::info!("posd listening on {addr}");
-    posd::run(config, listener, shutdown).await
+    let shutdown = async {
+        let _ = stop_rx.await;
+    };
+    posd::run(config, listener, shutdown, tokio_stream_from(reload_rx)).await
+}
+
+/// Re-reads the config (same flags, variables and file); on any error the
+/// running config stays and the log says why.
+async fn reload(args: &Args, filter: &FilterHandle, daemon: &mpsc::Sender<Config>) {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+    let loaded = Config::load(args)
+        .map_err(anyhow::Error::from)
+        .and_then(|new| Ok((filter_for(&new)?, new)));
+    match loaded {
+        Ok((new_filter, new)) => {
+            if let Err(e) = filter.reload(new_filter) {
+                tracing::warn!(error = %e, "cannot change the log filter");
+            }
+            let _ = daemon.send(new).await;
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "reload failed; keeping the running config")
+        }
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+}
+
+/// An mpsc receiver as a `Stream`.
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + Unpin + 'static {
+    Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }

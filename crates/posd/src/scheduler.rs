@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -27,9 +28,10 @@ impl NextRound {
 }
 
 /// Calls `close_round` every `interval` until `shutdown`. The interval counts
-/// from the end of the previous round, so a slow commit never makes rounds pile up.
+/// from the end of the previous round, so a slow commit never makes rounds
+/// pile up. A new interval (SIGHUP) moves the current round's end at once.
 pub async fn run<F, Fut>(
-    interval: Duration,
+    mut interval: watch::Receiver<Duration>,
     next: &NextRound,
     shutdown: CancellationToken,
     mut close_round: F,
@@ -38,11 +40,16 @@ pub async fn run<F, Fut>(
     Fut: Future<Output = ()>,
 {
     loop {
-        let deadline = Instant::now() + interval;
-        next.set(deadline);
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep_until(deadline) => {}
+        let started = Instant::now();
+        loop {
+            let deadline = started + *interval.borrow_and_update();
+            next.set(deadline);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep_until(deadline) => break,
+                // Once the sender is gone this branch is off: the last interval stays.
+                Ok(()) = interval.changed() => {}
+            }
         }
         close_round().await;
     }
@@ -59,10 +66,11 @@ mod tests {
         let count = Arc::new(AtomicUsize::new(0));
         let next = Arc::new(NextRound::new(Instant::now()));
         let stop = CancellationToken::new();
+        let (interval_tx, interval) = watch::channel(Duration::from_secs(30));
         let task = tokio::spawn({
             let (count, next, stop) = (count.clone(), next.clone(), stop.clone());
             async move {
-                run(Duration::from_secs(30), &next, stop, || {
+                run(interval, &next, stop, || {
                     count.fetch_add(1, Ordering::SeqCst);
                     async {}
                 })
@@ -76,9 +84,16 @@ mod tests {
         assert_eq!(count.load(Ordering::SeqCst), 1);
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(count.load(Ordering::SeqCst), 3);
+        // 10 s into the 4th round the interval drops to 5 s: that round ends now.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        interval_tx.send_replace(Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(count.load(Ordering::SeqCst), 4);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(count.load(Ordering::SeqCst), 5);
         stop.cancel();
         task.await.unwrap();
         tokio::time::sleep(Duration::from_secs(300)).await;
-        assert_eq!(count.load(Ordering::SeqCst), 3);
+        assert_eq!(count.load(Ordering::SeqCst), 5);
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::session;
 use crate::shared::Shared;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -11,10 +12,41 @@ use tokio_util::task::TaskTracker;
 /// Pause after a failed `accept` (e.g. EMFILE) so a full fd table is not spun on.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Counts open validator connections. A counter rather than a semaphore, so
+/// SIGHUP can change `max_connections` without touching open connections.
+#[derive(Debug, Default)]
+pub struct Slots {
+    active: AtomicUsize,
+}
+
+/// One open connection; dropping it frees the slot.
+pub struct Slot(Arc<Slots>);
+
+impl Slots {
+    /// Takes a slot if fewer than `limit` are taken.
+    pub fn take(self: &Arc<Self>, limit: usize) -> Option<Slot> {
+        self.active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(Arc::clone(self)))
+    }
+
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Accepts until shutdown; every session runs on `tracker`, so the caller can
 /// wait for them all to finish.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
-    let limit = shared.config.max_connections as usize;
     loop {
         let accepted = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
@@ -28,15 +60,16 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTrac
                 continue;
             }
         };
-        match Arc::clone(&shared.slots).try_acquire_owned() {
-            Ok(slot) => {
+        let limit = shared.config().max_connections as usize;
+        match shared.slots.take(limit) {
+            Some(slot) => {
                 let shared = Arc::clone(&shared);
                 tracker.spawn(async move {
                     session::run(stream, peer, shared).await;
                     drop(slot);
                 });
             }
-            Err(_) => {
+            None => {
                 tracing::warn!(%peer, limit, "connection limit reached; refusing");
                 tracker.spawn(refuse(stream, limit));
             }

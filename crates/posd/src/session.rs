@@ -1,6 +1,7 @@
 //! One validator connection: the line protocol of SPEC §4, as `nc` sees it.
 
 use crate::announce::Announcement;
+use crate::config::Config;
 use crate::connected::Claim;
 use crate::line::{Line, LineCodec, LineError};
 use crate::shared::Shared;
@@ -45,6 +46,8 @@ enum Flow {
 
 struct Session {
     shared: Arc<Shared>,
+    /// The config as the connection opened: a reload applies to new connections.
+    config: Arc<Config>,
     out: OwnedWriteHalf,
     peer: SocketAddr,
     phase: Phase,
@@ -54,13 +57,15 @@ struct Session {
 pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let (rd, out) = stream.into_split();
-    let max_line = shared.config.max_line_bytes as usize;
+    let config = shared.config();
+    let max_line = config.max_line_bytes as usize;
     let mut lines = FramedRead::with_capacity(rd, LineCodec::new(max_line), 256);
     let mut announcements = shared.announcer.subscribe();
     let shutdown = shared.shutdown.clone();
-    let deadline = Instant::now() + shared.config.stake_timeout;
+    let deadline = Instant::now() + config.stake_timeout;
     let mut s = Session {
         shared,
+        config,
         out,
         peer,
         phase: Phase::Stake(deadline),
@@ -84,7 +89,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             line = lines.next() => s.on_line(line).await,
             msg = announcements.recv() => s.on_announcement(msg).await,
             _ = sleep_until(stake_deadline.unwrap_or_else(Instant::now)), if stake_deadline.is_some() => {
-                let secs = s.shared.config.stake_timeout.as_secs_f64();
+                let secs = s.config.stake_timeout.as_secs_f64();
                 s.send(&format!("\nerror: no stake within {secs}s; closing\n")).await;
                 Flow::Close
             }
@@ -184,7 +189,7 @@ impl Session {
             (Phase::Bpm(_), "chain", n) => self.chain(n).await,
             (Phase::Bpm(_), "status", None) => self.status().await,
             (Phase::Bpm(claim), _, _) => {
-                let max = self.shared.config.max_bpm;
+                let max = self.config.max_bpm;
                 match text.parse::<u32>() {
                     Ok(bpm) if bpm <= max => {
                         self.shared.pending.propose(claim.address, bpm);
@@ -206,7 +211,7 @@ impl Session {
                 "  <tokens>      stake 1 to {} tokens and become a validator\n  \
                  resume <key>  continue as the validator that key belongs to\n  \
                  help          this text\n  quit          close the connection\n",
-                self.shared.config.max_stake
+                self.config.max_stake
             ),
             Phase::Bpm(_) => format!(
                 "  <bpm>         propose a block with this BPM (0 to {}) for this round\n  \
@@ -214,14 +219,14 @@ impl Session {
                  chain [N]     the last N blocks as JSON lines (default 10, at most {CHAIN_MAX})\n  \
                  status        height, time to the end of the round, candidates\n  \
                  help          this text\n  quit          close the connection\n",
-                self.shared.config.max_bpm
+                self.config.max_bpm
             ),
         };
         self.reply(&text).await
     }
 
     async fn bad_stake(&mut self, what: &str) -> Flow {
-        let max = self.shared.config.max_stake;
+        let max = self.config.max_stake;
         self.reply(&format!(
             "error: {what}: enter a whole number of tokens from 1 to {max}, 'resume <key>' or 'help'\n"
         ))
@@ -229,7 +234,7 @@ impl Session {
     }
 
     async fn stake(&mut self, text: &str) -> Flow {
-        let max = self.shared.config.max_stake;
+        let max = self.config.max_stake;
         let stake = match text.parse::<u64>() {
             Ok(s) if (1..=max).contains(&s) => s,
             _ => {
@@ -309,8 +314,8 @@ impl Session {
         let Some(address) = self.address() else {
             return Flow::Close;
         };
-        let max = self.shared.config.max_bpm;
-        if !self.shared.config.slash_on_invalid_bpm {
+        let max = self.config.max_bpm;
+        if !self.config.slash_on_invalid_bpm {
             let text = format!("error: {why}: enter a BPM from 0 to {max}, or 'help'\n");
             return self.reply(&text).await;
         }

@@ -5,17 +5,19 @@ use crate::config::Config;
 use crate::connected::Connected;
 use crate::pending::Pending;
 use crate::scheduler::NextRound;
+use crate::server::Slots;
 use crate::writer::Writer;
 use pos_store::Store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::Semaphore;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub struct Shared {
-    pub config: Config,
+    /// The running config; SIGHUP replaces its reloadable keys.
+    pub config: watch::Sender<Arc<Config>>,
     /// Read directly by sessions; written only through `writer`.
     pub store: Arc<Store>,
     pub writer: Writer,
@@ -29,13 +31,13 @@ pub struct Shared {
     pub listen: SocketAddr,
     pub admin_socket: PathBuf,
     pub started: Instant,
-    /// One permit per validator connection, `max_connections` in all.
-    pub slots: Arc<Semaphore>,
+    /// Validator connections open right now, against `max_connections`.
+    pub slots: Arc<Slots>,
 }
 
 impl Shared {
-    /// Validator connections open right now.
-    pub fn connections(&self) -> usize {
-        self.config.max_connections as usize - self.slots.available_permits()
+    /// A snapshot of the running config.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
     }
 }

@@ -108,7 +108,7 @@ fn stale_socket_is_replaced_and_live_one_stops_the_start() {
     still_serving(&d.socket);
 
     let other = tempfile::tempdir().unwrap();
-    let config = posd::config::Config::parse_args([
+    let config = posd::config::Config::from_argv([
         "posd",
         "--listen",
         "127.0.0.1:0",
@@ -122,7 +122,13 @@ fn stale_socket_is_replaced_and_live_one_stops_the_start() {
     let err = rt
         .block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            posd::run(config, listener, std::future::pending()).await
+            posd::run(
+                config,
+                listener,
+                std::future::pending(),
+                futures::stream::pending(),
+            )
+            .await
         })
         .unwrap_err();
     let msg = format!("{err:#}");

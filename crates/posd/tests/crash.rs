@@ -1,5 +1,6 @@
-//! Acknowledged means durable: SIGKILL posd while it registers, slashes and
-//! commits, then check that everything it confirmed or announced is on disk.
+//! Acknowledged means durable: stop posd (SIGKILL, or SIGTERM under load)
+//! while it registers, slashes and commits, then check that everything it
+//! confirmed or announced is on disk.
 //!
 //! `POSD_CRASH_CYCLES=100 cargo test --release -p posd --test crash` runs the long loop.
 
@@ -150,6 +151,40 @@ fn check(dir: &std::path::Path, acked: &Acked) -> (u64, usize) {
     (tip.index, stored)
 }
 
+/// Validators registering (and some slashed) on 6 threads, plus an observer
+/// of announcements, against `addr` until `stop` or the connection dies.
+struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: SocketAddr, acked: &Arc<Mutex<Acked>>, first: u64) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = vec![std::thread::spawn({
+            let acked = Arc::clone(acked);
+            move || observe(addr, acked)
+        })];
+        for w in 0..6 {
+            let (acked, stop) = (Arc::clone(acked), Arc::clone(&stop));
+            let mut k = first + w * 1_000_000;
+            threads.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) && validator_once(addr, k, &acked).is_some() {
+                    k += 1;
+                }
+            }));
+        }
+        Load { stop, threads }
+    }
+
+    fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+    }
+}
+
 #[test]
 fn sigkill_loses_nothing_acknowledged() {
     let cycles: u64 = std::env::var("POSD_CRASH_CYCLES")
@@ -159,53 +194,53 @@ fn sigkill_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut seed = 0x2545F4914F6CDD1Du64;
-    let mut n = 0u64;
+    let started = std::time::Instant::now();
     for cycle in 0..cycles {
         let mut posd = Posd::start(posd_bin!(), dir.path(), &["--round-interval", "20ms"]);
-        let addr = posd.addr;
-        let observer = std::thread::spawn({
-            let acked = Arc::clone(&acked);
-            move || observe(addr, acked)
-        });
-        let stop = Arc::new(AtomicBool::new(false));
-        let workers: Vec<_> = (0..6)
-            .map(|w| {
-                let (acked, stop) = (Arc::clone(&acked), Arc::clone(&stop));
-                let base = n + w * 1_000_000;
-                std::thread::spawn(move || {
-                    let mut k = base;
-                    while !stop.load(Ordering::Relaxed) {
-                        if validator_once(addr, k, &acked).is_none() {
-                            break;
-                        }
-                        k += 1;
-                    }
-                })
-            })
-            .collect();
+        let load = Load::start(posd.addr, &acked, cycle * 10_000_000);
         // xorshift: a kill moment between 200 and 1000 ms, different each cycle.
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         std::thread::sleep(Duration::from_millis(200 + seed % 800));
         posd.kill9();
-        stop.store(true, Ordering::Relaxed);
-        for w in workers {
-            w.join().unwrap();
-        }
-        observer.join().unwrap();
-        n += 10_000_000;
+        load.finish();
         let acked = acked.lock().unwrap();
         let (height, validators) = check(dir.path(), &acked);
         eprintln!(
-            "cycle {cycle}: height {height}, validators {validators}, acked {} registrations, {} slashings, {} blocks",
+            "cycle {cycle}: height {height}, validators {validators}, acked {} registrations, \
+             {} slashings, {} blocks, lost 0, {:.1}s elapsed",
             acked.registered.len(),
             acked.slashed.len(),
-            acked.blocks.len()
+            acked.blocks.len(),
+            started.elapsed().as_secs_f64()
         );
     }
     let acked = acked.lock().unwrap();
     assert!(acked.registered.len() > 10, "the load really ran");
     assert!(!acked.blocks.is_empty(), "rounds really committed");
     assert!(!acked.slashed.is_empty(), "slashings really happened");
+}
+
+#[test]
+fn sigterm_under_load_exits_cleanly_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let mut posd = Posd::start(posd_bin!(), dir.path(), &["--round-interval", "20ms"]);
+    let idle: Vec<_> = (0..300).map(|_| posd.connect()).collect();
+    let load = Load::start(posd.addr, &acked, 0);
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = std::time::Instant::now();
+    let status = posd.terminate();
+    let took = asked.elapsed();
+    load.finish();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    for mut c in idle {
+        assert!(c.expect_closed().contains("posd is shutting down"));
+    }
+    assert!(!posd.socket().exists(), "admin socket removed");
+    let acked = acked.lock().unwrap();
+    check(dir.path(), &acked);
+    assert!(acked.registered.len() > 10 && !acked.blocks.is_empty());
 }

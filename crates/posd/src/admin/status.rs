@@ -10,7 +10,7 @@ pub async fn status(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
         (Ok(t), Ok(c), Ok(s)) => (t, c, s),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return store_error(out, e).await,
     };
-    let config = &shared.config;
+    let config = shared.config();
     let info = StatusInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         height: tip.index,
@@ -21,7 +21,7 @@ pub async fn status(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
         validators_active: counts.active,
         validators_slashed: counts.slashed,
         connected: shared.connected.count() as u64,
-        connections: shared.connections() as u64,
+        connections: shared.slots.active() as u64,
         pending_proposals: shared.pending.len() as u64,
         next_round_in_ms: shared.next_round.remaining().as_millis() as u64,
         round_interval_ms: config.round_interval.as_millis() as u64,
