@@ -7,7 +7,7 @@ mod client;
 mod cmd;
 mod output;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use client::Unreachable;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +30,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Daemon(DaemonCommand),
+    /// Print a shell completion script (needs no posd).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page in roff (needs no posd).
+    Man,
+}
+
+/// What posctl asks a running posd.
+#[derive(Debug, Subcommand)]
+enum DaemonCommand {
     /// Height, tip, validators, pending proposals, next round, uptime, data size.
     Status,
     /// Show or verify the chain.
@@ -67,7 +78,23 @@ fn default_socket() -> PathBuf {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let socket = cli.socket.clone().unwrap_or_else(default_socket);
+    let command = match cli.command {
+        Command::Daemon(c) => c,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "posctl", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("posctl: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+    };
+    let socket = cli.socket.unwrap_or_else(default_socket);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -78,7 +105,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli, &socket)) {
+    match runtime.block_on(run(command, cli.json, &socket)) {
         Ok(code) => code,
         Err(e) if e.downcast_ref::<Unreachable>().is_some() => {
             eprintln!("posctl: {e:#}");
@@ -98,15 +125,21 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
-async fn run(cli: Cli, socket: &std::path::Path) -> anyhow::Result<ExitCode> {
+async fn run(
+    command: DaemonCommand,
+    json: bool,
+    socket: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
     let mut client = client::Client::connect(socket).await?;
-    let out = output::Output::new(cli.json);
-    match cli.command {
-        Command::Status => cmd::status::run(&mut client, out).await,
-        Command::Chain(c) => cmd::chain::run(&mut client, out, c).await,
-        Command::Block { id } => cmd::block::run(&mut client, out, id).await,
-        Command::Validators { all } => cmd::validators::list(&mut client, out, all).await,
-        Command::Validator { address } => cmd::validators::one(&mut client, out, address).await,
-        Command::Lottery(c) => cmd::lottery::run(&mut client, out, c).await,
+    let out = output::Output::new(json);
+    match command {
+        DaemonCommand::Status => cmd::status::run(&mut client, out).await,
+        DaemonCommand::Chain(c) => cmd::chain::run(&mut client, out, c).await,
+        DaemonCommand::Block { id } => cmd::block::run(&mut client, out, id).await,
+        DaemonCommand::Validators { all } => cmd::validators::list(&mut client, out, all).await,
+        DaemonCommand::Validator { address } => {
+            cmd::validators::one(&mut client, out, address).await
+        }
+        DaemonCommand::Lottery(c) => cmd::lottery::run(&mut client, out, c).await,
     }
 }

@@ -314,3 +314,13 @@ fn other_users_are_refused() {
     // Root still gets answers.
     assert!(ok(&d.socket, &["status"]).contains("height"));
 }
+
+#[test]
+fn completions_and_man_need_no_daemon() {
+    let nowhere = Path::new("/nonexistent/admin.sock");
+    let out = posctl(nowhere, &["completions", "zsh"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("lottery"));
+    let out = posctl(nowhere, &["man"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(".TH posctl"));
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Boots a real systemd (Debian bookworm in systemd-nspawn), installs posd the
+# way the README says, and checks the unit end to end. Needs root and the
+# Debian mirror; otherwise it says why and exits 0 (skipped).
+#
+#   tests/systemd/run.sh            # uses target/release (builds it if missing)
+#   POSD_NSPAWN_CACHE=/var/tmp/posd-nspawn tests/systemd/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+cache=${POSD_NSPAWN_CACHE:-/var/tmp/posd-nspawn}
+mirror=${POSD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+skip() { echo "systemd container test: SKIPPED: $*"; exit 0; }
+say() { echo "== $*"; }
+[ "$(id -u)" = 0 ] || skip "needs root"
+if ! command -v debootstrap >/dev/null || ! command -v systemd-nspawn >/dev/null; then
+    command -v apt-get >/dev/null || skip "no debootstrap/systemd-nspawn and no apt-get"
+    (apt-get update -qq && apt-get install -y -qq debootstrap systemd-container) >/dev/null 2>&1 \
+        || skip "cannot install debootstrap and systemd-container"
+fi
+
+if [ ! -d "$cache/root" ]; then
+    say "debootstrap bookworm minbase into $cache/root (once)"
+    mkdir -p "$cache"
+    rm -rf "$cache/root.tmp"
+    debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,netcat-openbsd,procps,man-db \
+        bookworm "$cache/root.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 \
+        || skip "debootstrap failed (no mirror?); see $cache/debootstrap.log"
+    mv "$cache/root.tmp" "$cache/root"
+fi
+[ -x target/release/posd ] && [ -x target/release/posctl ] || cargo build --release --locked
+
+work=$(mktemp -d /var/tmp/posd-systemd.XXXXXX)
+nspawn=""
+cleanup() {
+    [ -n "$nspawn" ] && kill "$nspawn" 2>/dev/null && wait "$nspawn" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+say "fresh copy of the root in $work"
+cp -a "$cache/root" "$work/root"
+root=$work/root
+echo posd-test > "$root/etc/hostname"
+mkdir -p "$root/opt/posd/target/release"
+cp -a systemd config "$root/opt/posd/"
+cp target/release/posd target/release/posctl "$root/opt/posd/target/release/"
+
+say "boot systemd in the container"
+systemd-nspawn --register=no --keep-unit --private-network --boot -D "$root" \
+    >"$work/console.log" 2>&1 &
+nspawn=$!
+init=""
+for _ in $(seq 100); do
+    init=$(pgrep -P "$nspawn" -x systemd || true)
+    [ -n "$init" ] && break
+    sleep 0.1
+done
+[ -n "$init" ] || { cat "$work/console.log"; echo "FAIL: container did not boot"; exit 1; }
+ct() { nsenter -t "$init" -a "$@"; }
+state=$(ct systemctl is-system-running --wait || true)
+say "container systemd: $state (pid $init)"
+
+fail() { echo "FAIL: $*"; ct journalctl -u posd --no-pager | tail -40; exit 1; }
+check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else fail "$what"; fi; }
+
+say "install as the README says: systemd/install.sh, then systemctl enable --now posd"
+ct bash -c 'cd /opt/posd && systemd/install.sh'
+ct systemd-analyze verify /etc/systemd/system/posd.service && echo "ok: systemd-analyze verify is clean"
+ct systemctl enable --now posd
+check "posd active (Type=notify: READY=1 was sent)" test "$(ct systemctl is-active posd)" = active
+check "admin socket in /run/posd" ct test -S /run/posd/admin.sock
+check "socket mode 0660 posd:posd" test "$(ct stat -c '%a %U:%G' /run/posd/admin.sock)" = "660 posd:posd"
+
+reg=$(ct bash -c "printf '100\n72\n' | nc -q1 127.0.0.1 9000")
+echo "$reg" | sed -n 's/^/   nc: /p' | head -4
+check "nc validator registered" grep -q "Validator address:" <<<"$reg"
+run=$(ct posctl lottery run)
+echo "   posctl: $run" | head -2
+check "posctl lottery run commits block 1" grep -q "^block 1 committed" <<<"$run"
+
+ct systemctl restart posd
+check "restart keeps the chain (height 1)" grep -q '"height":1,' <<<"$(ct posctl --json status)"
+
+ct sed -i 's/^#round_interval = "30s"/round_interval = "2s"/' /etc/posd/posd.toml
+ct systemctl reload posd
+check "reload applied round_interval = 2s" grep -q '"round_interval_ms":2000' <<<"$(ct posctl --json status)"
+check "reload logged" grep -q "config reloaded" <<<"$(ct journalctl -u posd --no-pager)"
+ready=$(ct journalctl -u posd -o cat --no-pager | grep -m1 "posd ready")
+echo "   journal: $ready"
+check "no second timestamp under journald" grep -qv '^20[0-9][0-9]-' <<<"$ready"
+
+ct systemctl stop posd
+check "stop ends with Result=success" test "$(ct systemctl show -p Result --value posd)" = success
+check "socket removed on stop" ct test ! -e /run/posd/admin.sock
+
+say "live security score"
+ct systemd-analyze security posd --no-pager | tail -1
+echo "systemd container test: PASSED"
