@@ -31,7 +31,11 @@ pub async fn run(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCod
             "data_size_bytes": s.data_size_bytes,
         }))?;
     } else {
-        let secs = |ms: u64| humantime::format_duration(Duration::from_millis(ms)).to_string();
+        // Whole seconds past 10 s: milliseconds there are noise to a reader.
+        let secs = |ms: u64| {
+            let ms = if ms >= 10_000 { ms - ms % 1000 } else { ms };
+            humantime::format_duration(Duration::from_millis(ms)).to_string()
+        };
         out.pairs(&[
             ("height", s.height.to_string()),
             ("tip hash", s.tip_hash.to_string()),
