@@ -72,7 +72,10 @@ check "posd active (Type=notify: READY=1 was sent)" test "$(ct systemctl is-acti
 check "admin socket in /run/posd" ct test -S /run/posd/admin.sock
 check "socket mode 0660 posd:posd" test "$(ct stat -c '%a %U:%G' /run/posd/admin.sock)" = "660 posd:posd"
 
-reg=$(ct bash -c "printf '100\n72\n' | nc -q1 127.0.0.1 9000")
+# The validator stays connected (its proposal stands) while posctl closes the round.
+ct bash -c "(printf '100\n72\n'; sleep 3) | nc 127.0.0.1 9000 > /tmp/nc.out" &
+sleep 1
+reg=$(ct cat /tmp/nc.out)
 echo "$reg" | sed -n 's/^/   nc: /p' | head -4
 check "nc validator registered" grep -q "Validator address:" <<<"$reg"
 run=$(ct posctl lottery run)

@@ -324,3 +324,14 @@ fn completions_and_man_need_no_daemon() {
     let out = posctl(nowhere, &["man"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(".TH posctl"));
 }
+
+#[test]
+fn hanging_up_withdraws_the_proposal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(dir.path());
+    let (mut v, _, _) = d.validator(5);
+    v.send("99\nquit\n");
+    v.expect_closed();
+    assert_eq!(json(&d.socket, &["lottery", "run"])["outcome"], "no_candidates");
+    assert_eq!(json(&d.socket, &["status"])["pending_proposals"], 0);
+}

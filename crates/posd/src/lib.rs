@@ -2,7 +2,7 @@
 //! calls [`run`]; tests call [`run`] too, with a listener on `127.0.0.1:0`.
 //!
 //! - [`server`] accepts validators; [`session`] speaks the `nc` protocol;
-//!   [`line`] frames their bytes.
+//!   [`line`] frames their bytes and [`protocol`] says what each line means.
 //! - [`writer`] is the single writer: every durable change, group-committed.
 //! - [`scheduler`] closes rounds on a timer; [`round`] turns proposals into a block.
 //! - [`admin`] answers posctl on the Unix socket.
@@ -15,6 +15,7 @@ pub mod config;
 pub mod connected;
 pub mod line;
 pub mod pending;
+pub mod protocol;
 pub mod round;
 pub mod scheduler;
 pub mod server;

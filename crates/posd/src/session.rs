@@ -4,6 +4,7 @@ use crate::announce::Announcement;
 use crate::config::Config;
 use crate::connected::Claim;
 use crate::line::{Line, LineCodec, LineError};
+use crate::protocol::{self, Input, Limits, Prompt, CHAIN_MAX};
 use crate::shared::Shared;
 use futures::StreamExt;
 use pos_core::{Address, ValidatorKey};
@@ -21,10 +22,6 @@ use tokio_util::codec::FramedRead;
 /// A client that cannot take a write within this long is dropped, so it never
 /// holds a connection slot (or anyone else) hostage.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most blocks `chain N` prints.
-pub const CHAIN_MAX: u64 = 100;
-/// Characters of a bad input echoed back in an `error:` line.
-const ECHO_MAX: usize = 40;
 
 const STAKE_PROMPT: &str = "Enter token balance:";
 const BPM_PROMPT: &str = "Enter a new BPM:";
@@ -95,16 +92,12 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             }
         };
     }
-    tracing::debug!(peer = %s.peer, "connection closed");
-}
-
-/// Cuts an echoed input short, so errors stay one readable line.
-fn shown(input: &str) -> String {
-    let mut s: String = input.chars().take(ECHO_MAX).collect();
-    if s.len() < input.len() {
-        s.push_str("...");
+    // A proposal stands while its validator is connected: this keeps pending
+    // proposals within max_connections.
+    if let Some(address) = s.address() {
+        s.shared.pending.withdraw(&address);
     }
-    s.escape_debug().to_string()
+    tracing::debug!(peer = %s.peer, "connection closed");
 }
 
 impl Session {
@@ -162,46 +155,55 @@ impl Session {
                 tracing::debug!(peer = %self.peer, error = %e, "read failed");
                 Flow::Close
             }
-            Some(Ok(Line::Invalid(why))) => match self.phase {
-                Phase::Stake(_) => self.bad_stake(why).await,
-                Phase::Bpm(_) => self.malformed_proposal(why.to_string()).await,
-            },
-            Some(Ok(Line::Text(text))) => self.on_text(text.trim()).await,
+            Some(Ok(line)) => {
+                let limits = Limits {
+                    max_stake: self.config.max_stake,
+                    max_bpm: self.config.max_bpm,
+                };
+                let input = protocol::parse(self.prompt_kind(), &line, limits);
+                self.on_input(input).await
+            }
         }
     }
 
-    async fn on_text(&mut self, text: &str) -> Flow {
-        let (word, arg) = match text.split_once(char::is_whitespace) {
-            Some((w, a)) => (w, Some(a.trim())),
-            None => (text, None),
-        };
-        match (&self.phase, word, arg) {
-            // An empty line is not a proposal: just ask again.
-            (_, "", None) => self.reply("").await,
-            (_, "help", None) => self.help().await,
-            (_, "quit", None) => {
+    fn prompt_kind(&self) -> Prompt {
+        match self.phase {
+            Phase::Stake(_) => Prompt::Stake,
+            Phase::Bpm(_) => Prompt::Bpm,
+        }
+    }
+
+    async fn on_input(&mut self, input: Input) -> Flow {
+        match input {
+            Input::Empty => self.reply("").await,
+            Input::Help => self.help().await,
+            Input::Quit => {
                 self.send("bye\n").await;
                 Flow::Close
             }
-            (Phase::Stake(_), "resume", key) => self.resume(key.unwrap_or("")).await,
-            (Phase::Stake(_), _, _) => self.stake(text).await,
-            (Phase::Bpm(_), "balance", None) => self.balance().await,
-            (Phase::Bpm(_), "chain", n) => self.chain(n).await,
-            (Phase::Bpm(_), "status", None) => self.status().await,
-            (Phase::Bpm(claim), _, _) => {
-                let max = self.config.max_bpm;
-                match text.parse::<u32>() {
-                    Ok(bpm) if bpm <= max => {
-                        self.shared.pending.propose(claim.address, bpm);
-                        self.reply("").await
-                    }
-                    _ => {
-                        let why =
-                            format!("'{}' is not a whole number from 0 to {max}", shown(text));
-                        self.malformed_proposal(why).await
-                    }
-                }
+            Input::Stake(stake) => self.register(stake).await,
+            Input::Resume(Some(key)) => self.resume(key).await,
+            Input::Resume(None) => {
+                self.reply(
+                    "error: resume needs the 64-hex-digit key you were given at registration\n",
+                )
+                .await
             }
+            Input::BadStake(why) => self.bad_stake(&why).await,
+            Input::Bpm(bpm) => {
+                if let Some(address) = self.address() {
+                    self.shared.pending.propose(address, bpm);
+                }
+                self.reply("").await
+            }
+            Input::Balance => self.balance().await,
+            Input::Chain(Some(n)) => self.chain(n).await,
+            Input::Chain(None) => {
+                let text = format!("error: chain takes a count from 1 to {CHAIN_MAX}\n");
+                self.reply(&text).await
+            }
+            Input::Status => self.status().await,
+            Input::Malformed(why) => self.malformed_proposal(why).await,
         }
     }
 
@@ -233,16 +235,7 @@ impl Session {
         .await
     }
 
-    async fn stake(&mut self, text: &str) -> Flow {
-        let max = self.config.max_stake;
-        let stake = match text.parse::<u64>() {
-            Ok(s) if (1..=max).contains(&s) => s,
-            _ => {
-                return self
-                    .bad_stake(&format!("'{}' is not a stake", shown(text)))
-                    .await
-            }
-        };
+    async fn register(&mut self, stake: u64) -> Flow {
         let mut key = ValidatorKey([0; 32]);
         rand::rngs::OsRng.fill_bytes(&mut key.0);
         let address = key.address();
@@ -267,12 +260,7 @@ impl Session {
         .await
     }
 
-    async fn resume(&mut self, key: &str) -> Flow {
-        let Ok(key) = key.parse::<ValidatorKey>() else {
-            return self
-                .reply("error: resume needs the 64-hex-digit key you were given at registration\n")
-                .await;
-        };
+    async fn resume(&mut self, key: ValidatorKey) -> Flow {
         let address = key.address();
         let v = match self.shared.store.validator(&address) {
             Ok(Some(v)) => v,
@@ -356,15 +344,7 @@ impl Session {
         }
     }
 
-    async fn chain(&mut self, arg: Option<&str>) -> Flow {
-        let n = match arg.map(str::parse::<u64>) {
-            None => 10,
-            Some(Ok(n)) if (1..=CHAIN_MAX).contains(&n) => n,
-            Some(_) => {
-                let text = format!("error: chain takes a count from 1 to {CHAIN_MAX}\n");
-                return self.reply(&text).await;
-            }
-        };
+    async fn chain(&mut self, n: u64) -> Flow {
         let tip = match self.shared.store.tip() {
             Ok(t) => t.index,
             Err(e) => return self.store_error(e).await,

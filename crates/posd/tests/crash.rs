@@ -34,8 +34,9 @@ fn read_line(r: &mut BufReader<TcpStream>) -> Option<String> {
 }
 
 /// One validator's life: register (pipelined with a BPM), sometimes get slashed.
-/// Records only what posd confirmed; any error just ends the attempt.
-fn validator_once(addr: SocketAddr, n: u64, acked: &Mutex<Acked>) -> Option<()> {
+/// Records only what posd confirmed; any error just ends the attempt. Returns
+/// the connection, so the caller can keep the proposal standing a while.
+fn validator_once(addr: SocketAddr, n: u64, acked: &Mutex<Acked>) -> Option<TcpStream> {
     let stream = TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut w = stream.try_clone().ok()?;
@@ -60,11 +61,11 @@ fn validator_once(addr: SocketAddr, n: u64, acked: &Mutex<Acked>) -> Option<()> 
             let line = read_line(&mut r)?;
             if line.contains(&format!("validator {address} slashed")) {
                 acked.lock().unwrap().slashed.insert(address);
-                return Some(());
+                return Some(w);
             }
         }
     }
-    Some(())
+    Some(w)
 }
 
 /// Records every block announcement until the connection dies.
@@ -169,7 +170,17 @@ impl Load {
             let (acked, stop) = (Arc::clone(acked), Arc::clone(&stop));
             let mut k = first + w * 1_000_000;
             threads.push(std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) && validator_once(addr, k, &acked).is_some() {
+                // Each worker keeps its last 8 validators connected, so their
+                // proposals stand until a round picks one.
+                let mut open = std::collections::VecDeque::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(conn) = validator_once(addr, k, &acked) else {
+                        break;
+                    };
+                    open.push_back(conn);
+                    if open.len() > 8 {
+                        open.pop_front();
+                    }
                     k += 1;
                 }
             }));
