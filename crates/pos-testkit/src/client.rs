@@ -86,6 +86,14 @@ impl Client {
         (c, address, key)
     }
 
+    /// Registers a fresh validator and returns how long it took: the
+    /// "is posd still responsive" probe of the hostile-client tests.
+    pub fn registration_time(addr: SocketAddr) -> Duration {
+        let start = Instant::now();
+        let _ = Client::validator(addr, 1);
+        start.elapsed()
+    }
+
     /// Reads the `Validator address:`/`Validator key:` pair and the BPM prompt.
     pub fn registration(&mut self) -> (String, String) {
         self.expect("Validator address: ");

@@ -25,7 +25,31 @@ impl Posd {
 
     /// [`Posd::start`] with extra environment variables.
     pub fn start_env(bin: &Path, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Posd {
-        let mut child = Command::new(bin)
+        Posd::spawn(Command::new(bin), data_dir, args, env)
+    }
+
+    /// [`Posd::start`] with at most `nofile` open files (RLIMIT_NOFILE).
+    pub fn start_limited(bin: &Path, data_dir: &Path, args: &[&str], nofile: u64) -> Posd {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(bin);
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child here.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Posd::spawn(cmd, data_dir, args, &[])
+    }
+
+    fn spawn(mut cmd: Command, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Posd {
+        let mut child = cmd
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)

@@ -332,6 +332,9 @@ fn hanging_up_withdraws_the_proposal() {
     let (mut v, _, _) = d.validator(5);
     v.send("99\nquit\n");
     v.expect_closed();
-    assert_eq!(json(&d.socket, &["lottery", "run"])["outcome"], "no_candidates");
+    assert_eq!(
+        json(&d.socket, &["lottery", "run"])["outcome"],
+        "no_candidates"
+    );
     assert_eq!(json(&d.socket, &["status"])["pending_proposals"], 0);
 }

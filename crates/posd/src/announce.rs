@@ -50,6 +50,11 @@ impl Announcer {
         }
     }
 
+    /// A one-line message to everyone, e.g. a round that could not be committed.
+    pub fn notice(&self, text: &str) {
+        self.send(format!("{text}\n"));
+    }
+
     fn send(&self, text: String) {
         // No receivers is fine: nobody is connected.
         let _ = self.tx.send(text.into());

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Every config key, in the order `--print-config` shows them.
-pub const KEYS: [&str; 13] = [
+pub const KEYS: [&str; 14] = [
     "listen",
     "data_dir",
     "admin_socket",
@@ -20,17 +20,19 @@ pub const KEYS: [&str; 13] = [
     "max_connections",
     "max_line_bytes",
     "stake_timeout",
+    "write_timeout",
     "log_level",
     "log_format",
 ];
 
 /// Keys SIGHUP applies to the running daemon; others need a restart.
-pub const RELOADABLE: [&str; 5] = [
+pub const RELOADABLE: [&str; 6] = [
     "round_interval",
     "log_level",
     "max_connections",
     "max_line_bytes",
     "stake_timeout",
+    "write_timeout",
 ];
 
 /// Log line shape.
@@ -65,6 +67,8 @@ pub struct Config {
     pub max_line_bytes: u32,
     /// Time a new connection has to answer the balance prompt.
     pub stake_timeout: Duration,
+    /// A client that cannot take a write for this long is dropped.
+    pub write_timeout: Duration,
     /// Log filter (`RUST_LOG` syntax); `RUST_LOG` itself wins when set.
     pub log_level: String,
     pub log_format: LogFormat,
@@ -143,6 +147,9 @@ pub struct Args {
     /// Time to answer the balance prompt [default: 60s].
     #[arg(long, value_name = "DURATION")]
     pub stake_timeout: Option<String>,
+    /// Drop a client that cannot take a write for this long [default: 10s].
+    #[arg(long, value_name = "DURATION")]
+    pub write_timeout: Option<String>,
     /// error, warn, info, debug, trace, or a RUST_LOG filter [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
@@ -165,6 +172,7 @@ impl Args {
             "max_connections" => self.max_connections.as_deref(),
             "max_line_bytes" => self.max_line_bytes.as_deref(),
             "stake_timeout" => self.stake_timeout.as_deref(),
+            "write_timeout" => self.write_timeout.as_deref(),
             "log_level" => self.log_level.as_deref(),
             "log_format" => self.log_format.as_deref(),
             _ => None,
@@ -196,6 +204,7 @@ fn default_of(key: &str) -> String {
         "max_connections" => "10000".into(),
         "max_line_bytes" => "1024".into(),
         "stake_timeout" => "60s".into(),
+        "write_timeout" => "10s".into(),
         "log_level" => "info".into(),
         "log_format" => "text".into(),
         _ => String::new(),
@@ -255,6 +264,7 @@ impl Config {
             max_connections: 0,
             max_line_bytes: 0,
             stake_timeout: Duration::ZERO,
+            write_timeout: Duration::ZERO,
             log_level: String::new(),
             log_format: LogFormat::Text,
         };
@@ -310,6 +320,7 @@ impl Config {
             "max_connections" => self.max_connections = number(v, 1)?,
             "max_line_bytes" => self.max_line_bytes = number(v, 16)?,
             "stake_timeout" => self.stake_timeout = duration(v)?,
+            "write_timeout" => self.write_timeout = duration(v)?,
             "log_level" => {
                 tracing_subscriber::EnvFilter::try_new(v).map_err(|e| e.to_string())?;
                 self.log_level = v.to_string();
@@ -343,6 +354,7 @@ impl Config {
             ("max_connections", Integer(self.max_connections as i64)),
             ("max_line_bytes", Integer(self.max_line_bytes as i64)),
             ("stake_timeout", dur(self.stake_timeout)),
+            ("write_timeout", dur(self.write_timeout)),
             ("log_level", Str(self.log_level.clone())),
             (
                 "log_format",
@@ -382,6 +394,7 @@ impl Config {
             max_connections: new.max_connections,
             max_line_bytes: new.max_line_bytes,
             stake_timeout: new.stake_timeout,
+            write_timeout: new.write_timeout,
             ..self.clone()
         }
     }

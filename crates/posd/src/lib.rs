@@ -73,6 +73,7 @@ pub async fn run(
     let announcer = announce::Announcer::default();
     let (writer, writer_thread) = writer::Writer::spawn(writer::WriterContext {
         store: Arc::clone(&store),
+        data_dir: config.data_dir.clone(),
         pending: Arc::clone(&pending),
         announcer: announcer.clone(),
         block_reward: config.block_reward,

@@ -19,9 +19,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::codec::FramedRead;
 
-/// A client that cannot take a write within this long is dropped, so it never
-/// holds a connection slot (or anyone else) hostage.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Kernel send buffer per client: caps what a client that does not read can
+/// pin in kernel memory (Linux's autotuning would allow megabytes each).
+const SEND_BUFFER: usize = 64 * 1024;
 
 const STAKE_PROMPT: &str = "Enter token balance:";
 const BPM_PROMPT: &str = "Enter a new BPM:";
@@ -53,6 +53,7 @@ struct Session {
 /// Serves one connection until the client leaves, misbehaves fatally, or posd stops.
 pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
+    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
     let (rd, out) = stream.into_split();
     let config = shared.config();
     let max_line = config.max_line_bytes as usize;
@@ -103,14 +104,15 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
 impl Session {
     /// Writes `text`; a client that is gone or too slow ends the session.
     async fn send(&mut self, text: &str) -> Flow {
-        match timeout(WRITE_TIMEOUT, self.out.write_all(text.as_bytes())).await {
+        let limit = self.config.write_timeout;
+        match timeout(limit, self.out.write_all(text.as_bytes())).await {
             Ok(Ok(())) => Flow::Continue,
             Ok(Err(e)) => {
                 tracing::debug!(peer = %self.peer, error = %e, "write failed");
                 Flow::Close
             }
             Err(_) => {
-                tracing::warn!(peer = %self.peer, "client not reading for {WRITE_TIMEOUT:?}; dropped");
+                tracing::warn!(peer = %self.peer, "client not reading for {limit:?}; dropped");
                 Flow::Close
             }
         }

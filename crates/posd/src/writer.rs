@@ -11,9 +11,15 @@ use crate::pending::Pending;
 use crate::round;
 use pos_core::{Address, Block, Command, RoundRecord, Validator};
 use pos_store::{Store, StoreError};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
+
+/// Free space kept on the data directory's file system. Below it posd
+/// refuses writes before touching sled, so a full disk never leaves a commit
+/// half-flushed, and writing resumes by itself once space returns.
+pub const DISK_RESERVE: u64 = 64 * 1024 * 1024;
 
 /// Most requests sharing one flush.
 const BATCH: usize = 512;
@@ -79,6 +85,8 @@ impl From<StoreError> for WriteError {
 /// Everything the writer thread owns or shares.
 pub struct WriterContext {
     pub store: Arc<Store>,
+    /// Watched for free space before every batch.
+    pub data_dir: PathBuf,
     pub pending: Arc<Pending>,
     pub announcer: Announcer,
     pub block_reward: u64,
@@ -146,6 +154,13 @@ impl Writer {
 fn writer_loop(ctx: WriterContext, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.blocking_recv_many(&mut batch, BATCH) > 0 {
+        if let Err(full) = check_space(&ctx.data_dir) {
+            tracing::error!(error = %full, requests = batch.len(), "refusing writes");
+            for job in batch.drain(..) {
+                job.refuse(full.clone(), &ctx.announcer);
+            }
+            continue;
+        }
         let applied: Vec<Applied> = batch.drain(..).map(|job| execute(&ctx, job)).collect();
         let flushed = ctx.store.flush().map_err(WriteError::from);
         if let Err(e) = &flushed {
@@ -157,6 +172,41 @@ fn writer_loop(ctx: WriterContext, mut rx: mpsc::Receiver<Job>) {
     }
     if let Err(e) = ctx.store.flush() {
         tracing::error!(error = %e, "final flush failed");
+    }
+}
+
+/// `Ok` while the data directory's file system has more than [`DISK_RESERVE`] free.
+fn check_space(dir: &Path) -> Result<(), WriteError> {
+    let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| {
+        WriteError::Storage(format!("cannot check free space on {}: {e}", dir.display()))
+    })?;
+    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    if free < DISK_RESERVE {
+        return Err(WriteError::Storage(format!(
+            "disk nearly full: {} MiB free on {}, posd keeps {} MiB in reserve; nothing was written",
+            free >> 20,
+            dir.display(),
+            DISK_RESERVE >> 20
+        )));
+    }
+    Ok(())
+}
+
+impl Job {
+    /// Answers without doing anything; a refused round keeps its proposals
+    /// for the next one.
+    fn refuse(self, why: WriteError, announcer: &Announcer) {
+        match self {
+            Job::Register { reply, .. } | Job::Slash { reply, .. } => {
+                let _ = reply.send(Err(why));
+            }
+            Job::Round { reply } => {
+                announcer.notice(&format!(
+                    "error: round not committed: {why}; proposals stay for the next round"
+                ));
+                let _ = reply.send(Err(why));
+            }
+        }
     }
 }
 
@@ -174,8 +224,10 @@ impl Applied {
             }
             Applied::Round(result, reply) => {
                 let result = flushed.clone().and(result);
-                if let Ok(RoundOutcome::Committed { block, .. }) = &result {
-                    announcer.block(block);
+                match &result {
+                    Ok(RoundOutcome::Committed { block, .. }) => announcer.block(block),
+                    Ok(RoundOutcome::NoCandidates) => {}
+                    Err(e) => announcer.notice(&format!("error: round not committed: {e}")),
                 }
                 let _ = reply.send(result);
             }

@@ -1,0 +1,167 @@
+//! Hostile and broken clients: posd keeps serving everyone else. After each
+//! attack a fresh validator must still register within a second.
+
+use pos_testkit::{posd_bin, Client, Posd};
+use std::io::Write;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+fn assert_responsive(posd: &Posd) {
+    let took = Client::registration_time(posd.addr);
+    assert!(took < Duration::from_secs(1), "registration took {took:?}");
+}
+
+fn set_sockopt(s: &TcpStream, level: i32, name: i32, value: &[u8]) {
+    // SAFETY: a plain setsockopt on a socket we own, with a correctly sized value.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            level,
+            name,
+            value.as_ptr().cast(),
+            value.len() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt");
+}
+
+#[test]
+fn multi_megabyte_line_without_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let posd = Posd::start(posd_bin!(), dir.path(), &[]);
+    let mut c = posd.connect();
+    c.expect("Enter token balance:");
+    let chunk = vec![b'7'; 64 * 1024];
+    for _ in 0..64 {
+        // posd closes after the first KiB; later writes may fail, as they should.
+        if c.stream.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    assert!(c
+        .expect_closed()
+        .contains("error: line longer than 1024 bytes; closing"));
+    assert_responsive(&posd);
+}
+
+#[test]
+fn half_lines_then_silence_and_slow_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let posd = Posd::start(posd_bin!(), dir.path(), &[]);
+    let mut silent: Vec<_> = (0..100).map(|_| posd.connect()).collect();
+    for c in &mut silent {
+        c.send("12");
+    }
+    let (mut v, _, _) = posd.validator(3);
+    v.send("6");
+    assert_responsive(&posd);
+    // Slow typists: one byte at a time, 200 of them interleaved.
+    let mut slow: Vec<_> = (0..200).map(|_| posd.connect()).collect();
+    for byte in b"100\n" {
+        for c in &mut slow {
+            c.send_bytes(&[*byte]);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert_responsive(&posd);
+    }
+    for c in &mut slow {
+        c.registration();
+    }
+}
+
+#[test]
+fn hundreds_of_abrupt_resets() {
+    let dir = tempfile::tempdir().unwrap();
+    let posd = Posd::start(posd_bin!(), dir.path(), &[]);
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: viewing a plain C struct as bytes for setsockopt.
+    let linger = unsafe {
+        std::slice::from_raw_parts(
+            (&linger as *const libc::linger).cast::<u8>(),
+            std::mem::size_of::<libc::linger>(),
+        )
+    };
+    for i in 0..400 {
+        let mut s = TcpStream::connect(posd.addr).unwrap();
+        set_sockopt(&s, libc::SOL_SOCKET, libc::SO_LINGER, linger);
+        match i % 3 {
+            0 => {}
+            1 => s.write_all(b"10").unwrap(),
+            _ => s.write_all(b"10\n72\n").unwrap(),
+        }
+        drop(s); // RST, not FIN
+    }
+    assert_responsive(&posd);
+}
+
+#[test]
+fn a_client_that_never_reads_is_dropped_and_slows_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let posd = Posd::start(
+        posd_bin!(),
+        dir.path(),
+        &["--round-interval", "1ms", "--write-timeout", "1s"],
+    );
+    // The deaf client: a tiny receive window, and it never reads again.
+    let deaf = TcpStream::connect(posd.addr).unwrap();
+    set_sockopt(
+        &deaf,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+        &1024i32.to_ne_bytes(),
+    );
+    let mut deaf = Client {
+        stream: deaf,
+        buf: String::new(),
+    };
+    deaf.send("5\n");
+    deaf.registration();
+
+    let (mut proposer, _, _) = posd.validator(10);
+    let start = Instant::now();
+    let mut blocks = 0;
+    while blocks < 1000 {
+        proposer.send("70\n");
+        proposer.next_block();
+        blocks += 1;
+    }
+    let elapsed = start.elapsed();
+    // posd let go of exactly the deaf client (its rounds never waited for it).
+    let deaf_addr = deaf.stream.local_addr().unwrap();
+    let log = posd.wait_log(&format!("dropped peer={deaf_addr}"));
+    assert!(
+        log.contains("client not reading for 1s") || log.contains("too slow to read announcements"),
+        "{log}"
+    );
+    eprintln!("1000 blocks in {elapsed:?} with a deaf client attached");
+    assert_responsive(&posd);
+}
+
+#[test]
+fn emfile_on_accept_is_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let posd = Posd::start_limited(posd_bin!(), dir.path(), &[], 64);
+    // Far more connections than posd has descriptors for.
+    let flood: Vec<_> = (0..150)
+        .filter_map(|_| TcpStream::connect(posd.addr).ok())
+        .collect();
+    posd.wait_log("accept failed; retrying shortly");
+    drop(flood);
+    // Descriptors come back as the flood's sessions end; posd recovers by itself.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let took = Client::registration_time(posd.addr);
+        if took < Duration::from_secs(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "posd did not recover from EMFILE"
+        );
+    }
+    assert_responsive(&posd);
+}

@@ -1,0 +1,159 @@
+//! A data directory that is corrupt, foreign, in use or full: posd says so
+//! clearly (and never panics or truncates), or keeps serving reads.
+
+use pos_testkit::{posd_bin, Client, Posd};
+use std::path::Path;
+use std::process::Command;
+
+/// Runs posd on `dir` expecting it to refuse to start; returns stderr.
+fn refused(dir: &Path) -> String {
+    let out = Command::new(posd_bin!())
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "not a clean refusal: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// A data directory with a few blocks, posd stopped.
+fn chain(dir: &Path) {
+    let mut posd = Posd::start(posd_bin!(), dir, &["--round-interval", "50ms"]);
+    let (mut v, _, _) = posd.validator(10);
+    for bpm in 60..63 {
+        v.send(&format!("{bpm}\n"));
+        v.next_block();
+    }
+    drop(v);
+    assert!(posd.terminate().success());
+}
+
+fn edit_tree(dir: &Path, tree: &str, edit: impl FnOnce(&sled::Tree)) {
+    let db = sled::open(dir.join("sled")).unwrap();
+    edit(&db.open_tree(tree).unwrap());
+    db.flush().unwrap();
+}
+
+#[test]
+fn foreign_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("thesis.tex"), "not a chain").unwrap();
+    let err = refused(dir.path());
+    assert!(
+        err.contains("not a posd chain") && err.contains("thesis.tex"),
+        "{err}"
+    );
+    assert!(dir.path().join("thesis.tex").exists());
+}
+
+#[test]
+fn other_schema_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    chain(dir.path());
+    edit_tree(dir.path(), "meta", |meta| {
+        meta.insert("schema_version", &99u32.to_be_bytes()).unwrap();
+    });
+    let err = refused(dir.path());
+    assert!(
+        err.contains("schema version 99, this posd reads 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupt_tip_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    chain(dir.path());
+    let tip_key = 3u64.to_be_bytes();
+    let mut before = Vec::new();
+    edit_tree(dir.path(), "blocks", |blocks| {
+        let mut bytes = blocks.get(tip_key).unwrap().unwrap().to_vec();
+        before = bytes.clone();
+        // Flip a byte inside the stored hash: the tip no longer matches its contents.
+        let at = bytes.len() - 5;
+        bytes[at] ^= 0x55;
+        blocks.insert(tip_key, bytes).unwrap();
+    });
+    let err = refused(dir.path());
+    assert!(err.contains("tip check failed: block 3"), "{err}");
+    // Nothing was truncated or "repaired".
+    edit_tree(dir.path(), "blocks", |blocks| {
+        assert_eq!(blocks.len(), 4);
+        assert_ne!(blocks.get(tip_key).unwrap().unwrap().to_vec(), before);
+    });
+}
+
+#[test]
+fn undecodable_tip_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    chain(dir.path());
+    edit_tree(dir.path(), "blocks", |blocks| {
+        blocks.insert(3u64.to_be_bytes(), &b"\xff\xff"[..]).unwrap();
+    });
+    let err = refused(dir.path());
+    assert!(err.contains("corrupt record in tree \"blocks\""), "{err}");
+}
+
+#[test]
+fn second_posd_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Posd::start(posd_bin!(), dir.path(), &[]);
+    let err = refused(dir.path());
+    assert!(err.contains("is in use by another posd"), "{err}");
+}
+
+/// Needs root (to mount a small tmpfs); skipped otherwise.
+#[test]
+fn full_disk_refuses_writes_keeps_reads_and_recovers() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to mount a tmpfs");
+        return;
+    }
+    let mnt = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=96m", "posd-test"])
+        .arg(mnt.path())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.path());
+    let data = mnt.path().join("data");
+    let posd = Posd::start(posd_bin!(), &data, &["--round-interval", "100ms"]);
+    let (mut v, addr, _) = posd.validator(10);
+
+    // Fill the file system until less than posd's 64 MiB reserve is free.
+    let filler = mnt.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 50 << 20]).unwrap();
+
+    let mut c = posd.connect();
+    c.send("5\n");
+    let reply = c.expect("Enter token balance:");
+    let reply = c.expect("Enter token balance:").to_string() + &reply;
+    assert!(
+        reply.contains("error: could not register: storage failure: disk nearly full"),
+        "{reply}"
+    );
+    v.send("66\n");
+    let notice = v.expect("proposals stay for the next round");
+    assert!(notice.contains("error: round not committed"), "{notice}");
+    // Reads still work (notices of refused rounds may come in between).
+    v.send("chain 1\n");
+    v.expect(r#"{"Index":0,"#);
+
+    std::fs::remove_file(&filler).unwrap();
+    let (winner, block) = v.next_block();
+    assert_eq!((winner, block["BPM"].as_u64()), (addr, Some(66)));
+    let _ = Client::validator(posd.addr, 2);
+}
