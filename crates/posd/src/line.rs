@@ -147,3 +147,46 @@ mod tests {
         assert!(err.is_some());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn decode_in(data: &[u8], piece: usize, max: usize) -> (Vec<Line>, bool) {
+        let mut codec = LineCodec::new(max);
+        let mut buf = BytesMut::new();
+        let mut out = vec![];
+        for chunk in data.chunks(piece) {
+            buf.extend_from_slice(chunk);
+            loop {
+                match codec.decode(&mut buf) {
+                    Ok(Some(l)) => out.push(l),
+                    Ok(None) => break,
+                    Err(_) => return (out, true),
+                }
+            }
+        }
+        while let Ok(Some(l)) = codec.decode_eof(&mut buf) {
+            out.push(l);
+        }
+        (out, false)
+    }
+
+    proptest! {
+        #[test]
+        fn chunking_never_changes_the_lines(
+            data in prop::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(0u8), any::<u8>()], 0..600),
+            piece in 1usize..50,
+            max in 16usize..80,
+        ) {
+            let (lines, failed) = decode_in(&data, piece, max);
+            prop_assert_eq!(decode_in(&data, data.len().max(1), max), (lines.clone(), failed));
+            for l in lines {
+                if let Line::Text(t) = l {
+                    prop_assert!(t.len() <= max && !t.contains('\n') && !t.contains('\0'));
+                }
+            }
+        }
+    }
+}
