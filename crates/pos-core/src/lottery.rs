@@ -11,8 +11,8 @@
 //!    above the largest multiple of `total` are skipped, never reduced modulo);
 //! 4. the winner is the first candidate whose running stake sum exceeds the ticket.
 //!
-//! Cost: the candidates themselves plus O(1), one sort and one scan, whatever
-//! the stake sizes (u128 sums cannot overflow for u64 stakes and < 2^64 candidates).
+//! Cost: the candidates themselves plus O(1), one sort (skipped when they come
+//! sorted) and one scan, whatever the stake sizes (u128 sums cannot overflow for u64 stakes and < 2^64 candidates).
 
 use crate::digest::{Address, Digest};
 use serde::{Deserialize, Serialize};
@@ -140,7 +140,10 @@ pub fn draw(
     if candidates.is_empty() {
         return Err(LotteryError::NoCandidates);
     }
-    candidates.sort_unstable_by_key(|c| c.address);
+    // posd hands candidates over already in address order: then this is one scan.
+    if !candidates.is_sorted_by_key(|c| c.address) {
+        candidates.sort_unstable_by_key(|c| c.address);
+    }
     let mut total: u128 = 0;
     for (i, c) in candidates.iter().enumerate() {
         if c.stake == 0 {

@@ -2,14 +2,17 @@
 //!
 //! - [`frame`]: u32 big-endian length + bincode body, with a size cap.
 //! - [`message`]: the handshake and the request/response enums.
+//! - [`client`]: connect, handshake and ask, for posctl and the load tool.
 //!
 //! A connection starts with [`message::Hello`] from the client and
 //! [`message::Welcome`] (or an error) from the server; then the client sends
 //! requests, each answered by one response or a stream ending in `End`.
 //! Enum variants are only ever appended, so old frames keep their meaning.
 
+pub mod client;
 pub mod frame;
 pub mod message;
 
+pub use client::{Client, ClientError};
 pub use frame::{decode, encode, read_frame, write_frame, ProtoError, MAX_FRAME};
 pub use message::*;

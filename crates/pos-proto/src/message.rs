@@ -59,6 +59,8 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusInfo {
     pub version: String,
+    /// posd's process id (for `ps`, RSS readings, signals).
+    pub pid: u32,
     pub height: u64,
     pub tip_hash: Digest,
     pub listen: String,

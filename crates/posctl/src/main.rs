@@ -130,7 +130,7 @@ async fn run(
     json: bool,
     socket: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
-    let mut client = client::Client::connect(socket).await?;
+    let mut client = client::connect(socket).await?;
     let out = output::Output::new(json);
     match command {
         DaemonCommand::Status => cmd::status::run(&mut client, out).await,

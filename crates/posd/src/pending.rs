@@ -1,13 +1,14 @@
 //! This round's proposals: memory only, one per validator, newest wins.
-//! A restart or shutdown discards them (and says so in the log).
+//! A restart or shutdown discards them (and says so in the log). Kept in
+//! address order, the lottery's order, so closing a round never sorts.
 
 use pos_core::Address;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 #[derive(Debug, Default)]
 pub struct Pending {
-    map: Mutex<HashMap<Address, u32>>,
+    map: Mutex<BTreeMap<Address, u32>>,
 }
 
 impl Pending {
@@ -21,7 +22,7 @@ impl Pending {
     }
 
     /// Ends the round: hands over every proposal and starts an empty set.
-    pub fn take(&self) -> HashMap<Address, u32> {
+    pub fn take(&self) -> BTreeMap<Address, u32> {
         std::mem::take(&mut *self.lock())
     }
 
@@ -33,7 +34,7 @@ impl Pending {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Address, u32>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Address, u32>> {
         // A panic while holding this lock leaves a plain map behind: still usable.
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -3,13 +3,13 @@
 use pos_core::lottery::{draw, Candidate};
 use pos_core::{Address, Block, Command, Status};
 use pos_store::{Store, StoreError};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// Builds the `CommitRound` for these proposals on top of the current tip,
 /// or `None` when no active validator proposed.
 pub fn prepare(
     store: &Store,
-    proposals: HashMap<Address, u32>,
+    proposals: BTreeMap<Address, u32>,
     now_ms: u64,
     reward: u64,
 ) -> Result<Option<Command>, StoreError> {

@@ -15,6 +15,7 @@ pub async fn run(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCod
     if out.json {
         out.json_line(&json!({
             "version": s.version,
+            "pid": s.pid,
             "height": s.height,
             "tip_hash": s.tip_hash.to_string(),
             "listen": s.listen,
@@ -65,6 +66,7 @@ pub async fn run(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCod
             ("admin socket", s.admin_socket),
             ("data dir", s.data_dir),
             ("version", s.version),
+            ("pid", s.pid.to_string()),
         ])?;
     }
     out.flush()?;

@@ -13,6 +13,7 @@ pub async fn status(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
     let config = shared.config();
     let info = StatusInfo {
         version: env!("CARGO_PKG_VERSION").into(),
+        pid: std::process::id(),
         height: tip.index,
         tip_hash: tip.hash,
         listen: shared.listen.to_string(),

@@ -1,0 +1,62 @@
+//! Block hashing and the lottery at 1k / 100k / 1M candidates.
+//!
+//! cargo bench -p pos-core --bench core
+
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
+use pos_core::lottery::{draw, Candidate};
+use pos_core::{Address, Block, Digest};
+
+fn hashing(c: &mut Criterion) {
+    let genesis = Block::genesis(1_795_000_000_000);
+    let block = Block::next(&genesis, 1_795_000_030_000, 72, Address(Digest::of(b"v")));
+    c.bench_function("block/hash", |b| {
+        b.iter(|| black_box(&block).compute_hash())
+    });
+}
+
+/// `n` candidates with distinct addresses and stakes up to `max_stake`,
+/// sorted by address as posd hands them over, or shuffled.
+fn candidates(n: usize, max_stake: u64, sorted: bool) -> Vec<Candidate> {
+    let mut v: Vec<Candidate> = (0..n as u64)
+        .map(|i| {
+            let h = Digest::of(&i.to_be_bytes());
+            let stake = 1 + u64::from_be_bytes(h.0[..8].try_into().unwrap()) % max_stake;
+            Candidate {
+                address: Address(h),
+                stake,
+                bpm: (i % 200) as u32,
+            }
+        })
+        .collect();
+    if sorted {
+        v.sort_unstable_by_key(|c| c.address);
+    }
+    v
+}
+
+fn lottery(c: &mut Criterion) {
+    let prev = Digest::of(b"tip");
+    let mut group = c.benchmark_group("lottery");
+    group.sample_size(20);
+    for n in [1_000usize, 100_000, 1_000_000] {
+        for (label, max_stake, sorted) in [
+            ("sorted/stake<=1e12", 1_000_000_000_000, true),
+            ("sorted/stake=1", 1, true),
+            ("unsorted/stake<=1e12", 1_000_000_000_000, false),
+        ] {
+            let input = candidates(n, max_stake, sorted);
+            // The clone is the "build": a fresh candidate table per round.
+            group.bench_with_input(BenchmarkId::new(label, n), &input, |b, input| {
+                b.iter_batched(
+                    || (),
+                    |_| draw(&prev, 7, input.clone()).unwrap().winner,
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, hashing, lottery);
+criterion_main!(benches);

@@ -1,0 +1,78 @@
+//! A durable round commit (posd's transaction over five trees + flush) next to
+//! the storage limit: a raw sled two-tree transaction + flush, same disk, same run.
+//!
+//! cargo bench -p pos-store --bench commit
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use pos_core::lottery::{draw, Candidate};
+use pos_core::{Address, Block, Command, Digest};
+use pos_store::Store;
+use sled::Transactional;
+
+fn commit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("commit");
+    group.sample_size(30);
+
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let store = Store::open(&dir.path().join("posd"), 0).unwrap();
+    let winner = Address(Digest([7; 32]));
+    store
+        .apply(&Command::Register {
+            address: winner,
+            stake: 100,
+            max_stake: u64::MAX,
+            at_ms: 0,
+        })
+        .unwrap();
+    store.flush().unwrap();
+    group.bench_function("posd_round", |b| {
+        b.iter(|| {
+            let tip = store.tip().unwrap();
+            let round = draw(
+                &tip.hash,
+                tip.index + 1,
+                vec![Candidate {
+                    address: winner,
+                    stake: 100,
+                    bpm: 72,
+                }],
+            )
+            .unwrap();
+            let block = Block::next(&tip, tip.index, 72, winner);
+            store
+                .apply(&Command::CommitRound {
+                    block,
+                    round,
+                    reward: 1,
+                })
+                .unwrap();
+            store.flush().unwrap();
+        })
+    });
+
+    let db = sled::Config::new()
+        .path(dir.path().join("raw"))
+        .cache_capacity(32 * 1024 * 1024)
+        .open()
+        .unwrap();
+    let (a, b_tree) = (db.open_tree("a").unwrap(), db.open_tree("b").unwrap());
+    let mut i = 0u64;
+    let value = [0u8; 120];
+    group.bench_function("raw_sled_2tree_txn_flush", |b| {
+        b.iter(|| {
+            i += 1;
+            (&a, &b_tree)
+                .transaction(|(a, b)| {
+                    a.insert(&i.to_be_bytes(), &value[..])?;
+                    b.insert(&i.to_be_bytes(), &value[..])?;
+                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                })
+                .unwrap();
+            db.flush().unwrap();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, commit);
+criterion_main!(benches);

@@ -1,0 +1,264 @@
+//! posload: drive a running posd like many `nc` users at once and report
+//! what they would feel. Run posd with a long --round-interval so that only
+//! posload's forced rounds (over the admin socket) close rounds.
+//!
+//!   posload register  --clients 100 --total 20000
+//!   posload propose   --connections 1000 --lines 200
+//!   posload broadcast --connections 10000 --rounds 20 --socket ./posd-data/admin.sock
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use pos_proto::{Client, LotteryOutcome, Request, Response};
+use posload::nc::{read_until, register, Validator};
+use posload::{rss_kib, stats::summary};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+#[derive(Debug, Parser)]
+#[command(about = "Load generator for posd")]
+struct Cli {
+    /// posd's validator address.
+    #[arg(long, default_value = "127.0.0.1:9000", global = true)]
+    addr: SocketAddr,
+    /// posd's admin socket (forces rounds, reads posd's pid for RSS).
+    #[arg(long, default_value = "./posd-data/admin.sock", global = true)]
+    socket: PathBuf,
+    #[command(subcommand)]
+    run: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Durable registrations per second from concurrent clients.
+    Register {
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        #[arg(long, default_value_t = 20_000)]
+        total: usize,
+    },
+    /// BPM lines per second over many registered connections.
+    Propose {
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        /// Lines each connection sends (pipelined).
+        #[arg(long, default_value_t = 200)]
+        lines: usize,
+    },
+    /// Time from a commit until the last connected client has the block.
+    Broadcast {
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut admin = Client::connect(&cli.socket, "posload")
+        .await
+        .with_context(|| format!("admin socket {}", cli.socket.display()))?;
+    let pid = match admin.ask(&Request::Status).await? {
+        Response::Status(s) => s.pid,
+        other => bail!("unexpected status answer: {other:?}"),
+    };
+    match cli.run {
+        Scenario::Register { clients, total } => registrations(cli.addr, clients, total).await?,
+        Scenario::Propose { connections, lines } => proposals(cli.addr, connections, lines).await?,
+        Scenario::Broadcast {
+            connections,
+            rounds,
+        } => broadcast(cli.addr, &mut admin, connections, rounds, pid).await?,
+    }
+    println!("posd rss: {} KiB", rss_kib(pid).unwrap_or(0));
+    Ok(())
+}
+
+async fn registrations(addr: SocketAddr, clients: usize, total: usize) -> anyhow::Result<()> {
+    let left = Arc::new(AtomicU64::new(total as u64));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let left = Arc::clone(&left);
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while left
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    let t = Instant::now();
+                    register(addr, 10).await?;
+                    lat.push(t.elapsed());
+                }
+                anyhow::Ok(lat)
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let (p50, p99, max) = summary(&mut lat);
+    println!(
+        "registrations: {total} from {clients} clients in {secs:.2}s = {:.0}/s (latency p50 {p50:?}, p99 {p99:?}, max {max:?})",
+        total as f64 / secs
+    );
+    Ok(())
+}
+
+/// Registers `n` validators, `concurrency` at a time.
+async fn many(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<Validator>> {
+    let mut out = Vec::with_capacity(n);
+    let mut pending = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        if pending.len() >= 200 {
+            out.push(pending.join_next().await.expect("non-empty")??);
+        }
+        pending.spawn(register(addr, 10));
+    }
+    while let Some(v) = pending.join_next().await {
+        out.push(v??);
+    }
+    for v in &mut out {
+        // Consume the BPM prompt that follows the registration.
+        let mut prompt = [0u8; 16];
+        v.rd.read_exact(&mut prompt).await?;
+    }
+    Ok(out)
+}
+
+async fn proposals(addr: SocketAddr, connections: usize, lines: usize) -> anyhow::Result<()> {
+    let validators = many(addr, connections).await?;
+    let batch: String = (0..lines).map(|i| format!("{}\n", 60 + i % 100)).collect();
+    let batch = Arc::new(batch);
+    let start = Instant::now();
+    let tasks: Vec<_> = validators
+        .into_iter()
+        .map(|mut v| {
+            let batch = Arc::clone(&batch);
+            tokio::spawn(async move {
+                let writer = async {
+                    v.wr.write_all(batch.as_bytes()).await?;
+                    anyhow::Ok(())
+                };
+                // Each accepted proposal is answered by one "Enter a new BPM:" (16 bytes).
+                let reader = async {
+                    let mut want = lines * 16;
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while want > 0 {
+                        let n = v.rd.read(&mut buf).await?;
+                        anyhow::ensure!(n > 0, "posd closed the connection");
+                        want = want.saturating_sub(n);
+                    }
+                    anyhow::Ok(())
+                };
+                tokio::try_join!(writer, reader)?;
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let total = connections * lines;
+    println!(
+        "proposals: {total} BPM lines over {connections} connections in {secs:.2}s = {:.0} lines/s",
+        total as f64 / secs
+    );
+    Ok(())
+}
+
+async fn broadcast(
+    addr: SocketAddr,
+    admin: &mut Client,
+    connections: usize,
+    rounds: usize,
+    pid: u32,
+) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let mut validators = many(addr, connections).await?;
+    println!(
+        "connected and registered {connections} validators in {:.2}s; posd rss {} KiB",
+        t.elapsed().as_secs_f64(),
+        rss_kib(pid).unwrap_or(0)
+    );
+    let mut proposer = validators.pop().expect("at least one connection");
+    // When each client saw each block: seen[round] = latest arrival so far.
+    let arrivals: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
+    let mut readers = tokio::task::JoinSet::new();
+    for mut v in validators {
+        let arrivals = Arc::clone(&arrivals);
+        readers.spawn(async move {
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if v.rd.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if let Some(rest) = line.strip_prefix("{\"Index\":") {
+                    let index: u64 = rest
+                        .split(',')
+                        .next()
+                        .and_then(|i| i.parse().ok())
+                        .unwrap_or(0);
+                    arrivals.lock().unwrap().push((index, Instant::now()));
+                }
+            }
+        });
+    }
+    let mut after_commit = Vec::new();
+    let mut after_request = Vec::new();
+    for _ in 0..rounds {
+        // `status` after the proposal: its reply proves the proposal was taken.
+        proposer.wr.write_all(b"72\nstatus\n").await?;
+        read_until(&mut proposer.rd, "height: ").await?;
+        let asked = Instant::now();
+        let index = match admin.ask(&Request::LotteryRun).await? {
+            Response::Lottery(LotteryOutcome::Committed { block, .. }) => block.index,
+            other => bail!("round did not commit: {other:?}"),
+        };
+        let committed = Instant::now();
+        // Wait until every reader has this block.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let last = loop {
+            let (count, last) = {
+                let seen = arrivals.lock().unwrap();
+                let mine: Vec<_> = seen
+                    .iter()
+                    .filter(|(i, _)| *i == index)
+                    .map(|(_, t)| *t)
+                    .collect();
+                (mine.len(), mine.into_iter().max())
+            };
+            if count >= connections - 1 {
+                break last.expect("non-empty");
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "only {count} clients got block {index}"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        after_commit.push(last.saturating_duration_since(committed));
+        after_request.push(last.saturating_duration_since(asked));
+        arrivals.lock().unwrap().retain(|(i, _)| *i != index);
+        // Drain the proposer's own copy.
+        read_until(&mut proposer.rd, "{\"Index\":").await?;
+    }
+    let (c50, c99, cmax) = summary(&mut after_commit);
+    let (r50, _, rmax) = summary(&mut after_request);
+    println!(
+        "broadcast to {} clients over {rounds} rounds: commit reply -> last client p50 {c50:?}, p99 {c99:?}, max {cmax:?}; \
+         lottery run request -> last client p50 {r50:?}, max {rmax:?}",
+        connections - 1
+    );
+    readers.abort_all();
+    Ok(())
+}
