@@ -300,6 +300,17 @@ impl Store {
             .map(|kv| decode(BLOCKS, &kv?.1))
     }
 
+    /// Round records `from..=to` in order, read lazily (genesis has none).
+    pub fn rounds(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> impl Iterator<Item = Result<RoundRecord, StoreError>> + Send + 'static {
+        self.rounds
+            .range(from.to_be_bytes()..=to.to_be_bytes())
+            .map(|kv| decode(ROUNDS, &kv?.1))
+    }
+
     pub fn validator(&self, address: &Address) -> Result<Option<Validator>, StoreError> {
         self.validators
             .get(address.0 .0)?

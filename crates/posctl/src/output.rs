@@ -24,7 +24,7 @@ impl Output {
         writeln!(self.w, "{text}")
     }
 
-    pub fn json_line(&mut self, value: &Value) -> std::io::Result<()> {
+    pub fn json_line(&mut self, value: &impl serde::Serialize) -> std::io::Result<()> {
         serde_json::to_writer(&mut self.w, value)?;
         self.w.write_all(b"\n")
     }

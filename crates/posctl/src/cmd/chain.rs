@@ -1,7 +1,7 @@
 //! `posctl chain show` and `posctl chain verify`.
 
 use crate::client::{unexpected, Client};
-use crate::output::{block_json, block_row, Output, BLOCK_HEADER};
+use crate::output::{block_row, Output, BLOCK_HEADER};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use pos_proto::{Request, Response};
@@ -68,7 +68,7 @@ async fn show(
             Response::Blocks(chunk) => {
                 for b in &chunk {
                     if out.json {
-                        out.json_line(&block_json(b))?;
+                        out.json_line(&b.json())?;
                     } else {
                         out.line(block_row(b))?;
                     }

@@ -78,13 +78,13 @@ fn verify_all(store: &Store, tx: &mpsc::Sender<Response>) {
     };
     let mut verifier = ChainVerifier::new();
     let mut checked = 0u64;
+    // Two sequential scans side by side: no lookup per block.
+    let mut rounds = store.rounds(1, height);
     for block in store.blocks(0, height) {
-        let result = block.and_then(|b| Ok((store.round(b.index)?, b)));
-        let outcome = match result {
-            Ok((round, block)) => verifier
-                .push(block, round.as_ref())
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(format!("block {checked}: {e}")),
+        let round = if checked == 0 { None } else { rounds.next() };
+        let outcome = match (block, round.transpose()) {
+            (Ok(block), Ok(round)) => verifier.push(block, round.as_ref()).map_err(|e| e.to_string()),
+            (Err(e), _) | (_, Err(e)) => Err(format!("block {checked}: {e}")),
         };
         if let Err(fault) = outcome {
             send(Response::Verified(Err(fault)));
