@@ -39,21 +39,32 @@ fn lottery(c: &mut Criterion) {
     let mut group = c.benchmark_group("lottery");
     group.sample_size(20);
     for n in [1_000usize, 100_000, 1_000_000] {
-        for (label, max_stake, sorted) in [
-            ("sorted/stake<=1e12", 1_000_000_000_000, true),
-            ("sorted/stake=1", 1, true),
-            ("unsorted/stake<=1e12", 1_000_000_000_000, false),
-        ] {
-            let input = candidates(n, max_stake, sorted);
-            // The clone is the "build": a fresh candidate table per round.
-            group.bench_with_input(BenchmarkId::new(label, n), &input, |b, input| {
-                b.iter_batched(
-                    || (),
-                    |_| draw(&prev, 7, input.clone()).unwrap().winner,
-                    BatchSize::SmallInput,
-                )
-            });
-        }
+        let big = candidates(n, 1_000_000_000_000, true);
+        let tiny = candidates(n, 1, true);
+        let shuffled = candidates(n, 1_000_000_000_000, false);
+        // build + draw: a fresh candidate table (what a round allocates), then the draw.
+        group.bench_with_input(BenchmarkId::new("build+draw/stake<=1e12", n), &big, |b, input| {
+            b.iter(|| draw(&prev, 7, input.clone()).unwrap().winner)
+        });
+        group.bench_with_input(BenchmarkId::new("build+draw/stake=1", n), &tiny, |b, input| {
+            b.iter(|| draw(&prev, 7, input.clone()).unwrap().winner)
+        });
+        // The draw alone: the table is built outside the timing.
+        group.bench_with_input(BenchmarkId::new("draw/stake<=1e12", n), &big, |b, input| {
+            b.iter_batched(
+                || input.clone(),
+                |table| draw(&prev, 7, table).unwrap(),
+                BatchSize::LargeInput,
+            )
+        });
+        // The bound: building the table alone (allocating and filling it).
+        group.bench_with_input(BenchmarkId::new("build-only", n), &big, |b, input| {
+            b.iter(|| input.clone())
+        });
+        // Candidates in no order pay for the sort.
+        group.bench_with_input(BenchmarkId::new("build+draw/unsorted", n), &shuffled, |b, input| {
+            b.iter(|| draw(&prev, 7, input.clone()).unwrap().winner)
+        });
     }
     group.finish();
 }

@@ -140,17 +140,19 @@ pub fn draw(
     if candidates.is_empty() {
         return Err(LotteryError::NoCandidates);
     }
-    // posd hands candidates over already in address order: then this is one scan.
-    if !candidates.is_sorted_by_key(|c| c.address) {
+    // posd hands candidates over in strict address order (which also rules
+    // out duplicates): then this check is the only pass before the draw.
+    let strictly_sorted = candidates.windows(2).all(|w| w[0].address < w[1].address);
+    if !strictly_sorted {
         candidates.sort_unstable_by_key(|c| c.address);
+        if let Some(w) = candidates.windows(2).find(|w| w[0].address == w[1].address) {
+            return Err(LotteryError::Duplicate(w[0].address));
+        }
     }
     let mut total: u128 = 0;
-    for (i, c) in candidates.iter().enumerate() {
+    for c in &candidates {
         if c.stake == 0 {
             return Err(LotteryError::ZeroStake(c.address));
-        }
-        if i > 0 && candidates[i - 1].address == c.address {
-            return Err(LotteryError::Duplicate(c.address));
         }
         total += c.stake as u128;
     }
