@@ -43,12 +43,16 @@ fn lottery(c: &mut Criterion) {
         let tiny = candidates(n, 1, true);
         let shuffled = candidates(n, 1_000_000_000_000, false);
         // build + draw: a fresh candidate table (what a round allocates), then the draw.
-        group.bench_with_input(BenchmarkId::new("build+draw/stake<=1e12", n), &big, |b, input| {
-            b.iter(|| draw(&prev, 7, input.clone()).unwrap().winner)
-        });
-        group.bench_with_input(BenchmarkId::new("build+draw/stake=1", n), &tiny, |b, input| {
-            b.iter(|| draw(&prev, 7, input.clone()).unwrap().winner)
-        });
+        group.bench_with_input(
+            BenchmarkId::new("build+draw/stake<=1e12", n),
+            &big,
+            |b, input| b.iter(|| draw(&prev, 7, input.clone()).unwrap().winner),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("build+draw/stake=1", n),
+            &tiny,
+            |b, input| b.iter(|| draw(&prev, 7, input.clone()).unwrap().winner),
+        );
         // The draw alone: the table is built outside the timing.
         group.bench_with_input(BenchmarkId::new("draw/stake<=1e12", n), &big, |b, input| {
             b.iter_batched(
@@ -62,9 +66,11 @@ fn lottery(c: &mut Criterion) {
             b.iter(|| input.clone())
         });
         // Candidates in no order pay for the sort.
-        group.bench_with_input(BenchmarkId::new("build+draw/unsorted", n), &shuffled, |b, input| {
-            b.iter(|| draw(&prev, 7, input.clone()).unwrap().winner)
-        });
+        group.bench_with_input(
+            BenchmarkId::new("build+draw/unsorted", n),
+            &shuffled,
+            |b, input| b.iter(|| draw(&prev, 7, input.clone()).unwrap().winner),
+        );
     }
     group.finish();
 }

@@ -64,7 +64,7 @@ impl Store {
         }
         let db = sled::Config::new()
             .path(&sled_dir)
-            .cache_capacity(32 * 1024 * 1024)
+            .cache_capacity(8 * 1024 * 1024)
             .open()?;
         Store::init(db, Some(lock), now_ms)
     }

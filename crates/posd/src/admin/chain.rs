@@ -83,7 +83,9 @@ fn verify_all(store: &Store, tx: &mpsc::Sender<Response>) {
     for block in store.blocks(0, height) {
         let round = if checked == 0 { None } else { rounds.next() };
         let outcome = match (block, round.transpose()) {
-            (Ok(block), Ok(round)) => verifier.push(block, round.as_ref()).map_err(|e| e.to_string()),
+            (Ok(block), Ok(round)) => verifier
+                .push(block, round.as_ref())
+                .map_err(|e| e.to_string()),
             (Err(e), _) | (_, Err(e)) => Err(format!("block {checked}: {e}")),
         };
         if let Err(fault) = outcome {

@@ -1,0 +1,65 @@
+//! sled's own space amplification and reopen time, the bound for posd's
+//! on-disk size and startup figures: the same number of 113-byte values
+//! (a block's encoded size) with sequential keys, written three ways.
+//!
+//! cargo bench -p pos-store --bench space            (100,000 values)
+//! POSD_SPACE_N=1000000 cargo bench -p pos-store --bench space
+
+use sled::transaction::ConflictableTransactionError;
+use sled::Transactional;
+use std::time::Instant;
+
+const VALUE: [u8; 113] = [7; 113];
+
+fn run(label: &str, n: u64, write: impl Fn(&sled::Db, &sled::Tree, &sled::Tree, u64)) {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let open = || {
+        sled::Config::new()
+            .path(dir.path())
+            .cache_capacity(32 << 20)
+            .open()
+            .unwrap()
+    };
+    let db = open();
+    let (a, b) = (db.open_tree("a").unwrap(), db.open_tree("b").unwrap());
+    for i in 0..n {
+        write(&db, &a, &b, i);
+    }
+    db.flush().unwrap();
+    drop((a, b, db));
+    let start = Instant::now();
+    let db = open();
+    let reopen = start.elapsed();
+    let size = db.size_on_disk().unwrap();
+    println!(
+        "{label:<34} {n} values: {size} bytes on disk = {:.1}x the values ({} bytes); reopen {reopen:?}",
+        size as f64 / (n * VALUE.len() as u64) as f64,
+        n * VALUE.len() as u64
+    );
+}
+
+fn main() {
+    let n: u64 = std::env::var("POSD_SPACE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    run("plain insert", n, |_, a, _, i| {
+        a.insert(i.to_be_bytes(), &VALUE[..]).unwrap();
+    });
+    run("one-tree transaction per insert", n, |_, a, _, i| {
+        a.transaction(|t| {
+            t.insert(&i.to_be_bytes(), &VALUE[..])?;
+            Ok::<_, ConflictableTransactionError<()>>(())
+        })
+        .unwrap();
+    });
+    run("two-tree transaction + hot key", n, |_, a, b, i| {
+        (a, b)
+            .transaction(|(t, h)| {
+                t.insert(&i.to_be_bytes(), &VALUE[..])?;
+                h.insert(b"tip", &i.to_be_bytes())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .unwrap();
+    });
+}
