@@ -38,7 +38,7 @@ fn lottery(c: &mut Criterion) {
     let prev = Digest::of(b"tip");
     let mut group = c.benchmark_group("lottery");
     group.sample_size(20);
-    for n in [1_000usize, 100_000, 1_000_000] {
+    for n in [1_000usize, 10_000, 100_000, 1_000_000] {
         let big = candidates(n, 1_000_000_000_000, true);
         let tiny = candidates(n, 1, true);
         let shuffled = candidates(n, 1_000_000_000_000, false);
