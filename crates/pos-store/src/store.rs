@@ -295,9 +295,7 @@ impl Store {
         from: u64,
         to: u64,
     ) -> impl Iterator<Item = Result<Block, StoreError>> + Send + 'static {
-        self.blocks
-            .range(from.to_be_bytes()..=to.to_be_bytes())
-            .map(|kv| decode(BLOCKS, &kv?.1))
+        height_range(&self.blocks, BLOCKS, from, to)
     }
 
     /// Round records `from..=to` in order, read lazily (genesis has none).
@@ -306,9 +304,7 @@ impl Store {
         from: u64,
         to: u64,
     ) -> impl Iterator<Item = Result<RoundRecord, StoreError>> + Send + 'static {
-        self.rounds
-            .range(from.to_be_bytes()..=to.to_be_bytes())
-            .map(|kv| decode(ROUNDS, &kv?.1))
+        height_range(&self.rounds, ROUNDS, from, to)
     }
 
     pub fn validator(&self, address: &Address) -> Result<Option<Validator>, StoreError> {
@@ -338,6 +334,17 @@ impl Store {
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
     }
+}
+
+/// Decoded values of a tree keyed by height, `from..=to`, read lazily.
+fn height_range<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    name: &'static str,
+    from: u64,
+    to: u64,
+) -> impl Iterator<Item = Result<T, StoreError>> + Send + 'static {
+    tree.range(from.to_be_bytes()..=to.to_be_bytes())
+        .map(move |kv| decode(name, &kv?.1))
 }
 
 fn missing_block(index: u64) -> StoreError {

@@ -39,3 +39,18 @@ pub fn unexpected(r: Response) -> anyhow::Error {
     let shown: String = format!("{r:?}").chars().take(120).collect();
     anyhow!("unexpected answer from posd: {shown}")
 }
+
+/// Reads a streamed answer up to its `End`, handing every chunk that `pick`
+/// accepts to `each`; any other answer is an error.
+pub async fn for_each_chunk<T>(
+    client: &mut Client,
+    pick: fn(Response) -> Result<Vec<T>, Response>,
+    mut each: impl FnMut(Vec<T>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    loop {
+        match client.next().await? {
+            Response::End => return Ok(()),
+            answer => each(pick(answer).map_err(unexpected)?)?,
+        }
+    }
+}

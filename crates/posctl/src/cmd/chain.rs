@@ -1,6 +1,6 @@
 //! `posctl chain show` and `posctl chain verify`.
 
-use crate::client::{unexpected, Client};
+use crate::client::{for_each_chunk, unexpected, Client};
 use crate::output::{block_row, Output, BLOCK_HEADER};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -63,22 +63,22 @@ async fn show(
     if !out.json {
         out.line(BLOCK_HEADER)?;
     }
-    loop {
-        match client.next().await? {
-            Response::Blocks(chunk) => {
-                for b in &chunk {
-                    if out.json {
-                        out.json_line(&b.json())?;
-                    } else {
-                        out.line(block_row(b))?;
-                    }
-                }
-                bar.inc(chunk.len() as u64);
+    let blocks = |r| match r {
+        Response::Blocks(chunk) => Ok(chunk),
+        other => Err(other),
+    };
+    for_each_chunk(client, blocks, |chunk| {
+        for b in &chunk {
+            if out.json {
+                out.json_line(&b.json())?;
+            } else {
+                out.line(block_row(b))?;
             }
-            Response::End => break,
-            other => return Err(unexpected(other)),
         }
-    }
+        bar.inc(chunk.len() as u64);
+        Ok(())
+    })
+    .await?;
     bar.finish_and_clear();
     out.flush()?;
     Ok(ExitCode::SUCCESS)

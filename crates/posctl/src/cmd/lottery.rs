@@ -1,6 +1,6 @@
 //! `posctl lottery run` and `posctl lottery explain <INDEX>`.
 
-use crate::client::{unexpected, Client};
+use crate::client::{for_each_chunk, unexpected, Client};
 use crate::output::{block_json, Output};
 use clap::Subcommand;
 use pos_core::lottery::Candidate;
@@ -66,13 +66,15 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
         other => return Err(unexpected(other)),
     };
     let mut candidates: Vec<Candidate> = Vec::with_capacity(head.candidates.min(1 << 20) as usize);
-    loop {
-        match client.next().await? {
-            Response::Candidates(chunk) => candidates.extend(chunk),
-            Response::End => break,
-            other => return Err(unexpected(other)),
-        }
-    }
+    let chunks = |r| match r {
+        Response::Candidates(chunk) => Ok(chunk),
+        other => Err(other),
+    };
+    for_each_chunk(client, chunks, |chunk| {
+        candidates.extend(chunk);
+        Ok(())
+    })
+    .await?;
     let record = RoundRecord {
         index: head.index,
         seed: head.seed,

@@ -1,6 +1,6 @@
 //! `posctl validators [--all]` and `posctl validator <ADDRESS>`.
 
-use crate::client::{unexpected, Client};
+use crate::client::{for_each_chunk, unexpected, Client};
 use crate::output::{validator_json, validator_row, Output, VALIDATOR_HEADER};
 use pos_core::block::format_timestamp;
 use pos_core::Address;
@@ -17,21 +17,21 @@ pub async fn list(client: &mut Client, mut out: Output, all: bool) -> anyhow::Re
     if !out.json {
         out.line(VALIDATOR_HEADER)?;
     }
-    loop {
-        match client.next().await? {
-            Response::Validators(chunk) => {
-                for v in &chunk {
-                    if out.json {
-                        out.json_line(&validator_json(v))?;
-                    } else {
-                        out.line(validator_row(v))?;
-                    }
-                }
+    let validators = |r| match r {
+        Response::Validators(chunk) => Ok(chunk),
+        other => Err(other),
+    };
+    for_each_chunk(client, validators, |chunk| {
+        for v in &chunk {
+            if out.json {
+                out.json_line(&validator_json(v))?;
+            } else {
+                out.line(validator_row(v))?;
             }
-            Response::End => break,
-            other => return Err(unexpected(other)),
         }
-    }
+        Ok(())
+    })
+    .await?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
