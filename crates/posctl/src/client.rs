@@ -44,13 +44,13 @@ pub fn unexpected(r: Response) -> anyhow::Error {
 /// accepts to `each`; any other answer is an error.
 pub async fn for_each_chunk<T>(
     client: &mut Client,
-    pick: fn(Response) -> Result<Vec<T>, Response>,
+    pick: fn(Response) -> Result<Vec<T>, Box<Response>>,
     mut each: impl FnMut(Vec<T>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     loop {
         match client.next().await? {
             Response::End => return Ok(()),
-            answer => each(pick(answer).map_err(unexpected)?)?,
+            answer => each(pick(answer).map_err(|r| unexpected(*r))?)?,
         }
     }
 }

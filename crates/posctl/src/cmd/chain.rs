@@ -65,7 +65,7 @@ async fn show(
     }
     let blocks = |r| match r {
         Response::Blocks(chunk) => Ok(chunk),
-        other => Err(other),
+        other => Err(Box::new(other)),
     };
     for_each_chunk(client, blocks, |chunk| {
         for b in &chunk {

@@ -68,7 +68,7 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
     let mut candidates: Vec<Candidate> = Vec::with_capacity(head.candidates.min(1 << 20) as usize);
     let chunks = |r| match r {
         Response::Candidates(chunk) => Ok(chunk),
-        other => Err(other),
+        other => Err(Box::new(other)),
     };
     for_each_chunk(client, chunks, |chunk| {
         candidates.extend(chunk);

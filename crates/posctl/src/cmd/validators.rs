@@ -19,7 +19,7 @@ pub async fn list(client: &mut Client, mut out: Output, all: bool) -> anyhow::Re
     }
     let validators = |r| match r {
         Response::Validators(chunk) => Ok(chunk),
-        other => Err(other),
+        other => Err(Box::new(other)),
     };
     for_each_chunk(client, validators, |chunk| {
         for v in &chunk {
