@@ -34,7 +34,12 @@ fi
 work=$(mktemp -d /var/tmp/posd-systemd.XXXXXX)
 nspawn=""
 cleanup() {
-    [ -n "$nspawn" ] && kill "$nspawn" 2>/dev/null && wait "$nspawn" 2>/dev/null || true
+    if [ -n "$nspawn" ] && kill "$nspawn" 2>/dev/null; then
+        # SIGTERM powers the container off; give it 20 s, then tear it down.
+        for _ in $(seq 200); do kill -0 "$nspawn" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$nspawn" 2>/dev/null || true
+        wait "$nspawn" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -73,7 +78,8 @@ check "admin socket in /run/posd" ct test -S /run/posd/admin.sock
 check "socket mode 0660 posd:posd" test "$(ct stat -c '%a %U:%G' /run/posd/admin.sock)" = "660 posd:posd"
 
 # The validator stays connected (its proposal stands) while posctl closes the round.
-ct bash -c "(printf '100\n72\n'; sleep 3) | nc 127.0.0.1 9000 > /tmp/nc.out" &
+ct bash -c "(printf '100\n72\n'; sleep 3) | nc -q0 127.0.0.1 9000 > /tmp/nc.out" &
+ncjob=$!
 sleep 1
 reg=$(ct cat /tmp/nc.out)
 echo "$reg" | sed -n 's/^/   nc: /p' | head -4
@@ -81,6 +87,7 @@ check "nc validator registered" grep -q "Validator address:" <<<"$reg"
 run=$(ct posctl lottery run)
 echo "   posctl: $run" | head -2
 check "posctl lottery run commits block 1" grep -q "^block 1 committed" <<<"$run"
+wait "$ncjob" || true
 
 ct systemctl restart posd
 check "restart keeps the chain (height 1)" grep -q '"height":1,' <<<"$(ct posctl --json status)"
