@@ -20,6 +20,16 @@ pub enum Prompt {
     Bpm,
 }
 
+impl Prompt {
+    /// The tutorial's prompt text, with no newline after the colon.
+    pub fn text(self) -> &'static str {
+        match self {
+            Prompt::Stake => "Enter token balance:",
+            Prompt::Bpm => "Enter a new BPM:",
+        }
+    }
+}
+
 /// The bounds a line is judged against.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

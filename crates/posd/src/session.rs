@@ -23,9 +23,6 @@ use tokio_util::codec::FramedRead;
 /// pin in kernel memory (Linux's autotuning would allow megabytes each).
 const SEND_BUFFER: usize = 64 * 1024;
 
-const STAKE_PROMPT: &str = "Enter token balance:";
-const BPM_PROMPT: &str = "Enter a new BPM:";
-
 /// Where the conversation is.
 enum Phase {
     /// At `Enter token balance:`, until this instant.
@@ -69,8 +66,9 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         phase: Phase::Stake(deadline),
     };
     let greeting = format!(
-        "posd {}: stake tokens to become a validator, or 'help'\n{STAKE_PROMPT}",
-        env!("CARGO_PKG_VERSION")
+        "posd {}: stake tokens to become a validator, or 'help'\n{}",
+        env!("CARGO_PKG_VERSION"),
+        Prompt::Stake.text()
     );
     let mut flow = s.send(&greeting).await;
     while flow == Flow::Continue {
@@ -118,16 +116,9 @@ impl Session {
         }
     }
 
-    fn prompt(&self) -> &'static str {
-        match self.phase {
-            Phase::Stake(_) => STAKE_PROMPT,
-            Phase::Bpm(_) => BPM_PROMPT,
-        }
-    }
-
     /// Sends `text` followed by the current prompt.
     async fn reply(&mut self, text: &str) -> Flow {
-        let text = format!("{text}{}", self.prompt());
+        let text = format!("{text}{}", self.prompt_kind().text());
         self.send(&text).await
     }
 
