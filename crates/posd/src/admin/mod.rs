@@ -88,12 +88,17 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) {
             },
         )
         .await?;
-        while let Some(request) = read_frame::<_, Request>(&mut rd).await? {
+        loop {
+            // Between requests an idle client must not hold up a shutdown.
+            let next = tokio::select! {
+                _ = shared.shutdown.cancelled() => return Ok(()),
+                next = read_frame::<_, Request>(&mut rd) => next?,
+            };
+            let Some(request) = next else { return Ok(()) };
             tracing::info!(uid, pid, ?request, "admin request");
             dispatch(request, &shared, &mut out).await?;
             out.flush().await?;
         }
-        Ok(())
     }
     .await;
     if let Err(e) = result {
