@@ -63,8 +63,15 @@ for _ in $(seq 100); do
 done
 [ -n "$init" ] || { cat "$work/console.log"; echo "FAIL: container did not boot"; exit 1; }
 ct() { nsenter -t "$init" -a "$@"; }
-state=$(ct systemctl is-system-running --wait || true)
+# The bus appears a moment after init starts: wait until systemd says it is up.
+state=""
+for _ in $(seq 600); do
+    state=$(ct systemctl is-system-running 2>/dev/null || true)
+    case "$state" in running|degraded) break ;; esac
+    sleep 0.1
+done
 say "container systemd: $state (pid $init)"
+case "$state" in running|degraded) ;; *) cat "$work/console.log"; echo "FAIL: container systemd not up"; exit 1 ;; esac
 
 fail() { echo "FAIL: $*"; ct journalctl -u posd --no-pager | tail -40; exit 1; }
 check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else fail "$what"; fi; }
