@@ -64,10 +64,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTrac
         match shared.slots.take(limit) {
             Some(slot) => {
                 let shared = Arc::clone(&shared);
-                tracker.spawn(async move {
-                    session::run(stream, peer, shared).await;
-                    drop(slot);
-                });
+                tracker.spawn(session::run(stream, peer, shared, slot));
             }
             None => {
                 tracing::warn!(%peer, limit, "connection limit reached; refusing");

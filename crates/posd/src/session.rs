@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::connected::Claim;
 use crate::line::{Line, LineCodec, LineError};
 use crate::protocol::{self, Input, Limits, Prompt, CHAIN_MAX};
+use crate::server::Slot;
 use crate::shared::Shared;
 use futures::StreamExt;
 use pos_core::{Address, ValidatorKey};
@@ -47,8 +48,9 @@ struct Session {
     phase: Phase,
 }
 
-/// Serves one connection until the client leaves, misbehaves fatally, or posd stops.
-pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// Serves one connection until the client leaves, misbehaves fatally, or posd
+/// stops. `slot` is this connection's place under `max_connections`.
+pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot: Slot) {
     let _ = stream.set_nodelay(true);
     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
     let (rd, out) = stream.into_split();
@@ -97,6 +99,11 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         s.shared.pending.withdraw(&address);
     }
     tracing::debug!(peer = %s.peer, "connection closed");
+    // Free the slot before the socket closes, so a client that sees the close
+    // and reconnects at once is never refused for our sake.
+    drop(slot);
+    drop(lines);
+    drop(s);
 }
 
 impl Session {
