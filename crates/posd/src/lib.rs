@@ -30,7 +30,7 @@ use pos_store::Store;
 use shared::Shared;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -55,10 +55,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     reloads: impl Stream<Item = Config> + Send + Unpin + 'static,
 ) -> anyhow::Result<()> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let store = Store::open(&config.data_dir, now_ms)
+    let store = Store::open(&config.data_dir, writer::now_ms())
         .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
     let store = Arc::new(store);
     let tip = store.tip()?;

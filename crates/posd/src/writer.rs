@@ -99,7 +99,8 @@ pub struct Writer {
     tx: mpsc::Sender<Job>,
 }
 
-fn now_ms() -> u64 {
+/// Wall-clock milliseconds since the epoch: the timestamps of blocks and records.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

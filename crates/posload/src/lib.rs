@@ -1,11 +1,12 @@
 //! Tools to measure posd the way its users feel it: `posload` drives a
 //! running posd over TCP (as `nc` would) and its admin socket; `posgen`
-//! writes a long chain straight into a data directory.
+//! writes a long chain straight into a data directory; `sled-open-rss`
+//! measures bare sled's memory on such a directory.
 
 pub mod nc;
 pub mod stats;
 
-/// posd's resident memory in KiB, from /proc.
+/// A process's resident memory in KiB, from /proc.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;

@@ -1,27 +1,18 @@
 //! The memory bound for a long chain: bare sled (no posd) opening a data
 //! directory's database with posd's cache size, and the RSS that costs.
 //!
-//!   cargo run --release -p pos-store --example sled_open_rss -- /tmp/big/sled
+//!   cargo run --release -p posload --bin sled-open-rss -- /tmp/big/sled
 
+use posload::rss_kib;
 use std::time::Instant;
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn main() {
     let Some(path) = std::env::args().nth(1) else {
-        eprintln!("usage: sled_open_rss <DATA_DIR>/sled");
+        eprintln!("usage: sled-open-rss <DATA_DIR>/sled");
         std::process::exit(2);
     };
-    let before = rss_kib();
+    let me = std::process::id();
+    let before = rss_kib(me).unwrap_or(0);
     let start = Instant::now();
     let db = match sled::Config::new()
         .path(&path)
@@ -37,7 +28,7 @@ fn main() {
     println!(
         "sled opened {path} in {:?}: RSS {} KiB (was {before} KiB), {} bytes on disk",
         start.elapsed(),
-        rss_kib(),
+        rss_kib(me).unwrap_or(0),
         db.size_on_disk().unwrap_or(0)
     );
 }
