@@ -24,4 +24,15 @@ pub enum StoreError {
     Tip(#[from] VerifyError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The store lost something posd acknowledged, or cannot be read at all.
+    #[error("{}: {detail}; posd will not serve a shorter or a new chain. Restore the data directory from a backup (docs/RELIABILITY.md, \"A damaged store\")", path.display())]
+    Damaged { path: PathBuf, detail: String },
+}
+
+impl StoreError {
+    /// Whether this is the disk failing rather than a command being refused:
+    /// after such an error the store's memory may be ahead of its disk.
+    pub fn is_storage_failure(&self) -> bool {
+        !matches!(self, StoreError::Ledger(_) | StoreError::Tip(_))
+    }
 }

@@ -4,11 +4,15 @@
 //! - [`layout`]: tree names and key/value formats.
 //! - [`store`]: open, integrity check on start, apply a [`pos_core::Command`], flush, reads.
 //! - [`error`]: everything that can go wrong with a data directory.
+//! - [`acked`]: the record, outside sled, of what posd acknowledged; `sync`:
+//!   the fsyncs that make sled's flush survive a power cut.
 
+pub mod acked;
 mod codec;
 pub mod error;
 pub mod layout;
 pub mod store;
+mod sync;
 
 pub use error::StoreError;
 pub use store::{Counts, Store};
