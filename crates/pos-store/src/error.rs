@@ -2,15 +2,16 @@ use pos_core::verify::VerifyError;
 use pos_core::LedgerError;
 use std::path::PathBuf;
 
-/// Everything that can go wrong with a data directory.
+/// Everything that can go wrong with a data directory. Each message is
+/// complete in itself (no `source` chain), so `{:#}` prints it once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage engine: {0}")]
-    Sled(#[from] sled::Error),
-    #[error("{path}: {source}")]
+    Sled(sled::Error),
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("data directory {0} is in use by another posd")]
     Locked(PathBuf),
@@ -21,7 +22,7 @@ pub enum StoreError {
     #[error("corrupt record in tree {tree:?}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
     #[error("tip check failed: {0}")]
-    Tip(#[from] VerifyError),
+    Tip(VerifyError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     /// The store lost something posd acknowledged, or cannot be read at all.
@@ -34,5 +35,17 @@ impl StoreError {
     /// after such an error the store's memory may be ahead of its disk.
     pub fn is_storage_failure(&self) -> bool {
         !matches!(self, StoreError::Ledger(_) | StoreError::Tip(_))
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Sled(e)
+    }
+}
+
+impl From<VerifyError> for StoreError {
+    fn from(e: VerifyError) -> Self {
+        StoreError::Tip(e)
     }
 }

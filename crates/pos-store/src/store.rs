@@ -57,6 +57,12 @@ impl Store {
     /// everything the acknowledgement record says posd promised.
     pub fn open(dir: &Path, now_ms: u64) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let sled_dir = dir.join("sled");
+        let no_store = !sled_dir.exists();
+        // Someone else's directory is refused before posd leaves a file in it.
+        if no_store && !dir.join(acked::FILE).exists() {
+            refuse_foreign(dir)?;
+        }
         let lock_path = dir.join("posd.lock");
         let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
         match lock.try_lock() {
@@ -65,18 +71,14 @@ impl Store {
             Err(TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }
         let record = AckFile::read(dir)?;
-        let sled_dir = dir.join("sled");
-        if !sled_dir.exists() {
-            if let Some((_, acked)) = &record {
-                return Err(StoreError::Damaged {
-                    path: sled_dir,
-                    detail: format!(
-                        "the store is missing, but posd acknowledged a chain of height {} here",
-                        acked.height
-                    ),
-                });
-            }
-            refuse_foreign(dir)?;
+        if let (true, Some((_, acked))) = (no_store, &record) {
+            return Err(StoreError::Damaged {
+                path: sled_dir,
+                detail: format!(
+                    "the store is missing, but posd acknowledged a chain of height {} here",
+                    acked.height
+                ),
+            });
         }
         let db = sled::Config::new()
             .path(&sled_dir)

@@ -23,9 +23,9 @@ pub(crate) struct SledFiles {
 
 /// A `StoreError` naming `path`.
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
+    move |error| StoreError::Io {
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 
