@@ -6,7 +6,7 @@ use std::path::PathBuf;
 /// complete in itself (no `source` chain), so `{:#}` prints it once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage engine: {0}")]
+    #[error("storage engine: {}", engine(.0))]
     Sled(sled::Error),
     #[error("{}: {error}", path.display())]
     Io {
@@ -25,6 +25,9 @@ pub enum StoreError {
     Tip(VerifyError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// A full check found a fault (the message names the block or record).
+    #[error("{0}")]
+    Invalid(String),
     /// The store lost something posd acknowledged, or cannot be read at all.
     #[error("{}: {detail}; posd will not serve a shorter or a new chain. Restore the data directory from a backup (docs/RELIABILITY.md, \"A damaged store\")", path.display())]
     Damaged { path: PathBuf, detail: String },
@@ -47,5 +50,15 @@ impl From<sled::Error> for StoreError {
 impl From<VerifyError> for StoreError {
     fn from(e: VerifyError) -> Self {
         StoreError::Tip(e)
+    }
+}
+
+/// sled's own text, minus its debug noise ("at file offset None backtrace ()").
+fn engine(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Corruption { at: Some(at), .. } => format!("corrupted data at {at}"),
+        sled::Error::Corruption { at: None, .. } => "corrupted data".into(),
+        sled::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
     }
 }

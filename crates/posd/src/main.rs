@@ -42,6 +42,10 @@ fn posd_main() -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
+    if args.check {
+        println!("{}", posd::check(&config)?);
+        return Ok(());
+    }
     let filter = init_logging(&config)?;
     tokio::runtime::Runtime::new()
         .context("cannot start the async runtime")?
