@@ -108,32 +108,43 @@ fn check(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// A child killed and reaped however the test leaves it.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A normal start: `Ok` once posd is ready (then stopped), or the stderr of a refusal.
 fn start(dir: &Path) -> Result<(), String> {
-    let mut child = Command::new(posd_bin!())
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("RUST_BACKTRACE", "1")
-        .env("RUST_LOG", "warn,posd=info")
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        Command::new(posd_bin!())
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env("RUST_BACKTRACE", "1")
+            .env("RUST_LOG", "warn,posd=info")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut log = String::new();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
         let mut line = String::new();
         if stderr.read_line(&mut line).unwrap() == 0 {
-            let status = child.wait().unwrap();
+            let status = child.0.wait().unwrap();
             assert_eq!(status.code(), Some(1), "{log}");
-            // Only the error line: a refusal logs nothing before it.
             return Err(log);
         }
         log.push_str(&line);
         if line.contains("posd ready") {
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            assert!(child.wait().unwrap().success(), "{log}");
+            unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+            assert!(child.0.wait().unwrap().success(), "{log}");
             return Ok(());
         }
         assert!(std::time::Instant::now() < deadline, "{log}");
