@@ -39,9 +39,22 @@ pub struct BlockJson {
     pub validator: String,
 }
 
-/// Formats milliseconds since the epoch the way blocks show them.
+/// The last representable block time: 9999-12-31T23:59:59.999Z. RFC 3339
+/// has four-digit years; later clocks are refused, never formatted.
+pub const MAX_TIMESTAMP_MS: u64 = 253_402_300_799_999;
+
+/// Formats milliseconds since the epoch the way blocks show them. Beyond
+/// [`MAX_TIMESTAMP_MS`] it shows that instant (such blocks never verify, so
+/// the clamp never hides a difference; it only keeps this total).
 pub fn format_timestamp(timestamp_ms: u64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(timestamp_ms)).to_string()
+    let ms = timestamp_ms.min(MAX_TIMESTAMP_MS);
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// The timestamp of the block after one stamped `parent_ms`, given the clock:
+/// block times never go backwards, whatever the clock does.
+pub fn next_timestamp(parent_ms: u64, clock_ms: u64) -> u64 {
+    clock_ms.max(parent_ms + 1)
 }
 
 fn hex_or_empty<T: ToString>(v: &Option<T>) -> String {
@@ -141,6 +154,13 @@ mod tests {
 
     /// Vectors computed independently (Python hashlib) from the documented encoding.
     #[test]
+    fn block_times_never_go_backwards() {
+        assert_eq!(next_timestamp(1_000, 5_000), 5_000);
+        assert_eq!(next_timestamp(5_000, 1_000), 5_001);
+        assert_eq!(next_timestamp(5_000, 5_000), 5_001);
+    }
+
+    #[test]
     fn pinned_hashes() {
         let genesis = Block::genesis(1_795_000_000_000);
         assert_eq!(
@@ -180,5 +200,13 @@ mod tests {
         let g = Block::genesis(0).json();
         assert_eq!((g.prev_hash.as_str(), g.validator.as_str()), ("", ""));
         assert_eq!(g.timestamp, "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_timestamp(MAX_TIMESTAMP_MS),
+            "9999-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            format_timestamp(u64::MAX),
+            format_timestamp(MAX_TIMESTAMP_MS)
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Checking a chain block by block in constant memory: hashes, links and draws.
 
-use crate::block::Block;
+use crate::block::{Block, MAX_TIMESTAMP_MS};
 use crate::lottery::{LotteryError, RoundRecord};
 
 /// What is wrong at one block.
@@ -22,6 +22,10 @@ pub enum VerifyError {
     Draw { index: u64, source: LotteryError },
     #[error("block {index}: lottery winner or BPM differs from the block")]
     WrongWinner { index: u64 },
+    #[error("block {index}: Timestamp is before the previous block's")]
+    TimeBackwards { index: u64 },
+    #[error("block {index}: Timestamp is past the year 9999")]
+    TimeOutOfRange { index: u64 },
 }
 
 /// Checks that `block` may follow `parent`: index, link and hash.
@@ -39,10 +43,17 @@ pub fn check_link(parent: &Block, block: &Block) -> Result<(), VerifyError> {
     if block.validator.is_none() {
         return Err(VerifyError::NoValidator { index });
     }
+    // Equal times pass: blocks made before timestamps were forced to grow may share one.
+    if block.timestamp_ms < parent.timestamp_ms {
+        return Err(VerifyError::TimeBackwards { index });
+    }
     check_hash(block)
 }
 
 fn check_hash(block: &Block) -> Result<(), VerifyError> {
+    if block.timestamp_ms > MAX_TIMESTAMP_MS {
+        return Err(VerifyError::TimeOutOfRange { index: block.index });
+    }
     if block.compute_hash() != block.hash {
         return Err(VerifyError::BadHash { index: block.index });
     }
@@ -154,6 +165,16 @@ mod tests {
         let mut c = chain(5);
         c[1].1 = None;
         assert_eq!(verify(c), Err(VerifyError::MissingRound { index: 1 }));
+
+        let mut c = chain(5);
+        c[3].0.timestamp_ms = c[2].0.timestamp_ms - 1;
+        c[3].0.hash = c[3].0.compute_hash();
+        assert_eq!(verify(c), Err(VerifyError::TimeBackwards { index: 3 }));
+
+        let mut c = chain(5);
+        c[5].0.timestamp_ms = crate::block::MAX_TIMESTAMP_MS + 1;
+        c[5].0.hash = c[5].0.compute_hash();
+        assert_eq!(verify(c), Err(VerifyError::TimeOutOfRange { index: 5 }));
 
         let mut c = chain(5);
         c.remove(2);

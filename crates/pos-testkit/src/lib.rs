@@ -4,7 +4,9 @@
 //! - [`process`]: the posd binary as a child process (for SIGKILL and restarts).
 //! - [`daemon`]: posd's `run()` in-process on `127.0.0.1:0`.
 //! - [`client`]: raw TCP, reading until expected text appears.
+//! - [`admin`]: posctl's requests over the admin socket, blocking.
 
+pub mod admin;
 pub mod client;
 pub mod daemon;
 pub mod process;

@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod announce;
+mod clock;
 pub mod config;
 pub mod connected;
 pub mod line;
@@ -66,7 +67,7 @@ pub fn check(config: &Config) -> anyhow::Result<String> {
     if !dir.join("sled").exists() && !dir.join(pos_store::acked::FILE).exists() {
         anyhow::bail!("{} holds no chain", dir.display());
     }
-    let store = Store::open(dir, writer::now_ms())
+    let store = Store::open(dir, clock::record_ms())
         .with_context(|| format!("data directory {} failed its check", dir.display()))?;
     let tip = store.tip()?;
     let checked = store
@@ -100,7 +101,7 @@ impl Node {
                 config.data_dir.display()
             )
         })?;
-        let store = Store::open(&dir, writer::now_ms())
+        let store = Store::open(&dir, clock::record_ms())
             .with_context(|| format!("cannot open data directory {}", dir.display()))?;
         let tip = store.tip()?;
         if store.created() {
@@ -144,6 +145,7 @@ impl Node {
             block_reward: config.block_reward,
             max_stake: config.max_stake,
             failed: failed.clone(),
+            clock_behind: std::cell::Cell::new(false),
         })
         .context("cannot start the writer thread")?;
         let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;

@@ -12,13 +12,13 @@
 //! non-zero so that systemd restarts it from what the disk really holds.
 
 use crate::announce::Announcer;
+use crate::clock;
 use crate::pending::Pending;
 use crate::round;
 use pos_core::{Address, Block, Command, RoundRecord, Validator};
 use pos_store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -90,19 +90,14 @@ pub struct WriterContext {
     pub max_stake: u64,
     /// Cancelled when storage has failed and posd must stop.
     pub failed: CancellationToken,
+    /// Whether the clock was last seen behind the tip, so a jump back is logged once.
+    pub clock_behind: std::cell::Cell<bool>,
 }
 
 /// A cheap handle for asking the writer; clone it freely.
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
-}
-
-/// Wall-clock milliseconds since the epoch: the timestamps of blocks and records.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Writer {
@@ -258,7 +253,7 @@ impl Applied {
 }
 
 fn execute(ctx: &WriterContext, job: Job) -> Result<Applied, StoreError> {
-    let at_ms = now_ms();
+    let at_ms = clock::record_ms();
     Ok(match job {
         Job::Register {
             address,
@@ -292,20 +287,42 @@ fn execute(ctx: &WriterContext, job: Job) -> Result<Applied, StoreError> {
             }
             Applied::Validator(result, reply)
         }
-        Job::Round { reply } => Applied::Round(refused(close_round(ctx, at_ms))?, reply),
+        Job::Round { reply } => Applied::Round(close_round(ctx)?, reply),
     })
 }
 
-fn close_round(ctx: &WriterContext, at_ms: u64) -> Result<RoundOutcome, StoreError> {
+/// Closes the round: its block, no block, or a refusal when the clock cannot
+/// stamp one (the proposals then stay for the next round).
+fn close_round(ctx: &WriterContext) -> Result<Result<RoundOutcome, WriteError>, StoreError> {
+    let Some(clock_ms) = clock::now_ms() else {
+        tracing::error!("system clock is outside the years 1970-9999: round skipped");
+        return Ok(Err(WriteError::Refused(
+            "the node's clock is outside the years 1970-9999".into(),
+        )));
+    };
     let proposals = ctx.pending.take();
     let offered = proposals.len();
-    let Some(cmd) = round::prepare(&ctx.store, proposals, at_ms, ctx.block_reward)? else {
+    let Some(cmd) = round::prepare(&ctx.store, proposals, clock_ms, ctx.block_reward)? else {
         tracing::info!(proposals = offered, "round closed: no candidates, no block");
-        return Ok(RoundOutcome::NoCandidates);
+        return Ok(Ok(RoundOutcome::NoCandidates));
     };
-    ctx.store.apply(&cmd)?;
-    let Command::CommitRound { block, round, .. } = cmd else {
+    let Command::CommitRound { block, .. } = &cmd else {
         unreachable!("round::prepare builds a CommitRound")
+    };
+    let behind = block.timestamp_ms > clock_ms;
+    if behind && !ctx.clock_behind.get() {
+        tracing::warn!(
+            clock = %pos_core::block::format_timestamp(clock_ms),
+            block = %pos_core::block::format_timestamp(block.timestamp_ms),
+            "clock is behind the chain's last block: block times continue from the chain"
+        );
+    }
+    ctx.clock_behind.set(behind);
+    if let Err(refusal) = refused(ctx.store.apply(&cmd))? {
+        return Ok(Err(refusal));
+    }
+    let Command::CommitRound { block, round, .. } = cmd else {
+        unreachable!("checked above")
     };
     tracing::info!(
         index = block.index,
@@ -313,5 +330,5 @@ fn close_round(ctx: &WriterContext, at_ms: u64) -> Result<RoundOutcome, StoreErr
         candidates = round.candidates.len(),
         "round committed"
     );
-    Ok(RoundOutcome::Committed { block, round })
+    Ok(Ok(RoundOutcome::Committed { block, round }))
 }

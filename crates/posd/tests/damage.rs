@@ -26,31 +26,14 @@ fn build(dir: &Path) -> Acked {
         let (c, _, _) = &mut clients[round % 20];
         c.send(&format!("{}\n", 60 + round));
         c.expect("Enter a new BPM:");
-        let block = forced_round(&posd);
+        let block = pos_testkit::admin::lottery_run(&posd.socket())
+            .unwrap()
+            .expect("a block");
         blocks.insert(block.index, block.hash.to_hex());
     }
     drop(clients);
     assert!(posd.terminate().success());
     Acked { blocks, validators }
-}
-
-/// `posctl lottery run` through the admin wire; the committed block.
-fn forced_round(posd: &Posd) -> pos_core::Block {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut c = pos_proto::client::Client::connect(&posd.socket(), "damage-test")
-            .await
-            .unwrap();
-        match c.ask(&pos_proto::Request::LotteryRun).await.unwrap() {
-            pos_proto::Response::Lottery(pos_proto::LotteryOutcome::Committed {
-                block, ..
-            }) => block,
-            other => panic!("no block: {other:?}"),
-        }
-    })
 }
 
 /// Every acknowledged block (same hash) and validator is in `dir`.
