@@ -66,6 +66,8 @@ pub async fn run(
         "chain opened (pending proposals from before a restart are gone)"
     );
 
+    // Before the writer thread exists, so a refusal here releases the store at once.
+    let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;
     let pending = Arc::new(pending::Pending::default());
     let announcer = announce::Announcer::default();
     let (writer, writer_thread) = writer::Writer::spawn(writer::WriterContext {
@@ -77,7 +79,6 @@ pub async fn run(
         max_stake: config.max_stake,
     })
     .context("cannot start the writer thread")?;
-    let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;
     let token = CancellationToken::new();
     let (interval_tx, interval_rx) = watch::channel(config.round_interval);
     let shared = Arc::new(Shared {
