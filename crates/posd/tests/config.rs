@@ -338,3 +338,26 @@ fn a_reload_out_of_range_keeps_the_running_config_and_the_rounds() {
     assert_eq!((winner, block["BPM"].as_u64()), (addr, Some(62)));
     posd.validator(1);
 }
+
+#[test]
+fn shipped_example_lists_every_key_with_its_default() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/posd.toml");
+    let example = std::fs::read_to_string(path).unwrap();
+    for key in posd::config::KEYS {
+        assert!(example.contains(&format!("\n#{key} = ")), "{key} missing");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let uncommented: String = example
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest) if rest.contains(" = ") && !rest.starts_with(' ') => rest,
+            _ => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let file = write(dir.path(), &uncommented);
+    assert_eq!(
+        print_config(&["--config", &file], &[]),
+        print_config(&[], &[])
+    );
+}
