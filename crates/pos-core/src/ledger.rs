@@ -106,13 +106,19 @@ impl Validator {
         Ok(())
     }
 
+    /// Whether a won block's `reward` fits the balance. One that does not is
+    /// no lottery candidate, so its overflow never fails a round for everyone.
+    pub fn can_take(&self, reward: u64) -> bool {
+        self.balance.checked_add(reward).is_some()
+    }
+
     /// Credits a won block.
     pub fn reward(&mut self, amount: u64) -> Result<(), LedgerError> {
         self.ensure_active()?;
-        self.balance = self
-            .balance
-            .checked_add(amount)
-            .ok_or(LedgerError::Overflow(self.address))?;
+        if !self.can_take(amount) {
+            return Err(LedgerError::Overflow(self.address));
+        }
+        self.balance += amount;
         self.blocks_won += 1;
         Ok(())
     }
@@ -161,8 +167,10 @@ mod tests {
 
     #[test]
     fn reward_counts_and_refuses_overflow() {
-        let mut v = Validator::register(None, addr(), u64::MAX, u64::MAX, 0).unwrap();
-        assert_eq!(v.reward(1), Err(LedgerError::Overflow(addr())));
+        let mut v = Validator::register(None, addr(), u64::MAX - 1, u64::MAX, 0).unwrap();
+        assert!(v.can_take(1) && !v.can_take(2));
+        assert_eq!(v.reward(2), Err(LedgerError::Overflow(addr())));
+        assert_eq!((v.balance, v.blocks_won), (u64::MAX - 1, 0));
         v.balance = 1;
         v.reward(1).unwrap();
         assert_eq!((v.balance, v.blocks_won), (2, 1));

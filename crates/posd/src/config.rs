@@ -4,11 +4,12 @@
 
 use clap::Parser;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Every config key, in the order `--print-config` shows them.
-pub const KEYS: [&str; 14] = [
+pub const KEYS: [&str; 15] = [
     "listen",
     "data_dir",
     "admin_socket",
@@ -21,19 +22,43 @@ pub const KEYS: [&str; 14] = [
     "max_line_bytes",
     "stake_timeout",
     "write_timeout",
+    "idle_timeout",
     "log_level",
     "log_format",
 ];
 
 /// Keys SIGHUP applies to the running daemon; others need a restart.
-pub const RELOADABLE: [&str; 6] = [
+pub const RELOADABLE: [&str; 7] = [
     "round_interval",
     "log_level",
     "max_connections",
     "max_line_bytes",
     "stake_timeout",
     "write_timeout",
+    "idle_timeout",
 ];
+
+// Accepted values, the same for flag, variable, file and reload. Every bound
+// fits a TOML integer (i64), so `--print-config` always reads back, and no
+// duration exceeds a day, so adding one to an `Instant` cannot overflow.
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+pub const ROUND_INTERVAL: RangeInclusive<Duration> = Duration::from_millis(1)..=DAY;
+/// For `stake_timeout` and `write_timeout`.
+pub const TIMEOUT: RangeInclusive<Duration> = Duration::from_millis(100)..=DAY;
+/// For `idle_timeout` when it is not 0 (off).
+pub const IDLE_TIMEOUT: RangeInclusive<Duration> = Duration::from_secs(1)..=DAY;
+/// Balances stay below `u64::MAX` for ~1.8e13 blocks (580 years of 1 ms
+/// rounds) even from the largest stake, so a reward never overflows.
+pub const BLOCK_REWARD: RangeInclusive<u64> = 0..=1_000_000;
+/// Below 2^53 too, so stakes stay exact in JSON tools that use doubles.
+pub const MAX_STAKE: RangeInclusive<u64> = 1..=1_000_000_000_000_000;
+pub const MAX_BPM: RangeInclusive<u32> = 0..=u32::MAX;
+pub const MAX_CONNECTIONS: RangeInclusive<u32> = 1..=1_000_000;
+/// `resume <64 hex digits>` is 71 bytes (72 with nc's `\r`); below this a
+/// validator could never resume and its stake would be stranded.
+pub const MAX_LINE_BYTES: RangeInclusive<u32> = 128..=65_536;
+const _: () =
+    assert!(*BLOCK_REWARD.end() <= i64::MAX as u64 && *MAX_STAKE.end() <= i64::MAX as u64);
 
 /// Log line shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +67,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// The effective configuration of a running posd.
+/// The effective configuration of a running posd. Built only by
+/// [`Config::load`], so every value is within its key's range above.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// TCP address validators connect to.
@@ -69,6 +95,8 @@ pub struct Config {
     pub stake_timeout: Duration,
     /// A client that cannot take a write for this long is dropped.
     pub write_timeout: Duration,
+    /// A registered validator that sends no line for this long is let go; `None`: never.
+    pub idle_timeout: Option<Duration>,
     /// Log filter (`RUST_LOG` syntax); `RUST_LOG` itself wins when set.
     pub log_level: String,
     pub log_format: LogFormat,
@@ -127,13 +155,13 @@ pub struct Args {
     /// posctl's socket [default: $RUNTIME_DIRECTORY/admin.sock, else <data_dir>/admin.sock].
     #[arg(long, value_name = "PATH")]
     pub admin_socket: Option<String>,
-    /// Round length, e.g. 500ms, 30s, 5m [default: 30s].
+    /// Round length, 1ms to 1day, e.g. 500ms, 30s, 5m [default: 30s].
     #[arg(long, value_name = "DURATION")]
     pub round_interval: Option<String>,
-    /// Tokens a block's winner earns [default: 1].
+    /// Tokens a block's winner earns, 0 to 1000000 [default: 1].
     #[arg(long, value_name = "TOKENS")]
     pub block_reward: Option<String>,
-    /// Largest stake accepted [default: 1000000000000].
+    /// Largest stake accepted, 1 to 1000000000000000 [default: 1000000000000].
     #[arg(long, value_name = "TOKENS")]
     pub max_stake: Option<String>,
     /// Largest BPM accepted [default: 1000].
@@ -142,18 +170,21 @@ pub struct Args {
     /// Slash malformed proposals: true or false [default: true].
     #[arg(long, value_name = "BOOL")]
     pub slash_on_invalid_bpm: Option<String>,
-    /// Validator connections at once [default: 10000].
+    /// Validator connections at once, 1 to 1000000 [default: 10000].
     #[arg(long, value_name = "N")]
     pub max_connections: Option<String>,
-    /// Longest validator line in bytes [default: 1024].
+    /// Longest validator line in bytes, 128 to 65536 [default: 1024].
     #[arg(long, value_name = "BYTES")]
     pub max_line_bytes: Option<String>,
-    /// Time to answer the balance prompt [default: 60s].
+    /// Time to answer the balance prompt, 100ms to 1day [default: 60s].
     #[arg(long, value_name = "DURATION")]
     pub stake_timeout: Option<String>,
-    /// Drop a client that cannot take a write for this long [default: 10s].
+    /// Drop a client that cannot take a write for this long, 100ms to 1day [default: 10s].
     #[arg(long, value_name = "DURATION")]
     pub write_timeout: Option<String>,
+    /// Let go of a validator silent this long, 1s to 1day; 0s: never [default: 0s].
+    #[arg(long, value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
     /// error, warn, info, debug, trace, or a RUST_LOG filter [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
@@ -177,6 +208,7 @@ impl Args {
             "max_line_bytes" => self.max_line_bytes.as_deref(),
             "stake_timeout" => self.stake_timeout.as_deref(),
             "write_timeout" => self.write_timeout.as_deref(),
+            "idle_timeout" => self.idle_timeout.as_deref(),
             "log_level" => self.log_level.as_deref(),
             "log_format" => self.log_format.as_deref(),
             _ => None,
@@ -209,28 +241,47 @@ fn default_of(key: &str) -> String {
         "max_line_bytes" => "1024".into(),
         "stake_timeout" => "60s".into(),
         "write_timeout" => "10s".into(),
+        "idle_timeout" => "0s".into(),
         "log_level" => "info".into(),
         "log_format" => "text".into(),
         _ => String::new(),
     }
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("{e} (use e.g. \"500ms\", \"30s\", \"5m\")"))?;
-    if d.is_zero() {
-        return Err("must be longer than zero".into());
+/// A duration in `range`; with `zero_is_off`, `"0s"` too.
+fn duration(
+    s: &str,
+    range: RangeInclusive<Duration>,
+    zero_is_off: bool,
+) -> Result<Duration, String> {
+    let parsed = humantime::parse_duration(s);
+    match parsed {
+        Ok(d) if range.contains(&d) || (zero_is_off && d.is_zero()) => return Ok(d),
+        _ => {}
     }
-    Ok(d)
+    let why = format!(
+        "expected {}a duration from {} to {}, e.g. \"500ms\", \"30s\", \"5m\"",
+        if zero_is_off { "\"0s\" (off) or " } else { "" },
+        humantime::format_duration(*range.start()),
+        humantime::format_duration(*range.end())
+    );
+    Err(match parsed {
+        Ok(_) => why,
+        Err(e) => format!("{e}; {why}"),
+    })
 }
 
 fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
     s: &str,
-    min: T,
+    range: RangeInclusive<T>,
 ) -> Result<T, String> {
     match s.parse::<T>() {
-        Ok(v) if v >= min => Ok(v),
-        _ => Err(format!("expected a whole number of at least {min}")),
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(format!(
+            "expected a whole number from {} to {}",
+            range.start(),
+            range.end()
+        )),
     }
 }
 
@@ -269,6 +320,7 @@ impl Config {
             max_line_bytes: 0,
             stake_timeout: Duration::ZERO,
             write_timeout: Duration::ZERO,
+            idle_timeout: None,
             log_level: String::new(),
             log_format: LogFormat::Text,
         };
@@ -312,19 +364,23 @@ impl Config {
             "data_dir" if v.is_empty() => return Err("must not be empty".into()),
             "data_dir" => self.data_dir = PathBuf::from(v),
             "admin_socket" => self.admin_socket = PathBuf::from(v),
-            "round_interval" => self.round_interval = duration(v)?,
-            "block_reward" => self.block_reward = number(v, 0)?,
-            "max_stake" => self.max_stake = number(v, 1)?,
-            "max_bpm" => self.max_bpm = number(v, 0)?,
+            "round_interval" => self.round_interval = duration(v, ROUND_INTERVAL, false)?,
+            "block_reward" => self.block_reward = number(v, BLOCK_REWARD)?,
+            "max_stake" => self.max_stake = number(v, MAX_STAKE)?,
+            "max_bpm" => self.max_bpm = number(v, MAX_BPM)?,
             "slash_on_invalid_bpm" => {
                 self.slash_on_invalid_bpm = v
                     .parse()
                     .map_err(|_| "expected true or false".to_string())?
             }
-            "max_connections" => self.max_connections = number(v, 1)?,
-            "max_line_bytes" => self.max_line_bytes = number(v, 16)?,
-            "stake_timeout" => self.stake_timeout = duration(v)?,
-            "write_timeout" => self.write_timeout = duration(v)?,
+            "max_connections" => self.max_connections = number(v, MAX_CONNECTIONS)?,
+            "max_line_bytes" => self.max_line_bytes = number(v, MAX_LINE_BYTES)?,
+            "stake_timeout" => self.stake_timeout = duration(v, TIMEOUT, false)?,
+            "write_timeout" => self.write_timeout = duration(v, TIMEOUT, false)?,
+            "idle_timeout" => {
+                let d = duration(v, IDLE_TIMEOUT, true)?;
+                self.idle_timeout = (!d.is_zero()).then_some(d);
+            }
             "log_level" => {
                 tracing_subscriber::EnvFilter::try_new(v).map_err(|e| e.to_string())?;
                 self.log_level = v.to_string();
@@ -351,14 +407,16 @@ impl Config {
             ("data_dir", path(&self.data_dir)),
             ("admin_socket", path(&self.admin_socket)),
             ("round_interval", dur(self.round_interval)),
+            // Lossless: the ranges' const assertion above.
             ("block_reward", Integer(self.block_reward as i64)),
             ("max_stake", Integer(self.max_stake as i64)),
-            ("max_bpm", Integer(self.max_bpm as i64)),
+            ("max_bpm", Integer(i64::from(self.max_bpm))),
             ("slash_on_invalid_bpm", Boolean(self.slash_on_invalid_bpm)),
-            ("max_connections", Integer(self.max_connections as i64)),
-            ("max_line_bytes", Integer(self.max_line_bytes as i64)),
+            ("max_connections", Integer(i64::from(self.max_connections))),
+            ("max_line_bytes", Integer(i64::from(self.max_line_bytes))),
             ("stake_timeout", dur(self.stake_timeout)),
             ("write_timeout", dur(self.write_timeout)),
+            ("idle_timeout", dur(self.idle_timeout.unwrap_or_default())),
             ("log_level", Str(self.log_level.clone())),
             (
                 "log_format",
@@ -399,6 +457,7 @@ impl Config {
             max_line_bytes: new.max_line_bytes,
             stake_timeout: new.stake_timeout,
             write_timeout: new.write_timeout,
+            idle_timeout: new.idle_timeout,
             ..self.clone()
         }
     }

@@ -134,6 +134,8 @@ impl Node {
             store,
             data_dir,
         } = self;
+        // Before the writer thread exists, so a refusal here releases the store at once.
+        let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;
         let pending = Arc::new(pending::Pending::default());
         let announcer = announce::Announcer::default();
         let failed = CancellationToken::new();
@@ -148,7 +150,6 @@ impl Node {
             clock_behind: std::cell::Cell::new(false),
         })
         .context("cannot start the writer thread")?;
-        let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;
         let token = CancellationToken::new();
         let (interval_tx, interval_rx) = watch::channel(config.round_interval);
         let shared = Arc::new(Shared {

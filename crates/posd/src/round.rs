@@ -18,15 +18,24 @@ pub fn prepare(
     let mut candidates = Vec::with_capacity(proposals.len());
     for (address, bpm) in proposals {
         // Slashed (or vanished) validators' proposals are dropped here.
-        if let Some(v) = store.validator(&address)? {
-            if v.status() == Status::Active && v.balance > 0 {
-                candidates.push(Candidate {
-                    address,
-                    stake: v.balance,
-                    bpm,
-                });
-            }
+        let Some(v) = store.validator(&address)? else {
+            continue;
+        };
+        if v.status() != Status::Active || v.balance == 0 {
+            continue;
         }
+        // Only a data directory from before max_stake was bounded can hold
+        // such a balance; skipping it keeps the round for everyone else.
+        if !v.can_take(reward) {
+            tracing::warn!(%address, balance = v.balance, reward,
+                "validator cannot take the block reward without overflow; not a candidate");
+            continue;
+        }
+        candidates.push(Candidate {
+            address,
+            stake: v.balance,
+            bpm,
+        });
     }
     if candidates.is_empty() {
         return Ok(None);
@@ -42,4 +51,42 @@ pub fn prepare(
         round,
         reward,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pos_core::{Digest, Validator};
+
+    fn register(store: &Store, seed: u8, stake: u64) -> Address {
+        let address = Address(Digest([seed; 32]));
+        store
+            .apply(&Command::Register {
+                address,
+                stake,
+                max_stake: u64::MAX,
+                at_ms: 0,
+            })
+            .unwrap();
+        address
+    }
+
+    #[test]
+    fn a_balance_that_cannot_take_the_reward_is_no_candidate() {
+        let store = Store::temporary(0).unwrap();
+        let whale = register(&store, 1, u64::MAX - 1);
+        let small = register(&store, 2, 1);
+        let proposals = BTreeMap::from([(whale, 70), (small, 80)]);
+        let cmd = prepare(&store, proposals.clone(), 1, 2).unwrap().unwrap();
+        let Command::CommitRound { round, .. } = &cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(round.candidates.len(), 1);
+        assert_eq!(round.winner().address, small);
+        let v: Validator = store.apply(&cmd).unwrap();
+        assert_eq!(v.balance, 3);
+        // A reward that fits keeps the whale in the draw (and it wins).
+        let cmd = prepare(&store, proposals, 2, 1).unwrap().unwrap();
+        assert_eq!(store.apply(&cmd).unwrap().address, whale);
+    }
 }

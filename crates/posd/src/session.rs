@@ -24,6 +24,12 @@ use tokio_util::codec::FramedRead;
 /// pin in kernel memory (Linux's autotuning would allow megabytes each).
 const SEND_BUFFER: usize = 64 * 1024;
 
+/// Probes a connection idle this long (then every 10 s), so a peer that
+/// vanished (power cut, cable) is noticed and its slot freed.
+const KEEPALIVE: socket2::TcpKeepalive = socket2::TcpKeepalive::new()
+    .with_time(Duration::from_secs(60))
+    .with_interval(Duration::from_secs(10));
+
 /// Where the conversation is.
 enum Phase {
     /// At `Enter token balance:`, until this instant.
@@ -46,19 +52,25 @@ struct Session {
     out: OwnedWriteHalf,
     peer: SocketAddr,
     phase: Phase,
+    /// When the client last sent a line: `idle_timeout` counts from here.
+    last_line: Instant,
+    /// This connection's place under `max_connections`.
+    slot: Slot,
 }
 
 /// Serves one connection until the client leaves, misbehaves fatally, or posd
-/// stops. `slot` is this connection's place under `max_connections`.
+/// stops, or it is shed to make room (see [`Slot`]).
 pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot: Slot) {
     let _ = stream.set_nodelay(true);
     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
+    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&KEEPALIVE);
     let (rd, out) = stream.into_split();
     let config = shared.config();
     let max_line = config.max_line_bytes as usize;
     let mut lines = FramedRead::with_capacity(rd, LineCodec::new(max_line), 256);
     let mut announcements = shared.announcer.subscribe();
     let shutdown = shared.shutdown.clone();
+    let shed = slot.shed();
     let deadline = Instant::now() + config.stake_timeout;
     let mut s = Session {
         shared,
@@ -66,6 +78,8 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot:
         out,
         peer,
         phase: Phase::Stake(deadline),
+        last_line: Instant::now(),
+        slot,
     };
     let greeting = format!(
         "posd {}: stake tokens to become a validator, or 'help'\n{}",
@@ -74,9 +88,9 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot:
     );
     let mut flow = s.send(&greeting).await;
     while flow == Flow::Continue {
-        let stake_deadline = match s.phase {
+        let deadline = match s.phase {
             Phase::Stake(at) => Some(at),
-            Phase::Bpm(_) => None,
+            Phase::Bpm(_) => s.config.idle_timeout.map(|idle| s.last_line + idle),
         };
         flow = tokio::select! {
             biased;
@@ -84,13 +98,14 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot:
                 s.send("\nposd is shutting down; proposals not yet in a block are discarded\n").await;
                 Flow::Close
             }
-            line = lines.next() => s.on_line(line).await,
-            msg = announcements.recv() => s.on_announcement(msg).await,
-            _ = sleep_until(stake_deadline.unwrap_or_else(Instant::now)), if stake_deadline.is_some() => {
-                let secs = s.config.stake_timeout.as_secs_f64();
-                s.send(&format!("\nerror: no stake within {secs}s; closing\n")).await;
+            _ = shed.cancelled() => {
+                tracing::info!(peer = %s.peer, "connection limit reached: shed this unregistered connection for a newer one");
+                s.farewell("\nerror: connection limit reached and this connection has not registered; closing to make room\n").await;
                 Flow::Close
             }
+            line = lines.next() => s.on_line(line).await,
+            msg = announcements.recv() => s.on_announcement(msg).await,
+            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => s.timed_out().await,
         };
     }
     // A proposal stands while its validator is connected: this keeps pending
@@ -99,11 +114,14 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot:
         s.shared.pending.withdraw(&address);
     }
     tracing::debug!(peer = %s.peer, "connection closed");
-    // Free the slot before the socket closes, so a client that sees the close
-    // and reconnects at once is never refused for our sake.
-    drop(slot);
+    // Free the slot and the validator before the socket closes, so a client
+    // that sees the close and reconnects (or resumes) at once is never refused for our sake.
+    let Session {
+        slot, phase, out, ..
+    } = s;
+    drop((slot, phase));
     drop(lines);
-    drop(s);
+    drop(out);
 }
 
 impl Session {
@@ -123,6 +141,27 @@ impl Session {
         }
     }
 
+    /// Last words to a client being dropped: bounded by 1 s, not `write_timeout`.
+    async fn farewell(&mut self, text: &str) {
+        let _ = timeout(Duration::from_secs(1), self.out.write_all(text.as_bytes())).await;
+    }
+
+    /// The stake prompt went unanswered, or a validator was idle too long.
+    async fn timed_out(&mut self) -> Flow {
+        let text = match self.phase {
+            Phase::Stake(_) => format!(
+                "\nerror: no stake within {}s; closing\n",
+                self.config.stake_timeout.as_secs_f64()
+            ),
+            Phase::Bpm(_) => format!(
+                "\nerror: nothing received for {}s (idle_timeout); closing\n",
+                self.config.idle_timeout.unwrap_or_default().as_secs_f64()
+            ),
+        };
+        self.send(&text).await;
+        Flow::Close
+    }
+
     /// Sends `text` followed by the current prompt.
     async fn reply(&mut self, text: &str) -> Flow {
         let text = format!("{text}{}", self.prompt_kind().text());
@@ -134,8 +173,10 @@ impl Session {
             Ok(text) => self.reply(&format!("\n{text}")).await,
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(peer = %self.peer, missed, "client too slow to read announcements; dropped");
-                let text = format!("\nerror: {missed} announcements behind; closing\n");
-                let _ = timeout(Duration::from_secs(1), self.out.write_all(text.as_bytes())).await;
+                self.farewell(&format!(
+                    "\nerror: {missed} announcements behind; closing\n"
+                ))
+                .await;
                 Flow::Close
             }
             Err(RecvError::Closed) => Flow::Close,
@@ -143,6 +184,7 @@ impl Session {
     }
 
     async fn on_line(&mut self, line: Option<Result<Line, LineError>>) -> Flow {
+        self.last_line = Instant::now();
         match line {
             None => Flow::Close,
             Some(Err(LineError::TooLong(max))) => {
@@ -252,6 +294,7 @@ impl Session {
             return self.reply("error: address already connected\n").await;
         };
         self.phase = Phase::Bpm(claim);
+        self.slot.registered();
         let key = key.to_hex();
         self.reply(&format!(
             "Validator address: {address}\n\
@@ -278,6 +321,7 @@ impl Session {
             return self.reply(&text).await;
         };
         self.phase = Phase::Bpm(claim);
+        self.slot.registered();
         let text = format!(
             "Validator address: {address}\nresumed: balance {} tokens, {} blocks won\n",
             v.balance, v.blocks_won

@@ -141,3 +141,74 @@ fn stale_socket_is_replaced_and_live_one_stops_the_start() {
     d.stop().unwrap();
     assert!(!socket.exists(), "socket removed on exit");
 }
+
+/// What `posd::run` says when started with `--admin-socket path` (and `extra`
+/// flags); gives up (and fails) if posd starts serving instead.
+fn start_refused(data_dir: &Path, path: &Path, extra: &[&str]) -> String {
+    let mut argv = vec![
+        "posd",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--admin-socket",
+        path.to_str().unwrap(),
+    ];
+    argv.extend_from_slice(extra);
+    let config = posd::config::Config::from_argv(argv).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let result = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        posd::run(
+            config,
+            listener,
+            tokio::time::sleep(pos_testkit::PATIENCE),
+            futures::stream::pending(),
+        )
+        .await
+    });
+    format!(
+        "{:#}",
+        result.expect_err("posd started on a path that is no socket")
+    )
+}
+
+#[test]
+fn only_a_stale_socket_is_removed_from_the_admin_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The config file itself, as a mistyped --admin-socket might name it.
+    let config = dir.path().join("posd.toml");
+    std::fs::write(&config, "round_interval = \"1h\"\n").unwrap();
+    let config_arg = config.to_str().unwrap().to_string();
+    let msg = start_refused(&data, &config, &["--config", &config_arg]);
+    assert!(
+        msg.contains(&config.display().to_string()) && msg.contains("a regular file"),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        "round_interval = \"1h\"\n"
+    );
+
+    let subdir = dir.path().join("sub");
+    std::fs::create_dir(&subdir).unwrap();
+    let msg = start_refused(&data, &subdir, &[]);
+    assert!(msg.contains("a directory"), "{msg}");
+    assert!(subdir.is_dir());
+
+    // Symbolic links are never followed nor removed, dangling or not.
+    let dangling = dir.path().join("dangling.sock");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    let linked = dir.path().join("linked.sock");
+    std::os::unix::fs::symlink(&config, &linked).unwrap();
+    for link in [&dangling, &linked] {
+        let msg = start_refused(&data, link, &[]);
+        assert!(
+            msg.contains(&link.display().to_string()) && msg.contains("a symbolic link"),
+            "{msg}"
+        );
+        assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    }
+    assert!(config.is_file());
+}

@@ -181,3 +181,183 @@ fn sighup_reloads_what_it_can_and_keeps_the_rest() {
         (Some(2), Some(61))
     );
 }
+
+#[test]
+fn out_of_range_values_are_refused_naming_key_and_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = "18446744073709551615s";
+    let refused = |args: &[&str], env: &[(&str, &str)], key: &str, range: &str| {
+        let mut all = vec!["--print-config"];
+        all.extend_from_slice(args);
+        let err = fails(&all, env);
+        assert!(
+            err.contains(&format!("bad value for {key}")) && err.contains(range),
+            "{args:?} {env:?}: {err}"
+        );
+    };
+    refused(
+        &["--round-interval", huge],
+        &[],
+        "round_interval (from --round-interval)",
+        "from 1ms to 1day",
+    );
+    refused(
+        &["--round-interval", "500us"],
+        &[],
+        "round_interval",
+        "from 1ms to 1day",
+    );
+    refused(
+        &[],
+        &[("POSD_STAKE_TIMEOUT", huge)],
+        "stake_timeout (from POSD_STAKE_TIMEOUT)",
+        "from 100ms to 1day",
+    );
+    let flags = [
+        (
+            "--write-timeout",
+            "50ms",
+            "write_timeout",
+            "from 100ms to 1day",
+        ),
+        (
+            "--idle-timeout",
+            "2days",
+            "idle_timeout",
+            "\"0s\" (off) or a duration from 1s to 1day",
+        ),
+        (
+            "--max-stake",
+            "18446744073709551615",
+            "max_stake",
+            "from 1 to 1000000000000000",
+        ),
+        (
+            "--block-reward",
+            "1000001",
+            "block_reward",
+            "from 0 to 1000000",
+        ),
+        (
+            "--max-line-bytes",
+            "71",
+            "max_line_bytes",
+            "from 128 to 65536",
+        ),
+        (
+            "--max-line-bytes",
+            "4294967296",
+            "max_line_bytes",
+            "from 128 to 65536",
+        ),
+        (
+            "--max-connections",
+            "1000001",
+            "max_connections",
+            "from 1 to 1000000",
+        ),
+        ("--max-bpm", "4294967296", "max_bpm", "from 0 to 4294967295"),
+    ];
+    for (flag, value, key, range) in flags {
+        refused(&[flag, value], &[], key, range);
+    }
+    // The file is held to the same ranges; i64::MAX is a valid TOML integer.
+    let file = write(dir.path(), "max_stake = 9223372036854775807\n");
+    let err = fails(&["--print-config", "--config", &file], &[]);
+    assert!(
+        err.contains("bad value for max_stake") && err.contains("from 1 to 1000000000000000"),
+        "{err}"
+    );
+}
+
+#[test]
+fn printed_extremes_read_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let highest = [
+        "--round-interval=1day",
+        "--stake-timeout=1day",
+        "--write-timeout=1day",
+        "--idle-timeout=1day",
+        "--block-reward=1000000",
+        "--max-stake=1000000000000000",
+        "--max-bpm=4294967295",
+        "--max-connections=1000000",
+        "--max-line-bytes=65536",
+    ];
+    let lowest = [
+        "--round-interval=1ms",
+        "--stake-timeout=100ms",
+        "--write-timeout=100ms",
+        "--idle-timeout=1s",
+        "--block-reward=0",
+        "--max-stake=1",
+        "--max-bpm=0",
+        "--max-connections=1",
+        "--max-line-bytes=128",
+    ];
+    for args in [&highest[..], &lowest[..], &["--idle-timeout=0s"][..]] {
+        let mut all = vec!["--print-config"];
+        all.extend_from_slice(args);
+        let first = posd(&all, &[]);
+        let text = String::from_utf8(first.stdout.clone()).unwrap();
+        assert!(first.status.success() && !text.contains("= -"), "{text}");
+        let file = write(dir.path(), &text);
+        let again = posd(&["--print-config", "--config", &file], &[]);
+        assert_eq!(
+            String::from_utf8_lossy(&again.stdout),
+            text,
+            "{}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_reload_out_of_range_keeps_the_running_config_and_the_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "round_interval = \"100ms\"\n");
+    let data = dir.path().join("data");
+    let posd = Posd::start(posd_bin!(), &data, &["--config", &file]);
+    let (mut v, addr, _) = posd.validator(5);
+    v.send("61\n");
+    assert_eq!(v.next_block().0, addr);
+
+    write(
+        dir.path(),
+        "round_interval = \"18446744073709551615s\"\nstake_timeout = \"100years\"\n",
+    );
+    posd.signal(libc::SIGHUP);
+    let log = posd.wait_log("reload failed; keeping the running config");
+    assert!(
+        log.contains("round_interval") && log.contains("1day"),
+        "{log}"
+    );
+    // The round timer lives on with the old interval, and new connections work.
+    v.send("62\n");
+    let (winner, block) = v.next_block();
+    assert_eq!((winner, block["BPM"].as_u64()), (addr, Some(62)));
+    posd.validator(1);
+}
+
+#[test]
+fn shipped_example_lists_every_key_with_its_default() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/posd.toml");
+    let example = std::fs::read_to_string(path).unwrap();
+    for key in posd::config::KEYS {
+        assert!(example.contains(&format!("\n#{key} = ")), "{key} missing");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let uncommented: String = example
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest) if rest.contains(" = ") && !rest.starts_with(' ') => rest,
+            _ => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let file = write(dir.path(), &uncommented);
+    assert_eq!(
+        print_config(&["--config", &file], &[]),
+        print_config(&[], &[])
+    );
+}

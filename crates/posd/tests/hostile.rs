@@ -165,3 +165,201 @@ fn emfile_on_accept_is_survived() {
     }
     assert_responsive(&posd);
 }
+
+/// Closes a round now through the admin socket, as `posctl lottery run` does.
+fn lottery_run(posd: &Posd) -> Result<pos_proto::LotteryOutcome, String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut admin = pos_proto::Client::connect(&posd.socket(), "test")
+            .await
+            .map_err(|e| e.to_string())?;
+        match admin.ask(&pos_proto::Request::LotteryRun).await {
+            Ok(pos_proto::Response::Lottery(outcome)) => Ok(outcome),
+            Ok(other) => Err(format!("unexpected answer {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+}
+
+fn winner_of(outcome: pos_proto::LotteryOutcome) -> String {
+    match outcome {
+        pos_proto::LotteryOutcome::Committed { block, .. } => block.validator.unwrap().to_string(),
+        other => panic!("no block: {other:?}"),
+    }
+}
+
+#[test]
+fn largest_stake_and_reward_accepted_never_veto_a_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let posd = Posd::start(
+        posd_bin!(),
+        dir.path(),
+        &[
+            "--round-interval",
+            "1day",
+            "--max-stake",
+            "1000000000000000",
+            "--block-reward",
+            "1000000",
+        ],
+    );
+    let (mut whale, _, _) = posd.validator(1_000_000_000_000_000);
+    let mut small: Vec<_> = (0..3).map(|_| posd.validator(1).0).collect();
+    for round in 0..20 {
+        whale.send("70\n");
+        for s in &mut small {
+            s.send("71\n");
+        }
+        for c in small.iter_mut().chain([&mut whale]) {
+            c.send("status\n");
+            c.expect("candidates: ");
+        }
+        let outcome = lottery_run(&posd).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        winner_of(outcome);
+    }
+}
+
+#[test]
+fn a_balance_that_cannot_take_the_reward_vetoes_no_round() {
+    let dir = tempfile::tempdir().unwrap();
+    // A validator at u64::MAX, as an older posd (which took any max_stake) could leave.
+    let key = pos_core::ValidatorKey([7; 32]);
+    {
+        let store = pos_store::Store::open(dir.path(), 0).unwrap();
+        store
+            .apply(&pos_core::Command::Register {
+                address: key.address(),
+                stake: u64::MAX,
+                max_stake: u64::MAX,
+                at_ms: 0,
+            })
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let posd = Posd::start(posd_bin!(), dir.path(), &["--round-interval", "1day"]);
+    let mut whale = posd.connect();
+    whale.expect("Enter token balance:");
+    whale.send(&format!("resume {}\n", key.to_hex()));
+    whale.expect("resumed");
+    let (mut small, small_addr, _) = posd.validator(1);
+    for _ in 0..3 {
+        whale.send("70\n");
+        small.send("80\n");
+        for c in [&mut whale, &mut small] {
+            c.send("status\n");
+            c.expect("candidates: ");
+        }
+        // The whale cannot take another reward, so it is no candidate; the round goes on.
+        assert_eq!(winner_of(lottery_run(&posd).unwrap()), small_addr);
+    }
+    posd.wait_log("cannot take the block reward");
+}
+
+#[test]
+fn silent_connections_are_shed_so_a_validator_gets_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let posd = Posd::start(posd_bin!(), dir.path(), &["--max-connections", "100"]);
+    let mut silent: Vec<_> = (0..100)
+        .map(|_| {
+            let mut c = posd.connect();
+            c.expect("Enter token balance:");
+            c
+        })
+        .collect();
+    // The limit is full of connections that never staked: an honest validator
+    // still registers, because the oldest of them makes room and is told why.
+    let (_v, _, _) = posd.validator(5);
+    assert!(
+        silent[0]
+            .expect_closed()
+            .contains("error: connection limit reached"),
+        "the oldest silent connection is shed"
+    );
+    // An attacker who keeps reconnecting keeps nobody out either.
+    let mut validators = vec![];
+    for _ in 0..10 {
+        let mut c = posd.connect();
+        c.expect("Enter token balance:");
+        silent.push(c);
+        validators.push(posd.validator(1));
+    }
+    // The newest silent connections survive: only the oldest are shed.
+    silent.last_mut().unwrap().send("help\n");
+    silent.last_mut().unwrap().expect("resume <key>");
+}
+
+#[test]
+fn an_idle_limit_lets_go_of_silent_validators() {
+    let dir = tempfile::tempdir().unwrap();
+    let posd = Posd::start(
+        posd_bin!(),
+        dir.path(),
+        &["--idle-timeout", "2s", "--round-interval", "1day"],
+    );
+    let (mut idle, _, _) = posd.validator(5);
+    let (mut busy, _, _) = posd.validator(5);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(4) {
+        busy.send("status\n");
+        busy.expect("Enter a new BPM:");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        idle.expect_closed()
+            .contains("error: nothing received for 2s (idle_timeout); closing"),
+        "the idle validator is let go"
+    );
+    busy.send("balance\n");
+    busy.expect("balance: 5 tokens");
+}
+
+/// posd's end of the TCP connection whose client end is `client`, as
+/// /proc/net/tcp lists it: (timer kind, ticks until it fires).
+fn server_side_timer(
+    server: std::net::SocketAddr,
+    client: std::net::SocketAddr,
+) -> Option<(u8, u64)> {
+    let hex = |a: std::net::SocketAddr| match a.ip() {
+        std::net::IpAddr::V4(ip) => {
+            format!("{:08X}:{:04X}", u32::from_ne_bytes(ip.octets()), a.port())
+        }
+        ip => panic!("{ip} is not IPv4"),
+    };
+    let (local, remote) = (hex(server), hex(client));
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f[1] != local || f[2] != remote {
+            return None;
+        }
+        let (kind, when) = f[5].split_once(':')?;
+        Some((
+            u8::from_str_radix(kind, 16).ok()?,
+            u64::from_str_radix(when, 16).ok()?,
+        ))
+    })
+}
+
+#[test]
+fn validator_connections_have_tcp_keepalive() {
+    let dir = tempfile::tempdir().unwrap();
+    let posd = Posd::start(posd_bin!(), dir.path(), &[]);
+    let mut c = posd.connect();
+    c.expect("Enter token balance:");
+    let client = c.stream.local_addr().unwrap();
+    // Timer kind 2 on an established socket is the keepalive timer; it fires
+    // within 60 s (6,000 ticks of 10 ms), not after the system's 2 h default.
+    let start = Instant::now();
+    loop {
+        let timer = server_side_timer(posd.addr, client);
+        if let Some((2, when)) = timer {
+            assert!(when <= 6_000, "keepalive in {when} ticks");
+            break;
+        }
+        assert!(
+            start.elapsed() < pos_testkit::PATIENCE,
+            "no keepalive timer on posd's socket: {timer:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -215,7 +215,7 @@ fn limits_give_an_error_before_the_disconnect() {
         dir.path(),
         &[
             "--max-line-bytes",
-            "64",
+            "128",
             "--max-connections",
             "2",
             "--stake-timeout",
@@ -223,26 +223,31 @@ fn limits_give_an_error_before_the_disconnect() {
         ],
     );
     let mut long = posd.connect();
-    long.send(&"9".repeat(100));
+    long.send(&"9".repeat(200));
     assert!(long
         .expect_closed()
-        .contains("error: line longer than 64 bytes; closing"));
+        .contains("error: line longer than 128 bytes; closing"));
 
-    let mut first = posd.connect();
-    first.expect("Enter token balance:");
-    let mut second = posd.connect();
-    second.expect("Enter token balance:");
+    // Two validators fill the limit: nobody can be shed to make room.
+    let (mut first, _, first_key) = posd.validator(3);
+    let (_second, _, _) = posd.validator(3);
     let mut third = posd.connect();
     assert_eq!(
         third.expect_closed(),
         "error: too many connections (limit 2); try again later\n"
     );
-    // Silent clients are let go after the stake timeout, which frees their slots.
-    assert!(first
+    // A silent client is let go after the stake timeout.
+    first.send("quit\n");
+    first.expect_closed();
+    let mut silent = posd.connect();
+    assert!(silent
         .expect_closed()
         .contains("error: no stake within 0.3s; closing"));
-    second.expect_closed();
-    let (_c, _, _) = posd.validator(3);
+    // The smallest line limit still fits a resume, even with nc's \r.
+    let mut back = posd.connect();
+    back.expect("Enter token balance:");
+    back.send(&format!("resume {first_key}\r\n"));
+    back.expect("resumed: balance 3 tokens");
 }
 
 #[test]

@@ -28,7 +28,8 @@ pub type Out = BufWriter<OwnedWriteHalf>;
 /// Time a client has to send its hello, so idle connections do not pile up.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Accepts admin connections until shutdown.
+/// Accepts admin connections until shutdown. (No keepalive, unlike TCP: a Unix
+/// socket's peer is on this machine, and the kernel closes it when that process dies.)
 pub async fn serve(listener: UnixListener, shared: Arc<Shared>, tracker: TaskTracker) {
     loop {
         let accepted = tokio::select! {
