@@ -6,6 +6,8 @@
 //! - [`lottery`]: the stake-weighted draw and its SHA-256 random stream.
 //! - [`ledger`]: validator records and how commands change them.
 //! - [`command`]: the closed set of state changes a single writer applies.
+//! - [`transition`]: what each command does to the state; the only place
+//!   that says so.
 //! - [`verify`]: streaming verification of a whole chain.
 
 pub mod block;
@@ -13,6 +15,7 @@ pub mod command;
 pub mod digest;
 pub mod ledger;
 pub mod lottery;
+pub mod transition;
 pub mod verify;
 
 pub use block::{Block, BlockJson};
@@ -20,3 +23,4 @@ pub use command::Command;
 pub use digest::{Address, Digest, ValidatorKey};
 pub use ledger::{LedgerError, SlashInfo, Status, Validator};
 pub use lottery::{Candidate, LotteryError, RoundRecord};
+pub use transition::{Counts, Outcome, Refusal};

@@ -50,6 +50,25 @@ pub fn check_link(parent: &Block, block: &Block) -> Result<(), VerifyError> {
     check_hash(block)
 }
 
+/// Checks that `block` follows `parent` and that `round` is its draw: the
+/// draw replays from the parent and its winner proposed the block. The
+/// store applies a round only if this holds, and verification re-checks it.
+pub fn check_round(parent: &Block, block: &Block, round: &RoundRecord) -> Result<(), VerifyError> {
+    let index = block.index;
+    check_link(parent, block)?;
+    if round.index != index {
+        return Err(VerifyError::MissingRound { index });
+    }
+    round
+        .replay(&parent.hash)
+        .map_err(|source| VerifyError::Draw { index, source })?;
+    let winner = round.winner();
+    if Some(winner.address) != block.validator || winner.bpm != block.bpm {
+        return Err(VerifyError::WrongWinner { index });
+    }
+    Ok(())
+}
+
 fn check_hash(block: &Block) -> Result<(), VerifyError> {
     if block.timestamp_ms > MAX_TIMESTAMP_MS {
         return Err(VerifyError::TimeOutOfRange { index: block.index });
@@ -90,18 +109,8 @@ impl ChainVerifier {
                 check_hash(&block)?;
             }
             Some(parent) => {
-                check_link(parent, &block)?;
                 let round = round.ok_or(VerifyError::MissingRound { index })?;
-                if round.index != index {
-                    return Err(VerifyError::MissingRound { index });
-                }
-                round
-                    .replay(&parent.hash)
-                    .map_err(|source| VerifyError::Draw { index, source })?;
-                let winner = round.winner();
-                if Some(winner.address) != block.validator || winner.bpm != block.bpm {
-                    return Err(VerifyError::WrongWinner { index });
-                }
+                check_round(parent, &block, round)?;
             }
         }
         self.parent = Some(block);

@@ -21,19 +21,22 @@ fn commit(c: &mut Criterion) {
             address: winner,
             stake: 100,
             max_stake: u64::MAX,
+            max_validators: u64::MAX,
             at_ms: 0,
         })
+        .unwrap()
         .unwrap();
     store.flush().unwrap();
     group.bench_function("posd_round", |b| {
         b.iter(|| {
             let tip = store.tip().unwrap();
+            let stake = store.validator(&winner).unwrap().unwrap().balance;
             let round = draw(
                 &tip.hash,
                 tip.index + 1,
                 vec![Candidate {
                     address: winner,
-                    stake: 100,
+                    stake,
                     bpm: 72,
                 }],
             )
@@ -45,7 +48,8 @@ fn commit(c: &mut Criterion) {
                     round,
                     reward: 1,
                 })
-                .unwrap();
+                .unwrap()
+                .expect("the round fits the tip");
             store.flush().unwrap();
         })
     });

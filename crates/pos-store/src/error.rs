@@ -1,5 +1,4 @@
 use pos_core::verify::VerifyError;
-use pos_core::LedgerError;
 use std::path::PathBuf;
 
 /// Everything that can go wrong with a data directory. Each message is
@@ -23,22 +22,12 @@ pub enum StoreError {
     Corrupt { tree: &'static str, detail: String },
     #[error("tip check failed: {0}")]
     Tip(VerifyError),
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
     /// A full check found a fault (the message names the block or record).
     #[error("{0}")]
     Invalid(String),
     /// The store lost something posd acknowledged, or cannot be read at all.
     #[error("{}: {detail}; posd will not serve a shorter or a new chain. Restore the data directory from a backup (docs/RELIABILITY.md, \"A damaged store\")", path.display())]
     Damaged { path: PathBuf, detail: String },
-}
-
-impl StoreError {
-    /// Whether this is the disk failing rather than a command being refused:
-    /// after such an error the store's memory may be ahead of its disk.
-    pub fn is_storage_failure(&self) -> bool {
-        !matches!(self, StoreError::Ledger(_) | StoreError::Tip(_))
-    }
 }
 
 impl From<sled::Error> for StoreError {

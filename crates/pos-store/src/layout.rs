@@ -9,6 +9,9 @@ pub const BLOCK_INDEX: &str = "block_index";
 pub const ROUNDS: &str = "rounds";
 /// `32-byte address -> bincode Validator`.
 pub const VALIDATORS: &str = "validators";
+/// `32-byte address -> u64 BE ms`: validators that proposed, and when they
+/// first did; they are never forgotten.
+pub const PROPOSED: &str = "proposed";
 /// Small named values, below.
 pub const META: &str = "meta";
 
@@ -24,6 +27,10 @@ pub const META_SLASHED: &[u8] = b"validators_slashed";
 /// `u64 BE`: commands applied since creation, written in each command's own
 /// transaction; the acknowledgement record (outside sled) compares against it.
 pub const META_APPLIED: &[u8] = b"applied";
+
+/// `u64 BE ms`: since when `proposed` is kept (set once, when a store first
+/// opens with it): validators registered earlier are never forgotten.
+pub const META_PROPOSALS_SINCE: &[u8] = b"proposals_since";
 
 /// The layout this code reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;

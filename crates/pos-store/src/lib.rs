@@ -3,6 +3,7 @@
 //!
 //! - [`layout`]: tree names and key/value formats.
 //! - [`store`]: open, integrity check on start, apply a [`pos_core::Command`], flush, reads.
+//! - `machine`: pos-core's transition state over one sled transaction.
 //! - `check`: the whole chain and every record verified, in constant memory.
 //! - [`error`]: everything that can go wrong with a data directory.
 //! - [`acked`]: the record, outside sled, of what posd acknowledged; `sync`:
@@ -13,9 +14,11 @@ mod check;
 mod codec;
 pub mod error;
 pub mod layout;
+mod machine;
 pub mod store;
 mod sync;
 
 pub use check::Checked;
 pub use error::StoreError;
-pub use store::{Counts, Store};
+pub use pos_core::transition::Counts;
+pub use store::Store;

@@ -3,24 +3,19 @@
 use crate::acked::{self, AckFile, Acked};
 use crate::codec::{decode, encode, u64_value};
 use crate::layout::*;
+use crate::machine::TxState;
 use crate::sync::{io_err, SledFiles};
 use crate::StoreError;
+use pos_core::transition::{self, Counts, Outcome};
 use pos_core::verify::check_link;
 use pos_core::{Address, Block, Command, Digest, RoundRecord, Validator};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::transaction::{TransactionError, Transactional};
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
 /// Names of the files posd itself keeps in a data directory; anything else
 /// in a directory without a chain means it belongs to someone else.
 const OWN_FILES: &[&str] = &["posd.lock", "sled", "admin.sock", acked::FILE];
-
-/// Validator totals, kept in `meta` so they cost nothing to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Counts {
-    pub active: u64,
-    pub slashed: u64,
-}
 
 /// An open data directory. Cheap to share behind an `Arc`: sled is
 /// thread-safe, and only posd's single writer calls [`Store::apply`].
@@ -30,6 +25,7 @@ pub struct Store {
     block_index: sled::Tree,
     rounds: sled::Tree,
     validators: sled::Tree,
+    proposed: sled::Tree,
     meta: sled::Tree,
     /// The files behind a store on disk; `None` for a temporary one.
     disk: Option<OnDisk>,
@@ -43,12 +39,6 @@ struct OnDisk {
     acked: AckFile,
     /// Held for the store's life: a second posd on the same directory fails to take it.
     _lock: File,
-}
-
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
-
-fn abort<T>(e: impl Into<StoreError>) -> TxResult<T> {
-    Err(ConflictableTransactionError::Abort(e.into()))
 }
 
 impl Store {
@@ -116,6 +106,7 @@ impl Store {
             block_index: db.open_tree(BLOCK_INDEX)?,
             rounds: db.open_tree(ROUNDS)?,
             validators: db.open_tree(VALIDATORS)?,
+            proposed: db.open_tree(PROPOSED)?,
             meta: db.open_tree(META)?,
             db,
             disk: None,
@@ -139,6 +130,11 @@ impl Store {
                     });
                 }
             }
+        }
+        if store.meta.get(META_PROPOSALS_SINCE)?.is_none() {
+            store
+                .meta
+                .insert(META_PROPOSALS_SINCE, &now_ms.to_be_bytes())?;
         }
         store.check_tip()?;
         Ok(store)
@@ -197,6 +193,7 @@ impl Store {
             &self.block_index,
             &self.rounds,
             &self.validators,
+            &self.proposed,
             &self.meta,
         ]
         .iter()
@@ -242,103 +239,34 @@ impl Store {
         Ok(())
     }
 
-    /// Applies one command in a single multi-tree transaction and returns the
-    /// validator it changed. Not durable until [`Store::flush`] returns.
-    pub fn apply(&self, cmd: &Command) -> Result<Validator, StoreError> {
+    /// Applies one command (pos-core's transition) in a single multi-tree
+    /// transaction, counting it in the applied index whether it was applied
+    /// or refused. Not durable until [`Store::flush`] returns. `Err` is the
+    /// store failing, never the command being refused.
+    pub fn apply(&self, cmd: &Command) -> Result<Outcome, StoreError> {
         (
             &self.blocks,
             &self.block_index,
             &self.rounds,
             &self.validators,
+            &self.proposed,
             &self.meta,
         )
-            .transaction(|(blocks, index, rounds, validators, meta)| {
-                // The body may run more than once: it only reads and writes trees.
-                let get_validator = |a: &Address| -> TxResult<Option<Validator>> {
-                    match validators.get(a.0 .0)? {
-                        None => Ok(None),
-                        Some(v) => decode(VALIDATORS, &v).map(Some).or_else(abort),
-                    }
-                };
-                let bump = |key: &[u8], delta: i64| -> TxResult<()> {
-                    let old = match meta.get(key)? {
-                        None => 0,
-                        Some(v) => u64_value(META, &v).or_else(abort)?,
+            .transaction(
+                |(blocks, block_index, rounds, validators, proposed, meta)| {
+                    let state = TxState {
+                        blocks,
+                        block_index,
+                        rounds,
+                        validators,
+                        proposed,
+                        meta,
                     };
-                    meta.insert(key, &old.saturating_add_signed(delta).to_be_bytes())?;
-                    Ok(())
-                };
-                let changed = match cmd {
-                    Command::Register {
-                        address,
-                        stake,
-                        max_stake,
-                        at_ms,
-                    } => {
-                        let existing = get_validator(address)?;
-                        let v = Validator::register(
-                            existing.as_ref(),
-                            *address,
-                            *stake,
-                            *max_stake,
-                            *at_ms,
-                        )
-                        .or_else(abort)?;
-                        bump(META_ACTIVE, 1)?;
-                        v
-                    }
-                    Command::Slash {
-                        address,
-                        reason,
-                        at_ms,
-                    } => {
-                        let mut v = get_validator(address)?
-                            .ok_or(pos_core::LedgerError::Unknown(*address))
-                            .or_else(abort)?;
-                        v.slash(*at_ms, reason.clone()).or_else(abort)?;
-                        bump(META_ACTIVE, -1)?;
-                        bump(META_SLASHED, 1)?;
-                        v
-                    }
-                    Command::CommitRound {
-                        block,
-                        round,
-                        reward,
-                    } => {
-                        let tip_index = match meta.get(META_TIP)? {
-                            Some(v) => u64_value(META, &v).or_else(abort)?,
-                            None => return abort(StoreError::Foreign("no tip".into())),
-                        };
-                        let tip: Block = match blocks.get(tip_index.to_be_bytes())? {
-                            Some(v) => decode(BLOCKS, &v).or_else(abort)?,
-                            None => return abort(missing_block(tip_index)),
-                        };
-                        check_link(&tip, block).or_else(abort)?;
-                        let winner = round.winner();
-                        if round.index != block.index
-                            || Some(winner.address) != block.validator
-                            || winner.bpm != block.bpm
-                        {
-                            return abort(pos_core::verify::VerifyError::WrongWinner {
-                                index: block.index,
-                            });
-                        }
-                        let mut v = get_validator(&winner.address)?
-                            .ok_or(pos_core::LedgerError::Unknown(winner.address))
-                            .or_else(abort)?;
-                        v.reward(*reward).or_else(abort)?;
-                        let key = block.index.to_be_bytes();
-                        blocks.insert(&key, encode(block))?;
-                        index.insert(&block.hash.0, &key)?;
-                        rounds.insert(&key, encode(round))?;
-                        meta.insert(META_TIP, &key)?;
-                        v
-                    }
-                };
-                validators.insert(&changed.address.0 .0, encode(&changed))?;
-                bump(META_APPLIED, 1)?;
-                Ok(changed)
-            })
+                    let outcome = transition::apply(&state, cmd)?;
+                    state.bump_applied()?;
+                    Ok(outcome)
+                },
+            )
             .map_err(flatten)
     }
 
@@ -408,6 +336,11 @@ impl Store {
             .transpose()
     }
 
+    /// Whether the validator ever proposed (it is then never forgotten).
+    pub fn proposed(&self, address: &Address) -> Result<bool, StoreError> {
+        Ok(self.proposed.get(address.0 .0)?.is_some())
+    }
+
     /// Every validator, by address, read lazily.
     pub fn validators(
         &self,
@@ -441,7 +374,7 @@ fn height_range<T: serde::de::DeserializeOwned>(
         .map(move |kv| decode(name, &kv?.1))
 }
 
-fn missing_block(index: u64) -> StoreError {
+pub(crate) fn missing_block(index: u64) -> StoreError {
     StoreError::Corrupt {
         tree: BLOCKS,
         detail: format!("block {index} is missing"),

@@ -1,7 +1,7 @@
 //! The store against a real sled directory in a temp dir.
 
 use pos_core::lottery::{draw, Candidate};
-use pos_core::{Address, Block, Command, Digest, LedgerError, Status};
+use pos_core::{Address, Block, Command, Digest, LedgerError, Refusal, Status};
 use pos_store::{Store, StoreError};
 
 const MAX: u64 = 1_000_000;
@@ -16,8 +16,10 @@ fn register(store: &Store, n: u8, stake: u64) {
             address: addr(n),
             stake,
             max_stake: MAX,
+            max_validators: MAX,
             at_ms: 10,
         })
+        .unwrap()
         .unwrap();
 }
 
@@ -42,6 +44,7 @@ fn commit(store: &Store, n: u8, bpm: u32) -> Block {
             round,
             reward: 1,
         })
+        .unwrap()
         .unwrap();
     block
 }
@@ -69,6 +72,7 @@ fn commands_persist_across_reopen() {
                 reason: "bad bpm".into(),
                 at_ms: 20,
             })
+            .unwrap()
             .unwrap();
         store.flush().unwrap();
         block
@@ -94,16 +98,20 @@ fn commands_persist_across_reopen() {
 fn refused_commands_change_nothing() {
     let store = Store::temporary(1).unwrap();
     register(&store, 1, 5);
+    let applied = store.applied().unwrap();
     let dup = store.apply(&Command::Register {
         address: addr(1),
         stake: 5,
         max_stake: MAX,
+        max_validators: MAX,
         at_ms: 0,
     });
     assert!(matches!(
         dup,
-        Err(StoreError::Ledger(LedgerError::AlreadyRegistered(_)))
+        Ok(Err(Refusal::Ledger(LedgerError::AlreadyRegistered(_))))
     ));
+    // Refused, yet counted: the applied index numbers every command.
+    assert_eq!(store.applied().unwrap(), applied + 1);
     // A block that does not link to the tip (a stale round) is refused whole.
     let tip = store.tip().unwrap();
     let stale = commit(&store, 1, 60);
@@ -113,7 +121,7 @@ fn refused_commands_change_nothing() {
         round,
         reward: 1,
     });
-    assert!(matches!(again, Err(StoreError::Tip(_))), "{again:?}");
+    assert!(matches!(again, Ok(Err(Refusal::Round(_)))), "{again:?}");
     assert_eq!(store.tip().unwrap(), stale);
     assert_eq!(store.validator(&addr(1)).unwrap().unwrap().balance, 6);
     assert_eq!(store.counts().unwrap().active, 1);

@@ -1,42 +1,13 @@
 //! posd's settings. Every key comes from, in order of precedence: its flag,
-//! its `POSD_*` variable, the config file, its default. One table, [`KEYS`],
-//! drives all four, `--print-config`, and what SIGHUP may change.
+//! its `POSD_*` variable, the config file, its default. One table (the
+//! `settings!` rows below) declares each key once and drives all four,
+//! `--print-config`, and what SIGHUP may change.
 
 use clap::Parser;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Every config key, in the order `--print-config` shows them.
-pub const KEYS: [&str; 15] = [
-    "listen",
-    "data_dir",
-    "admin_socket",
-    "round_interval",
-    "block_reward",
-    "max_stake",
-    "max_bpm",
-    "slash_on_invalid_bpm",
-    "max_connections",
-    "max_line_bytes",
-    "stake_timeout",
-    "write_timeout",
-    "idle_timeout",
-    "log_level",
-    "log_format",
-];
-
-/// Keys SIGHUP applies to the running daemon; others need a restart.
-pub const RELOADABLE: [&str; 7] = [
-    "round_interval",
-    "log_level",
-    "max_connections",
-    "max_line_bytes",
-    "stake_timeout",
-    "write_timeout",
-    "idle_timeout",
-];
 
 // Accepted values, the same for flag, variable, file and reload. Every bound
 // fits a TOML integer (i64), so `--print-config` always reads back, and no
@@ -57,49 +28,23 @@ pub const MAX_CONNECTIONS: RangeInclusive<u32> = 1..=1_000_000;
 /// `resume <64 hex digits>` is 71 bytes (72 with nc's `\r`); below this a
 /// validator could never resume and its stake would be stranded.
 pub const MAX_LINE_BYTES: RangeInclusive<u32> = 128..=65_536;
-const _: () =
-    assert!(*BLOCK_REWARD.end() <= i64::MAX as u64 && *MAX_STAKE.end() <= i64::MAX as u64);
+/// About 100 bytes each on disk: the bound on what free registrations can store.
+pub const MAX_VALIDATORS: RangeInclusive<u64> = 1..=100_000_000;
+pub const REGISTRATION_RATE: RangeInclusive<u32> = 0..=1_000_000;
+/// For `forget_after` when it is not 0 (never).
+pub const FORGET_AFTER: RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(3650 * 24 * 60 * 60);
+const _: () = assert!(
+    *BLOCK_REWARD.end() <= i64::MAX as u64
+        && *MAX_STAKE.end() <= i64::MAX as u64
+        && *MAX_VALIDATORS.end() <= i64::MAX as u64
+);
 
 /// Log line shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// The effective configuration of a running posd. Built only by
-/// [`Config::load`], so every value is within its key's range above.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    /// TCP address validators connect to.
-    pub listen: SocketAddr,
-    /// Where the chain lives.
-    pub data_dir: PathBuf,
-    /// posctl's Unix socket.
-    pub admin_socket: PathBuf,
-    /// How long a lottery round lasts.
-    pub round_interval: Duration,
-    /// Tokens added to the winner's balance per block.
-    pub block_reward: u64,
-    /// Largest stake accepted at registration.
-    pub max_stake: u64,
-    /// Largest BPM accepted in a proposal.
-    pub max_bpm: u32,
-    /// Slash a validator whose proposal is not a BPM (else reply `error:` only).
-    pub slash_on_invalid_bpm: bool,
-    /// Validator connections served at once.
-    pub max_connections: u32,
-    /// Longest line a validator may send, in bytes.
-    pub max_line_bytes: u32,
-    /// Time a new connection has to answer the balance prompt.
-    pub stake_timeout: Duration,
-    /// A client that cannot take a write for this long is dropped.
-    pub write_timeout: Duration,
-    /// A registered validator that sends no line for this long is let go; `None`: never.
-    pub idle_timeout: Option<Duration>,
-    /// Log filter (`RUST_LOG` syntax); `RUST_LOG` itself wins when set.
-    pub log_level: String,
-    pub log_format: LogFormat,
 }
 
 /// A config that cannot be used; the message names the key and where it came from.
@@ -122,130 +67,11 @@ pub enum ConfigError {
     Toml { path: PathBuf, message: String },
 }
 
-/// posd: a Proof-of-Stake node. Validators connect with `nc`, stake tokens and
-/// propose blocks; a stake-weighted lottery picks each block's proposer.
-/// Every setting is a flag, a POSD_* variable (e.g. POSD_ROUND_INTERVAL) or a
-/// key in the config file; flags win over variables, variables over the file.
-#[derive(Debug, Clone, Default, Parser)]
-#[command(name = "posd", version, about, long_about = None)]
-pub struct Args {
-    /// TOML config file (flat keys, as in config/posd.toml).
-    #[arg(long, value_name = "FILE", env = "POSD_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Print the effective config as TOML and exit.
-    #[arg(long)]
-    pub print_config: bool,
-    /// Check the data directory with posd stopped (acknowledgement record,
-    /// whole chain, every record); exit 0 if sound, 1 naming the fault.
-    #[arg(long)]
-    pub check: bool,
-    /// Print a shell completion script and exit.
-    #[arg(long, value_name = "SHELL")]
-    pub completions: Option<clap_complete::Shell>,
-    /// Print the man page (roff) and exit.
-    #[arg(long)]
-    pub man: bool,
-
-    /// TCP address validators connect to [default: 127.0.0.1:9000].
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
-    /// Where the chain lives [default: $STATE_DIRECTORY, else ./posd-data].
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<String>,
-    /// posctl's socket [default: $RUNTIME_DIRECTORY/admin.sock, else <data_dir>/admin.sock].
-    #[arg(long, value_name = "PATH")]
-    pub admin_socket: Option<String>,
-    /// Round length, 1ms to 1day, e.g. 500ms, 30s, 5m [default: 30s].
-    #[arg(long, value_name = "DURATION")]
-    pub round_interval: Option<String>,
-    /// Tokens a block's winner earns, 0 to 1000000 [default: 1].
-    #[arg(long, value_name = "TOKENS")]
-    pub block_reward: Option<String>,
-    /// Largest stake accepted, 1 to 1000000000000000 [default: 1000000000000].
-    #[arg(long, value_name = "TOKENS")]
-    pub max_stake: Option<String>,
-    /// Largest BPM accepted [default: 1000].
-    #[arg(long, value_name = "BPM")]
-    pub max_bpm: Option<String>,
-    /// Slash malformed proposals: true or false [default: true].
-    #[arg(long, value_name = "BOOL")]
-    pub slash_on_invalid_bpm: Option<String>,
-    /// Validator connections at once, 1 to 1000000 [default: 10000].
-    #[arg(long, value_name = "N")]
-    pub max_connections: Option<String>,
-    /// Longest validator line in bytes, 128 to 65536 [default: 1024].
-    #[arg(long, value_name = "BYTES")]
-    pub max_line_bytes: Option<String>,
-    /// Time to answer the balance prompt, 100ms to 1day [default: 60s].
-    #[arg(long, value_name = "DURATION")]
-    pub stake_timeout: Option<String>,
-    /// Drop a client that cannot take a write for this long, 100ms to 1day [default: 10s].
-    #[arg(long, value_name = "DURATION")]
-    pub write_timeout: Option<String>,
-    /// Let go of a validator silent this long, 1s to 1day; 0s: never [default: 0s].
-    #[arg(long, value_name = "DURATION")]
-    pub idle_timeout: Option<String>,
-    /// error, warn, info, debug, trace, or a RUST_LOG filter [default: info].
-    #[arg(long, value_name = "FILTER")]
-    pub log_level: Option<String>,
-    /// text or json [default: text].
-    #[arg(long, value_name = "FORMAT")]
-    pub log_format: Option<String>,
-}
-
-impl Args {
-    fn flag(&self, key: &str) -> Option<&str> {
-        match key {
-            "listen" => self.listen.as_deref(),
-            "data_dir" => self.data_dir.as_deref(),
-            "admin_socket" => self.admin_socket.as_deref(),
-            "round_interval" => self.round_interval.as_deref(),
-            "block_reward" => self.block_reward.as_deref(),
-            "max_stake" => self.max_stake.as_deref(),
-            "max_bpm" => self.max_bpm.as_deref(),
-            "slash_on_invalid_bpm" => self.slash_on_invalid_bpm.as_deref(),
-            "max_connections" => self.max_connections.as_deref(),
-            "max_line_bytes" => self.max_line_bytes.as_deref(),
-            "stake_timeout" => self.stake_timeout.as_deref(),
-            "write_timeout" => self.write_timeout.as_deref(),
-            "idle_timeout" => self.idle_timeout.as_deref(),
-            "log_level" => self.log_level.as_deref(),
-            "log_format" => self.log_format.as_deref(),
-            _ => None,
-        }
-    }
-}
-
 /// The first of systemd's colon-separated directory lists in `var`.
 fn systemd_dir(var: &str) -> Option<PathBuf> {
     let list = std::env::var_os(var)?;
     let first = list.to_string_lossy().split(':').next()?.to_string();
     (!first.is_empty()).then(|| PathBuf::from(first))
-}
-
-fn default_of(key: &str) -> String {
-    match key {
-        "listen" => "127.0.0.1:9000".into(),
-        "data_dir" => systemd_dir("STATE_DIRECTORY")
-            .unwrap_or_else(|| PathBuf::from("./posd-data"))
-            .display()
-            .to_string(),
-        // Resolved once data_dir is known.
-        "admin_socket" => String::new(),
-        "round_interval" => "30s".into(),
-        "block_reward" => "1".into(),
-        "max_stake" => "1000000000000".into(),
-        "max_bpm" => "1000".into(),
-        "slash_on_invalid_bpm" => "true".into(),
-        "max_connections" => "10000".into(),
-        "max_line_bytes" => "1024".into(),
-        "stake_timeout" => "60s".into(),
-        "write_timeout" => "10s".into(),
-        "idle_timeout" => "0s".into(),
-        "log_level" => "info".into(),
-        "log_format" => "text".into(),
-        _ => String::new(),
-    }
 }
 
 /// A duration in `range`; with `zero_is_off`, `"0s"` too.
@@ -285,6 +111,293 @@ fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
     }
 }
 
+/// Declares every key once: its type, default, whether SIGHUP applies it, how
+/// its text is read (with the accepted range) and its help line. From this
+/// one table come [`Config`], the flags of [`Args`], [`KEYS`], the reload
+/// rule and `--print-config`; nothing about a key is written twice.
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])*
+        $key:ident: $ty:ty = $default:expr, $reload:ident, $parse:expr, $value_name:literal, $help:literal;
+    )*) => {
+        /// The effective configuration of a running posd. Built only by
+        /// [`Config::load`], so every value is within its key's range.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Config {
+            $( $(#[doc = $doc])* pub $key: $ty, )*
+        }
+
+        /// One flag per key (`--round-interval` for `round_interval`).
+        #[derive(Debug, Clone, Default, clap::Args)]
+        pub struct KeyFlags {
+            $(
+                #[arg(long, value_name = $value_name, help = $help)]
+                pub $key: Option<String>,
+            )*
+        }
+
+        /// Every config key, in the order `--print-config` shows them.
+        pub const KEYS: &[&str] = &[$(stringify!($key)),*];
+
+        /// Whether SIGHUP applies `key` to the running daemon.
+        pub fn is_reloadable(key: &str) -> bool {
+            match key {
+                $( stringify!($key) => Reload::$reload == Reload::Yes, )*
+                _ => false,
+            }
+        }
+
+        impl KeyFlags {
+            fn get(&self, key: &str) -> Option<&str> {
+                match key {
+                    $( stringify!($key) => self.$key.as_deref(), )*
+                    _ => None,
+                }
+            }
+        }
+
+        impl Config {
+            /// Reads every key from `source` (its text and where it came from).
+            fn read(
+                mut source: impl FnMut(&'static str) -> (String, String),
+            ) -> Result<Config, ConfigError> {
+                Ok(Config {
+                    $( $key: {
+                        let key = stringify!($key);
+                        let (text, origin) = source(key);
+                        let parse: fn(&str) -> Result<$ty, String> = $parse;
+                        parse(&text).map_err(|message| ConfigError::BadValue {
+                            key,
+                            origin,
+                            message,
+                        })?
+                    }, )*
+                })
+            }
+
+            /// Each key with its effective value, as TOML would show it.
+            pub fn entries(&self) -> Vec<(&'static str, toml::Value)> {
+                vec![$( (stringify!($key), self.$key.to_toml()) ),*]
+            }
+
+            /// This config with `new`'s reloadable keys; others keep their running value.
+            pub fn reloaded(&self, new: &Config) -> Config {
+                Config {
+                    $( $key: match Reload::$reload {
+                        Reload::Yes => new.$key.clone(),
+                        Reload::No => self.$key.clone(),
+                    }, )*
+                }
+            }
+        }
+
+        fn default_of(key: &str) -> String {
+            match key {
+                $( stringify!($key) => String::from($default), )*
+                _ => String::new(),
+            }
+        }
+    };
+}
+
+/// Whether SIGHUP applies a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reload {
+    Yes,
+    No,
+}
+
+settings! {
+    /// TCP address validators connect to.
+    listen: SocketAddr = "127.0.0.1:9000", No, address, "ADDR",
+        "TCP address validators connect to [default: 127.0.0.1:9000]";
+    /// Where the chain lives.
+    data_dir: PathBuf = default_data_dir(), No, directory, "DIR",
+        "Where the chain lives [default: $STATE_DIRECTORY, else ./posd-data]";
+    /// posctl's Unix socket; empty until [`Config::load`] resolves the default.
+    admin_socket: PathBuf = "", No, |v| Ok(PathBuf::from(v)), "PATH",
+        "posctl's socket [default: $RUNTIME_DIRECTORY/admin.sock, else <data_dir>/admin.sock]";
+    /// How long a lottery round lasts.
+    round_interval: Duration = "30s", Yes, |v| duration(v, ROUND_INTERVAL, false), "DURATION",
+        "Round length, 1ms to 1day, e.g. 500ms, 30s, 5m [default: 30s]";
+    /// Tokens added to the winner's balance per block.
+    block_reward: u64 = "1", No, |v| number(v, BLOCK_REWARD), "TOKENS",
+        "Tokens a block's winner earns, 0 to 1000000 [default: 1]";
+    /// Largest stake accepted at registration.
+    max_stake: u64 = "1000000000000", No, |v| number(v, MAX_STAKE), "TOKENS",
+        "Largest stake accepted, 1 to 1000000000000000 [default: 1000000000000]";
+    /// Largest BPM accepted in a proposal.
+    max_bpm: u32 = "1000", No, |v| number(v, MAX_BPM), "BPM",
+        "Largest BPM accepted [default: 1000]";
+    /// Slash a validator whose proposal is not a BPM (else reply `error:` only).
+    slash_on_invalid_bpm: bool = "true", No, boolean, "BOOL",
+        "Slash malformed proposals: true or false [default: true]";
+    /// Validator connections served at once.
+    max_connections: u32 = "10000", Yes, |v| number(v, MAX_CONNECTIONS), "N",
+        "Validator connections at once, 1 to 1000000 [default: 10000]";
+    /// Longest line a validator may send, in bytes.
+    max_line_bytes: u32 = "1024", Yes, |v| number(v, MAX_LINE_BYTES), "BYTES",
+        "Longest validator line in bytes, 128 to 65536 [default: 1024]";
+    /// Time a new connection has to answer the balance prompt.
+    stake_timeout: Duration = "60s", Yes, |v| duration(v, TIMEOUT, false), "DURATION",
+        "Time to answer the balance prompt, 100ms to 1day [default: 60s]";
+    /// A client that cannot take a write for this long is dropped.
+    write_timeout: Duration = "10s", Yes, |v| duration(v, TIMEOUT, false), "DURATION",
+        "Drop a client that cannot take a write for this long, 100ms to 1day [default: 10s]";
+    /// A registered validator that sends no line for this long is let go; `None`: never.
+    idle_timeout: Option<Duration> = "0s", Yes, |v| optional(duration(v, IDLE_TIMEOUT, true)?), "DURATION",
+        "Let go of a validator silent this long, 1s to 1day; 0s: never [default: 0s]";
+    /// Stored validators at most; a registration beyond gets `error:`.
+    max_validators: u64 = "1000000", Yes, |v| number(v, MAX_VALIDATORS), "N",
+        "Stored validators at most, 1 to 100000000 [default: 1000000]";
+    /// New registrations per second per source IP (burst: 10 s worth); 0: unlimited.
+    registration_rate: u32 = "50", Yes, |v| number(v, REGISTRATION_RATE), "PER_SECOND",
+        "Registrations per second per source IP, burst 10x; 0 to 1000000, 0: unlimited [default: 50]";
+    /// Idle validators are forgotten after this long away; zero: never.
+    forget_after: Duration = "7d", Yes, |v| duration(v, FORGET_AFTER, true), "DURATION",
+        "Forget never-proposing validators away this long, 1s to 3650days; 0s: never [default: 7d]";
+    /// Log filter (`RUST_LOG` syntax); `RUST_LOG` itself wins when set.
+    log_level: String = "info", Yes, log_filter, "FILTER",
+        "error, warn, info, debug, trace, or a RUST_LOG filter [default: info]";
+    log_format: LogFormat = "text", No, log_format, "FORMAT",
+        "text or json [default: text]";
+}
+
+/// posd: a Proof-of-Stake node. Validators connect with `nc`, stake tokens and
+/// propose blocks; a stake-weighted lottery picks each block's proposer.
+/// Every setting is a flag, a POSD_* variable (e.g. POSD_ROUND_INTERVAL) or a
+/// key in the config file; flags win over variables, variables over the file.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "posd", version, about, long_about = None)]
+pub struct Args {
+    /// TOML config file (flat keys, as in config/posd.toml).
+    #[arg(long, value_name = "FILE", env = "POSD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print the effective config as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Check the data directory with posd stopped (acknowledgement record,
+    /// whole chain, every record); exit 0 if sound, 1 naming the fault.
+    #[arg(long)]
+    pub check: bool,
+    /// Print a shell completion script and exit.
+    #[arg(long, value_name = "SHELL")]
+    pub completions: Option<clap_complete::Shell>,
+    /// Print the man page (roff) and exit.
+    #[arg(long)]
+    pub man: bool,
+    #[command(flatten)]
+    pub keys: KeyFlags,
+}
+
+/// How a value is shown in TOML, so that it reads back the same.
+trait Setting {
+    fn to_toml(&self) -> toml::Value;
+}
+
+impl Setting for SocketAddr {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::String(self.to_string())
+    }
+}
+
+impl Setting for PathBuf {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::String(self.display().to_string())
+    }
+}
+
+impl Setting for String {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::String(self.clone())
+    }
+}
+
+impl Setting for Duration {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::String(humantime::format_duration(*self).to_string())
+    }
+}
+
+/// Off is shown as "0s", as it is written.
+impl Setting for Option<Duration> {
+    fn to_toml(&self) -> toml::Value {
+        self.unwrap_or_default().to_toml()
+    }
+}
+
+impl Setting for bool {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Boolean(*self)
+    }
+}
+
+/// Lossless: every integer key's range fits an i64 (asserted above).
+impl Setting for u64 {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Integer(*self as i64)
+    }
+}
+
+impl Setting for u32 {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Integer(i64::from(*self))
+    }
+}
+
+impl Setting for LogFormat {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::String(
+            match self {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }
+            .into(),
+        )
+    }
+}
+
+fn default_data_dir() -> String {
+    systemd_dir("STATE_DIRECTORY")
+        .unwrap_or_else(|| PathBuf::from("./posd-data"))
+        .display()
+        .to_string()
+}
+
+fn address(v: &str) -> Result<SocketAddr, String> {
+    v.parse()
+        .map_err(|_| "expected an IP address and port, e.g. 127.0.0.1:9000".to_string())
+}
+
+fn directory(v: &str) -> Result<PathBuf, String> {
+    match v.is_empty() {
+        true => Err("must not be empty".into()),
+        false => Ok(PathBuf::from(v)),
+    }
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    v.parse().map_err(|_| "expected true or false".to_string())
+}
+
+/// Zero means off.
+fn optional(d: Duration) -> Result<Option<Duration>, String> {
+    Ok((!d.is_zero()).then_some(d))
+}
+
+fn log_filter(v: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(v).map_err(|e| e.to_string())?;
+    Ok(v.to_string())
+}
+
+fn log_format(v: &str) -> Result<LogFormat, String> {
+    match v {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("expected \"text\" or \"json\"".into()),
+    }
+}
+
 impl Config {
     /// The defaults alone: what `posd` with no config at all runs with.
     pub fn defaults() -> Config {
@@ -307,126 +420,27 @@ impl Config {
             Some(path) => Some((path.clone(), read_file(path)?)),
             None => None,
         };
-        let mut config = Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
-            data_dir: PathBuf::new(),
-            admin_socket: PathBuf::new(),
-            round_interval: Duration::ZERO,
-            block_reward: 0,
-            max_stake: 0,
-            max_bpm: 0,
-            slash_on_invalid_bpm: true,
-            max_connections: 0,
-            max_line_bytes: 0,
-            stake_timeout: Duration::ZERO,
-            write_timeout: Duration::ZERO,
-            idle_timeout: None,
-            log_level: String::new(),
-            log_format: LogFormat::Text,
-        };
-        for key in &KEYS {
+        let mut config = Config::read(|key| {
             let env_name = format!("POSD_{}", key.to_uppercase());
-            let (value, origin) = if let Some(v) = args.flag(key) {
+            if let Some(v) = args.keys.get(key) {
                 (v.to_string(), format!("--{}", key.replace('_', "-")))
             } else if let Ok(v) = std::env::var(&env_name) {
                 (v, env_name)
-            } else if let Some(v) = file
+            } else if let Some((path, v)) = file
                 .as_ref()
-                .and_then(|(path, t)| Some((path, t.get(*key)?)))
+                .and_then(|(path, t)| Some((path, t.get(key)?)))
             {
-                (v.1.clone(), format!("{}", v.0.display()))
+                (v.clone(), path.display().to_string())
             } else {
                 (default_of(key), "default".into())
-            };
-            config
-                .set(key, &value)
-                .map_err(|message| ConfigError::BadValue {
-                    key,
-                    origin,
-                    message,
-                })?;
-        }
+            }
+        })?;
         if config.admin_socket.as_os_str().is_empty() {
             config.admin_socket = systemd_dir("RUNTIME_DIRECTORY")
                 .unwrap_or_else(|| config.data_dir.clone())
                 .join("admin.sock");
         }
         Ok(config)
-    }
-
-    fn set(&mut self, key: &str, v: &str) -> Result<(), String> {
-        match key {
-            "listen" => {
-                self.listen = v.parse().map_err(|_| {
-                    "expected an IP address and port, e.g. 127.0.0.1:9000".to_string()
-                })?
-            }
-            "data_dir" if v.is_empty() => return Err("must not be empty".into()),
-            "data_dir" => self.data_dir = PathBuf::from(v),
-            "admin_socket" => self.admin_socket = PathBuf::from(v),
-            "round_interval" => self.round_interval = duration(v, ROUND_INTERVAL, false)?,
-            "block_reward" => self.block_reward = number(v, BLOCK_REWARD)?,
-            "max_stake" => self.max_stake = number(v, MAX_STAKE)?,
-            "max_bpm" => self.max_bpm = number(v, MAX_BPM)?,
-            "slash_on_invalid_bpm" => {
-                self.slash_on_invalid_bpm = v
-                    .parse()
-                    .map_err(|_| "expected true or false".to_string())?
-            }
-            "max_connections" => self.max_connections = number(v, MAX_CONNECTIONS)?,
-            "max_line_bytes" => self.max_line_bytes = number(v, MAX_LINE_BYTES)?,
-            "stake_timeout" => self.stake_timeout = duration(v, TIMEOUT, false)?,
-            "write_timeout" => self.write_timeout = duration(v, TIMEOUT, false)?,
-            "idle_timeout" => {
-                let d = duration(v, IDLE_TIMEOUT, true)?;
-                self.idle_timeout = (!d.is_zero()).then_some(d);
-            }
-            "log_level" => {
-                tracing_subscriber::EnvFilter::try_new(v).map_err(|e| e.to_string())?;
-                self.log_level = v.to_string();
-            }
-            "log_format" => {
-                self.log_format = match v {
-                    "text" => LogFormat::Text,
-                    "json" => LogFormat::Json,
-                    _ => return Err("expected \"text\" or \"json\"".into()),
-                }
-            }
-            _ => return Err("unknown key".into()),
-        }
-        Ok(())
-    }
-
-    /// Each key with its effective value, as TOML would show it.
-    pub fn entries(&self) -> Vec<(&'static str, toml::Value)> {
-        use toml::Value::{Boolean, Integer, String as Str};
-        let path = |p: &Path| Str(p.display().to_string());
-        let dur = |d: Duration| Str(humantime::format_duration(d).to_string());
-        vec![
-            ("listen", Str(self.listen.to_string())),
-            ("data_dir", path(&self.data_dir)),
-            ("admin_socket", path(&self.admin_socket)),
-            ("round_interval", dur(self.round_interval)),
-            // Lossless: the ranges' const assertion above.
-            ("block_reward", Integer(self.block_reward as i64)),
-            ("max_stake", Integer(self.max_stake as i64)),
-            ("max_bpm", Integer(i64::from(self.max_bpm))),
-            ("slash_on_invalid_bpm", Boolean(self.slash_on_invalid_bpm)),
-            ("max_connections", Integer(i64::from(self.max_connections))),
-            ("max_line_bytes", Integer(i64::from(self.max_line_bytes))),
-            ("stake_timeout", dur(self.stake_timeout)),
-            ("write_timeout", dur(self.write_timeout)),
-            ("idle_timeout", dur(self.idle_timeout.unwrap_or_default())),
-            ("log_level", Str(self.log_level.clone())),
-            (
-                "log_format",
-                Str(match self.log_format {
-                    LogFormat::Text => "text",
-                    LogFormat::Json => "json",
-                }
-                .into()),
-            ),
-        ]
     }
 
     /// The effective config as a TOML file `--config` would accept.
@@ -446,20 +460,6 @@ impl Config {
             .filter(|((_, a), (_, b))| a != b)
             .map(|((key, a), (_, b))| (key, a.to_string(), b.to_string()))
             .collect()
-    }
-
-    /// This config with `new`'s reloadable keys; others keep their running value.
-    pub fn reloaded(&self, new: &Config) -> Config {
-        Config {
-            round_interval: new.round_interval,
-            log_level: new.log_level.clone(),
-            max_connections: new.max_connections,
-            max_line_bytes: new.max_line_bytes,
-            stake_timeout: new.stake_timeout,
-            write_timeout: new.write_timeout,
-            idle_timeout: new.idle_timeout,
-            ..self.clone()
-        }
     }
 }
 
@@ -501,4 +501,50 @@ fn read_file(path: &Path) -> Result<std::collections::HashMap<String, String>, C
         out.insert(key, text);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A value other than the default for every key.
+    const OTHER: &[(&str, &str)] = &[
+        ("listen", "127.0.0.1:9001"),
+        ("data_dir", "/tmp/elsewhere"),
+        ("admin_socket", "/tmp/elsewhere.sock"),
+        ("round_interval", "5s"),
+        ("block_reward", "2"),
+        ("max_stake", "5"),
+        ("max_bpm", "7"),
+        ("slash_on_invalid_bpm", "false"),
+        ("max_connections", "9"),
+        ("max_line_bytes", "256"),
+        ("stake_timeout", "3s"),
+        ("write_timeout", "4s"),
+        ("idle_timeout", "6s"),
+        ("max_validators", "11"),
+        ("registration_rate", "0"),
+        ("forget_after", "0s"),
+        ("log_level", "debug"),
+        ("log_format", "json"),
+    ];
+
+    /// A reload takes exactly the keys marked reloadable, each of them.
+    #[test]
+    fn reload_applies_exactly_the_reloadable_keys() {
+        let keys: Vec<&str> = OTHER.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, KEYS, "OTHER must cover every key, in order");
+        let defaults = Config::defaults();
+        let mut argv = vec!["posd".to_string()];
+        for (key, value) in OTHER {
+            argv.push(format!("--{}={value}", key.replace('_', "-")));
+        }
+        let other = Config::from_argv(argv).unwrap();
+        let all: Vec<&str> = defaults.changes(&other).iter().map(|c| c.0).collect();
+        assert_eq!(all, KEYS, "every OTHER value differs from its default");
+        let reloaded = defaults.reloaded(&other);
+        let applied: Vec<&str> = defaults.changes(&reloaded).iter().map(|c| c.0).collect();
+        let reloadable: Vec<&str> = KEYS.iter().copied().filter(|k| is_reloadable(k)).collect();
+        assert_eq!(applied, reloadable);
+    }
 }

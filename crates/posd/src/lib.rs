@@ -25,7 +25,7 @@ pub mod shared;
 pub mod writer;
 
 use anyhow::Context;
-use config::{Config, RELOADABLE};
+use config::Config;
 use futures::{Stream, StreamExt};
 use pos_store::Store;
 use shared::Shared;
@@ -139,19 +139,18 @@ impl Node {
         let pending = Arc::new(pending::Pending::default());
         let announcer = announce::Announcer::default();
         let failed = CancellationToken::new();
+        let config_tx = watch::Sender::new(Arc::new(config.clone()));
         let (writer, writer_thread) = writer::Writer::spawn(writer::WriterContext {
             store: Arc::clone(&store),
             data_dir,
             pending: Arc::clone(&pending),
             announcer: announcer.clone(),
-            block_reward: config.block_reward,
-            max_stake: config.max_stake,
+            config: config_tx.subscribe(),
             failed: failed.clone(),
             clock_behind: std::cell::Cell::new(false),
         })
         .context("cannot start the writer thread")?;
         let token = CancellationToken::new();
-        let (interval_tx, interval_rx) = watch::channel(config.round_interval);
         let shared = Arc::new(Shared {
             listen: listener
                 .local_addr()
@@ -162,7 +161,7 @@ impl Node {
             next_round: Arc::new(scheduler::NextRound::new(
                 tokio::time::Instant::now() + config.round_interval,
             )),
-            config: watch::Sender::new(Arc::new(config)),
+            config: config_tx,
             store,
             writer,
             pending,
@@ -177,7 +176,7 @@ impl Node {
             async move {
                 let writer = shared.writer.clone();
                 scheduler::run(
-                    interval_rx,
+                    shared.config.subscribe(),
                     &shared.next_round,
                     shared.shutdown.clone(),
                     || async {
@@ -200,7 +199,7 @@ impl Node {
             tracker.clone(),
         ));
         // Not on the tracker: the reload stream may never end.
-        let reloader = tokio::spawn(apply_reloads(Arc::clone(&shared), reloads, interval_tx));
+        let reloader = tokio::spawn(apply_reloads(Arc::clone(&shared), reloads));
         tracing::info!(
             listen = %shared.listen,
             admin_socket = %shared.admin_socket.display(),
@@ -245,16 +244,12 @@ impl Node {
 }
 
 /// Applies each reloaded config's reloadable keys and logs every change.
-async fn apply_reloads(
-    shared: Arc<Shared>,
-    mut reloads: impl Stream<Item = Config> + Unpin,
-    interval: watch::Sender<Duration>,
-) {
+async fn apply_reloads(shared: Arc<Shared>, mut reloads: impl Stream<Item = Config> + Unpin) {
     while let Some(new) = reloads.next().await {
         let current = shared.config();
         let changes = current.changes(&new);
         for (key, old, value) in &changes {
-            if RELOADABLE.contains(key) {
+            if config::is_reloadable(key) {
                 tracing::info!(key, old = %old, new = %value, "config reloaded");
             } else {
                 tracing::warn!(key, running = %old, file = %value, "changed key needs a restart; keeping the running value");
@@ -264,7 +259,6 @@ async fn apply_reloads(
             tracing::info!("config reloaded: nothing changed");
         }
         let effective = current.reloaded(&new);
-        interval.send_replace(effective.round_interval);
         shared.config.send_replace(Arc::new(effective));
     }
 }

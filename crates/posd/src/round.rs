@@ -56,7 +56,8 @@ pub fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pos_core::{Digest, Validator};
+    use pos_core::transition::Change;
+    use pos_core::Digest;
 
     fn register(store: &Store, seed: u8, stake: u64) -> Address {
         let address = Address(Digest([seed; 32]));
@@ -65,8 +66,10 @@ mod tests {
                 address,
                 stake,
                 max_stake: u64::MAX,
+                max_validators: u64::MAX,
                 at_ms: 0,
             })
+            .unwrap()
             .unwrap();
         address
     }
@@ -83,10 +86,15 @@ mod tests {
         };
         assert_eq!(round.candidates.len(), 1);
         assert_eq!(round.winner().address, small);
-        let v: Validator = store.apply(&cmd).unwrap();
+        let Ok(Change::Validator(v)) = store.apply(&cmd).unwrap() else {
+            panic!("round refused")
+        };
         assert_eq!(v.balance, 3);
         // A reward that fits keeps the whale in the draw (and it wins).
         let cmd = prepare(&store, proposals, 2, 1).unwrap().unwrap();
-        assert_eq!(store.apply(&cmd).unwrap().address, whale);
+        let Ok(Change::Validator(v)) = store.apply(&cmd).unwrap() else {
+            panic!("round refused")
+        };
+        assert_eq!(v.address, whale);
     }
 }

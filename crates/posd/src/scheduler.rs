@@ -1,6 +1,8 @@
 //! The round timer: closes a round every `round_interval`.
 
+use crate::config::Config;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -31,7 +33,7 @@ impl NextRound {
 /// from the end of the previous round, so a slow commit never makes rounds
 /// pile up. A new interval (SIGHUP) moves the current round's end at once.
 pub async fn run<F, Fut>(
-    mut interval: watch::Receiver<Duration>,
+    mut config: watch::Receiver<Arc<Config>>,
     next: &NextRound,
     shutdown: CancellationToken,
     mut close_round: F,
@@ -42,13 +44,13 @@ pub async fn run<F, Fut>(
     loop {
         let started = Instant::now();
         loop {
-            let deadline = started + *interval.borrow_and_update();
+            let deadline = started + config.borrow_and_update().round_interval;
             next.set(deadline);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep_until(deadline) => break,
                 // Once the sender is gone this branch is off: the last interval stays.
-                Ok(()) = interval.changed() => {}
+                Ok(()) = config.changed() => {}
             }
         }
         close_round().await;
@@ -59,14 +61,20 @@ pub async fn run<F, Fut>(
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+
+    fn every(interval: Duration) -> Arc<Config> {
+        Arc::new(Config {
+            round_interval: interval,
+            ..Config::defaults()
+        })
+    }
 
     #[tokio::test(start_paused = true)]
     async fn closes_a_round_per_interval_and_stops_on_shutdown() {
         let count = Arc::new(AtomicUsize::new(0));
         let next = Arc::new(NextRound::new(Instant::now()));
         let stop = CancellationToken::new();
-        let (interval_tx, interval) = watch::channel(Duration::from_secs(30));
+        let (interval_tx, interval) = watch::channel(every(Duration::from_secs(30)));
         let task = tokio::spawn({
             let (count, next, stop) = (count.clone(), next.clone(), stop.clone());
             async move {
@@ -86,7 +94,7 @@ mod tests {
         assert_eq!(count.load(Ordering::SeqCst), 3);
         // 10 s into the 4th round the interval drops to 5 s: that round ends now.
         tokio::time::sleep(Duration::from_secs(10)).await;
-        interval_tx.send_replace(Duration::from_secs(5));
+        interval_tx.send_replace(every(Duration::from_secs(5)));
         tokio::time::sleep(Duration::from_millis(1)).await;
         assert_eq!(count.load(Ordering::SeqCst), 4);
         tokio::time::sleep(Duration::from_secs(5)).await;

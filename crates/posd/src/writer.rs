@@ -15,7 +15,8 @@ use crate::announce::Announcer;
 use crate::clock;
 use crate::pending::Pending;
 use crate::round;
-use pos_core::{Address, Block, Command, RoundRecord, Validator};
+use pos_core::transition::Change;
+use pos_core::{Address, Block, Command, Outcome, RoundRecord, Validator};
 use pos_store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,24 +37,38 @@ type Responder<T> = oneshot::Sender<Result<T, WriteError>>;
 
 /// What the writer is asked to do, with where its answer goes.
 enum Job {
-    Register {
-        address: Address,
-        stake: u64,
-        reply: Responder<Validator>,
-    },
-    Slash {
-        address: Address,
-        reason: String,
-        reply: Responder<Validator>,
+    Ledger {
+        request: Request,
+        reply: Responder<Change>,
     },
     Round {
         reply: Responder<RoundOutcome>,
     },
 }
 
+/// A ledger change as asked for; the writer completes it into a [`Command`]
+/// with the clock and the chain's limits.
+enum Request {
+    Register {
+        address: Address,
+        stake: u64,
+    },
+    Slash {
+        address: Address,
+        reason: String,
+    },
+    Proposed {
+        address: Address,
+    },
+    Forget {
+        addresses: Vec<Address>,
+        registered_by_ms: u64,
+    },
+}
+
 /// A job applied but not yet answered: answers wait for the batch's flush.
 enum Applied {
-    Validator(Result<Validator, WriteError>, Responder<Validator>),
+    Ledger(Result<Change, WriteError>, Responder<Change>),
     Round(Result<RoundOutcome, WriteError>, Responder<RoundOutcome>),
 }
 
@@ -86,8 +101,8 @@ pub struct WriterContext {
     pub data_dir: PathBuf,
     pub pending: Arc<Pending>,
     pub announcer: Announcer,
-    pub block_reward: u64,
-    pub max_stake: u64,
+    /// The running config: limits are read from it per command, so a reload applies.
+    pub config: tokio::sync::watch::Receiver<Arc<crate::config::Config>>,
     /// Cancelled when storage has failed and posd must stop.
     pub failed: CancellationToken,
     /// Whether the clock was last seen behind the tip, so a jump back is logged once.
@@ -122,24 +137,48 @@ impl Writer {
         rx.await.map_err(|_| WriteError::Stopped)?
     }
 
+    async fn ledger(&self, request: Request) -> Result<Change, WriteError> {
+        self.ask(|reply| Job::Ledger { request, reply }).await
+    }
+
+    /// A ledger change that yields the validator it changed.
+    async fn validator(&self, request: Request) -> Result<Validator, WriteError> {
+        match self.ledger(request).await? {
+            Change::Validator(v) => Ok(v),
+            Change::Forgotten(_) => unreachable!("only Forget forgets"),
+        }
+    }
+
     /// Registers a validator; returns once it is on disk.
     pub async fn register(&self, address: Address, stake: u64) -> Result<Validator, WriteError> {
-        self.ask(|reply| Job::Register {
-            address,
-            stake,
-            reply,
-        })
-        .await
+        self.validator(Request::Register { address, stake }).await
     }
 
     /// Slashes a validator; returns once the slashing is on disk and announced.
     pub async fn slash(&self, address: Address, reason: String) -> Result<Validator, WriteError> {
-        self.ask(|reply| Job::Slash {
-            address,
-            reason,
-            reply,
-        })
-        .await
+        self.validator(Request::Slash { address, reason }).await
+    }
+
+    /// Records the validator's first proposal: from then on it is never forgotten.
+    pub async fn proposed(&self, address: Address) -> Result<Validator, WriteError> {
+        self.validator(Request::Proposed { address }).await
+    }
+
+    /// Removes those of `addresses` that still qualify for forgetting (see
+    /// [`Command::Forget`]); returns the ones removed.
+    pub async fn forget(
+        &self,
+        addresses: Vec<Address>,
+        registered_by_ms: u64,
+    ) -> Result<Vec<Address>, WriteError> {
+        let request = Request::Forget {
+            addresses,
+            registered_by_ms,
+        };
+        match self.ledger(request).await? {
+            Change::Forgotten(gone) => Ok(gone),
+            Change::Validator(_) => unreachable!("Forget forgets"),
+        }
     }
 
     /// Closes the current round now; returns once its block is on disk and announced.
@@ -185,13 +224,9 @@ fn commit_loop(ctx: &WriterContext, mut rx: mpsc::Receiver<Job>) -> Result<(), S
     ctx.store.flush()
 }
 
-/// A refusal as the requester's answer; a storage failure as the writer's end.
-fn refused<T>(result: Result<T, StoreError>) -> Result<Result<T, WriteError>, StoreError> {
-    match result {
-        Ok(v) => Ok(Ok(v)),
-        Err(e) if e.is_storage_failure() => Err(e),
-        Err(e) => Ok(Err(WriteError::Refused(e.to_string()))),
-    }
+/// A refusal becomes the requester's answer; a storage failure (`Err`) the writer's end.
+fn answer(outcome: Result<Outcome, StoreError>) -> Result<Result<Change, WriteError>, StoreError> {
+    Ok(outcome?.map_err(|refusal| WriteError::Refused(refusal.to_string())))
 }
 
 /// `Ok` while the data directory's file system has more than [`DISK_RESERVE`] free.
@@ -216,7 +251,7 @@ impl Job {
     /// for the next one.
     fn refuse(self, why: WriteError, announcer: &Announcer) {
         match self {
-            Job::Register { reply, .. } | Job::Slash { reply, .. } => {
+            Job::Ledger { reply, .. } => {
                 let _ = reply.send(Err(why));
             }
             Job::Round { reply } => {
@@ -234,8 +269,8 @@ impl Applied {
     fn finish(self, announcer: &Announcer) {
         // A requester that went away (client hung up) needs no answer: ignore send errors.
         match self {
-            Applied::Validator(result, reply) => {
-                if let Ok(v) = &result {
+            Applied::Ledger(result, reply) => {
+                if let Ok(Change::Validator(v)) = &result {
                     announcer.slashed(v);
                 }
                 let _ = reply.send(result);
@@ -253,42 +288,68 @@ impl Applied {
 }
 
 fn execute(ctx: &WriterContext, job: Job) -> Result<Applied, StoreError> {
-    let at_ms = clock::record_ms();
     Ok(match job {
-        Job::Register {
-            address,
-            stake,
-            reply,
-        } => {
-            let result = refused(ctx.store.apply(&Command::Register {
-                address,
-                stake,
-                max_stake: ctx.max_stake,
-                at_ms,
-            }))?;
-            if result.is_ok() {
-                tracing::info!(%address, stake, "validator registered");
+        Job::Ledger { request, reply } => {
+            let cmd = command(ctx, request);
+            let result = answer(ctx.store.apply(&cmd))?;
+            if let Ok(change) = &result {
+                log(&cmd, change);
             }
-            Applied::Validator(result, reply)
-        }
-        Job::Slash {
-            address,
-            reason,
-            reply,
-        } => {
-            ctx.pending.withdraw(&address);
-            let result = refused(ctx.store.apply(&Command::Slash {
-                address,
-                reason: reason.clone(),
-                at_ms,
-            }))?;
-            if result.is_ok() {
-                tracing::warn!(%address, %reason, "validator slashed");
-            }
-            Applied::Validator(result, reply)
+            Applied::Ledger(result, reply)
         }
         Job::Round { reply } => Applied::Round(close_round(ctx)?, reply),
     })
+}
+
+/// Completes a request with the clock and the chain's limits.
+fn command(ctx: &WriterContext, request: Request) -> Command {
+    let at_ms = clock::record_ms();
+    let config = ctx.config.borrow().clone();
+    match request {
+        Request::Register { address, stake } => Command::Register {
+            address,
+            stake,
+            max_stake: config.max_stake,
+            max_validators: config.max_validators,
+            at_ms,
+        },
+        Request::Slash { address, reason } => {
+            ctx.pending.withdraw(&address);
+            Command::Slash {
+                address,
+                reason,
+                at_ms,
+            }
+        }
+        Request::Proposed { address } => Command::Proposed { address, at_ms },
+        Request::Forget {
+            addresses,
+            registered_by_ms,
+        } => Command::Forget {
+            addresses,
+            registered_by_ms,
+        },
+    }
+}
+
+fn log(cmd: &Command, change: &Change) {
+    match (cmd, change) {
+        (Command::Register { address, stake, .. }, _) => {
+            tracing::info!(%address, stake, "validator registered")
+        }
+        (
+            Command::Slash {
+                address, reason, ..
+            },
+            _,
+        ) => {
+            tracing::warn!(%address, %reason, "validator slashed")
+        }
+        (_, Change::Forgotten(gone)) if !gone.is_empty() => {
+            tracing::info!(count = gone.len(), "idle validators forgotten")
+        }
+        _ => {}
+    }
 }
 
 /// Closes the round: its block, no block, or a refusal when the clock cannot
@@ -302,7 +363,8 @@ fn close_round(ctx: &WriterContext) -> Result<Result<RoundOutcome, WriteError>, 
     };
     let proposals = ctx.pending.take();
     let offered = proposals.len();
-    let Some(cmd) = round::prepare(&ctx.store, proposals, clock_ms, ctx.block_reward)? else {
+    let reward = ctx.config.borrow().block_reward;
+    let Some(cmd) = round::prepare(&ctx.store, proposals, clock_ms, reward)? else {
         tracing::info!(proposals = offered, "round closed: no candidates, no block");
         return Ok(Ok(RoundOutcome::NoCandidates));
     };
@@ -318,7 +380,8 @@ fn close_round(ctx: &WriterContext) -> Result<Result<RoundOutcome, WriteError>, 
         );
     }
     ctx.clock_behind.set(behind);
-    if let Err(refusal) = refused(ctx.store.apply(&cmd))? {
+    if let Err(refusal) = answer(ctx.store.apply(&cmd))? {
+        tracing::error!(error = %refusal, "round refused by the store; proposals dropped");
         return Ok(Err(refusal));
     }
     let Command::CommitRound { block, round, .. } = cmd else {

@@ -231,8 +231,10 @@ fn a_balance_that_cannot_take_the_reward_vetoes_no_round() {
                 address: key.address(),
                 stake: u64::MAX,
                 max_stake: u64::MAX,
+                max_validators: u64::MAX,
                 at_ms: 0,
             })
+            .unwrap()
             .unwrap();
         store.flush().unwrap();
     }

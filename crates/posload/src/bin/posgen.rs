@@ -32,13 +32,14 @@ fn main() -> anyhow::Result<()> {
         .map(|k| ValidatorKey([k; 32]).address())
         .collect();
     for (i, a) in addresses.iter().enumerate() {
-        // A re-run on the same directory keeps the validators it has.
-        let _ = store.apply(&Command::Register {
+        // A re-run on the same directory keeps the validators it has (refused again).
+        let _refused_on_rerun = store.apply(&Command::Register {
             address: *a,
             stake: 100 + i as u64 * 50,
             max_stake: u64::MAX,
+            max_validators: u64::MAX,
             at_ms: 1_795_000_000_000,
-        });
+        })?;
     }
     let (mut block_bytes, mut round_bytes) = (0u64, 0u64);
     let config = bincode::config::standard();
@@ -59,11 +60,13 @@ fn main() -> anyhow::Result<()> {
         let block = Block::next(&tip, tip.timestamp_ms + 30_000, w.bpm, w.address);
         block_bytes += bincode::serde::encode_to_vec(&block, config)?.len() as u64;
         round_bytes += bincode::serde::encode_to_vec(&round, config)?.len() as u64;
-        store.apply(&Command::CommitRound {
-            block: block.clone(),
-            round,
-            reward: 1,
-        })?;
+        store
+            .apply(&Command::CommitRound {
+                block: block.clone(),
+                round,
+                reward: 1,
+            })?
+            .with_context(|| format!("block {index} refused"))?;
         tip = block;
         if index % 100_000 == 0 {
             store.flush()?;

@@ -1,0 +1,116 @@
+//! pos-core's [`State`] over one sled transaction: how the trees of
+//! `layout` hold the records a command reads and writes. It decides nothing.
+
+use crate::codec::{decode, encode, u64_value};
+use crate::layout::*;
+use crate::StoreError;
+use pos_core::transition::{Counts, State};
+use pos_core::{Address, Block, RoundRecord, Validator};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+
+pub(crate) type TxError = ConflictableTransactionError<StoreError>;
+
+fn abort(e: StoreError) -> TxError {
+    ConflictableTransactionError::Abort(e)
+}
+
+/// The trees of one multi-tree transaction. The transaction's body may run
+/// more than once, so this only reads and writes trees.
+pub(crate) struct TxState<'a> {
+    pub blocks: &'a TransactionalTree,
+    pub block_index: &'a TransactionalTree,
+    pub rounds: &'a TransactionalTree,
+    pub validators: &'a TransactionalTree,
+    pub proposed: &'a TransactionalTree,
+    pub meta: &'a TransactionalTree,
+}
+
+impl TxState<'_> {
+    fn meta_u64(&self, key: &[u8]) -> Result<u64, TxError> {
+        match self.meta.get(key)? {
+            None => Ok(0),
+            Some(v) => u64_value(META, &v).map_err(abort),
+        }
+    }
+
+    fn set_meta_u64(&self, key: &[u8], value: u64) -> Result<(), TxError> {
+        self.meta.insert(key, &value.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Counts one more applied command (applied or refused alike).
+    pub(crate) fn bump_applied(&self) -> Result<(), TxError> {
+        self.set_meta_u64(META_APPLIED, self.meta_u64(META_APPLIED)? + 1)
+    }
+}
+
+impl State for TxState<'_> {
+    type Error = TxError;
+
+    fn validator(&self, address: &Address) -> Result<Option<Validator>, TxError> {
+        match self.validators.get(address.0 .0)? {
+            None => Ok(None),
+            Some(v) => decode(VALIDATORS, &v).map(Some).map_err(abort),
+        }
+    }
+
+    fn put_validator(&self, validator: &Validator) -> Result<(), TxError> {
+        self.validators
+            .insert(&validator.address.0 .0, encode(validator))?;
+        Ok(())
+    }
+
+    fn tip(&self) -> Result<Block, TxError> {
+        let Some(index) = self.meta.get(META_TIP)? else {
+            return Err(abort(StoreError::Foreign("no tip".into())));
+        };
+        let index = u64_value(META, &index).map_err(abort)?;
+        match self.blocks.get(index.to_be_bytes())? {
+            Some(v) => decode(BLOCKS, &v).map_err(abort),
+            None => Err(abort(crate::store::missing_block(index))),
+        }
+    }
+
+    fn append(&self, block: &Block, round: &RoundRecord) -> Result<(), TxError> {
+        let key = block.index.to_be_bytes();
+        self.blocks.insert(&key, encode(block))?;
+        self.block_index.insert(&block.hash.0, &key)?;
+        self.rounds.insert(&key, encode(round))?;
+        self.meta.insert(META_TIP, &key)?;
+        Ok(())
+    }
+
+    fn counts(&self) -> Result<Counts, TxError> {
+        Ok(Counts {
+            active: self.meta_u64(META_ACTIVE)?,
+            slashed: self.meta_u64(META_SLASHED)?,
+        })
+    }
+
+    fn set_counts(&self, counts: Counts) -> Result<(), TxError> {
+        self.set_meta_u64(META_ACTIVE, counts.active)?;
+        self.set_meta_u64(META_SLASHED, counts.slashed)
+    }
+
+    fn proposed(&self, address: &Address) -> Result<bool, TxError> {
+        Ok(self.proposed.get(address.0 .0)?.is_some())
+    }
+
+    fn mark_proposed(&self, address: &Address, at_ms: u64) -> Result<(), TxError> {
+        self.proposed.insert(&address.0 .0, &at_ms.to_be_bytes())?;
+        Ok(())
+    }
+
+    fn proposals_since_ms(&self) -> Result<u64, TxError> {
+        match self.meta.get(META_PROPOSALS_SINCE)? {
+            Some(v) => u64_value(META, &v).map_err(abort),
+            // Not recorded: nobody can be shown never to have proposed.
+            None => Ok(u64::MAX),
+        }
+    }
+
+    fn remove_validator(&self, address: &Address) -> Result<(), TxError> {
+        self.validators.remove(&address.0 .0)?;
+        Ok(())
+    }
+}
