@@ -4,11 +4,14 @@
 //! - [`process`]: the posd binary as a child process (for SIGKILL and restarts).
 //! - [`daemon`]: posd's `run()` in-process on `127.0.0.1:0`.
 //! - [`client`]: raw TCP, reading until expected text appears.
+//! - [`admin`]: forced rounds over the admin socket.
 
+pub mod admin;
 pub mod client;
 pub mod daemon;
 pub mod process;
 
+pub use admin::force_round;
 pub use client::Client;
 pub use daemon::Daemon;
 pub use process::Posd;
