@@ -67,7 +67,7 @@ pub async fn run(
     );
 
     let pending = Arc::new(pending::Pending::default());
-    let announcer = announce::Announcer::default();
+    let announcer = announce::Announcer::new(tokio::runtime::Handle::current(), tip.index);
     let (writer, writer_thread) = writer::Writer::spawn(writer::WriterContext {
         store: Arc::clone(&store),
         data_dir: config.data_dir.clone(),
