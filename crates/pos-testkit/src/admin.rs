@@ -28,3 +28,10 @@ pub fn lottery_run(socket: &Path) -> Result<Option<pos_core::Block>, String> {
         other => Err(format!("unexpected answer {other:?}")),
     }
 }
+
+/// Closes a round now, as `posctl lottery run` does; posd's answer. Panics
+/// naming the socket when posd cannot be asked.
+pub fn force_round(socket: &Path) -> Response {
+    ask(socket, &Request::LotteryRun)
+        .unwrap_or_else(|e| panic!("lottery run on {}: {e}", socket.display()))
+}

@@ -11,6 +11,7 @@ pub mod client;
 pub mod daemon;
 pub mod process;
 
+pub use admin::force_round;
 pub use client::Client;
 pub use daemon::Daemon;
 pub use process::Posd;

@@ -51,11 +51,14 @@ enum DaemonCommand {
         #[arg(value_parser = cmd::block::parse_id)]
         id: pos_proto::BlockId,
     },
-    /// Active validators (all with --all), by address.
+    /// Active validators (all with --all, or those with --status), by address.
     Validators {
         /// Include slashed validators.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "status")]
         all: bool,
+        /// Only validators with this status.
+        #[arg(long, value_enum)]
+        status: Option<cmd::validators::StatusFilter>,
     },
     /// One validator.
     Validator {
@@ -136,7 +139,9 @@ async fn run(
         DaemonCommand::Status => cmd::status::run(&mut client, out).await,
         DaemonCommand::Chain(c) => cmd::chain::run(&mut client, out, c).await,
         DaemonCommand::Block { id } => cmd::block::run(&mut client, out, id).await,
-        DaemonCommand::Validators { all } => cmd::validators::list(&mut client, out, all).await,
+        DaemonCommand::Validators { all, status } => {
+            cmd::validators::list(&mut client, out, all, status).await
+        }
         DaemonCommand::Validator { address } => {
             cmd::validators::one(&mut client, out, address).await
         }

@@ -59,7 +59,7 @@ fn every_command_in_both_modes() {
     let (mut a, addr_a, _) = d.validator(300);
     let (mut b, addr_b, _) = d.validator(100);
     a.send("70\n");
-    b.send("bogus\n");
+    b.send("72.5\n");
     b.expect_closed();
     a.expect("slashed validator:");
     a.expect("Enter a new BPM:");
@@ -153,12 +153,17 @@ fn every_command_in_both_modes() {
     let slashed = json(&s, &["validator", &addr_b]);
     assert_eq!(slashed["status"], "slashed");
     assert_eq!(slashed["balance"], 0);
-    assert!(slashed["slash_reason"]
-        .as_str()
-        .unwrap()
-        .contains("'bogus'"));
+    assert!(slashed["slash_reason"].as_str().unwrap().contains("'72.5'"));
     assert!(slashed.get("slashed_at").is_some() && slashed.get("registered_at").is_some());
     assert!(ok(&s, &["validators", "--all"]).contains("slashed"));
+    // The filter the nc summary of a slashing flood points to.
+    let only_slashed = json_lines(&ok(&s, &["--json", "validators", "--status", "slashed"]));
+    assert_eq!(only_slashed.len(), 1);
+    assert_eq!(only_slashed[0]["address"], addr_b.as_str());
+    assert_eq!(
+        json_lines(&ok(&s, &["--json", "validators", "--status", "active"])),
+        active
+    );
 
     let explain = json(&s, &["lottery", "explain", "1"]);
     assert_eq!(explain["replay_ok"], true);

@@ -1,46 +1,100 @@
-//! Which validators have a live connection: at most one each.
+//! Which validators have a live connection: at most one each. A `resume` on a
+//! new connection takes the validator over; the old session is told to go.
 
 use pos_core::Address;
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+/// The session speaking for a validator now.
+#[derive(Debug)]
+struct Holder {
+    id: u64,
+    /// Cancelled when another session takes the validator over.
+    taken_over: CancellationToken,
+}
 
 #[derive(Debug, Default)]
 pub struct Connected {
-    set: Mutex<HashSet<Address>>,
+    map: Mutex<HashMap<Address, Holder>>,
+    next_id: AtomicU64,
 }
 
-/// Proof that a session speaks for a validator; dropping it frees the address.
+/// Proof that a session speaks for a validator; dropping it frees the address
+/// (unless another session has taken it over since).
 #[derive(Debug)]
 pub struct Claim {
     registry: Arc<Connected>,
+    id: u64,
     pub address: Address,
+    taken_over: CancellationToken,
 }
 
 impl Connected {
-    /// Claims `address` for one session, or `None` if another session holds it.
-    pub fn claim(self: &Arc<Self>, address: Address) -> Option<Claim> {
-        self.lock().insert(address).then(|| Claim {
+    /// Claims `address` for one session. A session holding it already is
+    /// told (its [`Claim::taken_over`] fires) and loses it; the second value
+    /// says whether that happened.
+    pub fn claim(self: &Arc<Self>, address: Address) -> (Claim, bool) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let taken_over = CancellationToken::new();
+        let holder = Holder {
+            id,
+            taken_over: taken_over.clone(),
+        };
+        let previous = self.lock().insert(address, holder);
+        if let Some(old) = &previous {
+            old.taken_over.cancel();
+        }
+        let claim = Claim {
             registry: Arc::clone(self),
+            id,
             address,
-        })
+            taken_over,
+        };
+        (claim, previous.is_some())
     }
 
     pub fn is_connected(&self, address: &Address) -> bool {
-        self.lock().contains(address)
+        self.lock().contains_key(address)
     }
 
     pub fn count(&self) -> usize {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Address>> {
-        self.set.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Address, Holder>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Removes `claim`'s entry if it still holds the address; runs `last`
+    /// under the same lock, so no takeover can slip in between.
+    fn remove(&self, claim: &Claim, last: impl FnOnce(&Address)) {
+        let mut map = self.lock();
+        if map.get(&claim.address).is_some_and(|h| h.id == claim.id) {
+            map.remove(&claim.address);
+            last(&claim.address);
+        }
+    }
+}
+
+impl Claim {
+    /// Fires when another session takes this validator over.
+    pub fn taken_over(&self) -> CancellationToken {
+        self.taken_over.clone()
+    }
+
+    /// Frees the address and runs `last` (e.g. withdrawing the proposal),
+    /// unless another session has taken the validator over: what it left
+    /// behind is then the new session's.
+    pub fn release(self, last: impl FnOnce(&Address)) {
+        self.registry.remove(&self, last);
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        self.registry.lock().remove(&self.address);
+        self.registry.remove(self, |_| {});
     }
 }
 
@@ -50,14 +104,18 @@ mod tests {
     use pos_core::Digest;
 
     #[test]
-    fn one_claim_per_address_until_dropped() {
+    fn a_second_claim_takes_over_and_the_first_release_is_a_no_op() {
         let reg = Arc::new(Connected::default());
         let a = Address(Digest([1; 32]));
-        let first = reg.claim(a).unwrap();
-        assert!(reg.claim(a).is_none());
+        let (first, took) = reg.claim(a);
+        assert!(!took && !first.taken_over().is_cancelled());
+        let (second, took) = reg.claim(a);
+        assert!(took && first.taken_over().is_cancelled());
         assert_eq!(reg.count(), 1);
-        drop(first);
-        assert!(!reg.is_connected(&a));
-        assert!(reg.claim(a).is_some());
+        let mut ran = false;
+        first.release(|_| ran = true);
+        assert!(!ran && reg.is_connected(&a));
+        second.release(|_| ran = true);
+        assert!(ran && !reg.is_connected(&a));
     }
 }

@@ -137,7 +137,8 @@ impl Node {
         // Before the writer thread exists, so a refusal here releases the store at once.
         let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;
         let pending = Arc::new(pending::Pending::default());
-        let announcer = announce::Announcer::default();
+        let height = store.tip()?.index;
+        let announcer = announce::Announcer::new(tokio::runtime::Handle::current(), height);
         let failed = CancellationToken::new();
         let config_tx = watch::Sender::new(Arc::new(config.clone()));
         let (writer, writer_thread) = writer::Writer::spawn(writer::WriterContext {

@@ -58,14 +58,28 @@ impl Decoder for LineCodec {
     type Error = LineError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, LineError> {
-        let limit = buf.len().min(self.max + 1);
+        // The limit counts the content: `max` bytes, then `\r\n` at most.
+        let limit = buf.len().min(self.max + 2);
         match buf[self.scanned..limit].iter().position(|&b| b == b'\n') {
             Some(pos) => {
-                let line = buf.split_to(self.scanned + pos + 1);
+                let end = self.scanned + pos;
+                let content = match buf[..end] {
+                    [.., b'\r'] => end - 1,
+                    _ => end,
+                };
+                if content > self.max {
+                    return Err(LineError::TooLong(self.max));
+                }
+                let line = buf.split_to(end + 1);
                 self.scanned = 0;
-                Ok(Some(classify(&line[..line.len() - 1])))
+                Ok(Some(classify(&line[..end])))
             }
-            None if buf.len() > self.max => Err(LineError::TooLong(self.max)),
+            // Only a `\r` may follow `max` bytes, and only `\n` after that.
+            None if buf.len() > self.max + 1
+                || (buf.len() == self.max + 1 && buf[self.max] != b'\r') =>
+            {
+                Err(LineError::TooLong(self.max))
+            }
             None => {
                 self.scanned = buf.len();
                 Ok(None)
@@ -138,10 +152,16 @@ mod tests {
     }
 
     #[test]
-    fn too_long_is_fatal_at_exactly_the_limit() {
-        let (lines, err) = decode_all(b"12345678\n123456789\n", 8);
-        assert_eq!(lines, vec![text("12345678")]);
+    fn the_limit_counts_the_content_without_cr_lf() {
+        let (lines, err) = decode_all(b"12345678\n12345678\r\n123456789\n", 8);
+        assert_eq!(lines, vec![text("12345678"), text("12345678")]);
         assert_eq!(err.as_deref(), Some("line longer than 8 bytes"));
+        for over in [&b"123456789\r\n"[..], b"12345678\r\r\n", b"12345678x"] {
+            let (lines, err) = decode_all(over, 8);
+            assert!(lines.is_empty() && err.is_some(), "{over:?}");
+        }
+        // A last line without `\n` may end in the `\r` of a `\r\n` cut short.
+        assert_eq!(decode_all(b"12345678\r", 8).0, vec![text("12345678")]);
         // Without a newline the cap applies too, so the buffer stays bounded.
         let (_, err) = decode_all(&[b'x'; 100], 8);
         assert!(err.is_some());

@@ -1,41 +1,109 @@
 //! This round's proposals: memory only, one per validator, newest wins.
 //! A restart or shutdown discards them (and says so in the log). Kept in
 //! address order, the lottery's order, so closing a round never sorts.
+//!
+//! Rounds are numbered from 0 at start; the writer's `take` ends one. Each
+//! take is followed by exactly one round result from the announcer, in the
+//! same order, so the announcer's n-th result is round n's (see `announce`).
 
 use pos_core::Address;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+/// A round's number since posd started.
+pub type RoundId = u64;
+
+#[derive(Debug, Default)]
+struct Round {
+    id: RoundId,
+    proposals: BTreeMap<Address, u32>,
+}
+
 #[derive(Debug, Default)]
 pub struct Pending {
-    map: Mutex<BTreeMap<Address, u32>>,
+    round: Mutex<Round>,
+}
+
+/// A proposal as recorded: the round it is in and what it replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proposed {
+    pub round: RoundId,
+    pub replaced: Option<u32>,
 }
 
 impl Pending {
     /// Records `bpm` as the validator's proposal, replacing an older one.
-    pub fn propose(&self, address: Address, bpm: u32) {
-        self.lock().insert(address, bpm);
+    pub fn propose(&self, address: Address, bpm: u32) -> Proposed {
+        let mut round = self.lock();
+        Proposed {
+            round: round.id,
+            replaced: round.proposals.insert(address, bpm),
+        }
+    }
+
+    /// The validator's proposal in the open round, if any.
+    pub fn get(&self, address: &Address) -> Option<(u32, RoundId)> {
+        let round = self.lock();
+        round.proposals.get(address).map(|&bpm| (bpm, round.id))
     }
 
     pub fn withdraw(&self, address: &Address) {
-        self.lock().remove(address);
+        self.lock().proposals.remove(address);
     }
 
-    /// Ends the round: hands over every proposal and starts an empty set.
+    /// Ends the round: hands over every proposal and opens the next round.
     pub fn take(&self) -> BTreeMap<Address, u32> {
-        std::mem::take(&mut *self.lock())
+        let mut round = self.lock();
+        round.id += 1;
+        std::mem::take(&mut round.proposals)
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().proposals.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Address, u32>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Round> {
         // A panic while holding this lock leaves a plain map behind: still usable.
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+        self.round.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pos_core::Digest;
+
+    #[test]
+    fn proposals_know_their_round_and_what_they_replaced() {
+        let p = Pending::default();
+        let a = Address(Digest([1; 32]));
+        assert_eq!(
+            p.propose(a, 60),
+            Proposed {
+                round: 0,
+                replaced: None
+            }
+        );
+        assert_eq!(
+            p.propose(a, 72),
+            Proposed {
+                round: 0,
+                replaced: Some(60)
+            }
+        );
+        assert_eq!(p.get(&a), Some((72, 0)));
+        assert_eq!(p.take().get(&a), Some(&72));
+        assert_eq!(p.get(&a), None);
+        assert_eq!(
+            p.propose(a, 80),
+            Proposed {
+                round: 1,
+                replaced: None
+            }
+        );
     }
 }

@@ -56,6 +56,10 @@ pub enum Input {
     /// `chain [N]`: the count, or `None` when N is out of range.
     Chain(Option<u64>),
     Status,
+    /// A word that is no command at this prompt, as typed (escaped): no penalty.
+    Unknown(String),
+    /// A command that takes no argument (lowercased), given one: no penalty.
+    NoArgument(String),
     /// Not a BPM: a malformed block proposal, with the reason.
     Malformed(String),
 }
@@ -69,7 +73,18 @@ pub fn shown(input: &str) -> String {
     s.escape_debug().to_string()
 }
 
-/// Interprets one line at `prompt`.
+/// Whether a line's first token is a word (a command, known or not) rather
+/// than a number: a word holds no digit (of any script), sign or dot. So
+/// `Help`, `balanse` and `?` are words, while `72.5`, `-1`, `72abc` and
+/// `seventy-two` are numbers, malformed ones at the BPM prompt.
+fn is_word(token: &str) -> bool {
+    !token
+        .chars()
+        .any(|c| c.is_numeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// Interprets one line at `prompt`. Commands ignore case; the first token
+/// decides whether the line is a command or a number (see [`is_word`]).
 pub fn parse(prompt: Prompt, line: &Line, limits: Limits) -> Input {
     let text = match line {
         Line::Text(t) => t.trim(),
@@ -84,22 +99,18 @@ pub fn parse(prompt: Prompt, line: &Line, limits: Limits) -> Input {
         Some((w, a)) => (w, Some(a.trim())),
         None => (text, None),
     };
-    match (prompt, word, arg) {
-        (_, "", None) => Input::Empty,
-        (_, "help", None) => Input::Help,
-        (_, "quit", None) => Input::Quit,
-        (Prompt::Stake, "resume", key) => Input::Resume(key.and_then(|k| k.parse().ok())),
-        (Prompt::Stake, _, _) => match text.parse::<u64>() {
+    if word.is_empty() {
+        return Input::Empty;
+    }
+    if is_word(word) {
+        return command(prompt, word, arg);
+    }
+    match prompt {
+        Prompt::Stake => match text.parse::<u64>() {
             Ok(s) if (1..=limits.max_stake).contains(&s) => Input::Stake(s),
             _ => Input::BadStake(format!("'{}' is not a stake", shown(text))),
         },
-        (Prompt::Bpm, "balance", None) => Input::Balance,
-        (Prompt::Bpm, "status", None) => Input::Status,
-        (Prompt::Bpm, "chain", None) => Input::Chain(Some(CHAIN_DEFAULT)),
-        (Prompt::Bpm, "chain", Some(n)) => {
-            Input::Chain(n.parse().ok().filter(|n| (1..=CHAIN_MAX).contains(n)))
-        }
-        (Prompt::Bpm, _, _) => match text.parse::<u32>() {
+        Prompt::Bpm => match text.parse::<u32>() {
             Ok(bpm) if bpm <= limits.max_bpm => Input::Bpm(bpm),
             _ => Input::Malformed(format!(
                 "'{}' is not a whole number from 0 to {}",
@@ -107,6 +118,237 @@ pub fn parse(prompt: Prompt, line: &Line, limits: Limits) -> Input {
                 limits.max_bpm
             )),
         },
+    }
+}
+
+/// A line starting with a word: a command at this prompt, or an unknown one.
+fn command(prompt: Prompt, word: &str, arg: Option<&str>) -> Input {
+    let name = word.to_lowercase();
+    match (prompt, name.as_str(), arg) {
+        (Prompt::Stake, "resume", key) => Input::Resume(key.and_then(|k| k.parse().ok())),
+        (Prompt::Bpm, "chain", None) => Input::Chain(Some(CHAIN_DEFAULT)),
+        (Prompt::Bpm, "chain", Some(n)) => {
+            Input::Chain(n.parse().ok().filter(|n| (1..=CHAIN_MAX).contains(n)))
+        }
+        (_, "help" | "quit", Some(_)) | (Prompt::Bpm, "balance" | "status", Some(_)) => {
+            Input::NoArgument(name)
+        }
+        (_, "help", None) => Input::Help,
+        (_, "quit", None) => Input::Quit,
+        (Prompt::Bpm, "balance", None) => Input::Balance,
+        (Prompt::Bpm, "status", None) => Input::Status,
+        _ => Input::Unknown(shown(word)),
+    }
+}
+
+/// Every text a validator's client sees, so the protocol reads in one place
+/// (docs/PROTOCOL.md describes it). Replies end in `\n`; the session adds
+/// the prompt after them. Texts that arrive unasked (announcements, timeouts)
+/// start with `\n`, so they begin on a line of their own after a prompt.
+pub mod say {
+    use super::{Limits, Prompt, CHAIN_MAX};
+    use pos_core::{Address, Block, Validator};
+    use std::time::Duration;
+
+    /// `12.3s`: how long until something happens.
+    fn secs(d: Duration) -> String {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+
+    pub fn greeting() -> String {
+        format!(
+            "posd {}: stake tokens to become a validator, or 'help'\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    }
+
+    pub fn help(prompt: Prompt, limits: Limits) -> String {
+        match prompt {
+            Prompt::Stake => format!(
+                "  <tokens>      stake 1 to {} tokens and become a validator\n  \
+                 resume <key>  continue as the validator that key belongs to\n  \
+                 help          this text\n  quit          close the connection\n",
+                limits.max_stake
+            ),
+            Prompt::Bpm => format!(
+                "  <bpm>         propose a block with this BPM (0 to {}) for this round\n  \
+                 balance       your balance, blocks won and status\n  \
+                 chain [N]     the last N blocks as JSON lines (default 10, at most {CHAIN_MAX})\n  \
+                 status        height, time to the end of the round, candidates\n  \
+                 help          this text\n  quit          close the connection\n",
+                limits.max_bpm
+            ),
+        }
+    }
+
+    pub const BYE: &str = "bye\n";
+
+    /// `what` is wrong at the stake prompt; says what is accepted.
+    pub fn bad_stake(what: &str, max_stake: u64) -> String {
+        format!(
+            "error: {what}: enter a whole number of tokens from 1 to {max_stake}, 'resume <key>' or 'help'\n"
+        )
+    }
+
+    /// `word` (escaped) is no command at the stake prompt.
+    pub fn unknown_at_stake(word: &str, max_stake: u64) -> String {
+        bad_stake(&format!("unknown command '{word}'"), max_stake)
+    }
+
+    /// `word` (escaped) is no command at the BPM prompt.
+    pub fn unknown_command(word: &str) -> String {
+        format!("error: unknown command '{word}', type help\n")
+    }
+
+    pub fn no_argument(command: &str) -> String {
+        format!("error: '{command}' takes no argument, type help\n")
+    }
+
+    pub const RESUME_NEEDS_KEY: &str =
+        "error: resume needs the 64-hex-digit key you were given at registration\n";
+    pub const NO_SUCH_KEY: &str = "error: no validator has that key\n";
+
+    pub fn chain_range() -> String {
+        format!("error: chain takes a count from 1 to {CHAIN_MAX}\n")
+    }
+
+    pub fn registered(address: &Address, key: &str) -> String {
+        format!(
+            "Validator address: {address}\n\
+             Validator key: {key} (keep it secret; reconnect with: resume {key})\n"
+        )
+    }
+
+    pub fn could_not_register(e: &dyn std::fmt::Display) -> String {
+        format!("error: could not register: {e}\n")
+    }
+
+    /// A resumed validator; `pending` is its proposal still in the round and
+    /// the block that round makes.
+    pub fn resumed(v: &Validator, pending: Option<(u32, u64)>) -> String {
+        let mut text = format!(
+            "Validator address: {}\nresumed: balance {} tokens, {} blocks won",
+            v.address, v.balance, v.blocks_won
+        );
+        if let Some((bpm, block)) = pending {
+            text.push_str(&format!("; proposal {bpm} stands for block {block}"));
+        }
+        text.push('\n');
+        text
+    }
+
+    pub fn resume_slashed(address: &Address, reason: &str) -> String {
+        format!("error: validator {address} was slashed: {reason}\n")
+    }
+
+    /// To the connection a `resume` elsewhere took the validator from.
+    pub fn taken_over(address: &Address) -> String {
+        format!("\nerror: validator {address} resumed on another connection; closing\n")
+    }
+
+    /// A proposal accepted for the round that makes `block`.
+    pub fn proposal(bpm: u32, block: u64, replaced: Option<u32>, left: Duration) -> String {
+        let replaced = replaced.map_or(String::new(), |old| format!(" (replaces {old})"));
+        format!(
+            "proposal {bpm} for block {block}{replaced}; round ends in {}\n",
+            secs(left)
+        )
+    }
+
+    /// A malformed proposal while slashing is off.
+    pub fn not_a_bpm(why: &str, max_bpm: u32) -> String {
+        format!("error: {why}: enter a BPM from 0 to {max_bpm}, or 'help'\n")
+    }
+
+    pub fn slashed(reason: &str, address: &Address, forfeited: u64) -> String {
+        format!(
+            "error: {reason}\nvalidator {address} slashed: {forfeited} tokens forfeited; closing\n"
+        )
+    }
+
+    pub fn slash_not_stored(reason: &str, e: &dyn std::fmt::Display) -> String {
+        format!("error: {reason}; the slashing could not be stored ({e}); closing\n")
+    }
+
+    pub fn balance(v: &Validator) -> String {
+        format!(
+            "balance: {} tokens, blocks won: {}, status: {}\n",
+            v.balance,
+            v.blocks_won,
+            v.status().as_str()
+        )
+    }
+
+    pub const RECORD_MISSING: &str = "error: validator record missing\n";
+
+    pub fn store_error(e: &dyn std::fmt::Display) -> String {
+        format!("error: could not read the chain: {e}\n")
+    }
+
+    pub fn status(
+        height: u64,
+        left: Duration,
+        candidates: usize,
+        active: u64,
+        slashed: u64,
+    ) -> String {
+        format!(
+            "height: {height}, round ends in: {}, candidates: {candidates}, \
+             validators: {active} active, {slashed} slashed\n",
+            secs(left)
+        )
+    }
+
+    pub fn stake_timeout(limit: Duration) -> String {
+        format!(
+            "\nerror: no stake within {}s; closing\n",
+            limit.as_secs_f64()
+        )
+    }
+
+    /// A registered validator silent for `idle_timeout`.
+    pub fn idle_timeout(limit: Duration) -> String {
+        format!(
+            "\nerror: nothing received for {}s (idle_timeout); closing\n",
+            limit.as_secs_f64()
+        )
+    }
+
+    /// An unregistered connection closed to make room for a newcomer.
+    pub const SHED: &str = "\nerror: connection limit reached and this connection has not registered; closing to make room\n";
+
+    pub fn line_too_long(max: usize) -> String {
+        format!("\nerror: line longer than {max} bytes; closing\n")
+    }
+
+    pub fn behind(missed: u64) -> String {
+        format!("\nerror: {missed} announcements behind; closing\n")
+    }
+
+    pub const SHUTTING_DOWN: &str =
+        "\nposd is shutting down; proposals not yet in a block are discarded\n";
+
+    /// The round a half-closed client waited for ended without a block.
+    pub const NO_BLOCK: &str = "\nno block this round\n";
+
+    /// A committed block, to everyone.
+    pub fn block(block: &Block) -> String {
+        let winner = block.validator.map(|a| a.to_string()).unwrap_or_default();
+        format!("winning validator: {winner}\n{}\n", block.to_json_line())
+    }
+
+    /// One slashing, to everyone; `None` if `v` is not slashed.
+    pub fn slashing(v: &Validator) -> Option<String> {
+        let s = v.slashed.as_ref()?;
+        Some(format!(
+            "slashed validator: {}: {} ({} tokens forfeited)\n",
+            v.address, s.reason, s.forfeited
+        ))
+    }
+
+    /// Many slashings in one line, to everyone.
+    pub fn slashings(count: u64) -> String {
+        format!("slashed: {count} validators, see posctl validators --status slashed\n")
     }
 }
 
@@ -126,20 +368,17 @@ mod tests {
     #[test]
     fn stake_prompt() {
         assert_eq!(at(Prompt::Stake, " 1000 "), Input::Stake(1000));
-        for bad in [
-            "0",
-            "-1",
-            "1001",
-            "1e3",
-            "99999999999999999999999",
-            "ten",
-            "balance",
-        ] {
+        for bad in ["0", "-1", "1001", "1e3", "99999999999999999999999", "1.5"] {
             assert!(
                 matches!(at(Prompt::Stake, bad), Input::BadStake(_)),
                 "{bad}"
             );
         }
+        assert_eq!(at(Prompt::Stake, "ten"), Input::Unknown("ten".into()));
+        assert_eq!(
+            at(Prompt::Stake, "balance"),
+            Input::Unknown("balance".into())
+        );
         assert_eq!(at(Prompt::Stake, "resume"), Input::Resume(None));
         assert_eq!(at(Prompt::Stake, "resume xyz"), Input::Resume(None));
         let key = "ab".repeat(32);
@@ -148,7 +387,12 @@ mod tests {
             Input::Resume(Some(key.parse().unwrap()))
         );
         assert_eq!(at(Prompt::Stake, ""), Input::Empty);
-        assert_eq!(at(Prompt::Stake, "quit"), Input::Quit);
+        assert_eq!(at(Prompt::Stake, "QUIT"), Input::Quit);
+        assert_eq!(at(Prompt::Stake, "Help"), Input::Help);
+        assert_eq!(
+            at(Prompt::Stake, &format!("Resume {}", key.to_uppercase())),
+            Input::Resume(Some(key.parse().unwrap()))
+        );
     }
 
     #[test]
@@ -160,9 +404,36 @@ mod tests {
         assert_eq!(at(Prompt::Bpm, "chain 101"), Input::Chain(None));
         assert_eq!(at(Prompt::Bpm, "balance"), Input::Balance);
         assert_eq!(at(Prompt::Bpm, "status"), Input::Status);
-        for bad in ["201", "-1", "72.5", "seventy", "balance now", "resume x"] {
+        assert_eq!(at(Prompt::Bpm, "BALANCE"), Input::Balance);
+        assert_eq!(at(Prompt::Bpm, "Chain 3"), Input::Chain(Some(3)));
+        for bad in [
+            "201",
+            "-1",
+            "+-1",
+            "72.5",
+            ".5",
+            "72,5",
+            "72abc",
+            "abc72",
+            "7 2",
+            "seventy-two",
+            "１２",
+        ] {
             assert!(matches!(at(Prompt::Bpm, bad), Input::Malformed(_)), "{bad}");
         }
+        // Words are commands, known or not: never a proposal.
+        for (word, shown) in [("seventy", "seventy"), ("resume x", "resume"), ("?", "?")] {
+            assert_eq!(
+                at(Prompt::Bpm, word),
+                Input::Unknown(shown.into()),
+                "{word}"
+            );
+        }
+        assert_eq!(
+            at(Prompt::Bpm, "Balance now"),
+            Input::NoArgument("balance".into())
+        );
+        assert_eq!(at(Prompt::Bpm, "help 2"), Input::NoArgument("help".into()));
         assert_eq!(
             parse(
                 Prompt::Bpm,
@@ -175,7 +446,7 @@ mod tests {
 
     #[test]
     fn echoes_are_short_and_escaped() {
-        let long = "x".repeat(500);
+        let long = "7x".repeat(250);
         let Input::Malformed(why) = at(Prompt::Bpm, &long) else {
             panic!()
         };

@@ -1,10 +1,12 @@
 //! One validator connection: the line protocol of SPEC §4, as `nc` sees it.
+//! What each line means is in `protocol`; what posd says, in `protocol::say`.
 
 use crate::announce::Announcement;
 use crate::config::Config;
 use crate::connected::Claim;
 use crate::line::{Line, LineCodec, LineError};
-use crate::protocol::{self, Input, Limits, Prompt, CHAIN_MAX};
+use crate::pending::RoundId;
+use crate::protocol::{self, say, Input, Limits, Prompt};
 use crate::server::Slot;
 use crate::shared::Shared;
 use futures::StreamExt;
@@ -19,6 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
 
 /// Kernel send buffer per client: caps what a client that does not read can
 /// pin in kernel memory (Linux's autotuning would allow megabytes each).
@@ -32,7 +35,7 @@ const KEEPALIVE: socket2::TcpKeepalive = socket2::TcpKeepalive::new()
 
 /// Where the conversation is.
 enum Phase {
-    /// At `Enter token balance:`, until this instant.
+    /// At `Enter token balance:`, until this instant (moved on by every line).
     Stake(Instant),
     /// At `Enter a new BPM:`, speaking for the claimed validator.
     Bpm(Claim),
@@ -52,6 +55,13 @@ struct Session {
     out: OwnedWriteHalf,
     peer: SocketAddr,
     phase: Phase,
+    /// Fires when a `resume` elsewhere takes this session's validator.
+    taken_over: CancellationToken,
+    /// The round of this validator's proposal, until that round's result is seen.
+    awaiting: Option<RoundId>,
+    /// The client closed its sending side (`nc -N`, a pipe that ended): no
+    /// more lines; the session ends with the result of `awaiting`.
+    half_closed: bool,
     /// When the client last sent a line: `idle_timeout` counts from here.
     last_line: Instant,
     /// This connection's place under `max_connections`.
@@ -78,48 +88,49 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot:
         out,
         peer,
         phase: Phase::Stake(deadline),
+        taken_over: CancellationToken::new(),
+        awaiting: None,
+        half_closed: false,
         last_line: Instant::now(),
         slot,
     };
-    let greeting = format!(
-        "posd {}: stake tokens to become a validator, or 'help'\n{}",
-        env!("CARGO_PKG_VERSION"),
-        Prompt::Stake.text()
-    );
+    let greeting = format!("{}{}", say::greeting(), Prompt::Stake.text());
     let mut flow = s.send(&greeting).await;
     while flow == Flow::Continue {
         let deadline = match s.phase {
             Phase::Stake(at) => Some(at),
             Phase::Bpm(_) => s.config.idle_timeout.map(|idle| s.last_line + idle),
         };
+        let taken_over = s.taken_over.clone();
         flow = tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
-                s.send("\nposd is shutting down; proposals not yet in a block are discarded\n").await;
+                s.send(say::SHUTTING_DOWN).await;
                 Flow::Close
             }
             _ = shed.cancelled() => {
                 tracing::info!(peer = %s.peer, "connection limit reached: shed this unregistered connection for a newer one");
-                s.farewell("\nerror: connection limit reached and this connection has not registered; closing to make room\n").await;
+                s.farewell(say::SHED).await;
                 Flow::Close
             }
-            line = lines.next() => s.on_line(line).await,
+            _ = taken_over.cancelled() => s.on_taken_over().await,
+            line = lines.next(), if !s.half_closed => s.on_line(line).await,
             msg = announcements.recv() => s.on_announcement(msg).await,
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => s.timed_out().await,
         };
     }
     // A proposal stands while its validator is connected: this keeps pending
-    // proposals within max_connections.
-    if let Some(address) = s.address() {
-        s.shared.pending.withdraw(&address);
+    // proposals within max_connections. After a takeover it is the new
+    // connection's, and stays.
+    if let Phase::Bpm(claim) = std::mem::replace(&mut s.phase, Phase::Stake(Instant::now())) {
+        let pending = &s.shared.pending;
+        claim.release(|address| pending.withdraw(address));
     }
     tracing::debug!(peer = %s.peer, "connection closed");
-    // Free the slot and the validator before the socket closes, so a client
-    // that sees the close and reconnects (or resumes) at once is never refused for our sake.
-    let Session {
-        slot, phase, out, ..
-    } = s;
-    drop((slot, phase));
+    // Free the slot before the socket closes, so a client that sees the close
+    // and reconnects at once is never refused for our sake.
+    let Session { slot, out, .. } = s;
+    drop(slot);
     drop(lines);
     drop(out);
 }
@@ -149,14 +160,8 @@ impl Session {
     /// The stake prompt went unanswered, or a validator was idle too long.
     async fn timed_out(&mut self) -> Flow {
         let text = match self.phase {
-            Phase::Stake(_) => format!(
-                "\nerror: no stake within {}s; closing\n",
-                self.config.stake_timeout.as_secs_f64()
-            ),
-            Phase::Bpm(_) => format!(
-                "\nerror: nothing received for {}s (idle_timeout); closing\n",
-                self.config.idle_timeout.unwrap_or_default().as_secs_f64()
-            ),
+            Phase::Stake(_) => say::stake_timeout(self.config.stake_timeout),
+            Phase::Bpm(_) => say::idle_timeout(self.config.idle_timeout.unwrap_or_default()),
         };
         self.send(&text).await;
         Flow::Close
@@ -168,29 +173,71 @@ impl Session {
         self.send(&text).await
     }
 
+    /// Sends an announcement on a line of its own; the prompt follows unless
+    /// the client can no longer type.
+    async fn announce(&mut self, text: &str) -> Flow {
+        let text = format!("\n{text}");
+        if self.half_closed {
+            self.send(&text).await
+        } else {
+            self.reply(&text).await
+        }
+    }
+
     async fn on_announcement(&mut self, msg: Result<Announcement, RecvError>) -> Flow {
         match msg {
-            Ok(text) => self.reply(&format!("\n{text}")).await,
+            Ok(Announcement::Text(text)) => self.announce(&text).await,
+            Ok(Announcement::Round { round, block }) => {
+                let answered = self.awaiting.is_some_and(|mine| round >= mine);
+                if answered {
+                    self.awaiting = None;
+                }
+                if answered && self.half_closed {
+                    // The result this client stayed for; then goodbye.
+                    match block {
+                        Some(text) => self.send(&format!("\n{text}")).await,
+                        None => self.send(say::NO_BLOCK).await,
+                    };
+                    return Flow::Close;
+                }
+                match block {
+                    Some(text) => self.announce(&text).await,
+                    None => Flow::Continue,
+                }
+            }
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(peer = %self.peer, missed, "client too slow to read announcements; dropped");
-                self.farewell(&format!(
-                    "\nerror: {missed} announcements behind; closing\n"
-                ))
-                .await;
+                self.farewell(&say::behind(missed)).await;
                 Flow::Close
             }
             Err(RecvError::Closed) => Flow::Close,
         }
     }
 
+    async fn on_taken_over(&mut self) -> Flow {
+        if let Some(address) = self.address() {
+            tracing::info!(peer = %self.peer, %address, "validator resumed on another connection; closing this one");
+            self.send(&say::taken_over(&address)).await;
+        }
+        Flow::Close
+    }
+
     async fn on_line(&mut self, line: Option<Result<Line, LineError>>) -> Flow {
         self.last_line = Instant::now();
+        if let Phase::Stake(deadline) = &mut self.phase {
+            *deadline = Instant::now() + self.config.stake_timeout;
+        }
         match line {
+            // A half-close: a pending proposal still gets its round's result.
+            None if self.awaiting.is_some() => {
+                tracing::debug!(peer = %self.peer, "client half-closed; waiting for its round");
+                self.half_closed = true;
+                Flow::Continue
+            }
             None => Flow::Close,
             Some(Err(LineError::TooLong(max))) => {
                 tracing::info!(peer = %self.peer, max, "line too long; closing");
-                self.send(&format!("\nerror: line longer than {max} bytes; closing\n"))
-                    .await;
+                self.send(&say::line_too_long(max)).await;
                 Flow::Close
             }
             Some(Err(LineError::Io(e))) => {
@@ -198,13 +245,16 @@ impl Session {
                 Flow::Close
             }
             Some(Ok(line)) => {
-                let limits = Limits {
-                    max_stake: self.config.max_stake,
-                    max_bpm: self.config.max_bpm,
-                };
-                let input = protocol::parse(self.prompt_kind(), &line, limits);
+                let input = protocol::parse(self.prompt_kind(), &line, self.limits());
                 self.on_input(input).await
             }
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_stake: self.config.max_stake,
+            max_bpm: self.config.max_bpm,
         }
     }
 
@@ -218,121 +268,98 @@ impl Session {
     async fn on_input(&mut self, input: Input) -> Flow {
         match input {
             Input::Empty => self.reply("").await,
-            Input::Help => self.help().await,
+            Input::Help => {
+                let text = say::help(self.prompt_kind(), self.limits());
+                self.reply(&text).await
+            }
             Input::Quit => {
-                self.send("bye\n").await;
+                self.send(say::BYE).await;
                 Flow::Close
             }
             Input::Stake(stake) => self.register(stake).await,
             Input::Resume(Some(key)) => self.resume(key).await,
-            Input::Resume(None) => {
-                self.reply(
-                    "error: resume needs the 64-hex-digit key you were given at registration\n",
-                )
-                .await
-            }
-            Input::BadStake(why) => self.bad_stake(&why).await,
-            Input::Bpm(bpm) => {
-                if let Some(address) = self.address() {
-                    self.shared.pending.propose(address, bpm);
-                }
-                self.reply("").await
-            }
-            Input::Balance => self.balance().await,
-            Input::Chain(Some(n)) => self.chain(n).await,
-            Input::Chain(None) => {
-                let text = format!("error: chain takes a count from 1 to {CHAIN_MAX}\n");
+            Input::Resume(None) => self.reply(say::RESUME_NEEDS_KEY).await,
+            Input::BadStake(why) => {
+                let text = say::bad_stake(&why, self.config.max_stake);
                 self.reply(&text).await
             }
+            Input::Unknown(word) => {
+                let text = match self.prompt_kind() {
+                    Prompt::Stake => say::unknown_at_stake(&word, self.config.max_stake),
+                    Prompt::Bpm => say::unknown_command(&word),
+                };
+                self.reply(&text).await
+            }
+            Input::NoArgument(command) => self.reply(&say::no_argument(&command)).await,
+            Input::Bpm(bpm) => self.propose(bpm).await,
+            Input::Balance => self.balance().await,
+            Input::Chain(Some(n)) => self.chain(n).await,
+            Input::Chain(None) => self.reply(&say::chain_range()).await,
             Input::Status => self.status().await,
             Input::Malformed(why) => self.malformed_proposal(why).await,
         }
-    }
-
-    async fn help(&mut self) -> Flow {
-        let text = match self.phase {
-            Phase::Stake(_) => format!(
-                "  <tokens>      stake 1 to {} tokens and become a validator\n  \
-                 resume <key>  continue as the validator that key belongs to\n  \
-                 help          this text\n  quit          close the connection\n",
-                self.config.max_stake
-            ),
-            Phase::Bpm(_) => format!(
-                "  <bpm>         propose a block with this BPM (0 to {}) for this round\n  \
-                 balance       your balance, blocks won and status\n  \
-                 chain [N]     the last N blocks as JSON lines (default 10, at most {CHAIN_MAX})\n  \
-                 status        height, time to the end of the round, candidates\n  \
-                 help          this text\n  quit          close the connection\n",
-                self.config.max_bpm
-            ),
-        };
-        self.reply(&text).await
-    }
-
-    async fn bad_stake(&mut self, what: &str) -> Flow {
-        let max = self.config.max_stake;
-        self.reply(&format!(
-            "error: {what}: enter a whole number of tokens from 1 to {max}, 'resume <key>' or 'help'\n"
-        ))
-        .await
     }
 
     async fn register(&mut self, stake: u64) -> Flow {
         let mut key = ValidatorKey([0; 32]);
         rand::rngs::OsRng.fill_bytes(&mut key.0);
         let address = key.address();
-        match self.shared.writer.register(address, stake).await {
-            Ok(_) => {}
-            Err(e) => {
-                return self
-                    .reply(&format!("error: could not register: {e}\n"))
-                    .await
-            }
+        if let Err(e) = self.shared.writer.register(address, stake).await {
+            return self.reply(&say::could_not_register(&e)).await;
         }
-        let Some(claim) = self.shared.connected.claim(address) else {
-            // A fresh random key cannot already be connected.
-            return self.reply("error: address already connected\n").await;
-        };
+        // A fresh random key: nobody else can hold its address.
+        let (claim, _) = self.shared.connected.claim(address);
+        self.claimed(claim);
+        self.reply(&say::registered(&address, &key.to_hex())).await
+    }
+
+    fn claimed(&mut self, claim: Claim) {
+        self.taken_over = claim.taken_over();
         self.phase = Phase::Bpm(claim);
         self.slot.registered();
-        let key = key.to_hex();
-        self.reply(&format!(
-            "Validator address: {address}\n\
-             Validator key: {key} (keep it secret; reconnect with: resume {key})\n"
-        ))
-        .await
+    }
+
+    /// The block the open round makes, as far as posd has announced.
+    fn next_block(&self) -> u64 {
+        self.shared.announcer.height() + 1
     }
 
     async fn resume(&mut self, key: ValidatorKey) -> Flow {
         let address = key.address();
         let v = match self.shared.store.validator(&address) {
             Ok(Some(v)) => v,
-            Ok(None) => return self.reply("error: no validator has that key\n").await,
+            Ok(None) => return self.reply(say::NO_SUCH_KEY).await,
             Err(e) => return self.store_error(e).await,
         };
         if let Some(s) = &v.slashed {
-            let text = format!("error: validator {address} was slashed: {}\n", s.reason);
-            return self.reply(&text).await;
+            return self.reply(&say::resume_slashed(&address, &s.reason)).await;
         }
-        let Some(claim) = self.shared.connected.claim(address) else {
-            let text = format!(
-                "error: validator {address} is already connected; close that connection first\n"
-            );
-            return self.reply(&text).await;
+        let (claim, took_over) = self.shared.connected.claim(address);
+        if took_over {
+            tracing::info!(peer = %self.peer, %address, "validator taken over by a resume");
+        }
+        self.claimed(claim);
+        // A proposal the old connection left stays, and is now this one's.
+        let pending = self.shared.pending.get(&address);
+        self.awaiting = pending.map(|(_, round)| round);
+        let text = say::resumed(&v, pending.map(|(bpm, _)| (bpm, self.next_block())));
+        self.reply(&text).await
+    }
+
+    async fn propose(&mut self, bpm: u32) -> Flow {
+        let Some(address) = self.address() else {
+            return Flow::Close;
         };
-        self.phase = Phase::Bpm(claim);
-        self.slot.registered();
-        let text = format!(
-            "Validator address: {address}\nresumed: balance {} tokens, {} blocks won\n",
-            v.balance, v.blocks_won
-        );
+        let proposed = self.shared.pending.propose(address, bpm);
+        self.awaiting = Some(proposed.round);
+        let left = self.shared.next_round.remaining();
+        let text = say::proposal(bpm, self.next_block(), proposed.replaced, left);
         self.reply(&text).await
     }
 
     async fn store_error(&mut self, e: pos_store::StoreError) -> Flow {
         tracing::error!(peer = %self.peer, error = %e, "read failed");
-        self.reply(&format!("error: could not read the chain: {e}\n"))
-            .await
+        self.reply(&say::store_error(&e)).await
     }
 
     fn address(&self) -> Option<Address> {
@@ -346,26 +373,16 @@ impl Session {
         let Some(address) = self.address() else {
             return Flow::Close;
         };
-        let max = self.config.max_bpm;
         if !self.config.slash_on_invalid_bpm {
-            let text = format!("error: {why}: enter a BPM from 0 to {max}, or 'help'\n");
+            let text = say::not_a_bpm(&why, self.config.max_bpm);
             return self.reply(&text).await;
         }
         let reason = format!("malformed block proposal: {why}");
-        match self.shared.writer.slash(address, reason.clone()).await {
-            Ok(v) => {
-                let forfeited = v.slashed.map_or(0, |s| s.forfeited);
-                let text = format!(
-                    "error: {reason}\nvalidator {address} slashed: {forfeited} tokens forfeited; closing\n"
-                );
-                self.send(&text).await;
-            }
-            Err(e) => {
-                let text =
-                    format!("error: {reason}; the slashing could not be stored ({e}); closing\n");
-                self.send(&text).await;
-            }
-        }
+        let text = match self.shared.writer.slash(address, reason.clone()).await {
+            Ok(v) => say::slashed(&reason, &address, v.slashed.map_or(0, |s| s.forfeited)),
+            Err(e) => say::slash_not_stored(&reason, &e),
+        };
+        self.send(&text).await;
         Flow::Close
     }
 
@@ -374,16 +391,8 @@ impl Session {
             return Flow::Close;
         };
         match self.shared.store.validator(&address) {
-            Ok(Some(v)) => {
-                let text = format!(
-                    "balance: {} tokens, blocks won: {}, status: {}\n",
-                    v.balance,
-                    v.blocks_won,
-                    v.status().as_str()
-                );
-                self.reply(&text).await
-            }
-            Ok(None) => self.reply("error: validator record missing\n").await,
+            Ok(Some(v)) => self.reply(&say::balance(&v)).await,
+            Ok(None) => self.reply(say::RECORD_MISSING).await,
             Err(e) => self.store_error(e).await,
         }
     }
@@ -412,13 +421,12 @@ impl Session {
             (Ok(t), Ok(c)) => (t, c),
             (Err(e), _) | (_, Err(e)) => return self.store_error(e).await,
         };
-        let text = format!(
-            "height: {}, round ends in: {:.1}s, candidates: {}, validators: {} active, {} slashed\n",
+        let text = say::status(
             tip.index,
-            shared.next_round.remaining().as_secs_f64(),
+            shared.next_round.remaining(),
             shared.pending.len(),
             counts.active,
-            counts.slashed
+            counts.slashed,
         );
         self.reply(&text).await
     }

@@ -278,8 +278,8 @@ impl Applied {
             Applied::Round(result, reply) => {
                 match &result {
                     Ok(RoundOutcome::Committed { block, .. }) => announcer.block(block),
-                    Ok(RoundOutcome::NoCandidates) => {}
-                    Err(e) => announcer.notice(&format!("error: round not committed: {e}")),
+                    Ok(RoundOutcome::NoCandidates) => announcer.no_block(),
+                    Err(e) => announcer.round_failed(&format!("error: round not committed: {e}")),
                 }
                 let _ = reply.send(result);
             }

@@ -1,9 +1,9 @@
-//! `posctl validators [--all]` and `posctl validator <ADDRESS>`.
+//! `posctl validators [--all | --status STATUS]` and `posctl validator <ADDRESS>`.
 
 use crate::client::{for_each_chunk, unexpected, Client};
 use crate::output::{validator_json, validator_row, Output, VALIDATOR_HEADER};
 use pos_core::block::format_timestamp;
-use pos_core::Address;
+use pos_core::{Address, Status};
 use pos_proto::{Request, Response};
 use std::process::ExitCode;
 
@@ -12,7 +12,31 @@ pub fn parse_address(s: &str) -> Result<Address, String> {
         .map_err(|_| "expected a validator address: 64 hex digits".into())
 }
 
-pub async fn list(client: &mut Client, mut out: Output, all: bool) -> anyhow::Result<ExitCode> {
+/// `--status`: the validators `posctl validators` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFilter {
+    Active,
+    Slashed,
+}
+
+impl StatusFilter {
+    fn status(self) -> Status {
+        match self {
+            StatusFilter::Active => Status::Active,
+            StatusFilter::Slashed => Status::Slashed,
+        }
+    }
+}
+
+pub async fn list(
+    client: &mut Client,
+    mut out: Output,
+    all: bool,
+    status: Option<StatusFilter>,
+) -> anyhow::Result<ExitCode> {
+    // posd lists active validators or all; slashed ones are picked out here.
+    let all = all || status == Some(StatusFilter::Slashed);
+    let wanted = status.map(StatusFilter::status);
     client.send(&Request::Validators { all }).await?;
     if !out.json {
         out.line(VALIDATOR_HEADER)?;
@@ -23,6 +47,9 @@ pub async fn list(client: &mut Client, mut out: Output, all: bool) -> anyhow::Re
     };
     for_each_chunk(client, validators, |chunk| {
         for v in &chunk {
+            if wanted.is_some_and(|s| v.validator.status() != s) {
+                continue;
+            }
             if out.json {
                 out.json_line(&validator_json(v))?;
             } else {

@@ -147,14 +147,18 @@ async fn proposals(addr: SocketAddr, connections: usize, lines: usize) -> anyhow
                     v.wr.write_all(batch.as_bytes()).await?;
                     anyhow::Ok(())
                 };
-                // Each accepted proposal is answered by one "Enter a new BPM:" (16 bytes).
+                // Each accepted proposal is confirmed on a line of its own:
+                // "proposal <bpm> for block <n>; round ends in ...".
                 let reader = async {
-                    let mut want = lines * 16;
-                    let mut buf = vec![0u8; 16 * 1024];
-                    while want > 0 {
-                        let n = v.rd.read(&mut buf).await?;
+                    let mut line = Vec::with_capacity(128);
+                    let mut confirmed = 0;
+                    while confirmed < lines {
+                        line.clear();
+                        let n = v.rd.read_until(b'\n', &mut line).await?;
                         anyhow::ensure!(n > 0, "posd closed the connection");
-                        want = want.saturating_sub(n);
+                        if line.windows(9).any(|w| w == b"proposal ") {
+                            confirmed += 1;
+                        }
                     }
                     anyhow::Ok(())
                 };
