@@ -42,9 +42,13 @@ impl Client {
                 true
             }
             Err(e)
+                // A read with SO_RCVTIMEO returns EINTR on any caught signal,
+                // even with SA_RESTART: that is no hang-up either.
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
                 ) =>
             {
                 true
