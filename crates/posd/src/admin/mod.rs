@@ -13,7 +13,8 @@ mod validators;
 
 use crate::shared::Shared;
 use pos_proto::{
-    read_frame, write_frame, Hello, ProtoError, Request, Response, Welcome, PROTOCOL_VERSION,
+    read_frame, write_frame, Hello, HexPrefix, ProtoError, Request, Response, Welcome,
+    PROTOCOL_VERSION,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,7 +126,43 @@ async fn dispatch(request: Request, shared: &Shared, out: &mut Out) -> Result<()
         Request::Validator(address) => validators::one(shared, out, address).await,
         Request::LotteryRun => lottery::run(shared, out).await,
         Request::LotteryExplain(index) => lottery::explain(shared, out, index).await,
+        Request::BlockByPrefix(prefix) => chain::block_by_prefix(shared, out, prefix).await,
+        Request::ValidatorByPrefix(prefix) => validators::by_prefix(shared, out, prefix).await,
     }
+}
+
+/// Matches an ambiguous prefix's error lists in full.
+const LISTED_MATCHES: usize = 5;
+
+/// The one key `prefix` selects through `find` (a store prefix scan); if
+/// none or several do, or the scan fails, sends `Error` saying so and
+/// returns `None`. `what` names the key.
+async fn resolve<K: std::fmt::Display>(
+    out: &mut Out,
+    what: &str,
+    prefix: &HexPrefix,
+    find: impl FnOnce(&[u8], Option<u8>, usize) -> Result<Vec<K>, pos_store::StoreError>,
+) -> Result<Option<K>, ProtoError> {
+    let (bytes, nibble) = prefix.bytes();
+    let mut found = match find(&bytes, nibble, LISTED_MATCHES + 1) {
+        Ok(found) => found,
+        Err(e) => return store_error(out, e).await.map(|()| None),
+    };
+    let why = match found.len() {
+        0 => format!("no {what} starts with {prefix}"),
+        1 => return Ok(Some(found.remove(0))),
+        n => {
+            let mut why = format!("{prefix} matches more than one {what}; give more digits:");
+            for key in found.iter().take(LISTED_MATCHES) {
+                why.push_str(&format!("\n  {key}"));
+            }
+            if n > LISTED_MATCHES {
+                why.push_str("\n  ... and more");
+            }
+            why
+        }
+    };
+    write_frame(out, &Response::Error(why)).await.map(|()| None)
 }
 
 /// Sends `Error` for a failed store read; the connection goes on.
