@@ -49,14 +49,14 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, tracker: TaskTra
 }
 
 async fn connection(stream: UnixStream, shared: Arc<Shared>) {
-    let cred = match stream.peer_cred() {
-        Ok(c) => c,
+    let peer = match auth::Peer::of(&stream) {
+        Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "admin peer credentials unavailable; refusing");
             return;
         }
     };
-    let (uid, pid) = (cred.uid(), cred.pid().unwrap_or(0));
+    let (uid, pid) = (peer.uid, peer.pid);
     let (mut rd, wr) = stream.into_split();
     let mut out = BufWriter::new(wr);
     let result = async {
@@ -65,12 +65,15 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) {
             Err(_) => return Err(ProtoError::Decode("no hello in time".into())),
         };
         let Some(hello) = hello else { return Ok(()) };
-        if !auth::allowed(uid, cred.gid()) {
-            tracing::warn!(uid, pid, "admin connection refused: not root, posd's user or group");
-            let why = format!(
-                "permission denied: uid {uid} is not root, posd's user or in posd's group"
+        if !peer.allowed() {
+            tracing::warn!(
+                uid,
+                pid,
+                gid = peer.gid,
+                groups = ?peer.groups,
+                "admin connection refused: not root, posd's user or in posd's group"
             );
-            return send_welcome(&mut out, Welcome::Refused(why)).await;
+            return send_welcome(&mut out, Welcome::Refused(auth::refusal())).await;
         }
         if hello.protocol != PROTOCOL_VERSION {
             let why = format!(
