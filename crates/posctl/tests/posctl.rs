@@ -30,6 +30,13 @@ fn ok(socket: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs posctl, expects exit `code`, returns stderr.
+fn fails(socket: &Path, args: &[&str], code: i32) -> String {
+    let out = posctl(socket, args);
+    assert_eq!(out.status.code(), Some(code), "posctl {args:?}");
+    String::from_utf8(out.stderr).unwrap()
+}
+
 fn json_lines(text: &str) -> Vec<Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).expect(l))
@@ -240,9 +247,7 @@ fn verify_names_a_block_altered_on_disk() {
 fn unreachable_posd_is_exit_3_naming_the_socket() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("nobody.sock");
-    let out = posctl(&socket, &["status"]);
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&socket, &["status"], 3);
     assert!(err.contains(&socket.display().to_string()), "{err}");
     assert!(err.contains("systemctl status posd"), "{err}");
     // The environment variable is honoured too.
@@ -408,9 +413,7 @@ fn a_silent_socket_times_out_with_exit_3() {
     let dir = tempfile::tempdir().unwrap();
     let silent = fake_socket(&dir.path().join("silent"), swallow);
     let start = Instant::now();
-    let out = posctl(&silent, &["--timeout", "1s", "status"]);
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&silent, &["--timeout", "1s", "status"], 3);
     assert!(err.contains("did not answer within 1s"), "{err}");
     assert!(err.contains(&silent.display().to_string()), "{err}");
     // Well below the 10 s default: the flag is what counted.
@@ -435,14 +438,11 @@ fn a_silent_socket_times_out_with_exit_3() {
         s.write_all(&frame).unwrap();
         swallow(s);
     });
-    let out = posctl(&stalls, &["--timeout", "1500ms", "chain", "show"]);
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&stalls, &["--timeout", "1500ms", "chain", "show"], 3);
     assert!(err.contains("did not answer within 1s 500ms"), "{err}");
 
     for bad in ["0s", "soon"] {
-        let out = posctl(&silent, &["--timeout", bad, "status"]);
-        assert_eq!(out.status.code(), Some(2), "{bad}");
+        fails(&silent, &["--timeout", bad, "status"], 2);
     }
 }
 
@@ -460,9 +460,7 @@ fn a_socket_that_is_not_posd_is_named_so() {
         let _ = s.write_all(&[0, 0, 0, 3, 0xff, 0xfe, 0xfd]);
     });
     for socket in [echo, web, junk] {
-        let out = posctl(&socket, &["status"]);
-        assert_eq!(out.status.code(), Some(3));
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = fails(&socket, &["status"], 3);
         let want = format!("{} is not a posd admin socket", socket.display());
         assert!(err.contains(&want), "{err}");
         assert!(err.contains("--socket"), "{err}");
@@ -474,10 +472,18 @@ fn a_stale_socket_file_suggests_systemctl() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
-    let out = posctl(&socket, &["status"]);
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&socket, &["status"], 3);
     assert!(err.contains("systemctl status posd"), "{err}");
+}
+
+/// One of `candidates` that no block's hash in `chain` starts with.
+fn no_hash_starts_with<'a>(chain: &[Value], candidates: [&'a str; 4]) -> &'a str {
+    let taken = |p: &str| {
+        chain
+            .iter()
+            .any(|b| b["Hash"].as_str().unwrap().starts_with(p))
+    };
+    candidates.into_iter().find(|p| !taken(p)).unwrap()
 }
 
 #[test]
@@ -524,9 +530,7 @@ fn unique_prefixes_stand_for_hashes_and_addresses() {
         assert_eq!(found["address"], whole.as_str(), "{prefix}");
     }
     // Ambiguous: the first few matches, whole, and none picked.
-    let out = posctl(&d.socket, &["validator", "ab12"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&d.socket, &["validator", "ab12"], 1);
     assert!(
         err.contains("ab12 matches more than one validator address"),
         "{err}"
@@ -538,8 +542,7 @@ fn unique_prefixes_stand_for_hashes_and_addresses() {
         !err.contains(&crafted[5]) && err.ends_with("\n  ... and more\n"),
         "{err}"
     );
-    let out = posctl(&d.socket, &["validator", "ab121"]);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&d.socket, &["validator", "ab121"], 1);
     assert!(!err.contains(&crafted[0]), "{err}");
     assert!(
         err.contains(&crafted[1]) && err.contains(&crafted[2]),
@@ -547,24 +550,13 @@ fn unique_prefixes_stand_for_hashes_and_addresses() {
     );
     assert!(!err.contains("and more"), "{err}");
     // No match: said plainly.
-    let none = ["abcd", "bcde", "cdef", "defa"]
-        .into_iter()
-        .find(|p| {
-            chain
-                .iter()
-                .all(|b| !b["Hash"].as_str().unwrap().starts_with(p))
-        })
-        .unwrap();
-    let out = posctl(&d.socket, &["block", none]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let none = no_hash_starts_with(&chain, ["abcd", "bcde", "cdef", "defa"]);
+    let err = fails(&d.socket, &["block", none], 1);
     assert!(
         err.contains(&format!("no block hash starts with {none}")),
         "{err}"
     );
-    let out = posctl(&d.socket, &["validator", "ab14"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&d.socket, &["validator", "ab14"], 1);
     assert!(
         err.contains("no validator address starts with ab14"),
         "{err}"
@@ -576,11 +568,9 @@ fn unique_prefixes_stand_for_hashes_and_addresses() {
         ["block", "abc"],
         ["block", "xyz1"],
     ] {
-        let out = posctl(&d.socket, &args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        fails(&d.socket, &args, 2);
     }
-    let out = posctl(&d.socket, &["block", "ab1"]);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&d.socket, &["block", "ab1"], 2);
     assert!(err.contains("at least 4 hex digits"), "{err}");
     // Decimal digits are an index, and if no block has it, a hash prefix.
     assert_eq!(json(&d.socket, &["block", "0001"]), chain[1]);
@@ -593,17 +583,8 @@ fn unique_prefixes_stand_for_hashes_and_addresses() {
     if digits.len() >= 4 {
         assert_eq!(json(&d.socket, &["block", &digits]), chain[1]);
     }
-    let none = ["9999", "8888", "7777", "6666"]
-        .into_iter()
-        .find(|p| {
-            chain
-                .iter()
-                .all(|b| !b["Hash"].as_str().unwrap().starts_with(p))
-        })
-        .unwrap();
-    let out = posctl(&d.socket, &["block", none]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let none = no_hash_starts_with(&chain, ["9999", "8888", "7777", "6666"]);
+    let err = fails(&d.socket, &["block", none], 1);
     let want =
         format!("no block at index {none}; as a hash prefix: no block hash starts with {none}");
     assert!(err.contains(&want), "{err}");
