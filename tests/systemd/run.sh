@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Boots a real systemd (Debian bookworm in systemd-nspawn), installs posd the
-# way the README says, and checks the unit end to end. Needs root and the
-# Debian mirror; otherwise it says why and exits 0 (skipped).
+# way the README says, and checks the unit end to end. Needs root and, for the
+# first run, a Debian mirror: the host's own (its apt sources) or
+# POSD_DEBIAN_MIRROR; otherwise it says why and exits 0 (skipped).
 #
 #   tests/systemd/run.sh            # uses target/release (builds it if missing)
 #   POSD_NSPAWN_CACHE=/var/tmp/posd-nspawn tests/systemd/run.sh
@@ -9,9 +10,37 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
 cache=${POSD_NSPAWN_CACHE:-/var/tmp/posd-nspawn}
-mirror=${POSD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 skip() { echo "systemd container test: SKIPPED: $*"; exit 0; }
+
+# The first mirror the host's apt sources use for bookworm: one-line entries
+# ("deb [options] URI suite ...") or deb822 stanzas (URIs:, Suites:).
+host_mirror() {
+    local f
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -r "$f" ] && awk '$1 == "deb" {
+            i = 2
+            if ($i ~ /^\[/) { while (i < NF && $i !~ /\]$/) i++; i++ }
+            if ($(i + 1) == "bookworm") { print $i; exit }
+        }' "$f"
+    done
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -r "$f" ] && awk 'BEGIN { RS = ""; FS = "\n" } {
+            types = uris = suites = ""; enabled = "yes"
+            for (n = 1; n <= NF; n++) {
+                if ($n ~ /^#/) continue
+                split($n, kv, ":[ \t]*"); key = tolower(kv[1]); value = substr($n, length(kv[1]) + 2)
+                if (key == "types") types = value
+                else if (key == "uris") uris = value
+                else if (key == "suites") suites = value
+                else if (key == "enabled") enabled = value
+            }
+            if (types ~ /(^| )deb( |$)/ && (" " suites " ") ~ / bookworm / && enabled !~ /no/) {
+                split(uris, u, " "); print u[1]; exit
+            }
+        }' "$f"
+    done
+}
 say() { echo "== $*"; }
 [ "$(id -u)" = 0 ] || skip "needs root"
 if ! command -v debootstrap >/dev/null || ! command -v systemd-nspawn >/dev/null; then
@@ -21,7 +50,9 @@ if ! command -v debootstrap >/dev/null || ! command -v systemd-nspawn >/dev/null
 fi
 
 if [ ! -d "$cache/root" ]; then
-    say "debootstrap bookworm minbase into $cache/root (once)"
+    mirror=${POSD_DEBIAN_MIRROR:-$(host_mirror | head -n1 | tr -d ' \t')}
+    [ -n "$mirror" ] || skip "no bookworm mirror in the host's apt sources; set POSD_DEBIAN_MIRROR"
+    say "debootstrap bookworm minbase from $mirror into $cache/root (once)"
     mkdir -p "$cache"
     rm -rf "$cache/root.tmp"
     debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,netcat-openbsd,procps,man-db \
@@ -83,6 +114,33 @@ ct systemctl enable --now posd
 check "posd active (Type=notify: READY=1 was sent)" test "$(ct systemctl is-active posd)" = active
 check "admin socket in /run/posd" ct test -S /run/posd/admin.sock
 check "socket mode 0660 posd:posd" test "$(ct stat -c '%a %U:%G' /run/posd/admin.sock)" = "660 posd:posd"
+check "man page posd(8)" test -n "$(ct man -w 8 posd)"
+check "posctl(1) lists every subcommand" grep -q "lottery explain" <<<"$(ct man posctl 2>/dev/null)"
+for f in /usr/share/bash-completion/completions/posctl /usr/local/share/zsh/site-functions/_posctl \
+    /usr/local/share/fish/vendor_completions.d/posctl.fish; do
+    check "completion $f" ct test -s "$f"
+done
+
+say "who may use posctl: members of group posd, as the README says"
+ct useradd --create-home alice
+ct useradd --create-home bob
+ct usermod -aG posd alice
+alice=$(ct runuser -u alice -- posctl status 2>&1) || fail "group member alice refused: $alice"
+check "group member alice: posctl status" grep -q "^height" <<<"$alice"
+bob=$(ct runuser -u bob -- posctl status 2>&1) && fail "bob, not in group posd, got in: $bob"
+echo "   bob: $(head -1 <<<"$bob")"
+check "bob is told he is not allowed" grep -q "user bob (uid [0-9]*) is not allowed" <<<"$bob"
+check "bob is told how to get in" grep -q "usermod -aG posd bob" <<<"$bob"
+# Past the file modes, posd's own check (PrivateUsers=yes: bob looks like nobody).
+ct chmod 0755 /run/posd
+ct chmod 0666 /run/posd/admin.sock
+bob=$(ct runuser -u bob -- posctl status 2>&1) && fail "posd let bob in: $bob"
+echo "   bob: $(head -1 <<<"$bob")"
+check "posd refuses bob by his groups" grep -q "user bob (uid [0-9]*) is not allowed: only root" <<<"$bob"
+alice=$(ct runuser -u alice -- posctl status 2>&1) || fail "posd refused alice: $alice"
+check "posd lets alice in by her groups" grep -q "^height" <<<"$alice"
+ct chmod 0660 /run/posd/admin.sock
+ct chmod 0750 /run/posd
 
 # The validator stays connected (its proposal stands) while posctl closes the round.
 ct bash -c "(printf '100\n72\n'; sleep 3) | nc -q0 127.0.0.1 9000 > /tmp/nc.out" &

@@ -3,6 +3,8 @@
 use pos_core::lottery::Candidate;
 use pos_core::{Address, Block, Digest, Validator};
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 
 /// Version of this protocol; bumped on any change an older peer could misread.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -53,6 +55,12 @@ pub enum Request {
     LotteryExplain(u64),
     /// Re-hash, re-link and replay the whole chain -> `Progress`... then `Verified`.
     ChainVerify,
+    /// The one block whose hash starts with the prefix -> `Blocks` with one
+    /// block, or `Error` saying none does or listing the matches.
+    BlockByPrefix(HexPrefix),
+    /// The one validator whose address starts with the prefix -> `Validators`
+    /// with one, or `Error` saying none does or listing the matches.
+    ValidatorByPrefix(HexPrefix),
 }
 
 /// Daemon facts for `posctl status`.
@@ -124,4 +132,122 @@ pub enum Response {
     },
     /// Verification finished: `Ok(blocks checked)` or the first fault found.
     Verified(Result<u64, String>),
+}
+
+/// How posd's refusal of a peer's credentials starts; posctl names the user
+/// before it ("user alice (uid 1000) is not allowed: ...").
+pub const NOT_ALLOWED: &str = "not allowed: ";
+
+/// Fewest hex digits a prefix may have: shorter ones match too much to help.
+pub const MIN_PREFIX_DIGITS: usize = 4;
+
+/// The first hex digits of a hash or address (`posctl block 1f99e`):
+/// lowercase, [`MIN_PREFIX_DIGITS`] to 64 of them. Checked when decoded too,
+/// so posd never sees an invalid one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HexPrefix(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrefixError {
+    #[error("{0:?} is not hexadecimal (digits 0-9 and a-f)")]
+    NotHex(String),
+    #[error("{0:?} is too short: give at least {MIN_PREFIX_DIGITS} hex digits")]
+    TooShort(String),
+    #[error("{0:?} is longer than 64 hex digits")]
+    TooLong(String),
+}
+
+impl HexPrefix {
+    /// The whole bytes the digits spell, then the odd last digit if any: the
+    /// high half of the byte after them.
+    pub fn bytes(&self) -> (Vec<u8>, Option<u8>) {
+        let nibbles: Vec<u8> = self
+            .0
+            .chars()
+            .filter_map(|c| c.to_digit(16))
+            .map(|d| d as u8)
+            .collect();
+        let pairs = nibbles.chunks_exact(2);
+        let odd = pairs.remainder().first().copied();
+        (pairs.map(|p| p[0] << 4 | p[1]).collect(), odd)
+    }
+}
+
+impl FromStr for HexPrefix {
+    type Err = PrefixError;
+
+    fn from_str(s: &str) -> Result<Self, PrefixError> {
+        if !s.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(PrefixError::NotHex(s.into()));
+        }
+        match s.len() {
+            n if n < MIN_PREFIX_DIGITS => Err(PrefixError::TooShort(s.into())),
+            n if n > 64 => Err(PrefixError::TooLong(s.into())),
+            _ => Ok(HexPrefix(s.to_ascii_lowercase())),
+        }
+    }
+}
+
+impl TryFrom<String> for HexPrefix {
+    type Error = PrefixError;
+
+    fn try_from(s: String) -> Result<Self, PrefixError> {
+        s.parse()
+    }
+}
+
+impl From<HexPrefix> for String {
+    fn from(p: HexPrefix) -> String {
+        p.0
+    }
+}
+
+impl fmt::Display for HexPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_split_into_bytes_and_an_odd_digit() {
+        let p: HexPrefix = "AB12c".parse().unwrap();
+        assert_eq!(p.to_string(), "ab12c");
+        assert_eq!(p.bytes(), (vec![0xab, 0x12], Some(0xc)));
+        let p: HexPrefix = "00ff".parse().unwrap();
+        assert_eq!(p.bytes(), (vec![0x00, 0xff], None));
+        let full = "7".repeat(64);
+        assert_eq!(
+            full.parse::<HexPrefix>().unwrap().bytes(),
+            (vec![0x77; 32], None)
+        );
+    }
+
+    #[test]
+    fn bad_prefixes_are_refused_when_parsed_and_when_decoded() {
+        for (s, want) in [
+            ("abc", PrefixError::TooShort("abc".into())),
+            ("ab1g", PrefixError::NotHex("ab1g".into())),
+            ("ab 12", PrefixError::NotHex("ab 12".into())),
+            ("+1234", PrefixError::NotHex("+1234".into())),
+        ] {
+            assert_eq!(s.parse::<HexPrefix>(), Err(want));
+        }
+        assert!(matches!(
+            "a".repeat(65).parse::<HexPrefix>(),
+            Err(PrefixError::TooLong(_))
+        ));
+        // A forged frame carrying a bad prefix does not decode.
+        let bad = crate::encode(&("ab".to_string(),));
+        assert!(crate::decode::<HexPrefix>(&bad).is_err());
+        let good = crate::encode(&("abcd".to_string(),));
+        assert_eq!(
+            crate::decode::<HexPrefix>(&good).unwrap().to_string(),
+            "abcd"
+        );
+    }
 }

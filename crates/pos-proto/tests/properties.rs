@@ -20,6 +20,8 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::LotteryRun),
         any::<u64>().prop_map(Request::LotteryExplain),
         Just(Request::ChainVerify),
+        "[0-9a-fA-F]{4,64}".prop_map(|p| Request::BlockByPrefix(p.parse().unwrap())),
+        "[0-9a-f]{4,64}".prop_map(|p| Request::ValidatorByPrefix(p.parse().unwrap())),
     ]
 }
 

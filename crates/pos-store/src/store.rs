@@ -361,6 +361,58 @@ impl Store {
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
     }
+
+    /// Up to `limit` block hashes, in order, that start with `prefix` and then
+    /// with the high half `nibble` of the next byte (an odd count of hex digits).
+    pub fn hashes_with_prefix(
+        &self,
+        prefix: &[u8],
+        nibble: Option<u8>,
+        limit: usize,
+    ) -> Result<Vec<Digest>, StoreError> {
+        keys_with_prefix(&self.block_index, BLOCK_INDEX, prefix, nibble, limit)
+    }
+
+    /// Up to `limit` validator addresses, in order, selected as by [`Store::hashes_with_prefix`].
+    pub fn addresses_with_prefix(
+        &self,
+        prefix: &[u8],
+        nibble: Option<u8>,
+        limit: usize,
+    ) -> Result<Vec<Address>, StoreError> {
+        let keys = keys_with_prefix(&self.validators, VALIDATORS, prefix, nibble, limit)?;
+        Ok(keys.into_iter().map(Address).collect())
+    }
+}
+
+/// A scan of a tree of 32-byte keys from the first key the prefix allows,
+/// up to the first key it does not.
+fn keys_with_prefix(
+    tree: &sled::Tree,
+    name: &'static str,
+    prefix: &[u8],
+    nibble: Option<u8>,
+    limit: usize,
+) -> Result<Vec<Digest>, StoreError> {
+    let mut start = prefix.to_vec();
+    start.extend(nibble.map(|n| n << 4));
+    let selected = |key: &[u8]| {
+        key.starts_with(prefix)
+            && (nibble.is_none() || key.get(prefix.len()).map(|b| b >> 4) == nibble)
+    };
+    let mut found = Vec::new();
+    for key in tree.range(start..).keys() {
+        let key = key?;
+        if found.len() == limit || !selected(&key) {
+            break;
+        }
+        let key = key.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+            tree: name,
+            detail: format!("a key of {} bytes, not 32", key.len()),
+        })?;
+        found.push(Digest(key));
+    }
+    Ok(found)
 }
 
 /// Decoded values of a tree keyed by height, `from..=to`, read lazily.

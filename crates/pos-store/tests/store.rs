@@ -11,9 +11,13 @@ fn addr(n: u8) -> Address {
 }
 
 fn register(store: &Store, n: u8, stake: u64) {
+    register_address(store, addr(n), stake)
+}
+
+fn register_address(store: &Store, address: Address, stake: u64) {
     store
         .apply(&Command::Register {
-            address: addr(n),
+            address,
             stake,
             max_stake: MAX,
             max_validators: MAX,
@@ -143,4 +147,82 @@ fn foreign_directory_is_refused() {
     std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
     let err = Store::open(dir.path(), 1).err().unwrap();
     assert!(err.to_string().contains("notes.txt"), "{err}");
+}
+
+/// A digest's hex digits as numbers.
+fn nibbles(d: &Digest) -> Vec<u8> {
+    d.0.iter().flat_map(|b| [b >> 4, b & 15]).collect()
+}
+
+/// What a prefix of `digits` hex digits asks the store for: whole bytes, odd digit.
+fn split(digits: &[u8]) -> (Vec<u8>, Option<u8>) {
+    let pairs = digits.chunks_exact(2);
+    let odd = pairs.remainder().first().copied();
+    (pairs.map(|p| p[0] << 4 | p[1]).collect(), odd)
+}
+
+/// A store prefix scan: whole bytes, odd digit, limit.
+type Scan<'a> = dyn Fn(&[u8], Option<u8>, usize) -> Vec<Digest> + 'a;
+
+#[test]
+fn prefix_scans_select_what_a_look_at_every_key_would() {
+    let store = Store::temporary(1).unwrap();
+    // Addresses alike up to the 4th, 5th and 6th hex digit, and one at the top.
+    let crafted = [
+        [0xab, 0x12, 0x00],
+        [0xab, 0x12, 0x10],
+        [0xab, 0x12, 0x1f],
+        [0xab, 0x13, 0x00],
+        [0xff, 0xff, 0xff],
+    ];
+    let mut addresses = vec![];
+    for head in crafted {
+        let mut a = [0u8; 32];
+        a[..3].copy_from_slice(&head);
+        let address = Address(Digest(a));
+        register_address(&store, address, 5);
+        addresses.push(address.0);
+    }
+    register(&store, 1, 5);
+    addresses.push(addr(1).0);
+    addresses.sort();
+    // Block hashes follow from fixed inputs: the same chain every run.
+    let mut hashes = vec![store.tip().unwrap().hash];
+    hashes.extend((0..200).map(|i| commit(&store, 1, 60 + i % 40).hash));
+    hashes.sort();
+
+    let check = |keys: &[Digest], find: &Scan| {
+        for key in keys {
+            for len in 4..=9 {
+                let mut digits = nibbles(key)[..len].to_vec();
+                for flip in [0, 1, 8] {
+                    *digits.last_mut().unwrap() ^= flip;
+                    let want: Vec<Digest> = keys
+                        .iter()
+                        .filter(|k| nibbles(k).starts_with(&digits))
+                        .copied()
+                        .collect();
+                    let (bytes, nibble) = split(&digits);
+                    for limit in [1, 2, 6] {
+                        let got = find(&bytes, nibble, limit);
+                        assert_eq!(got, want[..want.len().min(limit)], "{digits:x?}");
+                    }
+                }
+            }
+        }
+    };
+    check(&hashes, &|b, n, l| {
+        store.hashes_with_prefix(b, n, l).unwrap()
+    });
+    check(&addresses, &|b, n, l| {
+        let found = store.addresses_with_prefix(b, n, l).unwrap();
+        found.into_iter().map(|a| a.0).collect()
+    });
+    // The crafted neighbours: 4 digits match three, the odd 5th tells them apart.
+    let found = |b: &[u8], n| store.addresses_with_prefix(b, n, 6).unwrap().len();
+    assert_eq!(found(&[0xab, 0x12], None), 3);
+    assert_eq!(found(&[0xab, 0x12], Some(0)), 1);
+    assert_eq!(found(&[0xab, 0x12], Some(1)), 2);
+    assert_eq!(found(&[0xab, 0x12], Some(2)), 0);
+    assert_eq!(found(&[0xff, 0xff], Some(0xf)), 1);
 }

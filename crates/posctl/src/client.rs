@@ -1,13 +1,16 @@
-//! posctl's view of the admin client: which failures mean "cannot reach
-//! posd" (exit code 3), and what an unexpected answer looks like.
+//! posctl's admin client: a deadline on every wait for posd, and failures to
+//! reach or use posd told as what to do about them (exit code 3).
 
 use anyhow::anyhow;
-use pos_proto::{ClientError, Response};
-use std::path::Path;
+use nix::unistd::{geteuid, Gid, Group, User};
+use pos_proto::{ClientError, ProtoError, Request, Response, NOT_ALLOWED};
+use std::future::Future;
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-pub use pos_proto::Client;
-
-/// posd could not be reached at all (exit code 3).
+/// posd could not be reached or used (exit code 3); the text says what to do.
 #[derive(Debug)]
 pub struct Unreachable(pub String);
 
@@ -19,19 +22,156 @@ impl std::fmt::Display for Unreachable {
 
 impl std::error::Error for Unreachable {}
 
-/// Connects and shakes hands, sorting failures into exit codes.
-pub async fn connect(path: &Path) -> anyhow::Result<Client> {
-    let who = format!("posctl {}", env!("CARGO_PKG_VERSION"));
-    match Client::connect(path, &who).await {
-        Ok(c) => Ok(c),
-        Err(e @ (ClientError::Unreachable { .. } | ClientError::Closed)) => {
-            Err(Unreachable(format!(
-            "{e}\nIs posd running? Try: systemctl status posd (or pass --socket / set POSD_SOCKET)"
-        ))
-            .into())
+const TRY_SYSTEMCTL: &str =
+    "Is posd running? Try: systemctl status posd (or pass --socket / set POSD_SOCKET)";
+
+/// A connection to posd where no wait lasts longer than `timeout`: not the
+/// handshake, not an answer, not the gap between two frames of a stream.
+pub struct Client {
+    inner: pos_proto::Client,
+    socket: PathBuf,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Connects and shakes hands.
+    pub async fn connect(socket: &Path, timeout: Duration) -> anyhow::Result<Client> {
+        let who = format!("posctl {}", env!("CARGO_PKG_VERSION"));
+        match tokio::time::timeout(timeout, pos_proto::Client::connect(socket, &who)).await {
+            Ok(Ok(inner)) => Ok(Client {
+                inner,
+                socket: socket.to_owned(),
+                timeout,
+            }),
+            Ok(Err(e)) => Err(diagnose(socket, &who, e).into()),
+            Err(_) => Err(silent(socket, timeout).into()),
         }
-        Err(e) => Err(e.into()),
     }
+
+    pub async fn send(&mut self, request: &Request) -> anyhow::Result<()> {
+        let (socket, timeout) = (self.socket.clone(), self.timeout);
+        within(&socket, timeout, self.inner.send(request)).await
+    }
+
+    /// The next answer or frame of a stream.
+    pub async fn next(&mut self) -> anyhow::Result<Response> {
+        let (socket, timeout) = (self.socket.clone(), self.timeout);
+        within(&socket, timeout, self.inner.next()).await
+    }
+
+    /// Sends `request` and returns its single answer.
+    pub async fn ask(&mut self, request: &Request) -> anyhow::Result<Response> {
+        self.send(request).await?;
+        self.next().await
+    }
+}
+
+async fn within<T>(
+    socket: &Path,
+    timeout: Duration,
+    work: impl Future<Output = Result<T, ClientError>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(timeout, work).await {
+        Ok(done) => Ok(done?),
+        Err(_) => Err(silent(socket, timeout).into()),
+    }
+}
+
+fn silent(socket: &Path, timeout: Duration) -> Unreachable {
+    Unreachable(format!(
+        "posd at {} did not answer within {} (--timeout): it may be stuck or overloaded, \
+         or the socket is not posd's.\nTry: systemctl status posd",
+        socket.display(),
+        humantime::format_duration(timeout)
+    ))
+}
+
+/// Why the handshake failed, and what to do about it.
+fn diagnose(socket: &Path, who: &str, e: ClientError) -> Unreachable {
+    let path = socket.display();
+    Unreachable(match e {
+        ClientError::Unreachable { source, .. } if source.kind() == ErrorKind::PermissionDenied => {
+            let group = socket_group(socket);
+            format!(
+                "{} is not allowed to use {path}: permission denied; only root and members of \
+                 group {group} may.\nAdd the user to the group: sudo usermod -aG {group} {}, then \
+                 log in again (or use sudo)",
+                describe_me(),
+                my_name()
+            )
+        }
+        ClientError::Refused { reason, .. } if reason.starts_with(NOT_ALLOWED) => {
+            format!(
+                "{} is {}",
+                describe_me(),
+                reason.replace("$USER", &my_name())
+            )
+        }
+        // An echo answers the hello with the hello, which reads as a refusal
+        // whose reason is posctl's own name.
+        ClientError::Refused { reason, .. } if reason == who => not_posd(
+            socket,
+            "it sent posctl's handshake back instead of answering it",
+        ),
+        // posd reads the hello and answers it, even to refuse.
+        ClientError::Closed => not_posd(socket, HUNG_UP),
+        ClientError::Proto(ProtoError::Io(e))
+            if matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) =>
+        {
+            not_posd(socket, HUNG_UP)
+        }
+        ClientError::Proto(ProtoError::Io(e)) => {
+            format!(
+                "connection to posd at {path} failed during the handshake: {e}\n{TRY_SYSTEMCTL}"
+            )
+        }
+        ClientError::Proto(e) => not_posd(
+            socket,
+            &format!("its answer to the handshake is not posd's ({e})"),
+        ),
+        e @ ClientError::Unreachable { .. } => format!("{e}\n{TRY_SYSTEMCTL}"),
+        e @ (ClientError::Refused { .. } | ClientError::Remote(_)) => e.to_string(),
+    })
+}
+
+const HUNG_UP: &str =
+    "it hung up without answering the handshake (or posd stopped just now: systemctl status posd)";
+
+fn not_posd(socket: &Path, why: &str) -> String {
+    format!(
+        "{} is not a posd admin socket: {why}.\nPoint posctl at posd's socket (its admin_socket \
+         setting) with --socket PATH or POSD_SOCKET",
+        socket.display()
+    )
+}
+
+/// The name of the user posctl runs as, or its uid.
+fn my_name() -> String {
+    match User::from_uid(geteuid()) {
+        Ok(Some(u)) => u.name,
+        _ => geteuid().to_string(),
+    }
+}
+
+/// "user alice (uid 1000)".
+fn describe_me() -> String {
+    format!("user {} (uid {})", my_name(), geteuid())
+}
+
+/// The group that may use `socket`: the socket's, else its directory's
+/// (which a stranger may be able to look at when the socket is hidden).
+fn socket_group(socket: &Path) -> String {
+    let dir = socket.parent().unwrap_or(Path::new("."));
+    [socket, dir]
+        .iter()
+        .find_map(|p| std::fs::metadata(p).ok())
+        .map_or_else(
+            || "posd".into(),
+            |m| match Group::from_gid(Gid::from_raw(m.gid())) {
+                Ok(Some(g)) => g.name,
+                _ => m.gid().to_string(),
+            },
+        )
 }
 
 /// The answer was not what the request calls for.

@@ -1,16 +1,18 @@
 //! posctl: the posd operator's CLI, over posd's admin socket.
 //!
 //! Exit codes: 0 ok, 1 failed (e.g. `chain verify` found a fault),
-//! 2 usage, 3 cannot reach posd.
+//! 2 usage, 3 cannot reach or may not use posd.
 
 mod client;
 mod cmd;
+mod man;
 mod output;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use client::Unreachable;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Inspect a running posd, force lottery rounds and audit their draws.
 #[derive(Debug, Parser)]
@@ -20,12 +22,28 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
+    /// Whole hashes, addresses and values instead of fitting 80 columns.
+    #[arg(long, global = true)]
+    wide: bool,
+
     /// posd's admin socket [default: /run/posd/admin.sock if it exists, else ./posd-data/admin.sock].
     #[arg(long, global = true, env = "POSD_SOCKET")]
     socket: Option<PathBuf>,
 
+    /// Longest wait for posd: to connect, for an answer, between two frames of a stream.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    timeout: Duration,
+
     #[command(subcommand)]
     command: Command,
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be more than 0 (e.g. 10s, 2m)".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (e.g. 10s, 2m)")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,8 +51,11 @@ enum Command {
     #[command(flatten)]
     Daemon(DaemonCommand),
     /// Print a shell completion script (needs no posd).
-    Completions { shell: clap_complete::Shell },
-    /// Print the man page in roff (needs no posd).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page in roff, every subcommand in it (needs no posd).
     Man,
 }
 
@@ -46,10 +67,12 @@ enum DaemonCommand {
     /// Show or verify the chain.
     #[command(subcommand)]
     Chain(cmd::chain::ChainCommand),
-    /// One block, by index or by hash.
+    /// One block, by index, hash or a unique hash prefix (4 or more hex digits).
     Block {
-        #[arg(value_parser = cmd::block::parse_id)]
-        id: pos_proto::BlockId,
+        /// A whole number is an index (if no block has it, a hash prefix); anything else is
+        /// (the start of) a hash.
+        #[arg(value_name = "INDEX|HASH", value_parser = cmd::block::parse_id)]
+        id: cmd::block::BlockArg,
     },
     /// Active validators (all with --all, or those with --status), by address.
     Validators {
@@ -60,22 +83,29 @@ enum DaemonCommand {
         #[arg(long, value_enum)]
         status: Option<cmd::validators::StatusFilter>,
     },
-    /// One validator.
+    /// One validator, by address or a unique prefix of it (4 or more hex digits).
     Validator {
+        /// The address, or its start as tables show it.
         #[arg(value_parser = cmd::validators::parse_address)]
-        address: pos_core::Address,
+        address: cmd::HexArg,
     },
     /// Force or explain lottery rounds.
     #[command(subcommand)]
     Lottery(cmd::lottery::LotteryCommand),
 }
 
-fn default_socket() -> PathBuf {
-    let system = PathBuf::from("/run/posd/admin.sock");
-    if system.exists() {
-        system
-    } else {
-        PathBuf::from("./posd-data/admin.sock")
+/// posd's socket under the shipped systemd unit.
+const SYSTEM_SOCKET: &str = "/run/posd/admin.sock";
+/// posd's socket when started by hand with the default data dir.
+const LOCAL_SOCKET: &str = "./posd-data/admin.sock";
+
+/// The system socket unless it surely is not there (`system` is whether it
+/// exists). One posctl may not even look at is there for posd's group:
+/// connecting to it says so, where the local one would hide why.
+fn default_socket(system: std::io::Result<bool>) -> PathBuf {
+    match system {
+        Ok(false) => PathBuf::from(LOCAL_SOCKET),
+        Ok(true) | Err(_) => PathBuf::from(SYSTEM_SOCKET),
     }
 }
 
@@ -88,7 +118,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Man => {
-            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            return match man::render(Cli::command(), &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("posctl: {e}");
@@ -97,7 +127,9 @@ fn main() -> ExitCode {
             };
         }
     };
-    let socket = cli.socket.unwrap_or_else(default_socket);
+    let socket = cli
+        .socket
+        .unwrap_or_else(|| default_socket(Path::new(SYSTEM_SOCKET).try_exists()));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -108,7 +140,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(command, cli.json, &socket)) {
+    let out = output::Output::new(cli.json, cli.wide);
+    match runtime.block_on(run(command, out, &socket, cli.timeout)) {
         Ok(code) => code,
         Err(e) if e.downcast_ref::<Unreachable>().is_some() => {
             eprintln!("posctl: {e:#}");
@@ -130,11 +163,11 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 async fn run(
     command: DaemonCommand,
-    json: bool,
-    socket: &std::path::Path,
+    out: output::Output,
+    socket: &Path,
+    timeout: Duration,
 ) -> anyhow::Result<ExitCode> {
-    let mut client = client::connect(socket).await?;
-    let out = output::Output::new(json);
+    let mut client = client::Client::connect(socket, timeout).await?;
     match command {
         DaemonCommand::Status => cmd::status::run(&mut client, out).await,
         DaemonCommand::Chain(c) => cmd::chain::run(&mut client, out, c).await,
@@ -146,5 +179,25 @@ async fn run(
             cmd::validators::one(&mut client, out, address).await
         }
         DaemonCommand::Lottery(c) => cmd::lottery::run(&mut client, out, c).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_system_socket_posctl_may_not_see_is_still_the_one_to_use() {
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(default_socket(Err(denied)), Path::new(SYSTEM_SOCKET));
+        assert_eq!(default_socket(Ok(true)), Path::new(SYSTEM_SOCKET));
+        assert_eq!(default_socket(Ok(false)), Path::new(LOCAL_SOCKET));
+    }
+
+    #[test]
+    fn timeouts_are_positive_durations() {
+        assert_eq!(parse_timeout("1500ms"), Ok(Duration::from_millis(1500)));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("soon").is_err());
     }
 }

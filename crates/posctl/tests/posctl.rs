@@ -3,8 +3,11 @@
 
 use pos_testkit::{Client, Daemon};
 use serde_json::Value;
-use std::path::Path;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 fn posctl(socket: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_posctl"))
@@ -25,6 +28,13 @@ fn ok(socket: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs posctl, expects exit `code`, returns stderr.
+fn fails(socket: &Path, args: &[&str], code: i32) -> String {
+    let out = posctl(socket, args);
+    assert_eq!(out.status.code(), Some(code), "posctl {args:?}");
+    String::from_utf8(out.stderr).unwrap()
 }
 
 fn json_lines(text: &str) -> Vec<Value> {
@@ -74,8 +84,9 @@ fn every_command_in_both_modes() {
     a.send("71\n");
     a.expect("Enter a new BPM:");
     let human = ok(&s, &["lottery", "run"]);
+    let winner = &addr_a[..16];
     assert!(
-        human.starts_with(&format!("block 2 committed: winner {addr_a} (BPM 71)")),
+        human.starts_with(&format!("block 2 committed: winner {winner}… (BPM 71)")),
         "{human}"
     );
 
@@ -241,9 +252,7 @@ fn verify_names_a_block_altered_on_disk() {
 fn unreachable_posd_is_exit_3_naming_the_socket() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("nobody.sock");
-    let out = posctl(&socket, &["status"]);
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&socket, &["status"], 3);
     assert!(err.contains(&socket.display().to_string()), "{err}");
     assert!(err.contains("systemctl status posd"), "{err}");
     // The environment variable is honoured too.
@@ -283,51 +292,410 @@ fn validators_see_forced_rounds_like_timed_ones() {
     assert_eq!(watcher.next_block().0, addr);
 }
 
-#[test]
-fn other_users_are_refused() {
-    if unsafe { libc::geteuid() } != 0 || Command::new("setpriv").arg("--version").output().is_err()
-    {
+/// Whether this test can act as other users (root and setpriv).
+fn can_switch_users() -> bool {
+    let ok = unsafe { libc::geteuid() } == 0
+        && Command::new("setpriv").arg("--version").output().is_ok();
+    if !ok {
         eprintln!("skipped: needs root and setpriv to act as another uid");
+    }
+    ok
+}
+
+/// posctl as uid/gid 65534 (nobody) with the supplementary `groups` ("" for none).
+fn as_nobody(socket: &Path, groups: &str, args: &[&str]) -> Output {
+    let groups = if groups.is_empty() {
+        "--clear-groups".to_string()
+    } else {
+        format!("--groups={groups}")
+    };
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", &groups])
+        .arg(env!("CARGO_BIN_EXE_posctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn other_users_are_refused_with_what_to_do() {
+    if !can_switch_users() {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let d = daemon(dir.path());
-    let as_nobody = || {
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_posctl"))
-            .arg("--socket")
-            .arg(&d.socket)
-            .arg("status")
-            .output()
-            .unwrap()
-    };
     let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
-    // The file mode alone keeps a stranger out...
-    let out = as_nobody();
+    // The file mode alone keeps a stranger out, and posctl says what to do...
+    let out = as_nobody(&d.socket, "", &["status"]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"));
-    // ...and were the socket opened up, the peer-credential check still does.
-    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let out = as_nobody();
-    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("permission denied: uid 65534"), "{err}");
+    assert!(
+        err.contains("user nobody (uid 65534) is not allowed"),
+        "{err}"
+    );
+    assert!(err.contains("sudo usermod -aG root nobody"), "{err}");
+    assert!(!err.contains("Is posd running"), "{err}");
+    // ...and were the socket opened up, posd's own check says the same.
+    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = as_nobody(&d.socket, "", &["status"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("posctl: user nobody (uid 65534) is not allowed: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("usermod -aG root nobody, then log in again"),
+        "{err}"
+    );
     // Root still gets answers.
     assert!(ok(&d.socket, &["status"]).contains("height"));
 }
 
 #[test]
+fn members_of_posd_group_by_supplementary_group_get_in() {
+    if !can_switch_users() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Opened up, so that posd's check decides, not the file mode.
+    let d = daemon(dir.path());
+    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let ours = unsafe { libc::getegid() };
+    // nobody by uid and primary group but in posd's group: a member posd
+    // cannot look up by uid, as under PrivateUsers=yes.
+    let out = as_nobody(&d.socket, &format!("65534,{ours}"), &["--json", "status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Many groups, posd's last: more than posd's first guess at the list's size.
+    let many: Vec<String> = (1000..1100).map(|g| g.to_string()).collect();
+    let out = as_nobody(
+        &d.socket,
+        &format!("{},{ours}", many.join(",")),
+        &["status"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same groups without posd's: refused.
+    let out = as_nobody(&d.socket, &many.join(","), &["status"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not allowed"));
+}
+
+/// A Unix socket `fake.sock` in `dir` whose connections `serve` handles.
+fn fake_socket(dir: &Path, serve: fn(UnixStream)) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("fake.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve(stream));
+        }
+    });
+    path
+}
+
+/// Reads everything, answers nothing.
+fn swallow(mut s: UnixStream) {
+    let _ = std::io::copy(&mut s, &mut std::io::sink());
+}
+
+#[test]
+fn a_silent_socket_times_out_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let silent = fake_socket(&dir.path().join("silent"), swallow);
+    let start = Instant::now();
+    let err = fails(&silent, &["--timeout", "1s", "status"], 3);
+    assert!(err.contains("did not answer within 1s"), "{err}");
+    assert!(err.contains(&silent.display().to_string()), "{err}");
+    // Well below the 10 s default: the flag is what counted.
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // A posd-like socket that shakes hands, then stalls the stream.
+    let stalls = fake_socket(&dir.path().join("stalls"), |mut s| {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).unwrap();
+        let mut hello = vec![0; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut hello).unwrap();
+        let welcome = pos_proto::encode(&pos_proto::Welcome::Accepted {
+            protocol: pos_proto::PROTOCOL_VERSION,
+            server: "fake".into(),
+        });
+        let mut frame = (welcome.len() as u32).to_be_bytes().to_vec();
+        frame.extend(welcome);
+        s.write_all(&frame).unwrap();
+        swallow(s);
+    });
+    let err = fails(&stalls, &["--timeout", "1500ms", "chain", "show"], 3);
+    assert!(err.contains("did not answer within 1s 500ms"), "{err}");
+
+    for bad in ["0s", "soon"] {
+        fails(&silent, &["--timeout", bad, "status"], 2);
+    }
+}
+
+#[test]
+fn a_socket_that_is_not_posd_is_named_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = fake_socket(&dir.path().join("echo"), |mut s| {
+        let mut back = s.try_clone().unwrap();
+        let _ = std::io::copy(&mut s, &mut back);
+    });
+    let web = fake_socket(&dir.path().join("web"), |mut s| {
+        let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+    });
+    let junk = fake_socket(&dir.path().join("junk"), |mut s| {
+        let _ = s.write_all(&[0, 0, 0, 3, 0xff, 0xfe, 0xfd]);
+    });
+    for socket in [echo, web, junk] {
+        let err = fails(&socket, &["status"], 3);
+        let want = format!("{} is not a posd admin socket", socket.display());
+        assert!(err.contains(&want), "{err}");
+        assert!(err.contains("--socket"), "{err}");
+    }
+}
+
+#[test]
+fn a_stale_socket_file_suggests_systemctl() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let err = fails(&socket, &["status"], 3);
+    assert!(err.contains("systemctl status posd"), "{err}");
+}
+
+/// One of `candidates` that no block's hash in `chain` starts with.
+fn no_hash_starts_with<'a>(chain: &[Value], candidates: [&'a str; 4]) -> &'a str {
+    let taken = |p: &str| {
+        chain
+            .iter()
+            .any(|b| b["Hash"].as_str().unwrap().starts_with(p))
+    };
+    candidates.into_iter().find(|p| !taken(p)).unwrap()
+}
+
+#[test]
+fn unique_prefixes_stand_for_hashes_and_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    // Six validators alike in their first 4 hex digits, two of them in 5.
+    let crafted = ["ab1200", "ab1210", "ab121f", "ab1230", "ab1240", "ab1250"]
+        .map(|head| format!("{head}{}", "0".repeat(58)));
+    {
+        let store = pos_store::Store::open(dir.path(), 1).unwrap();
+        for address in &crafted {
+            store
+                .apply(&pos_core::Command::Register {
+                    address: address.parse().unwrap(),
+                    stake: 10,
+                    max_stake: 1000,
+                    max_validators: 1000,
+                    at_ms: 1,
+                })
+                .unwrap()
+                .unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let d = daemon(dir.path());
+    let (mut v, addr, _) = d.validator(10);
+    v.send("70\n");
+    v.expect("Enter a new BPM:");
+    ok(&d.socket, &["lottery", "run"]);
+    let chain = json_lines(&ok(&d.socket, &["--json", "chain", "show"]));
+    let hash = chain[1]["Hash"].as_str().unwrap();
+
+    // Unique: odd and even lengths, any case, with the ellipsis tables print.
+    let pasted = format!("{}…", &hash[..16]);
+    for prefix in [&hash[..7], &hash[..12], &hash[..8].to_uppercase(), &pasted] {
+        assert_eq!(json(&d.socket, &["block", prefix]), chain[1], "{prefix}");
+    }
+    let found = json(&d.socket, &["validator", &addr[..9]]);
+    assert_eq!(found["address"], addr.as_str());
+    for (prefix, whole) in [
+        ("ab120", &crafted[0]),
+        ("AB1210", &crafted[1]),
+        ("ab121f…", &crafted[2]),
+    ] {
+        let found = json(&d.socket, &["validator", prefix]);
+        assert_eq!(found["address"], whole.as_str(), "{prefix}");
+    }
+    // Ambiguous: the first few matches, whole, and none picked.
+    let err = fails(&d.socket, &["validator", "ab12"], 1);
+    assert!(
+        err.contains("ab12 matches more than one validator address"),
+        "{err}"
+    );
+    for whole in &crafted[..5] {
+        assert!(err.contains(&format!("\n  {whole}\n")), "{err}");
+    }
+    assert!(
+        !err.contains(&crafted[5]) && err.ends_with("\n  ... and more\n"),
+        "{err}"
+    );
+    let err = fails(&d.socket, &["validator", "ab121"], 1);
+    assert!(!err.contains(&crafted[0]), "{err}");
+    assert!(
+        err.contains(&crafted[1]) && err.contains(&crafted[2]),
+        "{err}"
+    );
+    assert!(!err.contains("and more"), "{err}");
+    // No match: said plainly.
+    let none = no_hash_starts_with(&chain, ["abcd", "bcde", "cdef", "defa"]);
+    let err = fails(&d.socket, &["block", none], 1);
+    assert!(
+        err.contains(&format!("no block hash starts with {none}")),
+        "{err}"
+    );
+    let err = fails(&d.socket, &["validator", "ab14"], 1);
+    assert!(
+        err.contains("no validator address starts with ab14"),
+        "{err}"
+    );
+    // Too short or not hex: usage errors; posd is not asked.
+    for args in [
+        ["validator", "ab1"],
+        ["validator", "ab1z"],
+        ["block", "abc"],
+        ["block", "xyz1"],
+    ] {
+        fails(&d.socket, &args, 2);
+    }
+    let err = fails(&d.socket, &["block", "ab1"], 2);
+    assert!(err.contains("at least 4 hex digits"), "{err}");
+    // Decimal digits are an index, and if no block has it, a hash prefix.
+    assert_eq!(json(&d.socket, &["block", "0001"]), chain[1]);
+    let digits = chain[1]["Hash"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>();
+    if digits.len() >= 4 {
+        assert_eq!(json(&d.socket, &["block", &digits]), chain[1]);
+    }
+    let none = no_hash_starts_with(&chain, ["9999", "8888", "7777", "6666"]);
+    let err = fails(&d.socket, &["block", none], 1);
+    let want =
+        format!("no block at index {none}; as a hash prefix: no block hash starts with {none}");
+    assert!(err.contains(&want), "{err}");
+}
+
+#[test]
+fn tables_fit_80_columns_unless_wide() {
+    let base = tempfile::tempdir().unwrap();
+    // A data dir whose path alone is wider than a status line has room for.
+    let dir = base
+        .path()
+        .join("a-data-directory-with-a-rather-long-name-to-show-fitting");
+    let d = daemon(&dir);
+    let mut validators = vec![];
+    for stake in [1_000_000_000_000, 300, 50] {
+        let (mut v, addr, _) = d.validator(stake);
+        v.send("72\n");
+        v.expect("Enter a new BPM:");
+        validators.push((v, addr));
+    }
+    let (mut slashed, _, _) = d.validator(7);
+    slashed.send("72.5 beats per minute, give or take\n");
+    slashed.expect_closed();
+    ok(&d.socket, &["lottery", "run"]);
+    let tip = json(&d.socket, &["status"])["tip_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for args in [
+        &["validators", "--all"][..],
+        &["status"],
+        &["chain", "show"],
+        &["lottery", "explain", "1"],
+        &["lottery", "run"],
+    ] {
+        let text = ok(&d.socket, args);
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "{args:?}: {line:?}");
+        }
+    }
+    let status = ok(&d.socket, &["status"]);
+    assert!(status.contains(&format!("{}…", &tip[..16])), "{status}");
+    assert!(!status.contains(&dir.display().to_string()), "{status}");
+    // --wide: everything whole.
+    let wide = ok(&d.socket, &["--wide", "status"]);
+    assert!(wide.contains(&tip), "{wide}");
+    assert!(wide.contains(&dir.display().to_string()), "{wide}");
+    let shown = ok(&d.socket, &["validators"]);
+    let all = ok(&d.socket, &["--wide", "validators"]);
+    for (_, addr) in &validators {
+        assert!(shown.contains(&format!("{}…", &addr[..16])), "{shown}");
+        assert!(all.contains(addr.as_str()), "{all}");
+    }
+}
+
+#[test]
 fn completions_and_man_need_no_daemon() {
     let nowhere = Path::new("/nonexistent/admin.sock");
-    let out = posctl(nowhere, &["completions", "zsh"]);
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("lottery"));
+    for (shell, marker) in [
+        ("bash", "_posctl"),
+        ("zsh", "#compdef posctl"),
+        ("fish", "complete -c posctl"),
+    ] {
+        let out = posctl(nowhere, &["completions", shell]);
+        assert!(out.status.success());
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains(marker) && script.contains("lottery"),
+            "{shell}"
+        );
+    }
     let out = posctl(nowhere, &["man"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains(".TH posctl"));
+    assert!(out.status.success());
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH posctl 1"), "{page}");
+    for command in [
+        "posctl status",
+        "posctl chain show",
+        "posctl chain verify",
+        "posctl block",
+        "posctl validators",
+        "posctl validator",
+        "posctl lottery run",
+        "posctl lottery explain",
+        "posctl completions",
+        "posctl man",
+    ] {
+        assert!(page.contains(&format!("\\fB{command}\\fR")), "{command}");
+    }
+    for section in [
+        ".SH \"EXIT STATUS\"",
+        ".SH FILES",
+        ".SH EXAMPLES",
+        ".SH ENVIRONMENT",
+    ] {
+        assert!(page.contains(section), "{section}");
+    }
+    for code in ["0", "1", "2", "3"] {
+        let entry = format!(".TP\n\\fB{code}\\fR\n");
+        assert!(page.contains(&entry), "exit code {code}");
+    }
+    assert!(page.contains("usermod"));
+    // It sends nobody to a page that is not there: it names none of its own.
+    assert!(!page.contains("posctl\\-"), "refers to a sub-page");
 }
 
 #[test]

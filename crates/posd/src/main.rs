@@ -34,7 +34,10 @@ fn posd_main() -> anyhow::Result<()> {
         return Ok(());
     }
     if args.man {
-        clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout())?;
+        // A daemon: section 8, system administration.
+        clap_mangen::Man::new(Args::command())
+            .section("8")
+            .render(&mut std::io::stdout())?;
         return Ok(());
     }
     let config = Config::load(&args)?;

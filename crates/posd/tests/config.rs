@@ -139,7 +139,7 @@ fn completions_and_man_page() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("--round-interval"));
     let out = posd(&["--man"], &[]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains(".TH posd"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(".TH posd 8"));
 }
 
 #[test]

@@ -1,24 +1,49 @@
 //! `posctl block <INDEX|HASH>`.
 
+use super::{parse_hex, HexArg};
 use crate::client::{unexpected, Client};
 use crate::output::{block_json, Output};
-use pos_proto::{BlockId, Request, Response};
+use anyhow::anyhow;
+use pos_proto::{BlockId, ClientError, HexPrefix, Request, Response};
 use std::process::ExitCode;
 
-/// 64 hex digits are a hash; a whole number is an index.
-pub fn parse_id(s: &str) -> Result<BlockId, String> {
-    if s.len() == 64 {
-        if let Ok(h) = s.parse() {
-            return Ok(BlockId::Hash(h));
-        }
-    }
-    s.parse()
-        .map(BlockId::Index)
-        .map_err(|_| "expected a block index (a whole number) or a 64-hex-digit hash".into())
+/// A block on the command line.
+#[derive(Debug, Clone)]
+pub enum BlockArg {
+    /// A whole number, and the hash prefix its digits also are, if any.
+    Index(u64, Option<HexPrefix>),
+    Hash(HexArg),
 }
 
-pub async fn run(client: &mut Client, mut out: Output, id: BlockId) -> anyhow::Result<ExitCode> {
-    let block = match client.ask(&Request::Block(id)).await? {
+/// A whole number is an index; anything else a hash or a prefix of one.
+pub fn parse_id(s: &str) -> Result<BlockArg, String> {
+    if let Ok(index) = s.parse() {
+        return Ok(BlockArg::Index(index, s.parse().ok()));
+    }
+    parse_hex(s).map(BlockArg::Hash).map_err(|e| {
+        format!("expected a block index (a whole number), a hash or a unique prefix of one: {e}")
+    })
+}
+
+pub async fn run(client: &mut Client, mut out: Output, id: BlockArg) -> anyhow::Result<ExitCode> {
+    let answer = match id {
+        BlockArg::Index(i, digits) => {
+            let by_index = client.ask(&Request::Block(BlockId::Index(i))).await;
+            match (by_index, digits) {
+                // The digits are a hash prefix too: one that is no block's index may be that.
+                (Err(e), Some(digits)) if is_remote(&e) => client
+                    .ask(&Request::BlockByPrefix(digits))
+                    .await
+                    .map_err(|by_hash| anyhow!("{e}; as a hash prefix: {by_hash}")),
+                (answer, _) => answer,
+            }
+        }
+        BlockArg::Hash(h) => {
+            let request = h.request(|d| Request::Block(BlockId::Hash(d)), Request::BlockByPrefix);
+            client.ask(&request).await
+        }
+    };
+    let block = match answer? {
         Response::Blocks(mut b) if b.len() == 1 => b.remove(0),
         other => return Err(unexpected(other)),
     };
@@ -44,4 +69,9 @@ pub async fn run(client: &mut Client, mut out: Output, id: BlockId) -> anyhow::R
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// posd answered, and its answer was an error.
+fn is_remote(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref(), Some(ClientError::Remote(_)))
 }

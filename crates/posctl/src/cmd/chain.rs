@@ -1,7 +1,7 @@
 //! `posctl chain show` and `posctl chain verify`.
 
 use crate::client::{for_each_chunk, unexpected, Client};
-use crate::output::{block_row, Output, BLOCK_HEADER};
+use crate::output::Output;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use pos_proto::{Request, Response};
@@ -14,13 +14,13 @@ pub enum ChainCommand {
     /// Blocks in order (the whole chain by default), streamed.
     Show {
         /// First index to show.
-        #[arg(long)]
+        #[arg(long, value_name = "INDEX")]
         from: Option<u64>,
         /// Last index to show.
-        #[arg(long)]
+        #[arg(long, value_name = "INDEX")]
         to: Option<u64>,
         /// Only the last N blocks (up to --to).
-        #[arg(long)]
+        #[arg(long, value_name = "N")]
         last: Option<u64>,
     },
     /// Re-hash and re-link every block and replay every lottery draw.
@@ -61,7 +61,7 @@ async fn show(
         )
     };
     if !out.json {
-        out.line(BLOCK_HEADER)?;
+        out.line(out.block_header())?;
     }
     let blocks = |r| match r {
         Response::Blocks(chunk) => Ok(chunk),
@@ -72,7 +72,7 @@ async fn show(
             if out.json {
                 out.json_line(&b.json())?;
             } else {
-                out.line(block_row(b))?;
+                out.line(out.block_row(b))?;
             }
         }
         bar.inc(chunk.len() as u64);

@@ -49,7 +49,10 @@ async fn force(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCode>
             let j = block.json();
             out.line(format_args!(
                 "block {} committed: winner {} (BPM {}) out of {candidates} candidate(s)\nhash {}",
-                j.index, j.validator, j.bpm, j.hash
+                j.index,
+                out.id(&j.validator),
+                j.bpm,
+                j.hash
             ))?
         }
         (LotteryOutcome::NoCandidates, false) => {
@@ -118,14 +121,20 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
             ),
         ])?;
         out.line("")?;
-        out.line("   ADDRESS                                                           STAKE         BPM   TICKETS")?;
+        let w = out.id_width();
+        out.line(format_args!(
+            "   {:<w$}  {:<12}  {:<4}  TICKETS",
+            "ADDRESS", "STAKE", "BPM"
+        ))?;
         let mut start: u128 = 0;
         for (i, c) in record.candidates.iter().enumerate() {
             let end = start + c.stake as u128;
             let mark = if i == record.winner { "*" } else { " " };
             out.line(format_args!(
-                "{mark}  {}  {:<12}  {:<4}  [{start}, {end})",
-                c.address, c.stake, c.bpm
+                "{mark}  {:<w$}  {:<12}  {:<4}  [{start}, {end})",
+                out.id(&c.address.to_string()),
+                c.stake,
+                c.bpm
             ))?;
             start = end;
         }

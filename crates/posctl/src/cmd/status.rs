@@ -39,7 +39,7 @@ pub async fn run(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCod
         };
         out.pairs(&[
             ("height", s.height.to_string()),
-            ("tip hash", s.tip_hash.to_string()),
+            ("tip hash", out.id(&s.tip_hash.to_string())),
             (
                 "validators",
                 format!(

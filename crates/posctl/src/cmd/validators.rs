@@ -1,15 +1,15 @@
 //! `posctl validators [--all | --status STATUS]` and `posctl validator <ADDRESS>`.
 
+use super::{parse_hex, HexArg};
 use crate::client::{for_each_chunk, unexpected, Client};
-use crate::output::{validator_json, validator_row, Output, VALIDATOR_HEADER};
+use crate::output::{validator_json, Output};
 use pos_core::block::format_timestamp;
 use pos_core::{Address, Status};
 use pos_proto::{Request, Response};
 use std::process::ExitCode;
 
-pub fn parse_address(s: &str) -> Result<Address, String> {
-    s.parse()
-        .map_err(|_| "expected a validator address: 64 hex digits".into())
+pub fn parse_address(s: &str) -> Result<HexArg, String> {
+    parse_hex(s).map_err(|e| format!("expected a validator address or a unique prefix of one: {e}"))
 }
 
 /// `--status`: the validators `posctl validators` lists.
@@ -39,7 +39,7 @@ pub async fn list(
     let wanted = status.map(StatusFilter::status);
     client.send(&Request::Validators { all }).await?;
     if !out.json {
-        out.line(VALIDATOR_HEADER)?;
+        out.line(out.validator_header())?;
     }
     let validators = |r| match r {
         Response::Validators(chunk) => Ok(chunk),
@@ -53,7 +53,7 @@ pub async fn list(
             if out.json {
                 out.json_line(&validator_json(v))?;
             } else {
-                out.line(validator_row(v))?;
+                out.line(out.validator_row(v))?;
             }
         }
         Ok(())
@@ -66,9 +66,13 @@ pub async fn list(
 pub async fn one(
     client: &mut Client,
     mut out: Output,
-    address: Address,
+    address: HexArg,
 ) -> anyhow::Result<ExitCode> {
-    let info = match client.ask(&Request::Validator(address)).await? {
+    let request = address.request(
+        |d| Request::Validator(Address(d)),
+        Request::ValidatorByPrefix,
+    );
+    let info = match client.ask(&request).await? {
         Response::Validators(mut v) if v.len() == 1 => v.remove(0),
         other => return Err(unexpected(other)),
     };

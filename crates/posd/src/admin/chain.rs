@@ -1,8 +1,8 @@
 //! `posctl chain show`, `posctl block`, `posctl chain verify`.
 
-use super::{send_chunks, store_error, Out};
+use super::{resolve, send_chunks, store_error, Out};
 use crate::shared::Shared;
-use pos_proto::{write_frame, BlockId, ProtoError, Response};
+use pos_proto::{write_frame, BlockId, HexPrefix, ProtoError, Response};
 use pos_store::Store;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -48,6 +48,20 @@ pub async fn block(shared: &Shared, out: &mut Out, id: BlockId) -> Result<(), Pr
             write_frame(out, &Response::Error(what)).await
         }
         Err(e) => store_error(out, e).await,
+    }
+}
+
+/// `posctl block <HASH-PREFIX>`: the one block whose hash starts so.
+pub async fn block_by_prefix(
+    shared: &Shared,
+    out: &mut Out,
+    prefix: HexPrefix,
+) -> Result<(), ProtoError> {
+    let store = &shared.store;
+    let find = |b: &[u8], n, l| store.hashes_with_prefix(b, n, l);
+    match resolve(out, "block hash", &prefix, find).await? {
+        Some(hash) => block(shared, out, BlockId::Hash(hash)).await,
+        None => Ok(()),
     }
 }
 

@@ -13,7 +13,8 @@ mod validators;
 
 use crate::shared::Shared;
 use pos_proto::{
-    read_frame, write_frame, Hello, ProtoError, Request, Response, Welcome, PROTOCOL_VERSION,
+    read_frame, write_frame, Hello, HexPrefix, ProtoError, Request, Response, Welcome,
+    PROTOCOL_VERSION,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,14 +50,14 @@ pub async fn serve(listener: UnixListener, shared: Arc<Shared>, tracker: TaskTra
 }
 
 async fn connection(stream: UnixStream, shared: Arc<Shared>) {
-    let cred = match stream.peer_cred() {
-        Ok(c) => c,
+    let peer = match auth::Peer::of(&stream) {
+        Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "admin peer credentials unavailable; refusing");
             return;
         }
     };
-    let (uid, pid) = (cred.uid(), cred.pid().unwrap_or(0));
+    let (uid, pid) = (peer.uid, peer.pid);
     let (mut rd, wr) = stream.into_split();
     let mut out = BufWriter::new(wr);
     let result = async {
@@ -65,12 +66,15 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) {
             Err(_) => return Err(ProtoError::Decode("no hello in time".into())),
         };
         let Some(hello) = hello else { return Ok(()) };
-        if !auth::allowed(uid, cred.gid()) {
-            tracing::warn!(uid, pid, "admin connection refused: not root, posd's user or group");
-            let why = format!(
-                "permission denied: uid {uid} is not root, posd's user or in posd's group"
+        if !peer.allowed() {
+            tracing::warn!(
+                uid,
+                pid,
+                gid = peer.gid,
+                groups = ?peer.groups,
+                "admin connection refused: not root, posd's user or in posd's group"
             );
-            return send_welcome(&mut out, Welcome::Refused(why)).await;
+            return send_welcome(&mut out, Welcome::Refused(auth::refusal())).await;
         }
         if hello.protocol != PROTOCOL_VERSION {
             let why = format!(
@@ -126,7 +130,43 @@ async fn dispatch(request: Request, shared: &Shared, out: &mut Out) -> Result<()
         Request::Validator(address) => validators::one(shared, out, address).await,
         Request::LotteryRun => lottery::run(shared, out).await,
         Request::LotteryExplain(index) => lottery::explain(shared, out, index).await,
+        Request::BlockByPrefix(prefix) => chain::block_by_prefix(shared, out, prefix).await,
+        Request::ValidatorByPrefix(prefix) => validators::by_prefix(shared, out, prefix).await,
     }
+}
+
+/// Matches an ambiguous prefix's error lists in full.
+const LISTED_MATCHES: usize = 5;
+
+/// The one key `prefix` selects through `find` (a store prefix scan); if
+/// none or several do, or the scan fails, sends `Error` saying so and
+/// returns `None`. `what` names the key.
+async fn resolve<K: std::fmt::Display>(
+    out: &mut Out,
+    what: &str,
+    prefix: &HexPrefix,
+    find: impl FnOnce(&[u8], Option<u8>, usize) -> Result<Vec<K>, pos_store::StoreError>,
+) -> Result<Option<K>, ProtoError> {
+    let (bytes, nibble) = prefix.bytes();
+    let mut found = match find(&bytes, nibble, LISTED_MATCHES + 1) {
+        Ok(found) => found,
+        Err(e) => return store_error(out, e).await.map(|()| None),
+    };
+    let why = match found.len() {
+        0 => format!("no {what} starts with {prefix}"),
+        1 => return Ok(Some(found.remove(0))),
+        n => {
+            let mut why = format!("{prefix} matches more than one {what}; give more digits:");
+            for key in found.iter().take(LISTED_MATCHES) {
+                why.push_str(&format!("\n  {key}"));
+            }
+            if n > LISTED_MATCHES {
+                why.push_str("\n  ... and more");
+            }
+            why
+        }
+    };
+    write_frame(out, &Response::Error(why)).await.map(|()| None)
 }
 
 /// Sends `Error` for a failed store read; the connection goes on.

@@ -1,9 +1,9 @@
 //! `posctl validators` and `posctl validator <ADDRESS>`.
 
-use super::{send_chunks, store_error, Out};
+use super::{resolve, send_chunks, store_error, Out};
 use crate::shared::Shared;
 use pos_core::{Address, Status, Validator};
-use pos_proto::{write_frame, ProtoError, Response, ValidatorInfo};
+use pos_proto::{write_frame, HexPrefix, ProtoError, Response, ValidatorInfo};
 
 fn info(shared: &Shared, validator: Validator) -> ValidatorInfo {
     ValidatorInfo {
@@ -27,5 +27,19 @@ pub async fn one(shared: &Shared, out: &mut Out, address: Address) -> Result<(),
         Ok(Some(v)) => write_frame(out, &Response::Validators(vec![info(shared, v)])).await,
         Ok(None) => write_frame(out, &Response::Error(format!("no validator {address}"))).await,
         Err(e) => store_error(out, e).await,
+    }
+}
+
+/// `posctl validator <ADDRESS-PREFIX>`: the one validator whose address starts so.
+pub async fn by_prefix(
+    shared: &Shared,
+    out: &mut Out,
+    prefix: HexPrefix,
+) -> Result<(), ProtoError> {
+    let store = &shared.store;
+    let find = |b: &[u8], n, l| store.addresses_with_prefix(b, n, l);
+    match resolve(out, "validator address", &prefix, find).await? {
+        Some(address) => one(shared, out, address).await,
+        None => Ok(()),
     }
 }
