@@ -3,6 +3,7 @@
 //! - [`frame`]: u32 big-endian length + bincode body, with a size cap.
 //! - [`message`]: the handshake and the request/response enums.
 //! - [`client`]: connect, handshake and ask, for posctl and the load tool.
+//! - [`json`]: the JSON objects `posctl --json` prints and posd's HTTP API serves.
 //!
 //! A connection starts with [`message::Hello`] from the client and
 //! [`message::Welcome`] (or an error) from the server; then the client sends
@@ -11,6 +12,7 @@
 
 pub mod client;
 pub mod frame;
+pub mod json;
 pub mod message;
 
 pub use client::{Client, ClientError};

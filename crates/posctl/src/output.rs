@@ -1,10 +1,8 @@
 //! Printing: human tables within 80 columns by default (`--wide` for whole
 //! hashes and values), one JSON object per line with `--json`.
 
-use pos_core::block::format_timestamp;
 use pos_core::Block;
 use pos_proto::ValidatorInfo;
-use serde_json::{json, Value};
 use std::fmt::Display;
 use std::io::{BufWriter, Stdout, Write};
 
@@ -141,28 +139,6 @@ fn middle_cut(s: &str, room: usize) -> String {
     let start: String = s.chars().take(head).collect();
     let end: String = s.chars().skip(len - tail).collect();
     format!("{start}{ELLIPSIS}{end}")
-}
-
-pub fn block_json(b: &Block) -> Value {
-    serde_json::to_value(b.json()).expect("blocks serialize")
-}
-
-pub fn validator_json(info: &ValidatorInfo) -> Value {
-    let v = &info.validator;
-    let mut obj = json!({
-        "address": v.address.to_string(),
-        "balance": v.balance,
-        "status": v.status().as_str(),
-        "blocks_won": v.blocks_won,
-        "connected": info.connected,
-        "registered_at": format_timestamp(v.registered_at_ms),
-    });
-    if let Some(s) = &v.slashed {
-        obj["slashed_at"] = json!(format_timestamp(s.at_ms));
-        obj["slash_reason"] = json!(s.reason);
-        obj["forfeited"] = json!(s.forfeited);
-    }
-    obj
 }
 
 /// Bytes as B, KiB, MiB or GiB.

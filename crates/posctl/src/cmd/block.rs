@@ -2,7 +2,7 @@
 
 use super::{parse_hex, HexArg};
 use crate::client::{unexpected, Client};
-use crate::output::{block_json, Output};
+use crate::output::Output;
 use anyhow::anyhow;
 use pos_proto::{BlockId, ClientError, HexPrefix, Request, Response};
 use std::process::ExitCode;
@@ -48,7 +48,7 @@ pub async fn run(client: &mut Client, mut out: Output, id: BlockArg) -> anyhow::
         other => return Err(unexpected(other)),
     };
     if out.json {
-        out.json_line(&block_json(&block))?;
+        out.json_line(&pos_proto::json::block(&block))?;
     } else {
         let j = block.json();
         let or_none = |s: String| {

@@ -4,7 +4,7 @@ use crate::client::{for_each_chunk, unexpected, Client};
 use crate::output::Output;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
-use pos_proto::{Request, Response};
+use pos_proto::{json, Request, Response};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -70,7 +70,7 @@ async fn show(
     for_each_chunk(client, blocks, |chunk| {
         for b in &chunk {
             if out.json {
-                out.json_line(&b.json())?;
+                out.json_line(&json::block(b))?;
             } else {
                 out.line(out.block_row(b))?;
             }

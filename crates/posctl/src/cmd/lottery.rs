@@ -1,7 +1,7 @@
 //! `posctl lottery run` and `posctl lottery explain <INDEX>`.
 
 use crate::client::{for_each_chunk, unexpected, Client};
-use crate::output::{block_json, Output};
+use crate::output::Output;
 use clap::Subcommand;
 use pos_core::lottery::Candidate;
 use pos_core::RoundRecord;
@@ -40,7 +40,7 @@ async fn force(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCode>
         (LotteryOutcome::Committed { block, candidates }, true) => out.json_line(&json!({
             "outcome": "committed",
             "candidates": candidates,
-            "block": block_json(block),
+            "block": pos_proto::json::block(block),
         }))?,
         (LotteryOutcome::NoCandidates, true) => {
             out.json_line(&json!({"outcome": "no_candidates"}))?
@@ -89,19 +89,7 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
     let replay = record.replay(&head.prev_hash);
     let total = record.total_stake();
     if out.json {
-        out.json_line(&json!({
-            "index": record.index,
-            "prev_hash": head.prev_hash.to_string(),
-            "seed": record.seed.to_string(),
-            "total_stake": total.to_string(),
-            "ticket": record.ticket.to_string(),
-            "winner": record.candidates.get(record.winner).map(|c| c.address.to_string()),
-            "candidates": record.candidates.iter().map(|c| json!({
-                "address": c.address.to_string(), "stake": c.stake, "bpm": c.bpm,
-            })).collect::<Vec<_>>(),
-            "replay_ok": replay.is_ok(),
-            "replay_error": replay.as_ref().err().map(ToString::to_string),
-        }))?;
+        out.json_line(&pos_proto::json::round(&record, &head.prev_hash, &replay))?;
     } else {
         out.pairs(&[
             ("block", record.index.to_string()),

@@ -2,8 +2,7 @@
 
 use crate::client::{unexpected, Client};
 use crate::output::{size, Output};
-use pos_proto::{Request, Response};
-use serde_json::json;
+use pos_proto::{json, Request, Response};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,24 +12,7 @@ pub async fn run(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCod
         other => return Err(unexpected(other)),
     };
     if out.json {
-        out.json_line(&json!({
-            "version": s.version,
-            "pid": s.pid,
-            "height": s.height,
-            "tip_hash": s.tip_hash.to_string(),
-            "listen": s.listen,
-            "admin_socket": s.admin_socket,
-            "data_dir": s.data_dir,
-            "validators_active": s.validators_active,
-            "validators_slashed": s.validators_slashed,
-            "connected": s.connected,
-            "connections": s.connections,
-            "pending_proposals": s.pending_proposals,
-            "next_round_in_ms": s.next_round_in_ms,
-            "round_interval_ms": s.round_interval_ms,
-            "uptime_secs": s.uptime_secs,
-            "data_size_bytes": s.data_size_bytes,
-        }))?;
+        out.json_line(&json::status(&s))?;
     } else {
         // Whole seconds past 10 s: milliseconds there are noise to a reader.
         let secs = |ms: u64| {

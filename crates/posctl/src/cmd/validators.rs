@@ -2,10 +2,10 @@
 
 use super::{parse_hex, HexArg};
 use crate::client::{for_each_chunk, unexpected, Client};
-use crate::output::{validator_json, Output};
+use crate::output::Output;
 use pos_core::block::format_timestamp;
 use pos_core::{Address, Status};
-use pos_proto::{Request, Response};
+use pos_proto::{json, Request, Response};
 use std::process::ExitCode;
 
 pub fn parse_address(s: &str) -> Result<HexArg, String> {
@@ -51,7 +51,7 @@ pub async fn list(
                 continue;
             }
             if out.json {
-                out.json_line(&validator_json(v))?;
+                out.json_line(&json::validator(v))?;
             } else {
                 out.line(out.validator_row(v))?;
             }
@@ -77,7 +77,7 @@ pub async fn one(
         other => return Err(unexpected(other)),
     };
     if out.json {
-        out.json_line(&validator_json(&info))?;
+        out.json_line(&json::validator(&info))?;
     } else {
         let v = &info.validator;
         let mut rows = vec![

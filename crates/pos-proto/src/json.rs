@@ -1,0 +1,76 @@
+//! The JSON objects posd's facts are shown as: `posctl --json` prints them
+//! and posd's HTTP API serves them, so both say the same thing the same way.
+//! Field names and order are part of the interface; only ever add fields.
+
+use crate::{StatusInfo, ValidatorInfo};
+use pos_core::block::format_timestamp;
+use pos_core::lottery::Candidate;
+use pos_core::{Block, Digest, LotteryError, RoundRecord};
+use serde_json::{json, Value};
+
+/// A block in the tutorial's shape (`Index`, `Timestamp`, `BPM`, ...).
+pub fn block(b: &Block) -> Value {
+    serde_json::to_value(b.json()).expect("blocks serialize")
+}
+
+/// A validator and whether it is connected; slashing details when slashed.
+pub fn validator(info: &ValidatorInfo) -> Value {
+    let v = &info.validator;
+    let mut obj = json!({
+        "address": v.address.to_string(),
+        "balance": v.balance,
+        "status": v.status().as_str(),
+        "blocks_won": v.blocks_won,
+        "connected": info.connected,
+        "registered_at": format_timestamp(v.registered_at_ms),
+    });
+    if let Some(s) = &v.slashed {
+        obj["slashed_at"] = json!(format_timestamp(s.at_ms));
+        obj["slash_reason"] = json!(s.reason);
+        obj["forfeited"] = json!(s.forfeited);
+    }
+    obj
+}
+
+pub fn status(s: &StatusInfo) -> Value {
+    json!({
+        "version": s.version,
+        "pid": s.pid,
+        "height": s.height,
+        "tip_hash": s.tip_hash.to_string(),
+        "listen": s.listen,
+        "admin_socket": s.admin_socket,
+        "data_dir": s.data_dir,
+        "validators_active": s.validators_active,
+        "validators_slashed": s.validators_slashed,
+        "connected": s.connected,
+        "connections": s.connections,
+        "pending_proposals": s.pending_proposals,
+        "next_round_in_ms": s.next_round_in_ms,
+        "round_interval_ms": s.round_interval_ms,
+        "uptime_secs": s.uptime_secs,
+        "data_size_bytes": s.data_size_bytes,
+    })
+}
+
+/// One candidate of a draw: its stake when the round closed and its proposal.
+pub fn candidate(c: &Candidate) -> Value {
+    json!({"address": c.address.to_string(), "stake": c.stake, "bpm": c.bpm})
+}
+
+/// A stored draw with everything needed to re-check it, and the outcome of
+/// the caller's own replay of it (`record.replay(prev_hash)`). u128 values
+/// are strings: JSON numbers lose digits past 2^53 in most readers.
+pub fn round(record: &RoundRecord, prev_hash: &Digest, replay: &Result<(), LotteryError>) -> Value {
+    json!({
+        "index": record.index,
+        "prev_hash": prev_hash.to_string(),
+        "seed": record.seed.to_string(),
+        "total_stake": record.total_stake().to_string(),
+        "ticket": record.ticket.to_string(),
+        "winner": record.candidates.get(record.winner).map(|c| c.address.to_string()),
+        "candidates": record.candidates.iter().map(candidate).collect::<Vec<_>>(),
+        "replay_ok": replay.is_ok(),
+        "replay_error": replay.as_ref().err().map(ToString::to_string),
+    })
+}
