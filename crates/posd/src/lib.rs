@@ -5,7 +5,7 @@
 //!   [`line`] frames their bytes and [`protocol`] says what each line means.
 //! - [`writer`] is the single writer: every durable change, group-committed.
 //! - [`scheduler`] closes rounds on a timer; [`round`] turns proposals into a block.
-//! - [`admin`] answers posctl on the Unix socket.
+//! - [`admin`] answers posctl on the Unix socket; [`query`] is the reads it makes.
 //! - [`pending`], [`connected`], [`announce`]: in-memory round state and fan-out.
 //! - [`config`]: keys, precedence, reload rules.
 
@@ -17,6 +17,7 @@ pub mod connected;
 pub mod line;
 pub mod pending;
 pub mod protocol;
+pub mod query;
 pub mod round;
 pub mod scheduler;
 pub mod server;

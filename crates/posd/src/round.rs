@@ -2,7 +2,7 @@
 
 use pos_core::block::next_timestamp;
 use pos_core::lottery::{draw, Candidate};
-use pos_core::{Address, Block, Command, Status};
+use pos_core::{Address, Block, Command, Status, Validator};
 use pos_store::{Store, StoreError};
 use std::collections::BTreeMap;
 
@@ -15,28 +15,10 @@ pub fn prepare(
     clock_ms: u64,
     reward: u64,
 ) -> Result<Option<Command>, StoreError> {
-    let mut candidates = Vec::with_capacity(proposals.len());
-    for (address, bpm) in proposals {
-        // Slashed (or vanished) validators' proposals are dropped here.
-        let Some(v) = store.validator(&address)? else {
-            continue;
-        };
-        if v.status() != Status::Active || v.balance == 0 {
-            continue;
-        }
-        // Only a data directory from before max_stake was bounded can hold
-        // such a balance; skipping it keeps the round for everyone else.
-        if !v.can_take(reward) {
-            tracing::warn!(%address, balance = v.balance, reward,
-                "validator cannot take the block reward without overflow; not a candidate");
-            continue;
-        }
-        candidates.push(Candidate {
-            address,
-            stake: v.balance,
-            bpm,
-        });
-    }
+    let candidates = candidates(store, proposals, reward, |v| {
+        tracing::warn!(address = %v.address, balance = v.balance, reward,
+            "validator cannot take the block reward without overflow; not a candidate");
+    })?;
     if candidates.is_empty() {
         return Ok(None);
     }
@@ -51,6 +33,39 @@ pub fn prepare(
         round,
         reward,
     }))
+}
+
+/// The candidates these proposals make in address order: active, staked
+/// validators only. `overflow` hears of any skipped because `reward` would
+/// overflow its balance.
+pub fn candidates(
+    store: &Store,
+    proposals: BTreeMap<Address, u32>,
+    reward: u64,
+    mut overflow: impl FnMut(&Validator),
+) -> Result<Vec<Candidate>, StoreError> {
+    let mut candidates = Vec::with_capacity(proposals.len());
+    for (address, bpm) in proposals {
+        // Slashed (or vanished) validators' proposals are dropped here.
+        let Some(v) = store.validator(&address)? else {
+            continue;
+        };
+        if v.status() != Status::Active || v.balance == 0 {
+            continue;
+        }
+        // Only a data directory from before max_stake was bounded can hold
+        // such a balance; skipping it keeps the round for everyone else.
+        if !v.can_take(reward) {
+            overflow(&v);
+            continue;
+        }
+        candidates.push(Candidate {
+            address,
+            stake: v.balance,
+            bpm,
+        });
+    }
+    Ok(candidates)
 }
 
 #[cfg(test)]

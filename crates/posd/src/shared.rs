@@ -7,7 +7,9 @@ use crate::pending::Pending;
 use crate::scheduler::NextRound;
 use crate::server::Slots;
 use crate::writer::Writer;
-use pos_store::Store;
+use pos_core::Validator;
+use pos_proto::{StatusInfo, ValidatorInfo};
+use pos_store::{Store, StoreError};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,5 +41,38 @@ impl Shared {
     /// A snapshot of the running config.
     pub fn config(&self) -> Arc<Config> {
         self.config.borrow().clone()
+    }
+
+    /// The facts `posctl status` and `/api/status` show.
+    pub fn status(&self) -> Result<StatusInfo, StoreError> {
+        let store = &self.store;
+        let (tip, counts, size) = (store.tip()?, store.counts()?, store.size_on_disk()?);
+        let config = self.config();
+        Ok(StatusInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            height: tip.index,
+            tip_hash: tip.hash,
+            listen: self.listen.to_string(),
+            admin_socket: self.admin_socket.display().to_string(),
+            data_dir: config.data_dir.display().to_string(),
+            validators_active: counts.active,
+            validators_slashed: counts.slashed,
+            connected: self.connected.count() as u64,
+            connections: self.slots.active() as u64,
+            pending_proposals: self.pending.len() as u64,
+            next_round_in_ms: self.next_round.remaining().as_millis() as u64,
+            round_interval_ms: config.round_interval.as_millis() as u64,
+            uptime_secs: self.started.elapsed().as_secs(),
+            data_size_bytes: size,
+        })
+    }
+
+    /// A validator with whether it is connected right now.
+    pub fn validator_info(&self, validator: Validator) -> ValidatorInfo {
+        ValidatorInfo {
+            connected: self.connected.is_connected(&validator.address),
+            validator,
+        }
     }
 }

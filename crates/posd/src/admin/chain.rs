@@ -1,6 +1,7 @@
 //! `posctl chain show`, `posctl block`, `posctl chain verify`.
 
-use super::{resolve, send_chunks, store_error, Out};
+use super::{send_chunks, send_found, store_error, Out};
+use crate::query;
 use crate::shared::Shared;
 use pos_proto::{write_frame, BlockId, HexPrefix, ProtoError, Response};
 use pos_store::Store;
@@ -21,34 +22,18 @@ pub async fn show(
         Ok(tip) => tip.index,
         Err(e) => return store_error(out, e).await,
     };
-    let to = to.unwrap_or(height).min(height);
-    let from = match last {
-        Some(0) => return write_frame(out, &Response::End).await,
-        Some(n) => (to + 1).saturating_sub(n).max(from.unwrap_or(0)),
-        None => from.unwrap_or(0),
-    };
-    if from > to {
-        return write_frame(out, &Response::End).await;
+    match query::block_range(height, from, to, last) {
+        Some(range) => {
+            let blocks = shared.store.blocks(*range.start(), *range.end());
+            send_chunks(out, blocks, Response::Blocks).await
+        }
+        None => write_frame(out, &Response::End).await,
     }
-    send_chunks(out, shared.store.blocks(from, to), Response::Blocks).await
 }
 
 pub async fn block(shared: &Shared, out: &mut Out, id: BlockId) -> Result<(), ProtoError> {
-    let found = match id {
-        BlockId::Index(i) => shared.store.block(i),
-        BlockId::Hash(h) => shared.store.block_by_hash(&h),
-    };
-    match found {
-        Ok(Some(b)) => write_frame(out, &Response::Blocks(vec![b])).await,
-        Ok(None) => {
-            let what = match id {
-                BlockId::Index(i) => format!("no block at index {i}"),
-                BlockId::Hash(h) => format!("no block with hash {h}"),
-            };
-            write_frame(out, &Response::Error(what)).await
-        }
-        Err(e) => store_error(out, e).await,
-    }
+    let found = query::block(&shared.store, id);
+    send_found(out, found, |b| Response::Blocks(vec![b])).await
 }
 
 /// `posctl block <HASH-PREFIX>`: the one block whose hash starts so.
@@ -57,12 +42,8 @@ pub async fn block_by_prefix(
     out: &mut Out,
     prefix: HexPrefix,
 ) -> Result<(), ProtoError> {
-    let store = &shared.store;
-    let find = |b: &[u8], n, l| store.hashes_with_prefix(b, n, l);
-    match resolve(out, "block hash", &prefix, find).await? {
-        Some(hash) => block(shared, out, BlockId::Hash(hash)).await,
-        None => Ok(()),
-    }
+    let found = query::block_by_prefix(&shared.store, &prefix);
+    send_found(out, found, |b| Response::Blocks(vec![b])).await
 }
 
 /// Verifies on a blocking thread, streaming progress; stops if the client leaves.

@@ -1,6 +1,7 @@
 //! `posctl lottery run` and `posctl lottery explain <INDEX>`.
 
 use super::{send_chunks, store_error, Out};
+use crate::query;
 use crate::shared::Shared;
 use crate::writer::RoundOutcome;
 use pos_proto::{write_frame, LotteryOutcome, ProtoError, Response, RoundHead};
@@ -22,25 +23,14 @@ pub async fn run(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
 
 /// Sends the stored draw of block `index`: its head, then its candidates.
 pub async fn explain(shared: &Shared, out: &mut Out, index: u64) -> Result<(), ProtoError> {
-    let store = &shared.store;
-    let (round, parent) = match (
-        store.round(index),
-        index.checked_sub(1).map(|p| store.block(p)),
-    ) {
-        (Ok(Some(r)), Some(Ok(Some(p)))) => (r, p),
-        (Err(e), _) | (_, Some(Err(e))) => return store_error(out, e).await,
-        _ => {
-            let why = if index == 0 {
-                "block 0 is genesis: it had no lottery".to_string()
-            } else {
-                format!("no lottery round stored for block {index}")
-            };
-            return write_frame(out, &Response::Error(why)).await;
-        }
+    let (round, prev_hash) = match query::round(&shared.store, index) {
+        Ok(Ok(found)) => found,
+        Ok(Err(why)) => return write_frame(out, &Response::Error(why)).await,
+        Err(e) => return store_error(out, e).await,
     };
     let head = RoundHead {
         index,
-        prev_hash: parent.hash,
+        prev_hash,
         seed: round.seed,
         ticket: round.ticket,
         winner: round.winner as u64,

@@ -11,10 +11,10 @@ pub mod socket;
 mod status;
 mod validators;
 
+use crate::query::Found;
 use crate::shared::Shared;
 use pos_proto::{
-    read_frame, write_frame, Hello, HexPrefix, ProtoError, Request, Response, Welcome,
-    PROTOCOL_VERSION,
+    read_frame, write_frame, Hello, ProtoError, Request, Response, Welcome, PROTOCOL_VERSION,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,38 +135,17 @@ async fn dispatch(request: Request, shared: &Shared, out: &mut Out) -> Result<()
     }
 }
 
-/// Matches an ambiguous prefix's error lists in full.
-const LISTED_MATCHES: usize = 5;
-
-/// The one key `prefix` selects through `find` (a store prefix scan); if
-/// none or several do, or the scan fails, sends `Error` saying so and
-/// returns `None`. `what` names the key.
-async fn resolve<K: std::fmt::Display>(
+/// Sends what a lookup found, wrapped by `wrap`, or `Error` saying why not.
+async fn send_found<T>(
     out: &mut Out,
-    what: &str,
-    prefix: &HexPrefix,
-    find: impl FnOnce(&[u8], Option<u8>, usize) -> Result<Vec<K>, pos_store::StoreError>,
-) -> Result<Option<K>, ProtoError> {
-    let (bytes, nibble) = prefix.bytes();
-    let mut found = match find(&bytes, nibble, LISTED_MATCHES + 1) {
-        Ok(found) => found,
-        Err(e) => return store_error(out, e).await.map(|()| None),
-    };
-    let why = match found.len() {
-        0 => format!("no {what} starts with {prefix}"),
-        1 => return Ok(Some(found.remove(0))),
-        n => {
-            let mut why = format!("{prefix} matches more than one {what}; give more digits:");
-            for key in found.iter().take(LISTED_MATCHES) {
-                why.push_str(&format!("\n  {key}"));
-            }
-            if n > LISTED_MATCHES {
-                why.push_str("\n  ... and more");
-            }
-            why
-        }
-    };
-    write_frame(out, &Response::Error(why)).await.map(|()| None)
+    found: Result<Found<T>, pos_store::StoreError>,
+    wrap: impl FnOnce(T) -> Response,
+) -> Result<(), ProtoError> {
+    match found {
+        Ok(Ok(t)) => write_frame(out, &wrap(t)).await,
+        Ok(Err(why)) => write_frame(out, &Response::Error(why)).await,
+        Err(e) => store_error(out, e).await,
+    }
 }
 
 /// Sends `Error` for a failed store read; the connection goes on.
