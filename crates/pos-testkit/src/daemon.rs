@@ -10,6 +10,8 @@ use tokio::sync::oneshot;
 pub struct Daemon {
     pub addr: SocketAddr,
     pub socket: PathBuf,
+    /// The HTTP listener's address, when started with `--http-listen`.
+    pub http: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     /// Ends with `run()`'s result, its error as text.
     thread: Option<std::thread::JoinHandle<Result<(), String>>>,
@@ -32,16 +34,18 @@ impl Daemon {
                 let listener = tokio::net::TcpListener::bind(config.listen)
                     .await
                     .map_err(|e| e.to_string())?;
-                let _ = addr_tx.send(listener.local_addr().map_err(|e| e.to_string())?);
+                let node = posd::Node::open(config).map_err(|e| format!("{e:#}"))?;
+                let addr = listener.local_addr().map_err(|e| e.to_string())?;
+                let _ = addr_tx.send((addr, node.http_addr()));
                 let shutdown = async {
                     let _ = stopped.await;
                 };
-                posd::run(config, listener, shutdown, futures::stream::pending())
+                node.serve(listener, shutdown, futures::stream::pending())
                     .await
                     .map_err(|e| format!("{e:#}"))
             })
         });
-        let addr = addr_rx.recv().expect("posd thread started");
+        let (addr, http) = addr_rx.recv().expect("posd thread started");
         // run() binds the admin socket right after opening the store; a stale
         // file may be there before, so wait until someone answers on it.
         let deadline = std::time::Instant::now() + crate::PATIENCE;
@@ -55,6 +59,7 @@ impl Daemon {
         Daemon {
             addr,
             socket,
+            http,
             stop: Some(stop),
             thread: Some(thread),
         }

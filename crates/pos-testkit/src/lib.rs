@@ -5,10 +5,14 @@
 //! - [`daemon`]: posd's `run()` in-process on `127.0.0.1:0`.
 //! - [`client`]: raw TCP, reading until expected text appears.
 //! - [`admin`]: posctl's requests over the admin socket, blocking.
+//! - [`browser`]: headless Chromium over the DevTools protocol, for the web page.
+//! - [`http`]: posd's HTTP port as curl would use it.
 
 pub mod admin;
+pub mod browser;
 pub mod client;
 pub mod daemon;
+pub mod http;
 pub mod process;
 
 pub use admin::force_round;

@@ -99,6 +99,16 @@ impl Posd {
         Client::validator(self.addr, stake)
     }
 
+    /// The HTTP listener's address, from its log line (started with `--http-listen`).
+    pub fn http(&self) -> SocketAddr {
+        const SAYS: &str = "http listening on http://";
+        let log = self.wait_log(SAYS);
+        let rest = &log[log.find(SAYS).unwrap() + SAYS.len()..];
+        let addr = rest.split('/').next().unwrap();
+        addr.parse()
+            .unwrap_or_else(|_| panic!("no address in {rest:?}"))
+    }
+
     /// The admin socket's default path in this data directory.
     pub fn socket(&self) -> PathBuf {
         self.data_dir.join("admin.sock")

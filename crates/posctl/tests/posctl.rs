@@ -711,3 +711,115 @@ fn hanging_up_withdraws_the_proposal() {
     );
     assert_eq!(json(&d.socket, &["status"])["pending_proposals"], 0);
 }
+
+/// posd's HTTP API answers with exactly what `posctl --json` prints, for
+/// every route that has a posctl twin, and with posctl's words for errors.
+#[test]
+fn http_api_serves_the_same_json_as_posctl() {
+    use pos_testkit::http;
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        &["--round-interval", "1h", "--http-listen", "127.0.0.1:0"],
+    );
+    let (s, web) = (d.socket.clone(), d.http.expect("http is on"));
+    let (mut a, addr_a, _) = d.validator(300);
+    let (mut b, addr_b, _) = d.validator(100);
+    for round in 0..3 {
+        a.send(&format!("{}\n", 70 + round));
+        a.expect("proposal");
+        if round < 2 {
+            b.send("80\n");
+            b.expect("proposal");
+        }
+        ok(&s, &["lottery", "run"]);
+    }
+    b.send("72.5\n");
+    b.expect_closed();
+
+    let get = |path: &str| {
+        let r = http::get(web, path);
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        r
+    };
+    let lines = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.insert(0, "--json");
+        json_lines(&ok(&s, &args))
+    };
+    let chain = lines(&["chain", "show"]);
+    let hash = chain[2]["Hash"].as_str().unwrap();
+    let pairs: [(&[&str], &str); 12] = [
+        (&["chain", "show"], "/api/blocks"),
+        (
+            &["chain", "show", "--from", "1", "--to", "2"],
+            "/api/blocks?from=1&to=2",
+        ),
+        (&["chain", "show", "--last", "2"], "/api/blocks?last=2"),
+        (&["chain", "show", "--from", "9"], "/api/blocks?from=9"),
+        (&["block", "2"], "/api/blocks/2"),
+        (&["block", hash], &format!("/api/blocks/{hash}")),
+        (
+            &["block", &hash[..8]],
+            &format!("/api/blocks/{}", &hash[..8]),
+        ),
+        (&["validators"], "/api/validators"),
+        (&["validators", "--all"], "/api/validators?status=all"),
+        (
+            &["validators", "--status", "slashed"],
+            "/api/validators?status=slashed",
+        ),
+        (
+            &["validator", &addr_b[..10]],
+            &format!("/api/validators/{}", &addr_b[..10]),
+        ),
+        (&["lottery", "explain", "3"], "/api/rounds/3"),
+    ];
+    for (args, path) in pairs {
+        let r = get(path);
+        assert_eq!(r.json_lines(), lines(args), "posctl {args:?} vs GET {path}");
+        // Lists (no thing named in the path) are JSON lines.
+        let kind = match path.matches('/').count() {
+            2 => "application/x-ndjson",
+            _ => "application/json",
+        };
+        assert_eq!(r.header("content-type"), Some(kind), "{path}");
+    }
+    assert_eq!(
+        get(&format!("/api/validators/{addr_a}")).json(),
+        json(&s, &["validator", &addr_a])
+    );
+
+    // Status moves (uptime, the next round): the same keys, in the same
+    // order, with the same values where nothing can change in between.
+    let (web_status, cli_status) = (get("/api/status").json(), json(&s, &["status"]));
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&web_status), keys(&cli_status));
+    for key in [
+        "version",
+        "pid",
+        "height",
+        "tip_hash",
+        "listen",
+        "data_dir",
+        "validators_active",
+    ] {
+        assert_eq!(web_status[key], cli_status[key], "{key}");
+    }
+
+    // Refusals in posctl's words.
+    for (args, path) in [
+        (&["block", "9"][..], "/api/blocks/9"),
+        (&["lottery", "explain", "0"], "/api/rounds/0"),
+        (&["validator", "abcd"], "/api/validators/abcd"),
+    ] {
+        let r = http::get(web, path);
+        assert_eq!(r.status, 404, "{path}");
+        let why = r.json()["error"].as_str().unwrap().to_string();
+        let said = fails(&s, args, 1);
+        assert!(
+            said.contains(&why),
+            "posctl {args:?} said {said:?}, GET {path}: {why:?}"
+        );
+    }
+}

@@ -29,8 +29,13 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(1);
 /// One announcement, formatted once and shared by every session.
 #[derive(Debug, Clone)]
 pub enum Announcement {
-    /// Text for every client: a slashing, a summary, a notice.
+    /// Text for every client: a summary of slashings, a notice.
     Text(Arc<str>),
+    /// One validator slashed: its line for clients, its record for the web feed.
+    Slashed {
+        text: Arc<str>,
+        validator: Arc<Validator>,
+    },
     /// Round `round` (see `pending`) ended, with its block's text if it made one.
     Round {
         round: RoundId,
@@ -135,7 +140,10 @@ impl Announcer {
         }
         if s.shown < FEW {
             s.shown += 1;
-            self.inner.send(Announcement::Text(text.into()));
+            self.inner.send(Announcement::Slashed {
+                text: text.into(),
+                validator: Arc::new(v.clone()),
+            });
         } else {
             s.held = Some(1);
             let inner = Arc::downgrade(&self.inner);
@@ -206,7 +214,9 @@ mod tests {
         let mut out = vec![];
         while let Ok(a) = rx.try_recv() {
             match a {
-                Announcement::Text(t) => out.push(t.to_string()),
+                Announcement::Text(t) | Announcement::Slashed { text: t, .. } => {
+                    out.push(t.to_string())
+                }
                 Announcement::Round { .. } => out.push("round".into()),
             }
         }

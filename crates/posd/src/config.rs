@@ -217,6 +217,9 @@ settings! {
     /// posctl's Unix socket; empty until [`Config::load`] resolves the default.
     admin_socket: PathBuf = "", No, |v| Ok(PathBuf::from(v)), "PATH",
         "posctl's socket [default: $RUNTIME_DIRECTORY/admin.sock, else <data_dir>/admin.sock]";
+    /// Read-only HTTP (metrics, JSON API, web page); `None`: off.
+    http_listen: Option<SocketAddr> = "", No, optional_address, "ADDR",
+        "Read-only HTTP: metrics, JSON API, web page, e.g. 127.0.0.1:9080; empty: off [default: off]";
     /// How long a lottery round lasts.
     round_interval: Duration = "30s", Yes, |v| duration(v, ROUND_INTERVAL, false), "DURATION",
         "Round length, 1ms to 1day, e.g. 500ms, 30s, 5m [default: 30s]";
@@ -319,6 +322,13 @@ impl Setting for Duration {
     }
 }
 
+/// Off is shown as "", as it is written.
+impl Setting for Option<SocketAddr> {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::String(self.map(|a| a.to_string()).unwrap_or_default())
+    }
+}
+
 /// Off is shown as "0s", as it is written.
 impl Setting for Option<Duration> {
     fn to_toml(&self) -> toml::Value {
@@ -367,6 +377,14 @@ fn default_data_dir() -> String {
 fn address(v: &str) -> Result<SocketAddr, String> {
     v.parse()
         .map_err(|_| "expected an IP address and port, e.g. 127.0.0.1:9000".to_string())
+}
+
+/// Empty means off.
+fn optional_address(v: &str) -> Result<Option<SocketAddr>, String> {
+    match v {
+        "" => Ok(None),
+        v => address(v).map(Some),
+    }
 }
 
 fn directory(v: &str) -> Result<PathBuf, String> {
@@ -512,6 +530,7 @@ mod tests {
         ("listen", "127.0.0.1:9001"),
         ("data_dir", "/tmp/elsewhere"),
         ("admin_socket", "/tmp/elsewhere.sock"),
+        ("http_listen", "127.0.0.1:9080"),
         ("round_interval", "5s"),
         ("block_reward", "2"),
         ("max_stake", "5"),

@@ -5,7 +5,8 @@
 //!   [`line`] frames their bytes and [`protocol`] says what each line means.
 //! - [`writer`] is the single writer: every durable change, group-committed.
 //! - [`scheduler`] closes rounds on a timer; [`round`] turns proposals into a block.
-//! - [`admin`] answers posctl on the Unix socket; [`query`] is the reads it makes.
+//! - [`admin`] answers posctl on the Unix socket; [`http`] serves metrics,
+//!   the JSON API and the live page; [`query`] is the reads both make.
 //! - [`pending`], [`connected`], [`announce`]: in-memory round state and fan-out.
 //! - [`config`]: keys, precedence, reload rules.
 
@@ -14,6 +15,7 @@ pub mod announce;
 mod clock;
 pub mod config;
 pub mod connected;
+pub mod http;
 pub mod line;
 pub mod pending;
 pub mod protocol;
@@ -91,6 +93,8 @@ pub struct Node {
     store: Arc<Store>,
     /// `config.data_dir` made absolute, for the writer's free-space checks and logs.
     data_dir: std::path::PathBuf,
+    /// Bound to `http_listen` when it is set.
+    http: Option<std::net::TcpListener>,
 }
 
 impl Node {
@@ -115,11 +119,18 @@ impl Node {
                 "opened the chain (pending proposals from before a restart are gone)"
             );
         }
+        let http = config.http_listen.map(bind_http).transpose()?;
         Ok(Node {
             config,
             store: Arc::new(store),
             data_dir: dir,
+            http,
         })
+    }
+
+    /// Where the HTTP listener is bound (the config may say port 0), if on.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` resolves, or until storage fails, which is
@@ -134,7 +145,13 @@ impl Node {
             config,
             store,
             data_dir,
+            http,
         } = self;
+        let http = http
+            .map(TcpListener::from_std)
+            .transpose()
+            .context("cannot serve the HTTP listener")?;
+        let metrics = Arc::new(http::metrics::Metrics::default());
         // Before the writer thread exists, so a refusal here releases the store at once.
         let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;
         let pending = Arc::new(pending::Pending::default());
@@ -150,6 +167,7 @@ impl Node {
             config: config_tx.subscribe(),
             failed: failed.clone(),
             clock_behind: std::cell::Cell::new(false),
+            metrics: Arc::clone(&metrics),
         })
         .context("cannot start the writer thread")?;
         let token = CancellationToken::new();
@@ -170,6 +188,7 @@ impl Node {
             announcer,
             connected: Arc::default(),
             shutdown: token.clone(),
+            metrics,
         });
 
         let tracker = TaskTracker::new();
@@ -200,6 +219,13 @@ impl Node {
             Arc::clone(&shared),
             tracker.clone(),
         ));
+        if let Some(listener) = http {
+            tracker.spawn(http::server::serve(
+                listener,
+                Arc::clone(&shared),
+                tracker.clone(),
+            ));
+        }
         // Not on the tracker: the reload stream may never end.
         let reloader = tokio::spawn(apply_reloads(Arc::clone(&shared), reloads));
         tracing::info!(
@@ -243,6 +269,18 @@ impl Node {
             Err(_) => anyhow::bail!("the writer thread panicked"),
         }
     }
+}
+
+/// Binds `http_listen`; the runtime takes it over in [`Node::serve`].
+fn bind_http(addr: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} (http_listen)"))?;
+    listener
+        .set_nonblocking(true)
+        .with_context(|| format!("cannot listen on {addr} (http_listen)"))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!("http listening on http://{bound}/");
+    Ok(listener)
 }
 
 /// Applies each reloaded config's reloadable keys and logs every change.

@@ -58,6 +58,11 @@ impl Pending {
         std::mem::take(&mut round.proposals)
     }
 
+    /// A copy of the open round's proposals, for readers outside the writer.
+    pub fn snapshot(&self) -> BTreeMap<Address, u32> {
+        self.lock().proposals.clone()
+    }
+
     pub fn len(&self) -> usize {
         self.lock().proposals.len()
     }

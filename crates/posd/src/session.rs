@@ -186,7 +186,9 @@ impl Session {
 
     async fn on_announcement(&mut self, msg: Result<Announcement, RecvError>) -> Flow {
         match msg {
-            Ok(Announcement::Text(text)) => self.announce(&text).await,
+            Ok(Announcement::Text(text) | Announcement::Slashed { text, .. }) => {
+                self.announce(&text).await
+            }
             Ok(Announcement::Round { round, block }) => {
                 let answered = self.awaiting.is_some_and(|mine| round >= mine);
                 if answered {

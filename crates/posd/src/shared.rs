@@ -3,6 +3,7 @@
 use crate::announce::Announcer;
 use crate::config::Config;
 use crate::connected::Connected;
+use crate::http::metrics::Metrics;
 use crate::pending::Pending;
 use crate::scheduler::NextRound;
 use crate::server::Slots;
@@ -35,6 +36,7 @@ pub struct Shared {
     pub started: Instant,
     /// Validator connections open right now, against `max_connections`.
     pub slots: Arc<Slots>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Shared {

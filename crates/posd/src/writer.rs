@@ -13,6 +13,7 @@
 
 use crate::announce::Announcer;
 use crate::clock;
+use crate::http::metrics::{Metrics, RoundEnd};
 use crate::pending::Pending;
 use crate::round;
 use pos_core::transition::Change;
@@ -107,6 +108,8 @@ pub struct WriterContext {
     pub failed: CancellationToken,
     /// Whether the clock was last seen behind the tip, so a jump back is logged once.
     pub clock_behind: std::cell::Cell<bool>,
+    /// Commit times, round outcomes and slashings, for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// A cheap handle for asking the writer; clone it freely.
@@ -208,17 +211,19 @@ fn commit_loop(ctx: &WriterContext, mut rx: mpsc::Receiver<Job>) -> Result<(), S
         if let Err(full) = check_space(&ctx.data_dir) {
             tracing::error!(error = %full, requests = batch.len(), "refusing writes");
             for job in batch.drain(..) {
-                job.refuse(full.clone(), &ctx.announcer);
+                job.refuse(full.clone(), ctx);
             }
             continue;
         }
+        let started = std::time::Instant::now();
         let applied = batch
             .drain(..)
             .map(|job| execute(ctx, job))
             .collect::<Result<Vec<Applied>, StoreError>>()?;
         ctx.store.flush()?;
+        ctx.metrics.commit(started.elapsed());
         for done in applied {
-            done.finish(&ctx.announcer);
+            done.finish(ctx);
         }
     }
     ctx.store.flush()
@@ -249,13 +254,14 @@ fn check_space(dir: &Path) -> Result<(), WriteError> {
 impl Job {
     /// Answers without doing anything; a refused round keeps its proposals
     /// for the next one.
-    fn refuse(self, why: WriteError, announcer: &Announcer) {
+    fn refuse(self, why: WriteError, ctx: &WriterContext) {
         match self {
             Job::Ledger { reply, .. } => {
                 let _ = reply.send(Err(why));
             }
             Job::Round { reply } => {
-                announcer.notice(&format!(
+                ctx.metrics.round(RoundEnd::Failed);
+                ctx.announcer.notice(&format!(
                     "error: round not committed: {why}; proposals stay for the next round"
                 ));
                 let _ = reply.send(Err(why));
@@ -266,16 +272,19 @@ impl Job {
 
 impl Applied {
     /// Answers (and announces) what the batch's flush made durable.
-    fn finish(self, announcer: &Announcer) {
+    fn finish(self, ctx: &WriterContext) {
+        let (announcer, metrics) = (&ctx.announcer, &ctx.metrics);
         // A requester that went away (client hung up) needs no answer: ignore send errors.
         match self {
             Applied::Ledger(result, reply) => {
                 if let Ok(Change::Validator(v)) = &result {
+                    metrics.changed(v);
                     announcer.slashed(v);
                 }
                 let _ = reply.send(result);
             }
             Applied::Round(result, reply) => {
+                metrics.round(RoundEnd::of(&result));
                 match &result {
                     Ok(RoundOutcome::Committed { block, .. }) => announcer.block(block),
                     Ok(RoundOutcome::NoCandidates) => announcer.no_block(),

@@ -1,0 +1,413 @@
+"use strict";
+// posd's live page: reads the JSON API, follows /api/events, and re-checks
+// any block's draw here with WebCrypto rather than taking posd's word for it.
+// Only textContent and DOM calls put data on the page: addresses and slash
+// reasons come from strangers.
+
+const BLOCKS_SHOWN = 24;
+const ROWS_SHOWN = 50;
+const ROUND_POLL_MS = 2000;
+const SVG = "http://www.w3.org/2000/svg";
+
+const $ = (id) => document.getElementById(id);
+const fmt = new Intl.NumberFormat();
+
+/** An element with attributes and children (strings become text). */
+function h(tag, attrs = {}, ...children) {
+  const el = tag.startsWith("svg:")
+    ? document.createElementNS(SVG, tag.slice(4))
+    : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  for (const c of children) el.append(c);
+  return el;
+}
+
+async function getJSON(path) {
+  const r = await fetch(path);
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.error || `${path}: HTTP ${r.status}`);
+  return body;
+}
+
+async function getLines(path) {
+  const r = await fetch(path);
+  if (!r.ok) throw new Error((await r.json()).error || `${path}: HTTP ${r.status}`);
+  return (await r.text()).split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
+
+const short = (hex) => (hex.length > 12 ? `${hex.slice(0, 10)}…` : hex);
+
+/** Distinct colours for the first validators seen, then colours from the address. */
+const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+const colours = new Map();
+
+/** A validator's colour, the same everywhere on the page. */
+function colour(address) {
+  if (!colours.has(address)) {
+    colours.set(address, colours.size < PALETTE.length ? PALETTE[colours.size]
+      : `hsl(${parseInt(address.slice(0, 6), 16) % 360} 65% 45%)`);
+  }
+  return colours.get(address);
+}
+
+function who(address) {
+  const chip = h("span", { class: "chip", "aria-hidden": "true" });
+  chip.style.background = colour(address);
+  return h("span", { class: "who", title: address }, chip, h("code", {}, short(address)));
+}
+
+function percent(share) {
+  return `${(share * 100).toFixed(share > 0 && share < 0.1 ? 1 : 0)}%`;
+}
+
+// ---- the chain ----
+
+const blocks = $("blocks");
+
+function addBlock(b, fresh) {
+  if (blocks.querySelector(`[data-index="${b.Index}"]`)) return;
+  const time = new Date(b.Timestamp).toLocaleTimeString();
+  const button = h("button", { type: "button", class: "block-card" },
+    h("span", { class: "index" }, `#${b.Index}`),
+    h("span", { class: "time" }, time),
+    b.Validator ? who(b.Validator) : h("span", { class: "who" }, "genesis"),
+    h("span", { class: "bpm" }, `BPM ${b.BPM}`),
+    h("code", { class: "hash", title: b.Hash }, short(b.Hash)));
+  if (b.Validator) button.style.borderTopColor = colour(b.Validator);
+  button.addEventListener("click", () => explain(b.Index));
+  const li = h("li", { "data-index": String(b.Index), class: fresh ? "fresh" : "" }, button);
+  blocks.append(li);
+  while (blocks.children.length > BLOCKS_SHOWN) blocks.firstElementChild.remove();
+  blocks.scrollLeft = blocks.scrollWidth;
+  $("s-height").textContent = fmt.format(b.Index);
+}
+
+function log(text) {
+  const feed = $("feed");
+  feed.prepend(h("li", {}, h("time", {}, new Date().toLocaleTimeString()), " ", text));
+  while (feed.children.length > 6) feed.lastElementChild.remove();
+}
+
+// ---- status, the open round, validators ----
+
+let round = { candidates: [], total: 0n };
+let nextRoundAt = null;
+
+async function refreshStatus() {
+  const s = await getJSON("api/status");
+  $("s-height").textContent = fmt.format(s.height);
+  $("s-validators").textContent =
+    `${fmt.format(s.validators_active)} active, ${fmt.format(s.validators_slashed)} slashed`;
+  $("s-connected").textContent = fmt.format(s.connected);
+}
+
+async function refreshRound() {
+  const r = await getJSON("api/round");
+  round = { ...r, total: BigInt(r.total_stake) };
+  nextRoundAt = Date.now() + r.next_round_in_ms;
+  $("s-pending").textContent = fmt.format(r.candidates.length);
+  $("round-title").textContent = `This round: block ${fmt.format(r.index)}`;
+  $("round-summary").textContent = r.candidates.length
+    ? `${r.candidates.length} proposer(s) share ${fmt.format(round.total)} staked tokens; ` +
+      "each one's chance is its share of that stake."
+    : "No proposals yet. Without one the round ends with no block.";
+  const body = $("round").tBodies[0];
+  const sorted = [...r.candidates].sort((a, b) => b.stake - a.stake);
+  body.replaceChildren(...sorted.slice(0, ROWS_SHOWN).map((c) => {
+    const share = chance(c.stake);
+    const bar = h("span", { class: "bar" });
+    bar.style.width = percent(share);
+    return h("tr", {},
+      h("td", {}, who(c.address)),
+      h("td", { class: "num" }, fmt.format(c.stake)),
+      h("td", { class: "num" }, String(c.bpm)),
+      h("td", { class: "chance" }, h("span", { class: "track" }, bar), percent(share)));
+  }));
+  showValidators();
+}
+
+/** A stake's share of the open round's total. */
+function chance(stake) {
+  return round.total ? Number((BigInt(stake) * 1000000n) / round.total) / 1e6 : 0;
+}
+
+function tickCountdown() {
+  if (nextRoundAt === null) return;
+  const s = Math.max(0, Math.round((nextRoundAt - Date.now()) / 1000));
+  const text = s >= 3600 ? `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`
+    : s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
+  $("s-next").textContent = text;
+}
+
+let validators = [];
+
+async function refreshValidators() {
+  validators = await getLines("api/validators?status=all");
+  showValidators();
+}
+
+function showValidators() {
+  const sorted = [...validators].sort((a, b) => b.balance - a.balance || b.blocks_won - a.blocks_won);
+  const proposing = new Map(round.candidates.map((c) => [c.address, c.stake]));
+  $("validators").tBodies[0].replaceChildren(...sorted.slice(0, ROWS_SHOWN).map((v) => h("tr",
+    { class: v.status },
+    h("td", {}, who(v.address)),
+    h("td", { class: "num" }, fmt.format(v.balance)),
+    h("td", {}, v.status === "slashed" ? `slashed: ${v.slash_reason}`
+      : `${v.status}${v.connected ? ", connected" : ""}`),
+    h("td", { class: "num" }, fmt.format(v.blocks_won)),
+    h("td", { class: "num" }, proposing.has(v.address) ? percent(chance(proposing.get(v.address))) : "–"))));
+  const hidden = sorted.length - ROWS_SHOWN;
+  $("validators-more").textContent = hidden > 0 ? `and ${fmt.format(hidden)} more` : "";
+  chart(sorted.filter((v) => v.status === "active").slice(0, ROWS_SHOWN));
+}
+
+/** Stake share (across) against share of blocks won (up), with the fair diagonal. */
+function chart(shown) {
+  const svg = $("chart");
+  const [x0, y0, w, ht] = [44, 16, 300, 200];
+  const stake = shown.reduce((t, v) => t + v.balance, 0);
+  const won = shown.reduce((t, v) => t + v.blocks_won, 0);
+  const top = Math.max(0.2, ...shown.map((v) => Math.max(
+    stake ? v.balance / stake : 0, won ? v.blocks_won / won : 0)));
+  const scale = Math.min(1, Math.ceil(top * 5) / 5);
+  const step = scale > 0.4 ? 0.2 : 0.1;
+  const X = (share) => x0 + (share / scale) * w;
+  const Y = (share) => y0 + ht - (share / scale) * ht;
+  const parts = [
+    h("svg:rect", { x: x0, y: y0, width: w, height: ht, class: "plot" }),
+    h("svg:line", { x1: X(0), y1: Y(0), x2: X(scale), y2: Y(scale), class: "fair" }),
+  ];
+  for (let i = 0; i * step <= scale + 1e-9; i++) {
+    const s = i * step;
+    parts.push(h("svg:text", { x: X(s), y: y0 + ht + 14, class: "tick", "text-anchor": "middle" }, percent(s)));
+    parts.push(h("svg:text", { x: x0 - 6, y: Y(s) + 4, class: "tick", "text-anchor": "end" }, percent(s)));
+  }
+  parts.push(h("svg:text", { x: x0 + w / 2, y: y0 + ht + 32, class: "axis", "text-anchor": "middle" }, "share of stake"));
+  parts.push(h("svg:text", { x: 12, y: y0 + ht / 2, class: "axis", "text-anchor": "middle",
+    transform: `rotate(-90 12 ${y0 + ht / 2})` }, "share of blocks won"));
+  for (const v of shown) {
+    const [sx, sy] = [stake ? v.balance / stake : 0, won ? v.blocks_won / won : 0];
+    const dot = h("svg:circle", { cx: X(sx), cy: Y(sy), r: 6, class: "dot", fill: colour(v.address) },
+    h("svg:title", {}, `${v.address}: ${percent(sx)} of stake, ${percent(sy)} of blocks won`));
+    parts.push(dot);
+    if (shown.length <= 8) {
+      const right = sx / scale > 0.75;
+      parts.push(h("svg:text", { x: X(sx) + (right ? -9 : 9), y: Y(sy) + 4, class: "label",
+        "text-anchor": right ? "end" : "start" }, v.address.slice(0, 6)));
+    }
+  }
+  if (!shown.length) {
+    parts.push(h("svg:text", { x: x0 + w / 2, y: y0 + ht / 2, class: "axis", "text-anchor": "middle" },
+      "no active validators yet"));
+  }
+  svg.replaceChildren(...parts);
+}
+
+// ---- the draw (crates/pos-core/src/lottery.rs, docs/LOTTERY.md) ----
+
+const enc = new TextEncoder();
+const bytes = (hex) => Uint8Array.from(hex.match(/../g) || [], (x) => parseInt(x, 16));
+const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const u64 = (n) => {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n));
+  return b;
+};
+const join = (...parts) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+};
+const sha256 = async (data) => new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+
+/** How each draw schema makes its seed: the bytes hashed, and how to say so. */
+const SEEDS = {
+  1: {
+    input: (r) => join(enc.encode("posd-lottery-v1"), bytes(r.prev_hash), u64(r.index)),
+    says: "SHA-256(\"posd-lottery-v1\" ‖ previous block's hash ‖ block index as 8 bytes, big-endian)",
+  },
+};
+
+const WORD_MAX = (1n << 128n) - 1n;
+
+/** Replays a stored round: seed, ticket by rejection sampling, winner. */
+async function replay(r) {
+  const schema = SEEDS[r.schema ?? 1];
+  if (!schema) throw new Error(`draw schema ${r.schema} is newer than this page`);
+  const seed = await sha256(schema.input(r));
+  const order = (a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0);
+  const candidates = [...r.candidates].sort(order);
+  const total = candidates.reduce((t, c) => t + BigInt(c.stake), 0n);
+  // 2^128 mod total top words would favour low tickets: they are skipped.
+  const rejected = ((WORD_MAX % total) + 1n) % total;
+  const words = [];
+  let ticket = null;
+  for (let i = 0; ticket === null && i < 256; i++) {
+    const word = BigInt(`0x${hex((await sha256(join(seed, u64(i)))).slice(0, 16))}`);
+    const accepted = word <= WORD_MAX - rejected;
+    words.push({ i, word, accepted });
+    if (accepted) ticket = word % total;
+  }
+  let running = 0n;
+  const winner = candidates.findIndex((c) => (running += BigInt(c.stake)) > ticket);
+  return { schema, seed: hex(seed), candidates, total, words, ticket, winner };
+}
+
+/** What differs between the stored round (and its block) and the replay. */
+function mismatches(r, block, mine) {
+  const wrong = [];
+  if (mine.seed !== r.seed) wrong.push(`seed (stored ${short(r.seed)}, here ${short(mine.seed)})`);
+  if (mine.candidates.some((c, i) => c.address !== r.candidates[i].address)) wrong.push("candidate order");
+  if (mine.total !== BigInt(r.total_stake)) wrong.push("total stake");
+  if (mine.ticket !== BigInt(r.ticket)) wrong.push(`ticket (stored ${r.ticket}, here ${mine.ticket})`);
+  const winner = mine.candidates[mine.winner]?.address;
+  if (winner !== r.winner) wrong.push("winner");
+  if (winner !== block.Validator) wrong.push(`block ${block.Index}'s validator`);
+  return wrong;
+}
+
+let drawShown = null;
+let drawChosen = false;
+
+async function explain(index, chosen = true) {
+  drawChosen ||= chosen;
+  drawShown = index;
+  $("draw-index").value = index;
+  const out = $("draw");
+  const verdict = $("draw-verdict");
+  verdict.className = "verdict";
+  verdict.textContent = `checking block ${index}…`;
+  let r, block;
+  try {
+    [r, block] = await Promise.all([getJSON(`api/rounds/${index}`), getJSON(`api/blocks/${index}`)]);
+  } catch (e) {
+    out.replaceChildren();
+    verdict.textContent = e.message;
+    return;
+  }
+  if (!window.crypto || !crypto.subtle) {
+    out.replaceChildren();
+    verdict.textContent = "This browser offers WebCrypto only to https:// and localhost pages, so the " +
+      `draw cannot be re-checked here. posd's own replay says: ${r.replay_ok ? "ok" : r.replay_error}.`;
+    return;
+  }
+  let mine;
+  try {
+    mine = await replay(r);
+  } catch (e) {
+    out.replaceChildren();
+    verdict.textContent = `cannot re-check block ${index}'s draw: ${e.message}`;
+    return;
+  }
+  if (drawShown !== index) return;
+  const winner = mine.candidates[mine.winner];
+  const steps = h("ol", { class: "steps" },
+    h("li", {}, h("strong", {}, "Seed. "), `${mine.schema.says} = `, h("code", { class: "hex" }, mine.seed)),
+    h("li", {}, h("strong", {}, "Tickets. "),
+      `The ${fmt.format(mine.candidates.length)} candidate(s), in address order, hold one ticket per ` +
+      `staked token: ${fmt.format(mine.total)} tickets in all.`, tickets(mine)),
+    h("li", {}, h("strong", {}, "The ticket. "),
+      "Word i is the first 16 bytes of SHA-256(seed ‖ i as 8 bytes); words in the biased top of the " +
+      "range are skipped, the first other one modulo the total is the ticket: ",
+      h("ul", { class: "words" }, ...mine.words.map((w) => h("li", {},
+        `word ${w.i} = ${w.word} `, w.accepted ? `→ ticket ${mine.ticket}` : "(skipped)")))),
+    h("li", {}, h("strong", {}, "The winner "),
+      "is the first candidate whose running stake sum passes the ticket: ",
+      winner ? who(winner.address) : "none", winner ? ` (BPM ${winner.bpm}).` : ""));
+  out.replaceChildren(steps);
+  const wrong = mismatches(r, block, mine);
+  verdict.className = wrong.length ? "verdict bad" : "verdict good";
+  verdict.textContent = wrong.length
+    ? `✗ Block ${index}'s draw does not match: ${wrong.join("; ")}.`
+    : `✓ Block ${index}'s draw matches: seed, ticket and winner recomputed in this browser ` +
+      "agree with the stored round and the block.";
+}
+
+/** The tickets as one bar split by stake, with the drawn ticket marked. */
+function tickets(mine) {
+  const bar = h("div", { class: "tickets", role: "img",
+    "aria-label": `ticket ${mine.ticket} of ${mine.total}` });
+  let start = 0n;
+  mine.candidates.forEach((c, i) => {
+    const end = start + BigInt(c.stake);
+    const seg = h("span", { class: i === mine.winner ? "seg won" : "seg",
+      title: `${c.address}: tickets ${start} to ${end - 1n}` });
+    seg.style.flexGrow = String(Number((BigInt(c.stake) * 1000000n) / mine.total) || 1);
+    seg.style.background = colour(c.address);
+    bar.append(seg);
+    start = end;
+  });
+  const mark = h("span", { class: "mark", "aria-hidden": "true" });
+  mark.style.left = `${Number((mine.ticket * 10000n) / mine.total) / 100}%`;
+  bar.append(mark);
+  const rows = mine.candidates.slice(0, ROWS_SHOWN);
+  let from = 0n;
+  const table = h("table", { class: "table" },
+    h("caption", { class: "visually-hidden" }, "Candidates and their tickets"),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Candidate"),
+      h("th", { scope: "col", class: "num" }, "Stake"), h("th", { scope: "col", class: "num" }, "BPM"),
+      h("th", { scope: "col" }, "Tickets"))),
+    h("tbody", {}, ...rows.map((c, i) => {
+      const to = from + BigInt(c.stake);
+      const row = h("tr", { class: i === mine.winner ? "won" : "" },
+        h("td", {}, who(c.address), i === mine.winner ? " ★ winner" : ""),
+        h("td", { class: "num" }, fmt.format(c.stake)),
+        h("td", { class: "num" }, String(c.bpm)),
+        h("td", {}, `${from} … ${to - 1n}`));
+      from = to;
+      return row;
+    })));
+  return h("div", {}, bar, table);
+}
+
+// ---- live ----
+
+let refreshing = null;
+
+/** Refreshes everything soon, once however many events ask. */
+function soon() {
+  refreshing ??= setTimeout(() => {
+    refreshing = null;
+    Promise.all([refreshStatus(), refreshValidators(), refreshRound()]).catch((e) => log(e.message));
+  }, 200);
+}
+
+function follow(after) {
+  const live = $("live");
+  const events = new EventSource(`api/events?after=${after}`);
+  events.onopen = () => { live.textContent = "● live"; live.className = "live on"; };
+  events.onerror = () => { live.textContent = "reconnecting…"; live.className = "live off"; };
+  events.addEventListener("block", (e) => {
+    const b = JSON.parse(e.data);
+    addBlock(b, true);
+    log(`block ${b.Index} won by ${short(b.Validator)} (BPM ${b.BPM})`);
+    if (!drawChosen) explain(b.Index, false);
+    soon();
+  });
+  events.addEventListener("slashing", (e) => {
+    const v = JSON.parse(e.data);
+    log(`validator ${short(v.address)} slashed: ${v.slash_reason} (${fmt.format(v.forfeited)} tokens forfeited)`);
+    soon();
+  });
+  events.addEventListener("notice", (e) => { log(JSON.parse(e.data).text); soon(); });
+}
+
+async function start() {
+  $("draw-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    explain(Number($("draw-index").value));
+  });
+  const latest = await getLines(`api/blocks?last=${BLOCKS_SHOWN}`);
+  latest.forEach((b) => addBlock(b, false));
+  const tip = latest.length ? latest[latest.length - 1].Index : 0;
+  follow(tip);
+  await Promise.all([refreshStatus(), refreshValidators(), refreshRound()]);
+  setInterval(() => refreshRound().catch((e) => log(e.message)), ROUND_POLL_MS);
+  setInterval(tickCountdown, 250);
+  tickCountdown();
+  if (tip > 0) explain(tip, false);
+}
+
+start().catch((e) => { $("live").textContent = `cannot load: ${e.message}`; });

@@ -1,0 +1,295 @@
+//! The HTTP port (SPEC §10) of a real posd: metrics, methods, bad requests,
+//! server-sent events and limits. (That `/api/...` answers exactly what
+//! `posctl --json` prints is checked with the posctl binary, in posctl's tests.)
+
+use pos_testkit::http::{self, Events};
+use pos_testkit::{force_round, Daemon, Posd, PATIENCE};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
+
+/// A daemon with HTTP on, whose timer never fires: rounds happen when forced.
+fn daemon(dir: &std::path::Path, extra: &[&str]) -> (Daemon, SocketAddr) {
+    let mut args = vec!["--round-interval", "1h", "--http-listen", "127.0.0.1:0"];
+    args.extend(extra);
+    let d = Daemon::start(dir, &args);
+    let http = d.http.expect("http is on");
+    (d, http)
+}
+
+/// `/metrics` as `series{labels} -> value`.
+fn metrics(addr: SocketAddr) -> BTreeMap<String, f64> {
+    let r = http::get(addr, "/metrics");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+        "{r:?}"
+    );
+    r.body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("{l:?}"));
+            (
+                series.to_string(),
+                value.parse().unwrap_or_else(|_| panic!("{l:?}")),
+            )
+        })
+        .collect()
+}
+
+fn value(m: &BTreeMap<String, f64>, series: &str) -> f64 {
+    *m.get(series)
+        .unwrap_or_else(|| panic!("no {series} in {m:#?}"))
+}
+
+#[test]
+fn metrics_follow_rounds_slashings_and_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, addr) = daemon(dir.path(), &[]);
+    let m = metrics(addr);
+    for (series, want) in [
+        ("posd_height", 0.0),
+        ("posd_validators{status=\"active\"}", 0.0),
+        ("posd_validators{status=\"slashed\"}", 0.0),
+        ("posd_connections", 0.0),
+        ("posd_pending_proposals", 0.0),
+        ("posd_rounds_total{outcome=\"committed\"}", 0.0),
+        ("posd_rounds_total{outcome=\"no_candidates\"}", 0.0),
+        ("posd_rounds_total{outcome=\"failed\"}", 0.0),
+        ("posd_slashings_total", 0.0),
+        ("posd_http_connections", 1.0),
+    ] {
+        assert_eq!(value(&m, series), want, "{series}");
+    }
+    let commits = value(&m, "posd_commit_seconds_count");
+
+    force_round(&d.socket);
+    let (mut a, _, _) = d.validator(300);
+    let (mut b, _, _) = d.validator(100);
+    a.send("70\n");
+    a.expect("proposal 70");
+    let m = metrics(addr);
+    assert_eq!(
+        value(&m, "posd_rounds_total{outcome=\"no_candidates\"}"),
+        1.0
+    );
+    assert_eq!(value(&m, "posd_pending_proposals"), 1.0);
+    assert_eq!(value(&m, "posd_connections"), 2.0);
+    assert_eq!(value(&m, "posd_validators{status=\"active\"}"), 2.0);
+
+    b.send("72.5\n");
+    b.expect_closed();
+    force_round(&d.socket);
+    let m = metrics(addr);
+    assert_eq!(value(&m, "posd_height"), 1.0);
+    assert_eq!(value(&m, "posd_rounds_total{outcome=\"committed\"}"), 1.0);
+    assert_eq!(value(&m, "posd_slashings_total"), 1.0);
+    assert_eq!(value(&m, "posd_validators{status=\"slashed\"}"), 1.0);
+    assert_eq!(value(&m, "posd_pending_proposals"), 0.0);
+    // Registrations, the first proposal, the slashing and the round each
+    // took a group commit, and every commit lands in a bucket.
+    let after = value(&m, "posd_commit_seconds_count");
+    assert!(after >= commits + 4.0, "{commits} -> {after}");
+    assert_eq!(value(&m, "posd_commit_seconds_bucket{le=\"+Inf\"}"), after);
+    assert!(value(&m, "posd_commit_seconds_sum") > 0.0);
+}
+
+#[test]
+fn anything_but_get_or_head_is_405() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, addr) = daemon(dir.path(), &[]);
+    for (method, path) in [
+        ("POST", "/api/status"),
+        ("PUT", "/metrics"),
+        ("DELETE", "/api/validators"),
+        ("PATCH", "/"),
+        ("OPTIONS", "/api/blocks"),
+        ("POST", "/no/such/page"),
+    ] {
+        let r = http::request(addr, method, path, &[]);
+        assert_eq!(r.status, 405, "{method} {path}: {r:?}");
+        assert_eq!(r.header("allow"), Some("GET, HEAD"), "{method} {path}");
+        let why = r.json()["error"].as_str().unwrap().to_string();
+        assert!(why.contains("read-only"), "{why}");
+    }
+    let head = http::request(addr, "HEAD", "/api/status", &[]);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    let page = http::get(addr, "/");
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-security-policy").is_some(), "{page:?}");
+    assert!(
+        page.body.contains("<script src=\"page.js\""),
+        "{}",
+        page.body
+    );
+    for asset in ["/page.js", "/page.css"] {
+        assert_eq!(http::get(addr, asset).status, 200, "{asset}");
+    }
+}
+
+#[test]
+fn bad_requests_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, addr) = daemon(dir.path(), &[]);
+    for (path, status, says) in [
+        ("/api/blocks?from=x", 400, "from"),
+        ("/api/blocks?form=1", 400, "form"),
+        ("/api/blocks/xyz", 400, "expected a block index"),
+        ("/api/blocks/99", 404, "no block at index 99"),
+        (
+            "/api/blocks/abcdef",
+            404,
+            "no block hash starts with abcdef",
+        ),
+        ("/api/rounds/0", 404, "genesis"),
+        ("/api/rounds/1", 404, "no lottery round stored for block 1"),
+        ("/api/rounds/one", 400, "expected a block index"),
+        ("/api/validators/xyz", 400, "expected a validator address"),
+        (
+            "/api/validators/abcd",
+            404,
+            "no validator address starts with abcd",
+        ),
+        ("/api/validators?status=bogus", 400, "status"),
+        ("/api/events?after=-1", 400, "after"),
+        ("/no/such/page", 404, "no such page: /no/such/page"),
+    ] {
+        let r = http::get(addr, path);
+        assert_eq!(r.status, status, "{path}: {r:?}");
+        let why = r.json()["error"].as_str().unwrap().to_string();
+        assert!(why.contains(says), "{path}: {why}");
+    }
+    let r = http::request(addr, "GET", "/api/events", &[("last-event-id", "x")]);
+    assert_eq!(r.status, 400, "{r:?}");
+}
+
+#[test]
+fn events_bring_every_block_once_and_slashings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, addr) = daemon(dir.path(), &[]);
+    let mut live = Events::open(addr, "/api/events", &[]);
+    let (mut a, address_a, _) = d.validator(300);
+    let (mut b, address_b, _) = d.validator(100);
+    a.send("70\n");
+    a.expect("proposal 70");
+    force_round(&d.socket);
+    let block = live.next_event();
+    assert_eq!(
+        (block.event.as_str(), block.id.as_deref()),
+        ("block", Some("1"))
+    );
+    assert_eq!(block.json(), http::get(addr, "/api/blocks/1").json());
+    assert_eq!(block.json()["Validator"], address_a.as_str());
+
+    b.send("72.5\n");
+    b.expect_closed();
+    let slashing = live.next_event();
+    assert_eq!(slashing.event, "slashing");
+    let slashed = slashing.json();
+    assert_eq!(slashed["address"], address_b.as_str());
+    assert_eq!(slashed["status"], "slashed");
+
+    // A reader coming back (EventSource sends Last-Event-ID) or starting
+    // after a block it has gets what followed, from the chain.
+    let mut back = Events::open(addr, "/api/events", &[("last-event-id", "0")]);
+    let mut after = Events::open(addr, "/api/events?after=0", &[]);
+    for stream in [&mut back, &mut after] {
+        assert_eq!(stream.next_event(), block);
+    }
+    a.send("71\n");
+    a.expect("proposal 71");
+    force_round(&d.socket);
+    for stream in [&mut live, &mut back, &mut after] {
+        let next = stream.next_event();
+        assert_eq!(next.id.as_deref(), Some("2"), "{next:?}");
+    }
+}
+
+/// Reads until posd closes the connection; panics if it does not in time.
+fn closed_by_posd(mut s: TcpStream) {
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut rest = vec![];
+    match s.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("posd kept a silent connection open: {e}"),
+    }
+}
+
+#[test]
+fn silent_connections_are_closed_after_write_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, addr) = daemon(dir.path(), &["--write-timeout", "300ms"]);
+    let start = Instant::now();
+    closed_by_posd(TcpStream::connect(addr).unwrap());
+    // Half a request is as silent as none.
+    let mut half = TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut half, b"GET /api/status HTTP/1.1\r\nhost: x\r\n").unwrap();
+    closed_by_posd(half);
+    assert!(start.elapsed() < PATIENCE);
+}
+
+#[test]
+fn beyond_the_connection_limit_newcomers_get_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_d, addr) = daemon(dir.path(), &[]);
+    let limit = posd::http::server::MAX_CONNECTIONS;
+    let mut held: Vec<TcpStream> = (0..limit)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    let r = http::get(addr, "/api/status");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("too many HTTP connections"));
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // One leaves: there is room again (once posd has seen it go).
+    held.pop();
+    let start = Instant::now();
+    while http::get(addr, "/api/status").status != 200 {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "no room after a connection closed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn http_is_off_unless_configured_and_a_taken_port_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    assert_eq!(d.http, None);
+    drop(d);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let out = std::process::Command::new(pos_testkit::posd_bin!())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            &port,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on {port} (http_listen)")),
+        "{err}"
+    );
+    // The binary says where it serves, for people and for tests.
+    let p = Posd::start(
+        pos_testkit::posd_bin!(),
+        dir.path(),
+        &["--http-listen", "127.0.0.1:0"],
+    );
+    assert_eq!(http::get(p.http(), "/api/status").json()["height"], 0);
+}
