@@ -98,19 +98,7 @@ impl Drop for Slot {
 /// Accepts until shutdown; every session runs on `tracker`, so the caller can
 /// wait for them all to finish.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed; retrying shortly");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
+    while let Some((stream, peer)) = accept(&listener, &shared.shutdown, "validator").await {
         let limit = shared.config().max_connections as usize;
         match shared.slots.take(limit) {
             Some(slot) => {
@@ -120,6 +108,28 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTrac
             None => {
                 tracing::warn!(%peer, limit, "connection limit reached, every connection registered; refusing");
                 tracker.spawn(refuse(stream, limit));
+            }
+        }
+    }
+}
+
+/// The next connection on the `what` listener, or `None` once `shutdown` is
+/// cancelled. A failed `accept` is logged and retried after a pause.
+pub async fn accept(
+    listener: &TcpListener,
+    shutdown: &tokio_util::sync::CancellationToken,
+    what: &str,
+) -> Option<(TcpStream, std::net::SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok(conn) => return Some(conn),
+            Err(e) => {
+                tracing::warn!(listener = what, error = %e, "accept failed; retrying shortly");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }
     }

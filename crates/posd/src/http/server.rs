@@ -3,6 +3,7 @@
 //! to send a request's headers (idle keep-alive included) and for each write
 //! of an answer, so a client that stops reading never holds a connection.
 
+use crate::server::accept;
 use crate::shared::Shared;
 use axum::extract::Request;
 use axum::http::header::{self, HeaderValue};
@@ -26,9 +27,6 @@ use tokio_util::task::TaskTracker;
 /// HTTP connections served at once (live pages hold one each for their events).
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// Pause after a failed `accept` (e.g. EMFILE) so a full fd table is not spun on.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
 /// How long a refused connection is given to read its 503.
 const REFUSAL_GRACE: Duration = Duration::from_secs(1);
 
@@ -36,19 +34,7 @@ const REFUSAL_GRACE: Duration = Duration::from_secs(1);
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let app = super::router(Arc::clone(&shared));
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "http accept failed; retrying shortly");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
+    while let Some((stream, peer)) = accept(&listener, &shared.shutdown, "http").await {
         match Arc::clone(&slots).try_acquire_owned() {
             Ok(slot) => {
                 let (app, shared) = (app.clone(), Arc::clone(&shared));
@@ -111,7 +97,9 @@ async fn refuse(mut stream: TcpStream) {
 /// Refuses every method but GET and HEAD (405), and marks every answer as
 /// not to be sniffed or cached: the chain moves on.
 pub async fn read_only(request: Request, next: Next) -> Response {
-    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+    let mut response = if matches!(*request.method(), Method::GET | Method::HEAD) {
+        next.run(request).await.into_response()
+    } else {
         let why = format!(
             "method {} not allowed: this HTTP interface is read-only (GET and HEAD)",
             request.method()
@@ -119,9 +107,8 @@ pub async fn read_only(request: Request, next: Next) -> Response {
         let mut refused = super::api::error(StatusCode::METHOD_NOT_ALLOWED, &why);
         let allow = HeaderValue::from_static("GET, HEAD");
         refused.headers_mut().insert(header::ALLOW, allow);
-        return refused;
-    }
-    let mut response = next.run(request).await.into_response();
+        refused
+    };
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
