@@ -165,12 +165,14 @@ pub async fn block(State(shared): State<Arc<Shared>>, Path(id): Path<String>) ->
     answer(found, |b| json::block(&b))
 }
 
-/// `?status=active|slashed|all`; active by default, as `posctl validators`.
+/// `?status=active|slashed|all`, active by default as `posctl validators`;
+/// `&limit=N`: the first N only (the page's view of a large set).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Which {
     #[serde(default)]
     status: Listed,
+    limit: Option<usize>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -186,8 +188,8 @@ pub async fn validators(
     State(shared): State<Arc<Shared>>,
     query: Result<Query<Which>, QueryRejection>,
 ) -> Response {
-    let listed = match params(query) {
-        Ok(w) => w.status,
+    let (listed, limit) = match params(query) {
+        Ok(w) => (w.status, w.limit.unwrap_or(usize::MAX)),
         Err(refused) => return *refused,
     };
     let wanted = move |status| match listed {
@@ -199,6 +201,7 @@ pub async fn validators(
         .store
         .validators()
         .filter(move |v| v.as_ref().map_or(true, |v| wanted(v.status())))
+        .take(limit)
         .map(move |v| v.map(|v| json::validator(&shared.validator_info(v))));
     json_lines(items)
 }

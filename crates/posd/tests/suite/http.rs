@@ -155,6 +155,7 @@ fn bad_requests_say_what_is_wrong() {
             "no validator address starts with abcd",
         ),
         ("/api/validators?status=bogus", 400, "status"),
+        ("/api/validators?limit=x", 400, "limit"),
         ("/api/events?after=-1", 400, "after"),
         ("/no/such/page", 404, "no such page: /no/such/page"),
     ] {
@@ -170,13 +171,15 @@ fn bad_requests_say_what_is_wrong() {
 #[test]
 fn events_bring_every_block_once_and_slashings() {
     let dir = tempfile::tempdir().unwrap();
-    let (d, addr) = daemon(dir.path(), &[]);
+    let args = ["--round-interval", "1h", "--http-listen", "127.0.0.1:0"];
+    let mut d = Posd::start(pos_testkit::posd_bin!(), dir.path(), &args);
+    let addr = d.http();
     let mut live = Events::open(addr, "/api/events", &[]);
     let (mut a, address_a, _) = d.validator(300);
     let (mut b, address_b, _) = d.validator(100);
     a.send("70\n");
     a.expect("proposal 70");
-    force_round(&d.socket);
+    force_round(&d.socket());
     let block = live.next_event();
     assert_eq!(
         (block.event.as_str(), block.id.as_deref()),
@@ -202,11 +205,19 @@ fn events_bring_every_block_once_and_slashings() {
     }
     a.send("71\n");
     a.expect("proposal 71");
-    force_round(&d.socket);
+    force_round(&d.socket());
     for stream in [&mut live, &mut back, &mut after] {
         let next = stream.next_event();
         assert_eq!(next.id.as_deref(), Some("2"), "{next:?}");
     }
+    // The page reads a large validator set only in part.
+    let all = http::get(addr, "/api/validators?status=all").json_lines();
+    let first = http::get(addr, "/api/validators?status=all&limit=1").json_lines();
+    assert_eq!((all.len(), first), (2, vec![all[0].clone()]));
+    // Open streams end with posd, which stops cleanly and in time.
+    assert!(d.terminate().success());
+    let log = d.log();
+    assert!(!log.contains("did not close in time"), "{log}");
 }
 
 /// Reads until posd closes the connection; panics if it does not in time.

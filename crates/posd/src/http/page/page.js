@@ -6,6 +6,8 @@
 
 const BLOCKS_SHOWN = 24;
 const ROWS_SHOWN = 50;
+/** Validators read at most: the page's view of a large set. */
+const VALIDATORS_READ = 1000;
 const ROUND_POLL_MS = 2000;
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -93,8 +95,11 @@ function log(text) {
 let round = { candidates: [], total: 0n };
 let nextRoundAt = null;
 
+let validatorCount = 0;
+
 async function refreshStatus() {
   const s = await getJSON("api/status");
+  validatorCount = s.validators_active + s.validators_slashed;
   $("s-height").textContent = fmt.format(s.height);
   $("s-validators").textContent =
     `${fmt.format(s.validators_active)} active, ${fmt.format(s.validators_slashed)} slashed`;
@@ -104,6 +109,7 @@ async function refreshStatus() {
 async function refreshRound() {
   const r = await getJSON("api/round");
   round = { ...r, total: BigInt(r.total_stake) };
+  if (events?.readyState === EventSource.OPEN) liveness("● live", true);
   nextRoundAt = Date.now() + r.next_round_in_ms;
   $("s-pending").textContent = fmt.format(r.candidates.length);
   $("round-title").textContent = `This round: block ${fmt.format(r.index)}`;
@@ -142,7 +148,7 @@ function tickCountdown() {
 let validators = [];
 
 async function refreshValidators() {
-  validators = await getLines("api/validators?status=all");
+  validators = await getLines(`api/validators?status=all&limit=${VALIDATORS_READ}`);
   showValidators();
 }
 
@@ -157,8 +163,11 @@ function showValidators() {
       : `${v.status}${v.connected ? ", connected" : ""}`),
     h("td", { class: "num" }, fmt.format(v.blocks_won)),
     h("td", { class: "num" }, proposing.has(v.address) ? percent(chance(proposing.get(v.address))) : "–"))));
-  const hidden = sorted.length - ROWS_SHOWN;
-  $("validators-more").textContent = hidden > 0 ? `and ${fmt.format(hidden)} more` : "";
+  const hidden = Math.max(sorted.length, validatorCount) - ROWS_SHOWN;
+  $("validators-more").textContent = hidden <= 0 ? ""
+    : validatorCount > sorted.length
+      ? `and ${fmt.format(hidden)} more (ranked among the first ${fmt.format(sorted.length)} by address)`
+      : `and ${fmt.format(hidden)} more`;
   chart(sorted.filter((v) => v.status === "active").slice(0, ROWS_SHOWN));
 }
 
@@ -370,15 +379,26 @@ let refreshing = null;
 function soon() {
   refreshing ??= setTimeout(() => {
     refreshing = null;
-    Promise.all([refreshStatus(), refreshValidators(), refreshRound()]).catch((e) => log(e.message));
+    Promise.all([refreshStatus(), refreshValidators(), refreshRound()]).catch(unreachable);
   }, 200);
 }
 
+let events = null;
+
+function liveness(text, on) {
+  $("live").textContent = text;
+  $("live").className = on ? "live on" : "live off";
+}
+
+/** posd did not answer (restarting?): said in the live indicator, not the feed. */
+function unreachable(e) {
+  liveness(`posd unreachable: ${e.message}`, false);
+}
+
 function follow(after) {
-  const live = $("live");
-  const events = new EventSource(`api/events?after=${after}`);
-  events.onopen = () => { live.textContent = "● live"; live.className = "live on"; };
-  events.onerror = () => { live.textContent = "reconnecting…"; live.className = "live off"; };
+  events = new EventSource(`api/events?after=${after}`);
+  events.onopen = () => liveness("● live", true);
+  events.onerror = () => liveness("reconnecting…", false);
   events.addEventListener("block", (e) => {
     const b = JSON.parse(e.data);
     addBlock(b, true);
@@ -404,7 +424,7 @@ async function start() {
   const tip = latest.length ? latest[latest.length - 1].Index : 0;
   follow(tip);
   await Promise.all([refreshStatus(), refreshValidators(), refreshRound()]);
-  setInterval(() => refreshRound().catch((e) => log(e.message)), ROUND_POLL_MS);
+  setInterval(() => refreshRound().catch(unreachable), ROUND_POLL_MS);
   setInterval(tickCountdown, 250);
   tickCountdown();
   if (tip > 0) explain(tip, false);
