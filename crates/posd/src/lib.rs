@@ -9,20 +9,22 @@
 //! - [`pending`], [`connected`], [`announce`]: in-memory round state and fan-out.
 //! - [`config`]: keys, precedence, reload rules.
 
-pub mod admin;
-pub mod announce;
+mod admin;
+mod announce;
 mod clock;
 pub mod config;
-pub mod connected;
-pub mod line;
-pub mod pending;
-pub mod protocol;
-pub mod round;
-pub mod scheduler;
-pub mod server;
-pub mod session;
-pub mod shared;
-pub mod writer;
+mod connected;
+mod forget;
+mod line;
+mod pending;
+mod protocol;
+mod ratelimit;
+mod round;
+mod scheduler;
+mod server;
+mod session;
+mod shared;
+mod writer;
 
 use anyhow::Context;
 use config::Config;
@@ -169,6 +171,7 @@ impl Node {
             announcer,
             connected: Arc::default(),
             shutdown: token.clone(),
+            registrations: Default::default(),
         });
 
         let tracker = TaskTracker::new();
@@ -189,6 +192,7 @@ impl Node {
                 .await
             }
         });
+        tracker.spawn(forget::run(Arc::clone(&shared)));
         tracker.spawn(server::serve(
             listener,
             Arc::clone(&shared),

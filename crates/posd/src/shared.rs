@@ -4,6 +4,7 @@ use crate::announce::Announcer;
 use crate::config::Config;
 use crate::connected::Connected;
 use crate::pending::Pending;
+use crate::ratelimit::RegistrationRate;
 use crate::scheduler::NextRound;
 use crate::server::Slots;
 use crate::writer::Writer;
@@ -33,6 +34,8 @@ pub struct Shared {
     pub started: Instant,
     /// Validator connections open right now, against `max_connections`.
     pub slots: Arc<Slots>,
+    /// Registrations per source IP, against `registration_rate`.
+    pub registrations: RegistrationRate,
 }
 
 impl Shared {

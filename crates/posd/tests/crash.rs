@@ -207,7 +207,12 @@ fn sigkill_loses_nothing_acknowledged() {
     let mut seed = 0x2545F4914F6CDD1Du64;
     let started = std::time::Instant::now();
     for cycle in 0..cycles {
-        let mut posd = Posd::start(posd_bin!(), dir.path(), &["--round-interval", "20ms"]);
+        let mut posd = Posd::start(
+            posd_bin!(),
+            dir.path(),
+            // A registration flood is the load here, not an attack.
+            &["--round-interval", "20ms", "--registration-rate", "0"],
+        );
         let load = Load::start(posd.addr, &acked, cycle * 10_000_000);
         // xorshift: a kill moment between 200 and 1000 ms, different each cycle.
         seed ^= seed << 13;
@@ -237,7 +242,12 @@ fn sigkill_loses_nothing_acknowledged() {
 fn sigterm_under_load_exits_cleanly_and_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let acked = Arc::new(Mutex::new(Acked::default()));
-    let mut posd = Posd::start(posd_bin!(), dir.path(), &["--round-interval", "20ms"]);
+    let mut posd = Posd::start(
+        posd_bin!(),
+        dir.path(),
+        // A registration flood is the load here, not an attack.
+        &["--round-interval", "20ms", "--registration-rate", "0"],
+    );
     let idle: Vec<_> = (0..300).map(|_| posd.connect()).collect();
     let load = Load::start(posd.addr, &acked, 0);
     std::thread::sleep(Duration::from_millis(500));

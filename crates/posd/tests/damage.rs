@@ -24,8 +24,7 @@ fn build(dir: &Path) -> Acked {
     let mut blocks = BTreeMap::new();
     for round in 0..31 {
         let (c, _, _) = &mut clients[round % 20];
-        c.send(&format!("{}\n", 60 + round));
-        c.expect("Enter a new BPM:");
+        c.propose(60 + round as u32);
         let block = pos_testkit::admin::lottery_run(&posd.socket())
             .unwrap()
             .expect("a block");
