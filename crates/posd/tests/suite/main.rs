@@ -1,0 +1,13 @@
+//! posd's integration tests, one binary: each module starts the real posd
+//! (a child process or its `run()` in-process) on 127.0.0.1:0 with a temp data dir.
+
+mod admin;
+mod clock;
+mod config;
+mod crash;
+mod damage;
+mod failstop;
+mod hostile;
+mod integrity;
+mod open_door;
+mod validator;
