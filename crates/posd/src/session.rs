@@ -1,4 +1,4 @@
-//! One validator connection: the line protocol of SPEC §4, as `nc` sees it.
+//! One validator connection: the line protocol of docs/PROTOCOL.md, as `nc` sees it.
 //! What each line means is in `protocol`; what posd says, in `protocol::say`.
 
 use crate::announce::Announcement;
