@@ -24,6 +24,7 @@ mod scheduler;
 mod server;
 mod session;
 mod shared;
+mod slots;
 mod writer;
 
 use anyhow::Context;

@@ -6,7 +6,7 @@ use crate::connected::Connected;
 use crate::pending::Pending;
 use crate::ratelimit::RegistrationRate;
 use crate::scheduler::NextRound;
-use crate::server::Slots;
+use crate::slots::Slots;
 use crate::writer::Writer;
 use pos_store::Store;
 use std::net::SocketAddr;
