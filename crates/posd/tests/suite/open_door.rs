@@ -18,6 +18,16 @@ fn stored(posd: &Posd, address: &str) -> bool {
     }
 }
 
+/// A new connection offering `stake`: the client, still at the stake prompt,
+/// and what posd said instead of registering.
+fn refused_stake(posd: &Posd, stake: u64) -> (Client, String) {
+    let mut c = posd.connect();
+    c.expect("Enter token balance:");
+    c.send(&format!("{stake}\n"));
+    let said = c.expect("Enter token balance:");
+    (c, said)
+}
+
 #[test]
 fn the_validator_limit_refuses_new_ones_but_not_resume() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,10 +36,7 @@ fn the_validator_limit_refuses_new_ones_but_not_resume() {
     for stake in 1..=3 {
         first.push(posd.validator(stake));
     }
-    let mut c = posd.connect();
-    c.expect("Enter token balance:");
-    c.send("5\n");
-    let said = c.expect("Enter token balance:");
+    let (mut c, said) = refused_stake(&posd, 5);
     assert!(
         said.contains("error: validator limit reached (3 validators)"),
         "{said}"
@@ -47,10 +54,7 @@ fn registrations_per_source_are_rate_limited_with_a_burst() {
     let posd = Posd::start(posd_bin!(), dir.path(), &["--registration-rate", "1"]);
     // A burst of ten seconds' worth goes through at once.
     let _burst: Vec<_> = (0..10).map(|_| posd.validator(1)).collect();
-    let mut c = posd.connect();
-    c.expect("Enter token balance:");
-    c.send("1\n");
-    let said = c.expect("Enter token balance:");
+    let (mut c, said) = refused_stake(&posd, 1);
     assert!(
         said.contains("error: too many registrations from 127.0.0.1, try again in "),
         "{said}"
