@@ -3,6 +3,7 @@
 //!
 //! - [`digest`]: 32-byte hashes, validator addresses and keys.
 //! - [`block`]: blocks, their canonical encoding and hash, genesis.
+//! - [`chain_spec`]: the rules a chain is created with, stored with it.
 //! - [`lottery`]: the stake-weighted draw and its SHA-256 random stream.
 //! - [`ledger`]: validator records and how commands change them.
 //! - [`command`]: the closed set of state changes a single writer applies.
@@ -11,6 +12,7 @@
 //! - [`verify`]: streaming verification of a whole chain.
 
 pub mod block;
+pub mod chain_spec;
 pub mod command;
 pub mod digest;
 pub mod ledger;
@@ -19,6 +21,7 @@ pub mod transition;
 pub mod verify;
 
 pub use block::{Block, BlockJson};
+pub use chain_spec::ChainSpec;
 pub use command::Command;
 pub use digest::{Address, Digest, ValidatorKey};
 pub use ledger::{LedgerError, SlashInfo, Status, Validator};

@@ -14,7 +14,7 @@ fn commit(c: &mut Criterion) {
     group.sample_size(30);
 
     let dir = tempfile::tempdir_in(".").unwrap();
-    let store = Store::open(&dir.path().join("posd"), 0).unwrap();
+    let store = Store::open(&dir.path().join("posd"), &pos_core::ChainSpec::default()).unwrap();
     let winner = Address(Digest([7; 32]));
     store
         .apply(&Command::Register {

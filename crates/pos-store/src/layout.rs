@@ -32,5 +32,9 @@ pub const META_APPLIED: &[u8] = b"applied";
 /// opens with it): validators registered earlier are never forgotten.
 pub const META_PROPOSALS_SINCE: &[u8] = b"proposals_since";
 
+/// `bincode ChainSpec`: the rules the chain was created with (genesis time,
+/// reward, stake and BPM limits, slashing); written with genesis, never changed.
+pub const META_CHAIN_SPEC: &[u8] = b"chain_spec";
+
 /// The layout this code reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -8,7 +8,7 @@ use crate::sync::{io_err, SledFiles};
 use crate::StoreError;
 use pos_core::transition::{self, Counts, Outcome};
 use pos_core::verify::check_link;
-use pos_core::{Address, Block, Command, Digest, RoundRecord, Validator};
+use pos_core::{Address, Block, ChainSpec, Command, Digest, RoundRecord, Validator};
 use sled::transaction::{TransactionError, Transactional};
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
@@ -31,6 +31,8 @@ pub struct Store {
     disk: Option<OnDisk>,
     /// Whether [`Store::open`] made a new chain rather than finding one.
     created: bool,
+    /// The chain's rules, as stored with it.
+    spec: ChainSpec,
 }
 
 /// What a store on disk keeps open besides sled.
@@ -42,10 +44,12 @@ struct OnDisk {
 }
 
 impl Store {
-    /// Opens (or creates, with a genesis block stamped `now_ms`) the chain in `dir`,
-    /// then checks its schema version, its tip, and that it still holds
-    /// everything the acknowledgement record says posd promised.
-    pub fn open(dir: &Path, now_ms: u64) -> Result<Store, StoreError> {
+    /// Opens the chain in `dir`, or creates it from `spec` when the directory
+    /// holds none, then checks its schema version, its tip, and that it still
+    /// holds everything the acknowledgement record says posd promised. An
+    /// existing chain keeps its own spec ([`Store::chain_spec`]); `spec.genesis_ms`
+    /// then only stands for "now" in one-time upgrades of older stores.
+    pub fn open(dir: &Path, spec: &ChainSpec) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let sled_dir = dir.join("sled");
         let no_store = !sled_dir.exists();
@@ -78,7 +82,7 @@ impl Store {
                 path: sled_dir.clone(),
                 detail: format!("the store cannot be opened: {e}"),
             })?;
-        let mut store = Store::init(db, now_ms)?;
+        let mut store = Store::init(db, spec)?;
         let files = SledFiles::open(dir, &sled_dir)?;
         let acked = match record {
             Some((file, acked)) => {
@@ -96,11 +100,11 @@ impl Store {
     }
 
     /// A throw-away store in memory, for tests.
-    pub fn temporary(now_ms: u64) -> Result<Store, StoreError> {
-        Store::init(sled::Config::new().temporary(true).open()?, now_ms)
+    pub fn temporary(spec: &ChainSpec) -> Result<Store, StoreError> {
+        Store::init(sled::Config::new().temporary(true).open()?, spec)
     }
 
-    fn init(db: sled::Db, now_ms: u64) -> Result<Store, StoreError> {
+    fn init(db: sled::Db, spec: &ChainSpec) -> Result<Store, StoreError> {
         let mut store = Store {
             blocks: db.open_tree(BLOCKS)?,
             block_index: db.open_tree(BLOCK_INDEX)?,
@@ -111,10 +115,11 @@ impl Store {
             db,
             disk: None,
             created: false,
+            spec: spec.clone(),
         };
         match store.meta.get(META_SCHEMA)? {
             None if store.is_empty() => {
-                store.create_genesis(now_ms)?;
+                store.create_genesis(spec)?;
                 store.created = true;
             }
             None => return Err(StoreError::Foreign("records but no schema version".into())),
@@ -131,11 +136,24 @@ impl Store {
                 }
             }
         }
+        // One-time upgrades of stores from before these keys existed.
         if store.meta.get(META_PROPOSALS_SINCE)?.is_none() {
             store
                 .meta
-                .insert(META_PROPOSALS_SINCE, &now_ms.to_be_bytes())?;
+                .insert(META_PROPOSALS_SINCE, &spec.genesis_ms.to_be_bytes())?;
         }
+        store.spec = match store.meta.get(META_CHAIN_SPEC)? {
+            Some(v) => decode(META, &v)?,
+            None => {
+                let genesis = store.block(0)?.ok_or_else(|| missing_block(0))?;
+                let kept = ChainSpec {
+                    genesis_ms: genesis.timestamp_ms,
+                    ..spec.clone()
+                };
+                store.meta.insert(META_CHAIN_SPEC, encode(&kept))?;
+                kept
+            }
+        };
         store.check_tip()?;
         Ok(store)
     }
@@ -143,6 +161,11 @@ impl Store {
     /// Whether opening made a new chain (the directory held none).
     pub fn created(&self) -> bool {
         self.created
+    }
+
+    /// The rules this chain was created with.
+    pub fn chain_spec(&self) -> &ChainSpec {
+        &self.spec
     }
 
     /// The store must hold everything `record` (read from `path`) says was acknowledged.
@@ -200,14 +223,15 @@ impl Store {
         .all(|t| t.is_empty())
     }
 
-    fn create_genesis(&self, now_ms: u64) -> Result<(), StoreError> {
-        let genesis = Block::genesis(now_ms);
+    fn create_genesis(&self, spec: &ChainSpec) -> Result<(), StoreError> {
+        let genesis = spec.genesis();
         (&self.blocks, &self.block_index, &self.meta)
             .transaction(|(blocks, index, meta)| {
                 blocks.insert(&0u64.to_be_bytes(), encode(&genesis))?;
                 index.insert(&genesis.hash.0, &0u64.to_be_bytes())?;
                 meta.insert(META_TIP, &0u64.to_be_bytes())?;
                 meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                meta.insert(META_CHAIN_SPEC, encode(spec))?;
                 Ok(())
             })
             .map_err(flatten)?;

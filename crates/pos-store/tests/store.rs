@@ -53,11 +53,24 @@ fn commit(store: &Store, n: u8, bpm: u32) -> Block {
     block
 }
 
+fn spec_at(genesis_ms: u64) -> pos_core::ChainSpec {
+    pos_core::ChainSpec {
+        genesis_ms,
+        ..Default::default()
+    }
+}
+
 #[test]
 fn genesis_is_created_once() {
     let dir = tempfile::tempdir().unwrap();
-    let first = Store::open(dir.path(), 111).unwrap().tip().unwrap();
-    let again = Store::open(dir.path(), 999).unwrap().tip().unwrap();
+    let first = Store::open(dir.path(), &spec_at(111))
+        .unwrap()
+        .tip()
+        .unwrap();
+    let again = Store::open(dir.path(), &spec_at(999))
+        .unwrap()
+        .tip()
+        .unwrap();
     assert_eq!(first, again);
     assert_eq!((first.index, first.timestamp_ms), (0, 111));
 }
@@ -66,7 +79,7 @@ fn genesis_is_created_once() {
 fn commands_persist_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let block = {
-        let store = Store::open(dir.path(), 1).unwrap();
+        let store = Store::open(dir.path(), &pos_core::ChainSpec::default()).unwrap();
         register(&store, 1, 50);
         register(&store, 2, 70);
         let block = commit(&store, 1, 72);
@@ -81,7 +94,7 @@ fn commands_persist_across_reopen() {
         store.flush().unwrap();
         block
     };
-    let store = Store::open(dir.path(), 1).unwrap();
+    let store = Store::open(dir.path(), &pos_core::ChainSpec::default()).unwrap();
     assert_eq!(store.tip().unwrap(), block);
     assert_eq!(
         store.block_by_hash(&block.hash).unwrap(),
@@ -100,7 +113,7 @@ fn commands_persist_across_reopen() {
 
 #[test]
 fn refused_commands_change_nothing() {
-    let store = Store::temporary(1).unwrap();
+    let store = Store::temporary(&pos_core::ChainSpec::default()).unwrap();
     register(&store, 1, 5);
     let applied = store.applied().unwrap();
     let dup = store.apply(&Command::Register {
@@ -134,9 +147,9 @@ fn refused_commands_change_nothing() {
 #[test]
 fn second_open_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let _first = Store::open(dir.path(), 1).unwrap();
+    let _first = Store::open(dir.path(), &pos_core::ChainSpec::default()).unwrap();
     assert!(matches!(
-        Store::open(dir.path(), 1),
+        Store::open(dir.path(), &pos_core::ChainSpec::default()),
         Err(StoreError::Locked(_))
     ));
 }
@@ -145,7 +158,9 @@ fn second_open_is_refused() {
 fn foreign_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
-    let err = Store::open(dir.path(), 1).err().unwrap();
+    let err = Store::open(dir.path(), &pos_core::ChainSpec::default())
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("notes.txt"), "{err}");
 }
 
@@ -166,7 +181,7 @@ type Scan<'a> = dyn Fn(&[u8], Option<u8>, usize) -> Vec<Digest> + 'a;
 
 #[test]
 fn prefix_scans_select_what_a_look_at_every_key_would() {
-    let store = Store::temporary(1).unwrap();
+    let store = Store::temporary(&pos_core::ChainSpec::default()).unwrap();
     // Addresses alike up to the 4th, 5th and 6th hex digit, and one at the top.
     let crafted = [
         [0xab, 0x12, 0x00],
@@ -225,4 +240,24 @@ fn prefix_scans_select_what_a_look_at_every_key_would() {
     assert_eq!(found(&[0xab, 0x12], Some(1)), 2);
     assert_eq!(found(&[0xab, 0x12], Some(2)), 0);
     assert_eq!(found(&[0xff, 0xff], Some(0xf)), 1);
+}
+
+#[test]
+fn a_chain_keeps_the_rules_it_was_created_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = pos_core::ChainSpec {
+        genesis_ms: 5,
+        max_bpm: 500,
+        block_reward: 3,
+        ..Default::default()
+    };
+    drop(Store::open(dir.path(), &created).unwrap());
+    let other = pos_core::ChainSpec {
+        genesis_ms: 9,
+        max_bpm: 2000,
+        ..Default::default()
+    };
+    let store = Store::open(dir.path(), &other).unwrap();
+    assert_eq!(store.chain_spec(), &created);
+    assert_eq!(store.tip().unwrap(), created.genesis());
 }

@@ -498,7 +498,7 @@ fn unique_prefixes_stand_for_hashes_and_addresses() {
     let crafted = ["ab1200", "ab1210", "ab121f", "ab1230", "ab1240", "ab1250"]
         .map(|head| format!("{head}{}", "0".repeat(58)));
     {
-        let store = pos_store::Store::open(dir.path(), 1).unwrap();
+        let store = pos_store::Store::open(dir.path(), &pos_core::ChainSpec::default()).unwrap();
         for address in &crafted {
             store
                 .apply(&pos_core::Command::Register {

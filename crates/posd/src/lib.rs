@@ -70,7 +70,7 @@ pub fn check(config: &Config) -> anyhow::Result<String> {
     if !dir.join("sled").exists() && !dir.join(pos_store::acked::FILE).exists() {
         anyhow::bail!("{} holds no chain", dir.display());
     }
-    let store = Store::open(dir, clock::record_ms())
+    let store = Store::open(dir, &config.chain_spec(clock::record_ms()))
         .with_context(|| format!("data directory {} failed its check", dir.display()))?;
     let tip = store.tip()?;
     let checked = store
@@ -104,8 +104,18 @@ impl Node {
                 config.data_dir.display()
             )
         })?;
-        let store = Store::open(&dir, clock::record_ms())
+        let store = Store::open(&dir, &config.chain_spec(clock::record_ms()))
             .with_context(|| format!("cannot open data directory {}", dir.display()))?;
+        // The chain's rules are chain data: a config that differs does not change them.
+        let (config, differing) = config.with_chain_rules(store.chain_spec());
+        for (key, configured, chain_value) in differing {
+            tracing::warn!(
+                key,
+                chain = %chain_value,
+                config = %configured,
+                "chain rule set when this chain was created; the config's value does not apply"
+            );
+        }
         let tip = store.tip()?;
         if store.created() {
             tracing::info!(data_dir = %dir.display(), tip = %tip.hash, "created a new chain (genesis only)");

@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn a_balance_that_cannot_take_the_reward_is_no_candidate() {
-        let store = Store::temporary(0).unwrap();
+        let store = Store::temporary(&pos_core::ChainSpec::default()).unwrap();
         let whale = register(&store, 1, u64::MAX - 1);
         let small = register(&store, 2, 1);
         let proposals = BTreeMap::from([(whale, 70), (small, 80)]);

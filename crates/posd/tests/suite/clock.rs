@@ -64,6 +64,6 @@ fn block_times_never_go_backwards_and_no_clock_panics() {
     drop(v);
     assert!(posd.terminate().success());
 
-    let store = pos_store::Store::open(&data, 0).unwrap();
+    let store = pos_store::Store::open(&data, &pos_core::ChainSpec::default()).unwrap();
     assert_eq!(store.check_all().unwrap().blocks, 5);
 }

@@ -94,7 +94,8 @@ fn observe(addr: SocketAddr, acked: Arc<Mutex<Acked>>) {
 
 /// Everything acknowledged is on disk, and the whole chain verifies.
 fn check(dir: &std::path::Path, acked: &Acked) -> (u64, usize) {
-    let store = Store::open(dir, 0).expect("data dir opens after SIGKILL");
+    let store =
+        Store::open(dir, &pos_core::ChainSpec::default()).expect("data dir opens after SIGKILL");
     for a in acked.registered.keys() {
         let v = store.validator(&a.parse::<Address>().unwrap()).unwrap();
         assert!(v.is_some(), "acknowledged registration {a} lost");

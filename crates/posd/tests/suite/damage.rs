@@ -37,7 +37,8 @@ fn build(dir: &Path) -> Acked {
 
 /// Every acknowledged block (same hash) and validator is in `dir`.
 fn holds_everything(dir: &Path, acked: &Acked, what: &str) {
-    let store = Store::open(dir, 0).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let store =
+        Store::open(dir, &pos_core::ChainSpec::default()).unwrap_or_else(|e| panic!("{what}: {e}"));
     for (index, hash) in &acked.blocks {
         let block = store.block(*index).unwrap();
         assert_eq!(

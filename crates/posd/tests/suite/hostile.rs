@@ -230,7 +230,7 @@ fn a_balance_that_cannot_take_the_reward_vetoes_no_round() {
     // A validator at u64::MAX, as an older posd (which took any max_stake) could leave.
     let key = pos_core::ValidatorKey([7; 32]);
     {
-        let store = pos_store::Store::open(dir.path(), 0).unwrap();
+        let store = pos_store::Store::open(dir.path(), &pos_core::ChainSpec::default()).unwrap();
         store
             .apply(&pos_core::Command::Register {
                 address: key.address(),

@@ -26,8 +26,14 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let start = Instant::now();
-    let store = Store::open(&cli.data_dir, 1_795_000_000_000)
-        .with_context(|| format!("cannot open {}", cli.data_dir.display()))?;
+    let store = Store::open(
+        &cli.data_dir,
+        &pos_core::ChainSpec {
+            genesis_ms: 1_795_000_000_000,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("cannot open {}", cli.data_dir.display()))?;
     let addresses: Vec<_> = (1..=cli.candidates)
         .map(|k| ValidatorKey([k; 32]).address())
         .collect();
