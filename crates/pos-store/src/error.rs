@@ -2,15 +2,16 @@ use pos_core::verify::VerifyError;
 use pos_core::LedgerError;
 use std::path::PathBuf;
 
-/// Everything that can go wrong with a data directory.
+/// Everything that can go wrong with a data directory. Each message is
+/// complete in itself (no `source` chain), so `{:#}` prints it once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage engine: {0}")]
-    Sled(#[from] sled::Error),
-    #[error("{path}: {source}")]
+    #[error("storage engine: {}", engine(.0))]
+    Sled(sled::Error),
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("data directory {0} is in use by another posd")]
     Locked(PathBuf),
@@ -21,7 +22,43 @@ pub enum StoreError {
     #[error("corrupt record in tree {tree:?}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
     #[error("tip check failed: {0}")]
-    Tip(#[from] VerifyError),
+    Tip(VerifyError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// A full check found a fault (the message names the block or record).
+    #[error("{0}")]
+    Invalid(String),
+    /// The store lost something posd acknowledged, or cannot be read at all.
+    #[error("{}: {detail}; posd will not serve a shorter or a new chain. Restore the data directory from a backup (docs/RELIABILITY.md, \"A damaged store\")", path.display())]
+    Damaged { path: PathBuf, detail: String },
+}
+
+impl StoreError {
+    /// Whether this is the disk failing rather than a command being refused:
+    /// after such an error the store's memory may be ahead of its disk.
+    pub fn is_storage_failure(&self) -> bool {
+        !matches!(self, StoreError::Ledger(_) | StoreError::Tip(_))
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Sled(e)
+    }
+}
+
+impl From<VerifyError> for StoreError {
+    fn from(e: VerifyError) -> Self {
+        StoreError::Tip(e)
+    }
+}
+
+/// sled's own text, minus its debug noise ("at file offset None backtrace ()").
+fn engine(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Corruption { at: Some(at), .. } => format!("corrupted data at {at}"),
+        sled::Error::Corruption { at: None, .. } => "corrupted data".into(),
+        sled::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
 }

@@ -21,5 +21,9 @@ pub const META_ACTIVE: &[u8] = b"validators_active";
 /// `u64 BE`: number of slashed validators.
 pub const META_SLASHED: &[u8] = b"validators_slashed";
 
+/// `u64 BE`: commands applied since creation, written in each command's own
+/// transaction; the acknowledgement record (outside sled) compares against it.
+pub const META_APPLIED: &[u8] = b"applied";
+
 /// The layout this code reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -3,12 +3,19 @@
 //!
 //! - [`layout`]: tree names and key/value formats.
 //! - [`store`]: open, integrity check on start, apply a [`pos_core::Command`], flush, reads.
+//! - `check`: the whole chain and every record verified, in constant memory.
 //! - [`error`]: everything that can go wrong with a data directory.
+//! - [`acked`]: the record, outside sled, of what posd acknowledged; `sync`:
+//!   the fsyncs that make sled's flush survive a power cut.
 
+pub mod acked;
+mod check;
 mod codec;
 pub mod error;
 pub mod layout;
 pub mod store;
+mod sync;
 
+pub use check::Checked;
 pub use error::StoreError;
 pub use store::{Counts, Store};

@@ -1,7 +1,9 @@
 //! The store: opening a data directory, applying commands, reading the chain.
 
+use crate::acked::{self, AckFile, Acked};
 use crate::codec::{decode, encode, u64_value};
 use crate::layout::*;
+use crate::sync::{io_err, SledFiles};
 use crate::StoreError;
 use pos_core::verify::check_link;
 use pos_core::{Address, Block, Command, Digest, RoundRecord, Validator};
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// Names of the files posd itself keeps in a data directory; anything else
 /// in a directory without a chain means it belongs to someone else.
-const OWN_FILES: &[&str] = &["posd.lock", "sled", "admin.sock"];
+const OWN_FILES: &[&str] = &["posd.lock", "sled", "admin.sock", acked::FILE];
 
 /// Validator totals, kept in `meta` so they cost nothing to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,8 +31,18 @@ pub struct Store {
     rounds: sled::Tree,
     validators: sled::Tree,
     meta: sled::Tree,
+    /// The files behind a store on disk; `None` for a temporary one.
+    disk: Option<OnDisk>,
+    /// Whether [`Store::open`] made a new chain rather than finding one.
+    created: bool,
+}
+
+/// What a store on disk keeps open besides sled.
+struct OnDisk {
+    files: SledFiles,
+    acked: AckFile,
     /// Held for the store's life: a second posd on the same directory fails to take it.
-    _lock: Option<File>,
+    _lock: File,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -39,18 +51,18 @@ fn abort<T>(e: impl Into<StoreError>) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e.into()))
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 impl Store {
     /// Opens (or creates, with a genesis block stamped `now_ms`) the chain in `dir`,
-    /// then checks its schema version and its tip.
+    /// then checks its schema version, its tip, and that it still holds
+    /// everything the acknowledgement record says posd promised.
     pub fn open(dir: &Path, now_ms: u64) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let sled_dir = dir.join("sled");
+        let no_store = !sled_dir.exists();
+        // Someone else's directory is refused before posd leaves a file in it.
+        if no_store && !dir.join(acked::FILE).exists() {
+            refuse_foreign(dir)?;
+        }
         let lock_path = dir.join("posd.lock");
         let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
         match lock.try_lock() {
@@ -58,34 +70,62 @@ impl Store {
             Err(TryLockError::WouldBlock) => return Err(StoreError::Locked(dir.to_owned())),
             Err(TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
         }
-        let sled_dir = dir.join("sled");
-        if !sled_dir.exists() {
-            refuse_foreign(dir)?;
+        let record = AckFile::read(dir)?;
+        if let (true, Some((_, acked))) = (no_store, &record) {
+            return Err(StoreError::Damaged {
+                path: sled_dir,
+                detail: format!(
+                    "the store is missing, but posd acknowledged a chain of height {} here",
+                    acked.height
+                ),
+            });
         }
         let db = sled::Config::new()
             .path(&sled_dir)
             .cache_capacity(8 * 1024 * 1024)
-            .open()?;
-        Store::init(db, Some(lock), now_ms)
+            .open()
+            .map_err(|e| StoreError::Damaged {
+                path: sled_dir.clone(),
+                detail: format!("the store cannot be opened: {e}"),
+            })?;
+        let mut store = Store::init(db, now_ms)?;
+        let files = SledFiles::open(dir, &sled_dir)?;
+        let acked = match record {
+            Some((file, acked)) => {
+                store.check_acked(&dir.join(acked::FILE), &acked)?;
+                file
+            }
+            None => AckFile::create(dir, &store.acked_now()?)?,
+        };
+        store.disk = Some(OnDisk {
+            files,
+            acked,
+            _lock: lock,
+        });
+        Ok(store)
     }
 
     /// A throw-away store in memory, for tests.
     pub fn temporary(now_ms: u64) -> Result<Store, StoreError> {
-        Store::init(sled::Config::new().temporary(true).open()?, None, now_ms)
+        Store::init(sled::Config::new().temporary(true).open()?, now_ms)
     }
 
-    fn init(db: sled::Db, lock: Option<File>, now_ms: u64) -> Result<Store, StoreError> {
-        let store = Store {
+    fn init(db: sled::Db, now_ms: u64) -> Result<Store, StoreError> {
+        let mut store = Store {
             blocks: db.open_tree(BLOCKS)?,
             block_index: db.open_tree(BLOCK_INDEX)?,
             rounds: db.open_tree(ROUNDS)?,
             validators: db.open_tree(VALIDATORS)?,
             meta: db.open_tree(META)?,
             db,
-            _lock: lock,
+            disk: None,
+            created: false,
         };
         match store.meta.get(META_SCHEMA)? {
-            None if store.is_empty() => store.create_genesis(now_ms)?,
+            None if store.is_empty() => {
+                store.create_genesis(now_ms)?;
+                store.created = true;
+            }
             None => return Err(StoreError::Foreign("records but no schema version".into())),
             Some(v) => {
                 let found =
@@ -102,6 +142,53 @@ impl Store {
         }
         store.check_tip()?;
         Ok(store)
+    }
+
+    /// Whether opening made a new chain (the directory held none).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The store must hold everything `record` (read from `path`) says was acknowledged.
+    fn check_acked(&self, path: &Path, record: &Acked) -> Result<(), StoreError> {
+        let now = self.acked_now()?;
+        let block = self.block(record.height)?;
+        let detail = if now.applied < record.applied {
+            format!(
+                "the store has applied {} commands (height {}), but posd acknowledged {} (height {})",
+                now.applied, now.height, record.applied, record.height
+            )
+        } else if block.as_ref().map(|b| b.hash) != Some(record.tip) {
+            format!(
+                "posd acknowledged block {} with hash {}, but the store holds {}",
+                record.height,
+                record.tip,
+                block.map_or("no such block".to_string(), |b| format!("hash {}", b.hash))
+            )
+        } else {
+            return Ok(());
+        };
+        Err(StoreError::Damaged {
+            path: path.to_owned(),
+            detail,
+        })
+    }
+
+    /// What the store holds now, as the acknowledgement record writes it.
+    fn acked_now(&self) -> Result<Acked, StoreError> {
+        let tip = self.tip()?;
+        Ok(Acked {
+            applied: self.applied()?,
+            height: tip.index,
+            tip: tip.hash,
+        })
+    }
+
+    /// Commands applied since the store was created (its applied index).
+    pub fn applied(&self) -> Result<u64, StoreError> {
+        self.meta
+            .get(META_APPLIED)?
+            .map_or(Ok(0), |v| u64_value(META, &v))
     }
 
     fn is_empty(&self) -> bool {
@@ -249,14 +336,21 @@ impl Store {
                     }
                 };
                 validators.insert(&changed.address.0 .0, encode(&changed))?;
+                bump(META_APPLIED, 1)?;
                 Ok(changed)
             })
             .map_err(flatten)
     }
 
-    /// Makes everything applied so far durable. Nothing is acknowledged before this.
+    /// Makes everything applied so far durable, power cuts included, and
+    /// records it as acknowledged. Nothing is acknowledged before this returns;
+    /// after an error the disk may be behind memory, so the caller must stop.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        if let Some(disk) = &self.disk {
+            disk.files.sync()?;
+            disk.acked.write(&self.acked_now()?)?;
+        }
         Ok(())
     }
 

@@ -107,6 +107,10 @@ pub struct Args {
     /// Print the effective config as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Check the data directory with posd stopped (acknowledgement record,
+    /// whole chain, every record); exit 0 if sound, 1 naming the fault.
+    #[arg(long)]
+    pub check: bool,
     /// Print a shell completion script and exit.
     #[arg(long, value_name = "SHELL")]
     pub completions: Option<clap_complete::Shell>,

@@ -55,109 +55,190 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     reloads: impl Stream<Item = Config> + Send + Unpin + 'static,
 ) -> anyhow::Result<()> {
-    let store = Store::open(&config.data_dir, writer::now_ms())
-        .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
-    let store = Arc::new(store);
-    let tip = store.tip()?;
-    tracing::info!(
-        height = tip.index,
-        tip = %tip.hash,
-        data_dir = %config.data_dir.display(),
-        "chain opened (pending proposals from before a restart are gone)"
-    );
+    Node::open(config)?.serve(listener, shutdown, reloads).await
+}
 
-    let pending = Arc::new(pending::Pending::default());
-    let announcer = announce::Announcer::default();
-    let (writer, writer_thread) = writer::Writer::spawn(writer::WriterContext {
-        store: Arc::clone(&store),
-        data_dir: config.data_dir.clone(),
-        pending: Arc::clone(&pending),
-        announcer: announcer.clone(),
-        block_reward: config.block_reward,
-        max_stake: config.max_stake,
-    })
-    .context("cannot start the writer thread")?;
-    let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;
-    let token = CancellationToken::new();
-    let (interval_tx, interval_rx) = watch::channel(config.round_interval);
-    let shared = Arc::new(Shared {
-        listen: listener
-            .local_addr()
-            .context("validator listener has no address")?,
-        admin_socket: config.admin_socket.clone(),
-        started: std::time::Instant::now(),
-        slots: Arc::default(),
-        next_round: Arc::new(scheduler::NextRound::new(
-            tokio::time::Instant::now() + config.round_interval,
-        )),
-        config: watch::Sender::new(Arc::new(config)),
-        store,
-        writer,
-        pending,
-        announcer,
-        connected: Arc::default(),
-        shutdown: token.clone(),
-    });
-
-    let tracker = TaskTracker::new();
-    tracker.spawn({
-        let shared = Arc::clone(&shared);
-        async move {
-            let writer = shared.writer.clone();
-            scheduler::run(
-                interval_rx,
-                &shared.next_round,
-                shared.shutdown.clone(),
-                || async {
-                    if let Err(e) = writer.round().await {
-                        tracing::error!(error = %e, "round failed; proposals dropped");
-                    }
-                },
-            )
-            .await
-        }
-    });
-    tracker.spawn(server::serve(
-        listener,
-        Arc::clone(&shared),
-        tracker.clone(),
-    ));
-    tracker.spawn(admin::serve(
-        admin_listener,
-        Arc::clone(&shared),
-        tracker.clone(),
-    ));
-    // Not on the tracker: the reload stream may never end.
-    let reloader = tokio::spawn(apply_reloads(Arc::clone(&shared), reloads, interval_tx));
-    tracing::info!(
-        listen = %shared.listen,
-        admin_socket = %shared.admin_socket.display(),
-        "posd ready"
-    );
-    notify(sd_notify::NotifyState::Ready);
-
-    shutdown.await;
-    notify(sd_notify::NotifyState::Stopping);
-    tracing::info!(discarded_proposals = shared.pending.len(), "shutting down");
-    reloader.abort();
-    // Wait until it is gone, with its handle on `shared`.
-    let _ = reloader.await;
-    token.cancel();
-    tracker.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections did not close in time");
+/// `posd --check`: opens the data directory as a start would (which checks it
+/// against the acknowledgement record), then verifies the whole chain and
+/// every record. Returns a one-line summary.
+pub fn check(config: &Config) -> anyhow::Result<String> {
+    let dir = &config.data_dir;
+    if !dir.join("sled").exists() && !dir.join(pos_store::acked::FILE).exists() {
+        anyhow::bail!("{} holds no chain", dir.display());
     }
-    drop(shared);
-    drop(socket_file);
-    // The writer ends (after a last flush) once the last handle is gone.
-    tokio::task::spawn_blocking(move || writer_thread.join())
-        .await
-        .ok();
-    tracing::info!("stopped");
-    Ok(())
+    let store = Store::open(dir, writer::now_ms())
+        .with_context(|| format!("data directory {} failed its check", dir.display()))?;
+    let tip = store.tip()?;
+    let checked = store
+        .check_all()
+        .with_context(|| format!("data directory {} failed its check", dir.display()))?;
+    Ok(format!(
+        "{}: ok: height {}, tip {}, {} blocks verified, {} validators, matches what posd acknowledged",
+        dir.display(),
+        tip.index,
+        tip.hash,
+        checked.blocks,
+        checked.validators
+    ))
+}
+
+/// A data directory opened and checked, not yet serving: the binary opens
+/// it before binding the port, so a refused directory never shows as "listening".
+pub struct Node {
+    config: Config,
+    store: Arc<Store>,
+    /// `config.data_dir` made absolute, for the writer's free-space checks and logs.
+    data_dir: std::path::PathBuf,
+}
+
+impl Node {
+    /// Opens (or creates) the chain in the configured data directory.
+    pub fn open(config: Config) -> anyhow::Result<Node> {
+        let dir = std::path::absolute(&config.data_dir).with_context(|| {
+            format!(
+                "cannot resolve data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+        let store = Store::open(&dir, writer::now_ms())
+            .with_context(|| format!("cannot open data directory {}", dir.display()))?;
+        let tip = store.tip()?;
+        if store.created() {
+            tracing::info!(data_dir = %dir.display(), tip = %tip.hash, "created a new chain (genesis only)");
+        } else {
+            tracing::info!(
+                data_dir = %dir.display(),
+                height = tip.index,
+                tip = %tip.hash,
+                "opened the chain (pending proposals from before a restart are gone)"
+            );
+        }
+        Ok(Node {
+            config,
+            store: Arc::new(store),
+            data_dir: dir,
+        })
+    }
+
+    /// Serves until `shutdown` resolves, or until storage fails, which is
+    /// returned as an error after the same orderly stop.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+        reloads: impl Stream<Item = Config> + Send + Unpin + 'static,
+    ) -> anyhow::Result<()> {
+        let Node {
+            config,
+            store,
+            data_dir,
+        } = self;
+        let pending = Arc::new(pending::Pending::default());
+        let announcer = announce::Announcer::default();
+        let failed = CancellationToken::new();
+        let (writer, writer_thread) = writer::Writer::spawn(writer::WriterContext {
+            store: Arc::clone(&store),
+            data_dir,
+            pending: Arc::clone(&pending),
+            announcer: announcer.clone(),
+            block_reward: config.block_reward,
+            max_stake: config.max_stake,
+            failed: failed.clone(),
+        })
+        .context("cannot start the writer thread")?;
+        let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;
+        let token = CancellationToken::new();
+        let (interval_tx, interval_rx) = watch::channel(config.round_interval);
+        let shared = Arc::new(Shared {
+            listen: listener
+                .local_addr()
+                .context("validator listener has no address")?,
+            admin_socket: config.admin_socket.clone(),
+            started: std::time::Instant::now(),
+            slots: Arc::default(),
+            next_round: Arc::new(scheduler::NextRound::new(
+                tokio::time::Instant::now() + config.round_interval,
+            )),
+            config: watch::Sender::new(Arc::new(config)),
+            store,
+            writer,
+            pending,
+            announcer,
+            connected: Arc::default(),
+            shutdown: token.clone(),
+        });
+
+        let tracker = TaskTracker::new();
+        tracker.spawn({
+            let shared = Arc::clone(&shared);
+            async move {
+                let writer = shared.writer.clone();
+                scheduler::run(
+                    interval_rx,
+                    &shared.next_round,
+                    shared.shutdown.clone(),
+                    || async {
+                        if let Err(e) = writer.round().await {
+                            tracing::error!(error = %e, "round failed; proposals dropped");
+                        }
+                    },
+                )
+                .await
+            }
+        });
+        tracker.spawn(server::serve(
+            listener,
+            Arc::clone(&shared),
+            tracker.clone(),
+        ));
+        tracker.spawn(admin::serve(
+            admin_listener,
+            Arc::clone(&shared),
+            tracker.clone(),
+        ));
+        // Not on the tracker: the reload stream may never end.
+        let reloader = tokio::spawn(apply_reloads(Arc::clone(&shared), reloads, interval_tx));
+        tracing::info!(
+            listen = %shared.listen,
+            admin_socket = %shared.admin_socket.display(),
+            "posd ready"
+        );
+        notify(sd_notify::NotifyState::Ready);
+
+        tokio::select! {
+            () = shutdown => {}
+            () = failed.cancelled() => {}
+        }
+        notify(sd_notify::NotifyState::Stopping);
+        tracing::info!(discarded_proposals = shared.pending.len(), "shutting down");
+        reloader.abort();
+        // Wait until it is gone, with its handle on `shared`.
+        let _ = reloader.await;
+        token.cancel();
+        tracker.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close in time");
+        }
+        drop(shared);
+        drop(socket_file);
+        // The writer ends (after a last flush) once the last handle is gone.
+        let written = tokio::task::spawn_blocking(move || writer_thread.join())
+            .await
+            .context("cannot wait for the writer thread")?;
+        match written {
+            Ok(Ok(())) => {
+                tracing::info!("stopped");
+                Ok(())
+            }
+            Ok(Err(e)) => Err(anyhow::Error::new(e).context(
+                "storage failed; stopped without acknowledging unsynced changes (restart to serve from disk)",
+            )),
+            Err(_) => anyhow::bail!("the writer thread panicked"),
+        }
+    }
 }
 
 /// Applies each reloaded config's reloadable keys and logs every change.

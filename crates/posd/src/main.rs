@@ -6,6 +6,7 @@ use futures::StreamExt;
 use posd::config::{Args, Config, LogFormat};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io::IsTerminal;
+use std::process::ExitCode;
 use tokio::sync::{mpsc, oneshot};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -14,7 +15,19 @@ use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
 /// Changes the log filter of the running process.
 type FilterHandle = reload::Handle<EnvFilter, Registry>;
 
-fn main() -> anyhow::Result<()> {
+/// Expected failures (a bad config, a locked or damaged data directory) print
+/// one `posd: error: ...` line with their causes, whatever `RUST_BACKTRACE` says.
+fn main() -> ExitCode {
+    match posd_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("posd: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn posd_main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(shell) = args.completions {
         clap_complete::generate(shell, &mut Args::command(), "posd", &mut std::io::stdout());
@@ -27,6 +40,10 @@ fn main() -> anyhow::Result<()> {
     let config = Config::load(&args)?;
     if args.print_config {
         print!("{}", config.to_toml());
+        return Ok(());
+    }
+    if args.check {
+        println!("{}", posd::check(&config)?);
         return Ok(());
     }
     let filter = init_logging(&config)?;
@@ -65,9 +82,12 @@ fn init_logging(config: &Config) -> anyhow::Result<FilterHandle> {
 }
 
 async fn serve(args: Args, config: Config, filter: FilterHandle) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    // The data directory first: one that is refused must not show as "listening".
+    let listen = config.listen;
+    let node = posd::Node::open(config)?;
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr().context("listener has no address")?;
     let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .context("cannot install signal handlers")?;
@@ -88,7 +108,8 @@ async fn serve(args: Args, config: Config, filter: FilterHandle) -> anyhow::Resu
     let shutdown = async {
         let _ = stop_rx.await;
     };
-    posd::run(config, listener, shutdown, tokio_stream_from(reload_rx)).await
+    node.serve(listener, shutdown, tokio_stream_from(reload_rx))
+        .await
 }
 
 /// Re-reads the config (same flags, variables and file); on any error the

@@ -5,6 +5,11 @@
 //! applies each in its own sled transaction, flushes once, and only then
 //! replies and announces. Acknowledged therefore always means durable, and
 //! one fsync is shared by everyone who asked at the same time.
+//!
+//! Fail-stop: once storage fails after a change was applied in memory (an
+//! I/O error from sled, a failed sync), memory may be ahead of the disk. The
+//! writer then answers nothing more, cancels `failed`, and posd exits
+//! non-zero so that systemd restarts it from what the disk really holds.
 
 use crate::announce::Announcer;
 use crate::pending::Pending;
@@ -15,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 /// Free space kept on the data directory's file system. Below it posd
 /// refuses writes before touching sled, so a full disk never leaves a commit
@@ -73,15 +79,6 @@ pub enum WriteError {
     Stopped,
 }
 
-impl From<StoreError> for WriteError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Ledger(e) => WriteError::Refused(e.to_string()),
-            other => WriteError::Storage(other.to_string()),
-        }
-    }
-}
-
 /// Everything the writer thread owns or shares.
 pub struct WriterContext {
     pub store: Arc<Store>,
@@ -91,6 +88,8 @@ pub struct WriterContext {
     pub announcer: Announcer,
     pub block_reward: u64,
     pub max_stake: u64,
+    /// Cancelled when storage has failed and posd must stop.
+    pub failed: CancellationToken,
 }
 
 /// A cheap handle for asking the writer; clone it freely.
@@ -108,8 +107,10 @@ pub(crate) fn now_ms() -> u64 {
 
 impl Writer {
     /// Starts the writer thread. It ends when every `Writer` handle is dropped,
-    /// after a last flush.
-    pub fn spawn(ctx: WriterContext) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
+    /// after a last flush, or at the first storage failure, which it returns.
+    pub fn spawn(
+        ctx: WriterContext,
+    ) -> std::io::Result<(Writer, std::thread::JoinHandle<Result<(), StoreError>>)> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("posd-writer".into())
@@ -152,7 +153,22 @@ impl Writer {
     }
 }
 
-fn writer_loop(ctx: WriterContext, mut rx: mpsc::Receiver<Job>) {
+fn writer_loop(ctx: WriterContext, rx: mpsc::Receiver<Job>) -> Result<(), StoreError> {
+    let result = commit_loop(&ctx, rx);
+    if let Err(e) = &result {
+        tracing::error!(
+            error = %e,
+            data_dir = %ctx.data_dir.display(),
+            "storage failed: nothing more is acknowledged, posd stops"
+        );
+        ctx.failed.cancel();
+    }
+    result
+}
+
+/// Group commits until every handle is gone. A storage failure returns at
+/// once: the batch's requesters are dropped unanswered (they see "stopped").
+fn commit_loop(ctx: &WriterContext, mut rx: mpsc::Receiver<Job>) -> Result<(), StoreError> {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.blocking_recv_many(&mut batch, BATCH) > 0 {
         if let Err(full) = check_space(&ctx.data_dir) {
@@ -162,17 +178,24 @@ fn writer_loop(ctx: WriterContext, mut rx: mpsc::Receiver<Job>) {
             }
             continue;
         }
-        let applied: Vec<Applied> = batch.drain(..).map(|job| execute(&ctx, job)).collect();
-        let flushed = ctx.store.flush().map_err(WriteError::from);
-        if let Err(e) = &flushed {
-            tracing::error!(error = %e, "flush failed: this batch is not acknowledged");
-        }
+        let applied = batch
+            .drain(..)
+            .map(|job| execute(ctx, job))
+            .collect::<Result<Vec<Applied>, StoreError>>()?;
+        ctx.store.flush()?;
         for done in applied {
-            done.finish(&flushed, &ctx.announcer);
+            done.finish(&ctx.announcer);
         }
     }
-    if let Err(e) = ctx.store.flush() {
-        tracing::error!(error = %e, "final flush failed");
+    ctx.store.flush()
+}
+
+/// A refusal as the requester's answer; a storage failure as the writer's end.
+fn refused<T>(result: Result<T, StoreError>) -> Result<Result<T, WriteError>, StoreError> {
+    match result {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) if e.is_storage_failure() => Err(e),
+        Err(e) => Ok(Err(WriteError::Refused(e.to_string()))),
     }
 }
 
@@ -212,19 +235,17 @@ impl Job {
 }
 
 impl Applied {
-    /// Answers (and announces) only what the flush made durable.
-    fn finish(self, flushed: &Result<(), WriteError>, announcer: &Announcer) {
+    /// Answers (and announces) what the batch's flush made durable.
+    fn finish(self, announcer: &Announcer) {
         // A requester that went away (client hung up) needs no answer: ignore send errors.
         match self {
             Applied::Validator(result, reply) => {
-                let result = flushed.clone().and(result);
                 if let Ok(v) = &result {
                     announcer.slashed(v);
                 }
                 let _ = reply.send(result);
             }
             Applied::Round(result, reply) => {
-                let result = flushed.clone().and(result);
                 match &result {
                     Ok(RoundOutcome::Committed { block, .. }) => announcer.block(block),
                     Ok(RoundOutcome::NoCandidates) => {}
@@ -236,24 +257,24 @@ impl Applied {
     }
 }
 
-fn execute(ctx: &WriterContext, job: Job) -> Applied {
+fn execute(ctx: &WriterContext, job: Job) -> Result<Applied, StoreError> {
     let at_ms = now_ms();
-    match job {
+    Ok(match job {
         Job::Register {
             address,
             stake,
             reply,
         } => {
-            let result = ctx.store.apply(&Command::Register {
+            let result = refused(ctx.store.apply(&Command::Register {
                 address,
                 stake,
                 max_stake: ctx.max_stake,
                 at_ms,
-            });
+            }))?;
             if result.is_ok() {
                 tracing::info!(%address, stake, "validator registered");
             }
-            Applied::Validator(result.map_err(WriteError::from), reply)
+            Applied::Validator(result, reply)
         }
         Job::Slash {
             address,
@@ -261,21 +282,21 @@ fn execute(ctx: &WriterContext, job: Job) -> Applied {
             reply,
         } => {
             ctx.pending.withdraw(&address);
-            let result = ctx.store.apply(&Command::Slash {
+            let result = refused(ctx.store.apply(&Command::Slash {
                 address,
                 reason: reason.clone(),
                 at_ms,
-            });
+            }))?;
             if result.is_ok() {
                 tracing::warn!(%address, %reason, "validator slashed");
             }
-            Applied::Validator(result.map_err(WriteError::from), reply)
+            Applied::Validator(result, reply)
         }
-        Job::Round { reply } => Applied::Round(close_round(ctx, at_ms), reply),
-    }
+        Job::Round { reply } => Applied::Round(refused(close_round(ctx, at_ms))?, reply),
+    })
 }
 
-fn close_round(ctx: &WriterContext, at_ms: u64) -> Result<RoundOutcome, WriteError> {
+fn close_round(ctx: &WriterContext, at_ms: u64) -> Result<RoundOutcome, StoreError> {
     let proposals = ctx.pending.take();
     let offered = proposals.len();
     let Some(cmd) = round::prepare(&ctx.store, proposals, at_ms, ctx.block_reward)? else {

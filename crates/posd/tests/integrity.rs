@@ -5,16 +5,22 @@ use pos_testkit::{posd_bin, Client, Posd};
 use std::path::Path;
 use std::process::Command;
 
-/// Runs posd on `dir` expecting it to refuse to start; returns stderr.
+/// Runs posd on `dir` expecting it to refuse to start with one clear line
+/// (even with `RUST_BACKTRACE=1`), before it binds its port; returns stderr.
 fn refused(dir: &Path) -> String {
     let out = Command::new(posd_bin!())
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
+        .env("RUST_BACKTRACE", "1")
         .output()
         .unwrap();
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(1), "not a clean refusal: {err}");
     assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("listening"), "bound before refusing: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "not one line: {err}");
+    assert!(lines[0].starts_with("posd: error: "), "{err}");
     err
 }
 
@@ -46,6 +52,51 @@ fn foreign_directory_is_refused() {
         "{err}"
     );
     assert!(dir.path().join("thesis.tex").exists());
+    assert!(!dir.path().join("posd.lock").exists(), "left a file behind");
+}
+
+#[test]
+fn a_bad_config_is_one_line_even_with_backtraces_on() {
+    let out = Command::new(posd_bin!())
+        .args(["--round-interval", "soon"])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("round_interval"), "{err}");
+}
+
+#[test]
+fn a_relative_data_dir_is_logged_absolute_with_what_was_found() {
+    let cwd = tempfile::tempdir().unwrap();
+    let abs = cwd.path().join("rel-data");
+    let start = |expect: &str| {
+        let mut cmd = Command::new(posd_bin!());
+        cmd.current_dir(cwd.path())
+            .args(["--listen", "127.0.0.1:0", "--data-dir", "rel-data"])
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut log = String::new();
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        while !log.contains("posd ready") {
+            let n = std::io::BufRead::read_line(&mut stderr, &mut log).unwrap();
+            assert!(n > 0, "posd ended: {log}");
+        }
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        assert!(child.wait().unwrap().success());
+        let line = log
+            .lines()
+            .find(|l| l.contains(expect))
+            .unwrap_or_else(|| panic!("{log}"));
+        assert!(line.contains(&abs.display().to_string()), "{line}");
+        line.to_string()
+    };
+    start("created a new chain");
+    let again = start("opened the chain");
+    assert!(again.contains("height=0"), "{again}");
 }
 
 #[test]

@@ -2,7 +2,6 @@
 
 use super::{send_chunks, store_error, Out};
 use crate::shared::Shared;
-use pos_core::verify::ChainVerifier;
 use pos_proto::{write_frame, BlockId, ProtoError, Response};
 use pos_store::Store;
 use std::sync::Arc;
@@ -69,39 +68,13 @@ pub async fn verify(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
 
 fn verify_all(store: &Store, tx: &mpsc::Sender<Response>) {
     let send = |msg| tx.blocking_send(msg).is_ok();
-    let height = match store.tip() {
-        Ok(t) => t.index,
-        Err(e) => {
-            send(Response::Verified(Err(e.to_string())));
-            return;
-        }
+    let result = store.verify_chain(|checked, height| {
+        // A failed send means the client went away: stop.
+        !checked.is_multiple_of(PROGRESS_EVERY) || send(Response::Progress { checked, height })
+    });
+    match result {
+        Ok(Some(checked)) => send(Response::Verified(Ok(checked))),
+        Ok(None) => false,
+        Err(e) => send(Response::Verified(Err(e.to_string()))),
     };
-    let mut verifier = ChainVerifier::new();
-    let mut checked = 0u64;
-    // Two sequential scans side by side: no lookup per block.
-    let mut rounds = store.rounds(1, height);
-    for block in store.blocks(0, height) {
-        let round = if checked == 0 { None } else { rounds.next() };
-        let outcome = match (block, round.transpose()) {
-            (Ok(block), Ok(round)) => verifier
-                .push(block, round.as_ref())
-                .map_err(|e| e.to_string()),
-            (Err(e), _) | (_, Err(e)) => Err(format!("block {checked}: {e}")),
-        };
-        if let Err(fault) = outcome {
-            send(Response::Verified(Err(fault)));
-            return;
-        }
-        checked += 1;
-        if checked.is_multiple_of(PROGRESS_EVERY) && !send(Response::Progress { checked, height }) {
-            return; // the client went away
-        }
-    }
-    if checked != height + 1 {
-        send(Response::Verified(Err(format!(
-            "block {checked} is missing (tip is {height})"
-        ))));
-        return;
-    }
-    send(Response::Verified(Ok(checked)));
 }
