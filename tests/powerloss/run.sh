@@ -34,11 +34,12 @@ cargo build --release --locked -p posd -p posctl -p posload
 # Short: LazyFS reads fault commands, which name files under it, in 100-byte chunks.
 work=$(mktemp -d /var/tmp/posd-pl.XXXXXX)
 driver=""
+keep=""
 cleanup() {
     # The driver's LazyFS and posd die with it (PR_SET_PDEATHSIG).
     if [ -n "$driver" ] && kill "$driver" 2>/dev/null; then wait "$driver" 2>/dev/null || true; fi
     if grep -q " $work/mnt " /proc/self/mounts; then fusermount3 -uz "$work/mnt"; fi
-    rm -rf "$work"
+    [ -n "$keep" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -49,7 +50,7 @@ status=0
 wait "$driver" || status=$?
 driver=""
 if [ "$status" != 0 ]; then
-    echo "power-loss test: FAILED (LazyFS log: last lines)"
-    tail -5 "$work/lazyfs.log" 2>/dev/null || true
+    keep=1
+    echo "power-loss test: FAILED; kept $work (root/data: posd's data as on disk; lazyfs.log)"
 fi
 exit "$status"

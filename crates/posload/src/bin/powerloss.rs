@@ -3,8 +3,9 @@
 //! lives on LazyFS. A cut is SIGKILL to posd and then LazyFS dropping every
 //! write not yet synced, or a torn write (only some parts of one write reach
 //! the disk, then LazyFS dies). Then LazyFS is mounted afresh, posd restarts
-//! on the same directory, and every registration, slashing and block it
-//! acknowledged must be there, and `posctl chain verify` must pass.
+//! on the same directory: every registration, slashing and block it
+//! acknowledged must be there, balances must match the chain, and
+//! `posctl chain verify` must pass.
 //!
 //! Needs root and /dev/fuse; tests/powerloss/run.sh builds LazyFS and runs it:
 //!
@@ -12,7 +13,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
-use pos_core::{Address, BlockJson, Digest, Status};
+use pos_core::{Address, Block, BlockJson, Digest, Status, Validator};
 use pos_proto::{Client, LotteryOutcome, Request, Response};
 use pos_testkit::Posd;
 use posload::lazyfs::{die_with_parent, LazyFs};
@@ -71,7 +72,8 @@ struct Cli {
 enum Fault {
     /// SIGKILL posd, then LazyFS drops every unsynced write.
     Clear,
-    /// The next write to sled's log reaches the disk only in parts, then LazyFS dies.
+    /// The next write to sled's log or to posd's acknowledgement record
+    /// reaches the disk only in parts, then LazyFS dies.
     TornOp,
     /// Of the next run of writes to sled's log between syncs, only one
     /// reaches the disk, then LazyFS dies (the writes were reordered).
@@ -82,24 +84,25 @@ enum Fault {
 /// announcement, a block announcement or `lottery run` reply.
 #[derive(Default)]
 struct Acked {
-    registered: HashSet<Address>,
+    /// Address -> stake.
+    registered: HashMap<Address, u64>,
     slashed: HashSet<Address>,
     /// Index -> hash.
     blocks: BTreeMap<u64, Digest>,
 }
 
 impl Acked {
+    fn counts(&self) -> [usize; 3] {
+        [self.registered.len(), self.slashed.len(), self.blocks.len()]
+    }
+
     fn summary(&self) -> String {
-        format!(
-            "{} registrations, {} slashings, {} blocks",
-            self.registered.len(),
-            self.slashed.len(),
-            self.blocks.len()
-        )
+        let [r, s, b] = self.counts();
+        format!("{r} registrations, {s} slashings, {b} blocks")
     }
 
     fn is_empty(&self) -> bool {
-        self.registered.is_empty() && self.slashed.is_empty() && self.blocks.is_empty()
+        self.counts() == [0; 3]
     }
 
     fn add(&mut self, other: &Acked) {
@@ -109,9 +112,26 @@ impl Acked {
     }
 
     fn remove(&mut self, other: &Acked) {
-        self.registered.retain(|a| !other.registered.contains(a));
+        self.registered
+            .retain(|a, _| !other.registered.contains_key(a));
         self.slashed.retain(|a| !other.slashed.contains(a));
         self.blocks.retain(|i, _| !other.blocks.contains_key(i));
+    }
+}
+
+/// What the restarted posd says, held against what it had acknowledged.
+struct Checked {
+    height: u64,
+    lost: Acked,
+    /// Validators whose record disagrees with the chain, said how.
+    inconsistent: Vec<String>,
+    /// `posctl chain verify`: Err(what it said) when it failed.
+    verify: Result<(), String>,
+}
+
+impl Checked {
+    fn ok(&self) -> bool {
+        self.lost.is_empty() && self.inconsistent.is_empty() && self.verify.is_ok()
     }
 }
 
@@ -120,10 +140,10 @@ impl Acked {
 struct Totals {
     acked: [usize; 3],
     lost: [usize; 3],
-}
-
-fn counts(a: &Acked) -> [usize; 3] {
-    [a.registered.len(), a.slashed.len(), a.blocks.len()]
+    /// Torn writes that fired, and that did not (the cycle fell back to clear-cache).
+    torn: [usize; 2],
+    passed: u32,
+    failed: u32,
 }
 
 fn add(total: &mut [usize; 3], n: [usize; 3]) {
@@ -154,30 +174,18 @@ async fn main() -> anyhow::Result<ExitCode> {
     // Everything acknowledged and not yet reported lost: checked after every cut.
     let mut acked = Acked::default();
     let mut totals = Totals::default();
-    let (mut passed, mut failed) = (0u32, 0u32);
     for cycle in 1..=cli.cycles + 1 {
         let mut fs = LazyFs::mount(&cli.lazyfs, &cli.work, cli.cache_mib).await?;
         let mut posd = start_posd(&posd_bin, &fs.mnt.join("data"), &socket);
         if cycle > 1 {
-            let (lost, verdict) = check(&socket, &posctl, &acked).await?;
-            let ok = lost.is_empty() && verdict.is_ok();
-            println!(
-                "cycle {}/{}: after remount and restart: lost {}; chain verify: {}: {}",
-                cycle - 1,
-                cli.cycles,
-                lost.summary(),
-                verdict.as_ref().unwrap_or_else(|e| e),
-                if ok { "passed" } else { "FAILED" }
-            );
-            if !lost.is_empty() {
-                print_lost(&lost, &acked);
-            }
-            add(&mut totals.lost, counts(&lost));
-            acked.remove(&lost);
-            if ok {
-                passed += 1;
+            let checked = check(&socket, &posctl, &acked).await?;
+            report(cycle - 1, cli.cycles, &checked, &acked);
+            add(&mut totals.lost, checked.lost.counts());
+            acked.remove(&checked.lost);
+            if checked.ok() {
+                totals.passed += 1;
             } else {
-                failed += 1;
+                totals.failed += 1;
             }
         }
         if cycle > cli.cycles {
@@ -189,26 +197,35 @@ async fn main() -> anyhow::Result<ExitCode> {
             break;
         }
         let fault = cli.faults[(cycle as usize - 1) % cli.faults.len()];
-        let (new, how) =
+        let (new, how, fired) =
             cut_under_load(&mut posd, &mut fs, &socket, fault, cli.clients, &mut rng).await?;
         println!(
             "cycle {cycle}/{}: {how}; acknowledged {}",
             cli.cycles,
             new.summary()
         );
-        add(&mut totals.acked, counts(&new));
+        if let Some(fired) = fired {
+            totals.torn[usize::from(!fired)] += 1;
+        }
+        add(&mut totals.acked, new.counts());
         acked.add(&new);
         drop(posd);
         fs.unmount().await?;
     }
     let [ar, asl, ab] = totals.acked;
     let [lr, ls, lb] = totals.lost;
+    let [fired, unfired] = totals.torn;
     println!(
         "total: acknowledged {ar} registrations, {asl} slashings, {ab} blocks; \
-         lost {lr} registrations, {ls} slashings, {lb} blocks"
+         lost {lr} registrations, {ls} slashings, {lb} blocks; \
+         torn writes: {fired} fired, {unfired} did not (clear-cache instead)"
     );
-    println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 {
+    if cli.cycles > 0 && totals.acked.contains(&0) {
+        println!("FAILED: the load did not run (nothing of some kind was acknowledged)");
+        totals.failed += 1;
+    }
+    println!("{} passed, {} failed", totals.passed, totals.failed);
+    Ok(if totals.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -235,7 +252,8 @@ fn start_posd(bin: &Path, data: &Path, socket: &Path) -> Posd {
 }
 
 /// Loads posd, cuts the power at a random moment with `fault`, and returns
-/// what posd acknowledged before, with how the cut went.
+/// what posd acknowledged before, how the cut went, and for a torn write
+/// whether it fired.
 async fn cut_under_load(
     posd: &mut Posd,
     fs: &mut LazyFs,
@@ -243,7 +261,7 @@ async fn cut_under_load(
     fault: Fault,
     clients: u64,
     rng: &mut StdRng,
-) -> anyhow::Result<(Acked, String)> {
+) -> anyhow::Result<(Acked, String, Option<bool>)> {
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut load = tokio::task::JoinSet::new();
     load.spawn(observe(posd.addr, Arc::clone(&acked)));
@@ -253,27 +271,32 @@ async fn cut_under_load(
     }
     let after = Duration::from_millis(rng.gen_range(300..1500));
     tokio::time::sleep(after).await;
-    let ms = after.as_millis();
-    let how = match fault {
-        Fault::Clear => {
+    let at = format!("{} ms into the load", after.as_millis());
+    let (how, fired) = match torn(fault, &fs.root.join("data"), rng) {
+        None => {
             // In this order: once posd is dead nothing can sync what is dropped.
             posd.kill9();
             fs.clear_cache().await?;
-            format!("SIGKILL + clear-cache {ms} ms into the load")
+            (format!("SIGKILL + clear-cache {at}"), None)
         }
-        Fault::TornOp | Fault::TornSeq => {
-            let command = torn(fault, &fs.root.join("data/sled/db"), rng);
+        Some(command) => {
             fs.command(&command).await?;
             if fs.exits_within(Duration::from_secs(5)).await {
-                // LazyFS is gone (the power is off): whatever posd does now stays off disk.
+                // The power is off: nothing posd does from now on reaches the disk.
+                let stopped = stops_within(posd, Duration::from_secs(2));
                 posd.kill9();
-                format!("{command} {ms} ms into the load, LazyFS died mid-write, SIGKILL")
+                let how = match stopped {
+                    Some(status) => {
+                        format!("LazyFS died mid-write, posd stopped itself ({status})")
+                    }
+                    None => "LazyFS died mid-write, SIGKILL".to_string(),
+                };
+                (format!("{command} {at}: {how}"), Some(true))
             } else {
                 posd.kill9();
                 fs.clear_cache().await?;
-                format!(
-                    "{command} {ms} ms into the load did not fire in 5 s; SIGKILL + clear-cache"
-                )
+                let how = "did not fire in 5 s; SIGKILL + clear-cache";
+                (format!("{command} {at} {how}"), Some(false))
             }
         }
     };
@@ -285,14 +308,35 @@ async fn cut_under_load(
         load.abort_all();
     }
     let acked = std::mem::take(&mut *acked.lock().unwrap());
-    Ok((acked, how))
+    Ok((acked, how, fired))
 }
 
-/// A LazyFS torn-write command for `file`, its parts chosen by `rng`.
-fn torn(fault: Fault, file: &Path, rng: &mut StdRng) -> String {
-    let file = file.display();
+/// posd's exit status if it exits within `wait`.
+fn stops_within(posd: &mut Posd, wait: Duration) -> Option<std::process::ExitStatus> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(Some(status)) = posd.child.try_wait() {
+            return Some(status);
+        }
+        if start.elapsed() > wait {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The LazyFS command for a torn-write `fault` in posd's data directory
+/// `data` (as LazyFS names it), the file and the parts chosen by `rng`.
+fn torn(fault: Fault, data: &Path, rng: &mut StdRng) -> Option<String> {
+    let db = data.join("sled/db");
     match fault {
+        Fault::Clear => None,
         Fault::TornOp => {
+            let file = if rng.gen_bool(0.5) {
+                db
+            } else {
+                data.join(pos_store::acked::FILE)
+            };
             let parts = rng.gen_range(2..=4);
             // Some parts, never all of them.
             let mask = rng.gen_range(1..(1u32 << parts) - 1);
@@ -300,17 +344,18 @@ fn torn(fault: Fault, file: &Path, rng: &mut StdRng) -> String {
                 .filter(|p| mask & (1 << p) != 0)
                 .map(|p| (p + 1).to_string())
                 .collect();
-            format!(
-                "lazyfs::torn-op::file={file}::persist={}::parts={parts}",
+            Some(format!(
+                "lazyfs::torn-op::file={}::persist={}::parts={parts}",
+                file.display(),
                 persist.join(",")
-            )
+            ))
         }
         // Write 1 or write 2 of the run reaches the disk, the other does not.
-        Fault::TornSeq => format!(
-            "lazyfs::torn-seq::op=write::file={file}::persist={}",
+        Fault::TornSeq => Some(format!(
+            "lazyfs::torn-seq::op=write::file={}::persist={}",
+            db.display(),
             rng.gen_range(1..=2)
-        ),
-        Fault::Clear => unreachable!("not a torn write"),
+        )),
     }
 }
 
@@ -325,9 +370,10 @@ async fn validators(
 ) -> anyhow::Result<()> {
     let mut open = VecDeque::new();
     for n in (first..).step_by(step as usize) {
-        let mut v = register(addr, 10 + n % 90).await?;
+        let stake = 10 + n % 90;
+        let mut v = register(addr, stake).await?;
         let address: Address = v.address.parse().context("validator address")?;
-        acked.lock().unwrap().registered.insert(address);
+        acked.lock().unwrap().registered.insert(address, stake);
         if n % 8 == 0 {
             v.wr.write_all(b"not-a-bpm\n").await?;
             read_until(&mut v.rd, &format!("validator {address} slashed")).await?;
@@ -351,14 +397,19 @@ async fn observe(addr: SocketAddr, acked: Arc<Mutex<Acked>>) -> anyhow::Result<(
             let Some(json) = lines.next_line().await? else {
                 break;
             };
-            let block: BlockJson =
-                serde_json::from_str(&json).with_context(|| format!("announced block: {json}"))?;
-            let hash = block.hash.parse().context("announced block hash")?;
-            acked.lock().unwrap().blocks.insert(block.index, hash);
+            match serde_json::from_str::<BlockJson>(&json).map(|b| (b.index, b.hash.parse())) {
+                Ok((index, Ok(hash))) => {
+                    acked.lock().unwrap().blocks.insert(index, hash);
+                }
+                _ => eprintln!("powerloss: cannot read the announced block {json:?}"),
+            }
         } else if let Some(rest) = line.split("slashed validator: ").nth(1) {
-            let address = rest.split(':').next().unwrap_or_default();
-            let address = address.parse().context("announced slashing")?;
-            acked.lock().unwrap().slashed.insert(address);
+            match rest.split(':').next().unwrap_or_default().parse() {
+                Ok(address) => {
+                    acked.lock().unwrap().slashed.insert(address);
+                }
+                Err(_) => eprintln!("powerloss: cannot read the announced slashing {line:?}"),
+            }
         }
     }
     Ok(())
@@ -377,36 +428,31 @@ async fn force_rounds(socket: PathBuf, acked: Arc<Mutex<Acked>>) -> anyhow::Resu
     }
 }
 
-/// What of `acked` the restarted posd lacks, and `posctl chain verify`'s verdict.
-async fn check(
-    socket: &Path,
-    posctl: &Path,
-    acked: &Acked,
-) -> anyhow::Result<(Acked, Result<String, String>)> {
+/// Reads every validator and block from the restarted posd and holds them
+/// against `acked`; then `posctl chain verify`.
+async fn check(socket: &Path, posctl: &Path, acked: &Acked) -> anyhow::Result<Checked> {
     let mut admin = Client::connect(socket, "powerloss").await?;
-    let mut stored: HashMap<Address, Status> = HashMap::new();
+    let mut validators: HashMap<Address, Validator> = HashMap::new();
     admin.send(&Request::Validators { all: true }).await?;
     loop {
         match admin.next().await? {
-            Response::Validators(vs) => stored.extend(
-                vs.into_iter()
-                    .map(|v| (v.validator.address, v.validator.status())),
-            ),
+            Response::Validators(vs) => {
+                validators.extend(vs.into_iter().map(|v| (v.validator.address, v.validator)))
+            }
             Response::End => break,
             other => bail!("unexpected answer to validators: {other:?}"),
         }
     }
-    let mut chain: HashMap<u64, Digest> = HashMap::new();
-    admin
-        .send(&Request::ChainShow {
-            from: None,
-            to: None,
-            last: None,
-        })
-        .await?;
+    let mut chain: HashMap<u64, Block> = HashMap::new();
+    let all = Request::ChainShow {
+        from: None,
+        to: None,
+        last: None,
+    };
+    admin.send(&all).await?;
     loop {
         match admin.next().await? {
-            Response::Blocks(bs) => chain.extend(bs.into_iter().map(|b| (b.index, b.hash))),
+            Response::Blocks(bs) => chain.extend(bs.into_iter().map(|b| (b.index, b))),
             Response::End => break,
             other => bail!("unexpected answer to chain show: {other:?}"),
         }
@@ -415,22 +461,64 @@ async fn check(
         registered: acked
             .registered
             .iter()
-            .filter(|a| !stored.contains_key(a))
-            .copied()
+            .filter(|(a, _)| !validators.contains_key(a))
+            .map(|(a, s)| (*a, *s))
             .collect(),
         slashed: acked
             .slashed
             .iter()
-            .filter(|a| stored.get(a) != Some(&Status::Slashed))
+            .filter(|a| validators.get(a).map(Validator::status) != Some(Status::Slashed))
             .copied()
             .collect(),
         blocks: acked
             .blocks
             .iter()
-            .filter(|(i, h)| chain.get(i) != Some(h))
+            .filter(|(i, h)| chain.get(i).map(|b| &b.hash) != Some(h))
             .map(|(i, h)| (*i, *h))
             .collect(),
     };
+    Ok(Checked {
+        height: chain.keys().max().copied().unwrap_or(0),
+        inconsistent: inconsistent(&validators, &chain, acked),
+        lost,
+        verify: verify(socket, posctl).await?,
+    })
+}
+
+/// Validators whose blocks won, or balance (stake + 1 token per block won,
+/// the default reward), disagree with the chain.
+fn inconsistent(
+    validators: &HashMap<Address, Validator>,
+    chain: &HashMap<u64, Block>,
+    acked: &Acked,
+) -> Vec<String> {
+    let mut wins: HashMap<Address, u64> = HashMap::new();
+    for winner in chain.values().filter_map(|b| b.validator) {
+        *wins.entry(winner).or_default() += 1;
+    }
+    let mut out = Vec::new();
+    for v in validators.values() {
+        let won = wins.get(&v.address).copied().unwrap_or(0);
+        if v.blocks_won != won {
+            out.push(format!(
+                "{}: blocks_won {}, the chain says {won}",
+                v.address, v.blocks_won
+            ));
+        }
+        if let (Status::Active, Some(stake)) = (v.status(), acked.registered.get(&v.address)) {
+            if v.balance != stake + won {
+                out.push(format!(
+                    "{}: balance {}, stake {stake} + {won} won",
+                    v.address, v.balance
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// `posctl chain verify` against the running posd.
+async fn verify(socket: &Path, posctl: &Path) -> anyhow::Result<Result<(), String>> {
     let out = tokio::process::Command::new(posctl)
         .arg("--socket")
         .arg(socket)
@@ -438,40 +526,40 @@ async fn check(
         .output()
         .await
         .with_context(|| format!("running {}", posctl.display()))?;
-    let text = String::from_utf8_lossy(if out.status.success() {
-        &out.stdout
-    } else {
-        &out.stderr
-    });
-    let said = text.lines().last().unwrap_or_default().to_string();
-    let verdict = if out.status.success() {
-        Ok(format!("ok, height {}", chain.len().saturating_sub(1)))
-    } else {
-        Err(format!("{} ({said})", out.status))
-    };
-    Ok((lost, verdict))
+    if out.status.success() {
+        return Ok(Ok(()));
+    }
+    let said = String::from_utf8_lossy(&out.stderr);
+    Ok(Err(format!("{}: {}", out.status, said.trim())))
 }
 
-/// A few of the lost records, so a failure says what to look for.
-fn print_lost(lost: &Acked, acked: &Acked) {
-    for a in lost.registered.iter().take(3) {
+/// One line per check, and a few of the lost or inconsistent records so a
+/// failure says what to look for.
+fn report(cycle: u32, cycles: u32, checked: &Checked, acked: &Acked) {
+    println!(
+        "cycle {cycle}/{cycles}: after remount and restart: height {}, lost {}, {} inconsistent validators, chain verify {}: {}",
+        checked.height,
+        checked.lost.summary(),
+        checked.inconsistent.len(),
+        checked.verify.as_ref().map_or_else(|e| format!("FAILED ({e})"), |()| "ok".into()),
+        if checked.ok() { "passed" } else { "FAILED" }
+    );
+    let lost = &checked.lost;
+    for a in lost.registered.keys().take(3) {
         println!("  lost registration {a}");
     }
     for a in lost.slashed.iter().take(3) {
         println!("  lost slashing of {a}");
     }
-    for (i, h) in lost.blocks.iter().take(3) {
-        println!("  lost block {i} (announced with hash {h})");
+    if let (Some(first), Some(last)) = (lost.blocks.keys().next(), lost.blocks.keys().last()) {
+        let kept = acked
+            .blocks
+            .range(..first)
+            .next_back()
+            .map_or(0, |(i, _)| *i);
+        println!("  lost announced blocks {first}..={last} (announced and kept up to {kept})");
     }
-    if let Some(first) = lost.blocks.keys().next() {
-        println!(
-            "  announced blocks lost: {first}..={}; announced and kept up to {}",
-            lost.blocks.keys().last().unwrap_or(first),
-            acked
-                .blocks
-                .range(..first)
-                .next_back()
-                .map_or(0, |(i, _)| *i)
-        );
+    for line in checked.inconsistent.iter().take(3) {
+        println!("  inconsistent: {line}");
     }
 }
