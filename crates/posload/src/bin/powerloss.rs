@@ -135,13 +135,24 @@ impl Checked {
     }
 }
 
+/// What a torn-write fault did.
+#[derive(Clone, Copy)]
+enum Torn {
+    /// LazyFS died mid-write.
+    Fired,
+    /// ... and posd, failing to write, stopped itself with a panic (not a clean error).
+    FiredPosdPanicked,
+    /// Nothing matched in time; the cycle fell back to SIGKILL + clear-cache.
+    DidNotFire,
+}
+
 /// Counts over the whole run.
 #[derive(Default)]
 struct Totals {
     acked: [usize; 3],
     lost: [usize; 3],
-    /// Torn writes that fired, and that did not (the cycle fell back to clear-cache).
-    torn: [usize; 2],
+    /// Torn writes by [`Torn`] (as index).
+    torn: [usize; 3],
     passed: u32,
     failed: u32,
 }
@@ -197,15 +208,15 @@ async fn main() -> anyhow::Result<ExitCode> {
             break;
         }
         let fault = cli.faults[(cycle as usize - 1) % cli.faults.len()];
-        let (new, how, fired) =
+        let (new, how, torn) =
             cut_under_load(&mut posd, &mut fs, &socket, fault, cli.clients, &mut rng).await?;
         println!(
             "cycle {cycle}/{}: {how}; acknowledged {}",
             cli.cycles,
             new.summary()
         );
-        if let Some(fired) = fired {
-            totals.torn[usize::from(!fired)] += 1;
+        if let Some(torn) = torn {
+            totals.torn[torn as usize] += 1;
         }
         add(&mut totals.acked, new.counts());
         acked.add(&new);
@@ -214,11 +225,13 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
     let [ar, asl, ab] = totals.acked;
     let [lr, ls, lb] = totals.lost;
-    let [fired, unfired] = totals.torn;
+    let [fired, panicked, unfired] = totals.torn;
     println!(
         "total: acknowledged {ar} registrations, {asl} slashings, {ab} blocks; \
          lost {lr} registrations, {ls} slashings, {lb} blocks; \
-         torn writes: {fired} fired, {unfired} did not (clear-cache instead)"
+         torn writes: {} fired ({panicked} with posd panicking as it stopped), \
+         {unfired} did not (clear-cache instead)",
+        fired + panicked
     );
     if cli.cycles > 0 && totals.acked.contains(&0) {
         println!("FAILED: the load did not run (nothing of some kind was acknowledged)");
@@ -252,8 +265,7 @@ fn start_posd(bin: &Path, data: &Path, socket: &Path) -> Posd {
 }
 
 /// Loads posd, cuts the power at a random moment with `fault`, and returns
-/// what posd acknowledged before, how the cut went, and for a torn write
-/// whether it fired.
+/// what posd acknowledged before, how the cut went, and what a torn write did.
 async fn cut_under_load(
     posd: &mut Posd,
     fs: &mut LazyFs,
@@ -261,7 +273,7 @@ async fn cut_under_load(
     fault: Fault,
     clients: u64,
     rng: &mut StdRng,
-) -> anyhow::Result<(Acked, String, Option<bool>)> {
+) -> anyhow::Result<(Acked, String, Option<Torn>)> {
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut load = tokio::task::JoinSet::new();
     load.spawn(observe(posd.addr, Arc::clone(&acked)));
@@ -272,7 +284,7 @@ async fn cut_under_load(
     let after = Duration::from_millis(rng.gen_range(300..1500));
     tokio::time::sleep(after).await;
     let at = format!("{} ms into the load", after.as_millis());
-    let (how, fired) = match torn(fault, &fs.root.join("data"), rng) {
+    let (how, torn) = match torn(fault, &fs.root.join("data"), rng) {
         None => {
             // In this order: once posd is dead nothing can sync what is dropped.
             posd.kill9();
@@ -285,18 +297,34 @@ async fn cut_under_load(
                 // The power is off: nothing posd does from now on reaches the disk.
                 let stopped = stops_within(posd, Duration::from_secs(2));
                 posd.kill9();
-                let how = match stopped {
-                    Some(status) => {
-                        format!("LazyFS died mid-write, posd stopped itself ({status})")
-                    }
-                    None => "LazyFS died mid-write, SIGKILL".to_string(),
+                let log = posd.log();
+                let lines: Vec<&str> = log.lines().collect();
+                let panic = lines.iter().position(|l| l.contains("panicked at"));
+                let how = match (stopped, panic) {
+                    // Where, and the message on the next line.
+                    (Some(status), Some(i)) => format!(
+                        "posd stopped itself ({status}) with a PANIC: {}",
+                        lines[i..lines.len().min(i + 2)].join(" ")
+                    ),
+                    (Some(status), None) => format!(
+                        "posd stopped itself ({status}): {}",
+                        lines.last().copied().unwrap_or_default()
+                    ),
+                    (None, _) => "SIGKILL".to_string(),
                 };
-                (format!("{command} {at}: {how}"), Some(true))
+                let torn = match panic {
+                    Some(_) => Torn::FiredPosdPanicked,
+                    None => Torn::Fired,
+                };
+                (
+                    format!("{command} {at}: LazyFS died mid-write, {how}"),
+                    Some(torn),
+                )
             } else {
                 posd.kill9();
                 fs.clear_cache().await?;
                 let how = "did not fire in 5 s; SIGKILL + clear-cache";
-                (format!("{command} {at} {how}"), Some(false))
+                (format!("{command} {at} {how}"), Some(Torn::DidNotFire))
             }
         }
     };
@@ -308,7 +336,7 @@ async fn cut_under_load(
         load.abort_all();
     }
     let acked = std::mem::take(&mut *acked.lock().unwrap());
-    Ok((acked, how, fired))
+    Ok((acked, how, torn))
 }
 
 /// posd's exit status if it exits within `wait`.
