@@ -41,14 +41,17 @@ pub struct LazyFs {
 }
 
 impl LazyFs {
-    /// Mounts `bin` at `work/mnt` over `work/root` with a cache of `cache_mib`
-    /// MiB (it must hold everything read and written while mounted: it does
-    /// not evict); returns once the mount is there.
+    /// Mounts `bin` at `work/mnt` over `work/root` with a cache of at least
+    /// `cache_mib` MiB; returns once the mount is there.
     pub async fn mount(bin: &Path, work: &Path, cache_mib: u64) -> anyhow::Result<LazyFs> {
         let (root, mnt) = (work.join("root"), work.join("mnt"));
         for dir in [&root, &mnt] {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+        // A full cache (LazyFS does not evict) would write straight to the
+        // backing files, as if synced: room for reading all that is there,
+        // rewriting as much, and more.
+        let cache_mib = cache_mib.max(2 * (bytes_under(&root)? >> 20) + 256);
         let (faults, done) = (work.join("faults.fifo"), work.join("done.fifo"));
         let config = work.join("lazyfs.toml");
         std::fs::write(
@@ -186,6 +189,21 @@ fn fusermount(mnt: &Path, flag: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Bytes in the files under `dir`.
+fn bytes_under(dir: &Path) -> anyhow::Result<u64> {
+    let mut sum = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        sum += if meta.is_dir() {
+            bytes_under(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(sum)
 }
 
 /// Whether something is mounted at `dir`, from /proc/self/mounts.

@@ -56,8 +56,8 @@ struct Cli {
     /// Connections registering validators at once.
     #[arg(long, default_value_t = 32)]
     clients: u64,
-    /// LazyFS's cache in MiB: it must hold all posd reads and writes in one
-    /// cycle (it does not evict).
+    /// LazyFS's cache in MiB, at least: it must hold all posd reads and
+    /// writes in one cycle (it does not evict), so it grows with the data.
     #[arg(long, default_value_t = 512)]
     cache_mib: u64,
     /// The posd binary (default: beside this one).
@@ -164,6 +164,7 @@ fn add(total: &mut [usize; 3], n: [usize; 3]) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    anyhow::ensure!(!cli.faults.is_empty(), "--faults: name at least one fault");
     let beside = |name: &str| -> anyhow::Result<PathBuf> {
         Ok(std::env::current_exe()
             .context("finding this binary")?
