@@ -260,7 +260,9 @@ fn start_posd(bin: &Path, data: &Path, socket: &Path) -> Posd {
         "--stake-timeout",
         "1h",
     ];
-    let posd = Posd::spawn(cmd, data, &args, &[]);
+    // One source registers thousands a second: lift the per-source limit (a
+    // variable, which a posd without that setting ignores).
+    let posd = Posd::spawn(cmd, data, &args, &[("POSD_REGISTRATION_RATE", "0")]);
     posd.wait_log("posd ready");
     posd
 }
@@ -285,6 +287,16 @@ async fn cut_under_load(
     let after = Duration::from_millis(rng.gen_range(300..1500));
     tokio::time::sleep(after).await;
     let at = format!("{} ms into the load", after.as_millis());
+    // The load runs until posd goes: a task that ended already says why the
+    // test would not be testing.
+    if let Some(ended) = load.try_join_next() {
+        let why = match ended {
+            Ok(Ok(())) => "posd hung up".to_string(),
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(e) => e.to_string(),
+        };
+        bail!("the load broke before the cut ({at}): {why}");
+    }
     let (how, torn) = match torn(fault, &fs.root.join("data"), rng) {
         None => {
             // In this order: once posd is dead nothing can sync what is dropped.
