@@ -234,6 +234,12 @@ async fn main() -> anyhow::Result<ExitCode> {
          {unfired} did not (clear-cache instead)",
         fired + panicked
     );
+    if panicked > 0 {
+        println!(
+            "FAILED: posd panicked while stopping after a storage failure ({panicked} cycles)"
+        );
+        totals.failed += 1;
+    }
     if cli.cycles > 0 && totals.acked.contains(&0) {
         println!("FAILED: the load did not run (nothing of some kind was acknowledged)");
         totals.failed += 1;
