@@ -21,14 +21,17 @@ pub async fn run(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
 }
 
 /// Sends the stored draw of block `index`: its head, then its candidates.
+/// Only durable rounds are stored to be read (see `Store::round`), so a
+/// reveal is never served before its round is final.
 pub async fn explain(shared: &Shared, out: &mut Out, index: u64) -> Result<(), ProtoError> {
     let store = &shared.store;
-    let (round, parent) = match (
+    let (round, parent, commitment) = match (
         store.round(index),
         index.checked_sub(1).map(|p| store.block(p)),
+        store.commitment_for(index),
     ) {
-        (Ok(Some(r)), Some(Ok(Some(p)))) => (r, p),
-        (Err(e), _) | (_, Some(Err(e))) => return store_error(out, e).await,
+        (Ok(Some(r)), Some(Ok(Some(p))), Ok(c)) => (r, p, c),
+        (Err(e), _, _) | (_, Some(Err(e)), _) | (_, _, Err(e)) => return store_error(out, e).await,
         _ => {
             let why = if index == 0 {
                 "block 0 is genesis: it had no lottery".to_string()
@@ -45,6 +48,8 @@ pub async fn explain(shared: &Shared, out: &mut Out, index: u64) -> Result<(), P
         ticket: round.ticket,
         winner: round.winner as u64,
         candidates: round.candidates.len() as u64,
+        rule: round.rule,
+        commitment,
     };
     write_frame(out, &Response::RoundHead(head)).await?;
     send_chunks(
