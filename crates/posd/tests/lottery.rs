@@ -18,6 +18,7 @@ use pos_testkit::admin::{ask, chain_verify, lottery_run};
 use pos_testkit::adversary::{steer, Tally, View};
 use pos_testkit::{posd_bin, Client, Daemon, Posd};
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 const STAKE: u64 = 100;
@@ -284,11 +285,14 @@ fn posd_cannot_be_steered_and_never_serves_a_secret_early() {
     assert_eq!(chain_verify(&d.socket), Ok(61));
 }
 
+/// Facts about the fixture, as the schema-1 posd printed them.
+const FIXTURE_TIP: &str = "25b7021507e4178fe58aeca00e0380f5456b4ba52b8258c9671dd8225ccadb44";
+const FIXTURE_SEED_1: &str = "79807c37feedc27b57dd7078e5bb730c84b648e9b752f90e8448622916ee4187";
+
 /// Unpacks the data directory the schema-1 posd wrote (see
-/// crates/pos-store/tests/fixtures/README.md) into `dir`.
+/// fixtures/README.md) into `dir`.
 fn schema1(dir: &Path) {
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../pos-store/tests/fixtures/schema1.tar.gz");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema1.tar.gz");
     let status = std::process::Command::new("tar")
         .arg("-xzf")
         .arg(&fixture)
@@ -299,21 +303,36 @@ fn schema1(dir: &Path) {
     assert!(status.success(), "cannot unpack {}", fixture.display());
 }
 
+/// Raw round records in the data directory `dir` (posd stopped).
+fn raw_rounds(dir: &Path) -> Vec<Vec<u8>> {
+    let db = sled::open(dir.join("sled")).unwrap();
+    let rounds = db.open_tree("rounds").unwrap();
+    rounds
+        .iter()
+        .values()
+        .map(|v| v.unwrap().to_vec())
+        .collect()
+}
+
 #[test]
 fn a_schema1_data_dir_is_migrated_on_start_and_verifies_across_the_switch() {
     let dir = tempfile::tempdir().unwrap();
     schema1(dir.path());
+    let v1_rounds = raw_rounds(dir.path());
+    assert_eq!(v1_rounds.len(), 3);
     let socket = dir.path().join("admin.sock");
     let mut posd = Posd::start(posd_bin!(), dir.path(), &["--round-interval", "1h"]);
-    let log = posd.log.lock().unwrap().clone();
+    let log = posd.wait_log("posd ready");
     assert!(
         log.contains("migrated the data directory from schema 1 to 2")
             && log.contains("lottery_v2_from=4"),
         "{log}"
     );
+    // The v1 blocks verify by v1's rules, as the old posd showed them.
     assert_eq!(chain_verify(&socket), Ok(4));
-    let old = round_head(&socket, 3);
-    assert_eq!((old.rule, old.commitment), (Rule::V1, None));
+    let old = round_head(&socket, 1);
+    assert_eq!((&old.rule, old.commitment), (&Rule::V1, None));
+    assert_eq!(old.seed.to_hex(), FIXTURE_SEED_1);
     let anchor = status(&socket).lottery_commitment;
 
     // The first v2 round reveals the secret the migration committed to.
@@ -331,9 +350,28 @@ fn a_schema1_data_dir_is_migrated_on_start_and_verifies_across_the_switch() {
     drop(v);
     assert!(posd.terminate().success());
 
+    // Schema 1's records are untouched bytes; v2's carry their layout version.
+    let rounds = raw_rounds(dir.path());
+    assert_eq!(rounds[..3], v1_rounds[..]);
+    assert_eq!(rounds[3][0], 2);
+    let mode = std::fs::metadata(dir.path().join("sled"))
+        .unwrap()
+        .permissions();
+    assert_eq!(mode.mode() & 0o777, 0o700, "the store holds a secret");
+    {
+        let store = pos_store::Store::open(dir.path(), 0).unwrap();
+        assert!(!store.migrated());
+        let a = store.lottery_anchor().expect("schema 2");
+        assert_eq!((a.from, a.commitment), (4, anchor));
+        assert_eq!(store.block(3).unwrap().unwrap().hash.to_hex(), FIXTURE_TIP);
+        assert_eq!(store.next_commitment().unwrap(), next);
+        let checked = store.check_all().unwrap();
+        assert_eq!((checked.blocks, checked.validators), (5, 5));
+    }
+
     // Restarted: migrated once only; the secret handed on is still pending.
     let mut posd = Posd::start(posd_bin!(), dir.path(), &["--round-interval", "1h"]);
-    assert!(!posd.log.lock().unwrap().contains("migrated"));
+    assert!(!posd.wait_log("posd ready").contains("migrated"));
     assert_eq!(status(&socket).lottery_commitment, next);
     assert_eq!(chain_verify(&socket), Ok(5));
     assert!(posd.terminate().success());
