@@ -25,13 +25,12 @@ pub async fn run(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
 /// reveal is never served before its round is final.
 pub async fn explain(shared: &Shared, out: &mut Out, index: u64) -> Result<(), ProtoError> {
     let store = &shared.store;
-    let (round, parent, commitment) = match (
+    let (round, parent) = match (
         store.round(index),
         index.checked_sub(1).map(|p| store.block(p)),
-        store.commitment_for(index),
     ) {
-        (Ok(Some(r)), Some(Ok(Some(p))), Ok(c)) => (r, p, c),
-        (Err(e), _, _) | (_, Some(Err(e)), _) | (_, _, Err(e)) => return store_error(out, e).await,
+        (Ok(Some(r)), Some(Ok(Some(p)))) => (r, p),
+        (Err(e), _) | (_, Some(Err(e))) => return store_error(out, e).await,
         _ => {
             let why = if index == 0 {
                 "block 0 is genesis: it had no lottery".to_string()
@@ -40,6 +39,10 @@ pub async fn explain(shared: &Shared, out: &mut Out, index: u64) -> Result<(), P
             };
             return write_frame(out, &Response::Error(why)).await;
         }
+    };
+    let commitment = match store.commitment_for(index) {
+        Ok(c) => c,
+        Err(e) => return store_error(out, e).await,
     };
     let head = RoundHead {
         index,
