@@ -4,7 +4,8 @@
 //! - [`digest`]: 32-byte hashes, validator addresses and keys.
 //! - [`block`]: blocks, their canonical encoding and hash, genesis.
 //! - [`chain_spec`]: the rules a chain is created with, stored with it.
-//! - [`lottery`]: the stake-weighted draw and its SHA-256 random stream.
+//! - [`lottery`]: the stake-weighted draw, its SHA-256 random stream, and
+//!   the v2 seed's commit–reveal secrets.
 //! - [`ledger`]: validator records and how commands change them.
 //! - [`command`]: the closed set of state changes a single writer applies.
 //! - [`transition`]: what each command does to the state; the only place
@@ -25,5 +26,5 @@ pub use chain_spec::ChainSpec;
 pub use command::Command;
 pub use digest::{Address, Digest, ValidatorKey};
 pub use ledger::{LedgerError, SlashInfo, Status, Validator};
-pub use lottery::{Candidate, LotteryError, RoundRecord};
+pub use lottery::{Anchor, Candidate, LotteryError, RoundRecord, Rule, Secret};
 pub use transition::{Counts, Outcome, Refusal};

@@ -1,7 +1,7 @@
 //! The store against a real sled directory in a temp dir.
 
-use pos_core::lottery::{draw, Candidate};
-use pos_core::{Address, Block, Command, Digest, LedgerError, Refusal, Status};
+use pos_core::lottery::Candidate;
+use pos_core::{Address, Block, Command, Digest, LedgerError, Refusal, Secret, Status};
 use pos_store::{Store, StoreError};
 
 const MAX: u64 = 1_000_000;
@@ -27,29 +27,27 @@ fn register_address(store: &Store, address: Address, stake: u64) {
         .unwrap();
 }
 
-/// Commits one round where validator `n` (already registered) is the only candidate.
-fn commit(store: &Store, n: u8, bpm: u32) -> Block {
+/// The `CommitRound` where validator `n` (already registered) is the only candidate.
+fn round_of(store: &Store, n: u8, bpm: u32) -> Command {
     let tip = store.tip().unwrap();
     let stake = store.validator(&addr(n)).unwrap().unwrap().balance;
-    let round = draw(
-        &tip.hash,
-        tip.index + 1,
-        vec![Candidate {
-            address: addr(n),
-            stake,
-            bpm,
-        }],
-    )
-    .unwrap();
-    let block = Block::next(&tip, tip.index + 100, bpm, addr(n));
-    store
-        .apply(&Command::CommitRound {
-            block: block.clone(),
-            round,
-            reward: 1,
-        })
-        .unwrap()
-        .unwrap();
+    let candidates = vec![Candidate {
+        address: addr(n),
+        stake,
+        bpm,
+    }];
+    let reveal = store.pending_secret().unwrap();
+    let next = Secret(Digest::of(&tip.hash.0).0);
+    Command::commit_round(&tip, candidates, reveal, next, tip.index + 100, 1).unwrap()
+}
+
+/// Commits one round where validator `n` (already registered) is the only candidate.
+fn commit(store: &Store, n: u8, bpm: u32) -> Block {
+    let cmd = round_of(store, n, bpm);
+    store.apply(&cmd).unwrap().unwrap();
+    let Command::CommitRound { block, .. } = cmd else {
+        unreachable!("round_of makes rounds")
+    };
     block
 }
 
@@ -130,14 +128,10 @@ fn refused_commands_change_nothing() {
     // Refused, yet counted: the applied index numbers every command.
     assert_eq!(store.applied().unwrap(), applied + 1);
     // A block that does not link to the tip (a stale round) is refused whole.
-    let tip = store.tip().unwrap();
-    let stale = commit(&store, 1, 60);
-    let round = store.round(1).unwrap().unwrap();
-    let again = store.apply(&Command::CommitRound {
-        block: Block::next(&tip, 5, 60, addr(1)),
-        round,
-        reward: 1,
-    });
+    let first = round_of(&store, 1, 60);
+    store.apply(&first).unwrap().unwrap();
+    let stale = store.tip().unwrap();
+    let again = store.apply(&first);
     assert!(matches!(again, Ok(Err(Refusal::Round(_)))), "{again:?}");
     assert_eq!(store.tip().unwrap(), stale);
     assert_eq!(store.validator(&addr(1)).unwrap().unwrap().balance, 6);

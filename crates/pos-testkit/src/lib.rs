@@ -5,8 +5,10 @@
 //! - [`daemon`]: posd's `run()` in-process on `127.0.0.1:0`.
 //! - [`client`]: raw TCP, reading until expected text appears.
 //! - [`admin`]: posctl's requests over the admin socket, blocking.
+//! - [`adversary`]: the validators that try to steer the lottery (issue 11).
 
 pub mod admin;
+pub mod adversary;
 pub mod client;
 pub mod daemon;
 pub mod process;

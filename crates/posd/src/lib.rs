@@ -117,6 +117,15 @@ impl Node {
             );
         }
         let tip = store.tip()?;
+        if let (true, Some(anchor)) = (store.migrated(), store.lottery_anchor()) {
+            tracing::warn!(
+                data_dir = %dir.display(),
+                lottery_v2_from = anchor.from,
+                commitment = %anchor.commitment,
+                "migrated the data directory from schema 1 to 2: blocks up to {} keep their v1 draws, later ones are drawn by lottery v2",
+                anchor.from - 1
+            );
+        }
         if store.created() {
             tracing::info!(data_dir = %dir.display(), tip = %tip.hash, "created a new chain (genesis only)");
         } else {

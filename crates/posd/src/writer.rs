@@ -365,7 +365,8 @@ fn close_round(ctx: &WriterContext) -> Result<Result<RoundOutcome, WriteError>, 
     let proposals = ctx.pending.take();
     let offered = proposals.len();
     let reward = ctx.config.borrow().block_reward;
-    let Some(cmd) = round::prepare(&ctx.store, proposals, clock_ms, reward)? else {
+    let next_secret = round::fresh_secret();
+    let Some(cmd) = round::prepare(&ctx.store, proposals, clock_ms, reward, next_secret)? else {
         tracing::info!(proposals = offered, "round closed: no candidates, no block");
         return Ok(Ok(RoundOutcome::NoCandidates));
     };

@@ -3,7 +3,7 @@
 use crate::client::{for_each_chunk, unexpected, Client};
 use crate::output::{block_json, Output};
 use clap::Subcommand;
-use pos_core::lottery::Candidate;
+use pos_core::lottery::{Candidate, Rule};
 use pos_core::RoundRecord;
 use pos_proto::{LotteryOutcome, Request, Response};
 use serde_json::json;
@@ -84,14 +84,26 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
         candidates,
         ticket: head.ticket,
         winner: head.winner as usize,
+        rule: head.rule,
     };
     // Replayed here, with posctl's own copy of the lottery: posd is not trusted.
-    let replay = record.replay(&head.prev_hash);
+    let replay = record.replay(&head.prev_hash, head.commitment.as_ref());
     let total = record.total_stake();
+    let (reveal, next_commitment) = match &record.rule {
+        Rule::V1 => (None, None),
+        Rule::V2 {
+            reveal,
+            next_commitment,
+        } => (Some(reveal.to_hex()), Some(next_commitment.to_string())),
+    };
+    let commitment = head.commitment.map(|c| c.to_string());
     if out.json {
         out.json_line(&json!({
             "index": record.index,
             "prev_hash": head.prev_hash.to_string(),
+            "lottery": record.rule.version(),
+            "commitment": commitment,
+            "reveal": reveal,
             "seed": record.seed.to_string(),
             "total_stake": total.to_string(),
             "ticket": record.ticket.to_string(),
@@ -99,27 +111,48 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
             "candidates": record.candidates.iter().map(|c| json!({
                 "address": c.address.to_string(), "stake": c.stake, "bpm": c.bpm,
             })).collect::<Vec<_>>(),
+            "next_commitment": next_commitment,
             "replay_ok": replay.is_ok(),
             "replay_error": replay.as_ref().err().map(ToString::to_string),
         }))?;
     } else {
-        out.pairs(&[
+        let mut rows = vec![
             ("block", record.index.to_string()),
             ("prev hash", head.prev_hash.to_string()),
+        ];
+        match reveal {
+            Some(reveal) => rows.extend([
+                (
+                    "lottery",
+                    "v2: the seed mixes in a secret revealed now".into(),
+                ),
+                ("commitment", commitment.unwrap_or_else(|| "none".into())),
+                ("reveal", reveal),
+            ]),
+            None => rows.push(("lottery", "v1: the seed is the chain's alone".into())),
+        }
+        rows.extend([
             ("seed", record.seed.to_string()),
             ("total stake", total.to_string()),
             (
                 "ticket",
                 format!("{} (uniform in [0, total stake))", record.ticket),
             ),
-            (
-                "replay",
-                match &replay {
-                    Ok(()) => "ok: seed, ticket and winner recomputed here".to_string(),
-                    Err(e) => format!("FAILED: {e}"),
-                },
-            ),
-        ])?;
+        ]);
+        if let Some(next) = next_commitment {
+            rows.push(("next commit", next));
+        }
+        rows.push((
+            "replayed",
+            match &replay {
+                Ok(()) if record.rule.version() > 1 => {
+                    "ok: reveal, seed, ticket and winner checked here".to_string()
+                }
+                Ok(()) => "ok: seed, ticket and winner recomputed here".to_string(),
+                Err(e) => format!("FAILED: {e}"),
+            },
+        ));
+        out.pairs(&rows)?;
         out.line("")?;
         let w = out.id_width();
         out.line(format_args!(

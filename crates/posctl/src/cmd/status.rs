@@ -30,6 +30,7 @@ pub async fn run(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCod
             "round_interval_ms": s.round_interval_ms,
             "uptime_secs": s.uptime_secs,
             "data_size_bytes": s.data_size_bytes,
+            "lottery_commitment": s.lottery_commitment.to_string(),
         }))?;
     } else {
         // Whole seconds past 10 s: milliseconds there are noise to a reader.
@@ -62,6 +63,10 @@ pub async fn run(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCod
                 humantime::format_duration(Duration::from_secs(s.uptime_secs)).to_string(),
             ),
             ("data size", size(s.data_size_bytes)),
+            (
+                "lottery commitment",
+                out.id(&s.lottery_commitment.to_string()),
+            ),
             ("listen", s.listen),
             ("admin socket", s.admin_socket),
             ("data dir", s.data_dir),

@@ -21,6 +21,8 @@ pub async fn run(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
 }
 
 /// Sends the stored draw of block `index`: its head, then its candidates.
+/// Only durable rounds are stored to be read (see `Store::round`), so a
+/// reveal is never served before its round is final.
 pub async fn explain(shared: &Shared, out: &mut Out, index: u64) -> Result<(), ProtoError> {
     let store = &shared.store;
     let (round, parent) = match (
@@ -38,6 +40,10 @@ pub async fn explain(shared: &Shared, out: &mut Out, index: u64) -> Result<(), P
             return write_frame(out, &Response::Error(why)).await;
         }
     };
+    let commitment = match store.commitment_for(index) {
+        Ok(c) => c,
+        Err(e) => return store_error(out, e).await,
+    };
     let head = RoundHead {
         index,
         prev_hash: parent.hash,
@@ -45,6 +51,8 @@ pub async fn explain(shared: &Shared, out: &mut Out, index: u64) -> Result<(), P
         ticket: round.ticket,
         winner: round.winner as u64,
         candidates: round.candidates.len() as u64,
+        rule: round.rule,
+        commitment,
     };
     write_frame(out, &Response::RoundHead(head)).await?;
     send_chunks(

@@ -6,9 +6,16 @@ use pos_proto::{write_frame, ProtoError, Response, StatusInfo};
 
 pub async fn status(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
     let store = &shared.store;
-    let (tip, counts, size) = match (store.tip(), store.counts(), store.size_on_disk()) {
-        (Ok(t), Ok(c), Ok(s)) => (t, c, s),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return store_error(out, e).await,
+    let (tip, counts, size, commitment) = match (
+        store.tip(),
+        store.counts(),
+        store.size_on_disk(),
+        store.next_commitment(),
+    ) {
+        (Ok(t), Ok(c), Ok(s), Ok(n)) => (t, c, s, n),
+        (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => {
+            return store_error(out, e).await
+        }
     };
     let config = shared.config();
     let info = StatusInfo {
@@ -28,6 +35,7 @@ pub async fn status(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
         round_interval_ms: config.round_interval.as_millis() as u64,
         uptime_secs: shared.started.elapsed().as_secs(),
         data_size_bytes: size,
+        lottery_commitment: commitment,
     };
     write_frame(out, &Response::Status(info)).await
 }

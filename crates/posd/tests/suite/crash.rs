@@ -119,7 +119,7 @@ fn check(dir: &std::path::Path, acked: &Acked) -> (u64, usize) {
         assert_eq!(&b.hash.to_hex(), hash, "announced block {index} differs");
     }
     let tip = store.tip().unwrap();
-    let mut verifier = ChainVerifier::new();
+    let mut verifier = ChainVerifier::new(store.lottery_anchor());
     let mut wins: HashMap<Address, u64> = HashMap::new();
     for block in store.blocks(0, tip.index) {
         let block = block.unwrap();

@@ -9,5 +9,6 @@ mod damage;
 mod failstop;
 mod hostile;
 mod integrity;
+mod lottery;
 mod open_door;
 mod validator;
