@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Boots a real systemd (Debian bookworm in systemd-nspawn), installs posd the
-# way the README says, and checks the unit end to end. Needs root and, for the
-# first run, a Debian mirror: the host's own (its apt sources) or
-# POSD_DEBIAN_MIRROR; otherwise it says why and exits 0 (skipped).
+# Boots a real systemd (Debian bookworm in systemd-nspawn), installs the posd
+# Debian package the way the README says (dpkg -i), checks the unit end to
+# end, upgrades, removes and purges the package, then checks that
+# systemd/install.sh (the route for other distributions) still works. Needs
+# root and, for the first run, a Debian mirror: the host's own (its apt
+# sources) or POSD_DEBIAN_MIRROR; otherwise it says why and exits 0 (skipped).
 #
-#   tests/systemd/run.sh            # uses target/release (builds it if missing)
+#   tests/systemd/run.sh            # builds the package with scripts/build-deb.sh
+#   POSD_DEB=target/debian/posd_0.1.0-1_amd64.deb tests/systemd/run.sh   # a built one
 #   POSD_NSPAWN_CACHE=/var/tmp/posd-nspawn tests/systemd/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -60,6 +63,9 @@ if [ ! -d "$cache/root" ]; then
         || skip "debootstrap failed (no mirror?); see $cache/debootstrap.log"
     mv "$cache/root.tmp" "$cache/root"
 fi
+deb=${POSD_DEB:-$(scripts/build-deb.sh | tail -n1)}
+[ -f "$deb" ] || { echo "FAIL: no Debian package at '$deb'"; exit 1; }
+# install.sh's binaries (build-deb.sh built them).
 [ -x target/release/posd ] && [ -x target/release/posctl ] || cargo build --release --locked
 
 work=$(mktemp -d /var/tmp/posd-systemd.XXXXXX)
@@ -79,8 +85,9 @@ cp -a "$cache/root" "$work/root"
 root=$work/root
 echo posd-test > "$root/etc/hostname"
 mkdir -p "$root/opt/posd/target/release"
-cp -a systemd config "$root/opt/posd/"
+cp -a systemd config scripts "$root/opt/posd/"
 cp target/release/posd target/release/posctl "$root/opt/posd/target/release/"
+cp "$deb" "$root/opt/posd/posd.deb"
 
 say "boot systemd in the container"
 systemd-nspawn --register=no --keep-unit --private-network --boot -D "$root" \
@@ -107,19 +114,33 @@ case "$state" in running|degraded) ;; *) cat "$work/console.log"; echo "FAIL: co
 fail() { echo "FAIL: $*"; ct journalctl -u posd --no-pager | tail -40; exit 1; }
 check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else fail "$what"; fi; }
 
-say "install as the README says: systemd/install.sh, then systemctl enable --now posd"
-ct bash -c 'cd /opt/posd && systemd/install.sh'
-ct systemd-analyze verify /etc/systemd/system/posd.service && echo "ok: systemd-analyze verify is clean"
-ct systemctl enable --now posd
-check "posd active (Type=notify: READY=1 was sent)" test "$(ct systemctl is-active posd)" = active
-check "admin socket in /run/posd" ct test -S /run/posd/admin.sock
-check "socket mode 0660 posd:posd" test "$(ct stat -c '%a %U:%G' /run/posd/admin.sock)" = "660 posd:posd"
-check "man page posd(8)" test -n "$(ct man -w 8 posd)"
-check "posctl(1) lists every subcommand" grep -q "lottery explain" <<<"$(ct man posctl 2>/dev/null)"
-for f in /usr/share/bash-completion/completions/posctl /usr/local/share/zsh/site-functions/_posctl \
-    /usr/local/share/fish/vendor_completions.d/posctl.fish; do
-    check "completion $f" ct test -s "$f"
-done
+# dpkg never asks here (stdin is empty): a conffile question would fail it.
+ct_dpkg() { ct dpkg "$@" </dev/null >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg $*"; }; }
+# The parts every install route must get right.
+check_installed() {
+    local how=$1 unit=$2 bin=$3
+    shift 3
+    ct systemd-analyze verify "$unit" >"$work/verify.log" 2>&1 || true
+    sed 's/^/   verify: /' "$work/verify.log"
+    check "$how: systemd-analyze verify $unit is clean" test ! -s "$work/verify.log"
+    check "$how: posd active (Type=notify: READY=1 was sent)" test "$(ct systemctl is-active posd)" = active
+    check "$how: the unit runs $bin/posd" grep -q "path=$bin/posd " <<<"$(ct systemctl show -p ExecStart posd)"
+    check "$how: admin socket in /run/posd" ct test -S /run/posd/admin.sock
+    check "$how: socket mode 0660 posd:posd" test "$(ct stat -c '%a %U:%G' /run/posd/admin.sock)" = "660 posd:posd"
+    check "$how: man page posd(8)" test -n "$(ct man -w 8 posd)"
+    check "$how: posctl(1) lists every subcommand" grep -q "lottery explain" <<<"$(ct man posctl 2>/dev/null)"
+    local f
+    for f in "$@"; do
+        check "$how: completion $f" ct test -s "$f"
+    done
+}
+
+say "install the package as the README says: dpkg -i (it enables and starts posd)"
+ct_dpkg -i /opt/posd/posd.deb
+check "package: posd enabled" test "$(ct systemctl is-enabled posd)" = enabled
+check_installed package /usr/lib/systemd/system/posd.service /usr/bin \
+    /usr/share/bash-completion/completions/posctl /usr/share/zsh/vendor-completions/_posctl \
+    /usr/share/fish/vendor_completions.d/posctl.fish
 
 say "who may use posctl: members of group posd, as the README says"
 ct useradd --create-home alice
@@ -165,10 +186,50 @@ ready=$(ct journalctl -u posd -o cat --no-pager | grep -m1 "posd ready")
 echo "   journal: $ready"
 check "no second timestamp under journald" grep -qv '^20[0-9][0-9]-' <<<"$ready"
 
+say "upgrade: dpkg -i again keeps the edited config and the chain, restarts posd"
+pid=$(ct systemctl show -p MainPID --value posd)
+ct_dpkg -i /opt/posd/posd.deb
+check "upgrade: posd active" test "$(ct systemctl is-active posd)" = active
+check "upgrade: posd restarted" test "$(ct systemctl show -p MainPID --value posd)" != "$pid"
+status=$(ct posctl --json status)
+check "upgrade: chain kept (height 1)" grep -q '"height":1,' <<<"$status"
+check "upgrade: edited config kept (round_interval = 2s)" grep -q '"round_interval_ms":2000' <<<"$status"
+
 ct systemctl stop posd
 check "stop ends with Result=success" test "$(ct systemctl show -p Result --value posd)" = success
 check "socket removed on stop" ct test ! -e /run/posd/admin.sock
 
 say "live security score"
 ct systemd-analyze security posd --no-pager | tail -1
+
+say "dpkg --remove stops posd and keeps the config and the chain"
+ct systemctl start posd
+ct_dpkg --remove posd
+check "remove: posd stopped" test -z "$(ct pgrep -x posd || true)"
+check "remove: binaries gone" ct test ! -e /usr/bin/posd -a ! -e /usr/bin/posctl
+check "remove: unit file gone" ct test ! -e /usr/lib/systemd/system/posd.service
+check "remove: unit masked until purge (deb-systemd-helper)" test "$(ct systemctl show -p LoadState --value posd)" = masked
+check "remove: /etc/posd/posd.toml kept" ct test -s /etc/posd/posd.toml
+check "remove: chain in /var/lib/posd kept" test -n "$(ct ls -A /var/lib/posd)"
+
+say "dpkg --purge deletes the config and the chain; the posd user stays"
+ct_dpkg --purge posd
+check "purge: dpkg forgot posd" test -z "$(ct dpkg-query -W posd 2>/dev/null || true)"
+check "purge: systemd forgot posd.service" test "$(ct systemctl show -p LoadState --value posd)" = not-found
+check "purge: no /etc/posd" ct test ! -e /etc/posd
+check "purge: no /var/lib/posd" ct test ! -e /var/lib/posd
+# /var/cache/man: man-db's formatted pages from this test's own man runs.
+left=$(ct find /etc /usr /var /run -xdev -path /var/cache/man -prune -o \
+    \( -name '*posd*' -o -name '*posctl*' \) -print)
+[ -z "$left" ] || echo "$left" | sed 's/^/   left: /'
+check "purge: no file named posd or posctl left" test -z "$left"
+check "purge: user posd kept (Debian leaves system users)" test -n "$(ct getent passwd posd)"
+
+say "systemd/install.sh (other distributions) still works"
+ct bash -c 'cd /opt/posd && systemd/install.sh' >"$work/install.log" 2>&1 || { cat "$work/install.log"; fail "install.sh"; }
+ct systemctl enable --now posd
+check_installed install.sh /etc/systemd/system/posd.service /usr/local/bin \
+    /usr/share/bash-completion/completions/posctl /usr/local/share/zsh/site-functions/_posctl \
+    /usr/local/share/fish/vendor_completions.d/posctl.fish
+check "install.sh: a new chain after the purge (height 0)" grep -q '"height":0,' <<<"$(ct posctl --json status)"
 echo "systemd container test: PASSED"

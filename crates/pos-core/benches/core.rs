@@ -3,7 +3,7 @@
 //! cargo bench -p pos-core --bench core
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
-use pos_core::lottery::{draw, Candidate};
+use pos_core::lottery::{draw, Candidate, Rule};
 use pos_core::{Address, Block, Digest};
 
 fn hashing(c: &mut Criterion) {
@@ -46,18 +46,18 @@ fn lottery(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("build+draw/stake<=1e12", n),
             &big,
-            |b, input| b.iter(|| draw(&prev, 7, input.clone()).unwrap().winner),
+            |b, input| b.iter(|| draw(&prev, 7, Rule::V1, input.clone()).unwrap().winner),
         );
         group.bench_with_input(
             BenchmarkId::new("build+draw/stake=1", n),
             &tiny,
-            |b, input| b.iter(|| draw(&prev, 7, input.clone()).unwrap().winner),
+            |b, input| b.iter(|| draw(&prev, 7, Rule::V1, input.clone()).unwrap().winner),
         );
         // The draw alone: the table is built outside the timing.
         group.bench_with_input(BenchmarkId::new("draw/stake<=1e12", n), &big, |b, input| {
             b.iter_batched(
                 || input.clone(),
-                |table| draw(&prev, 7, table).unwrap(),
+                |table| draw(&prev, 7, Rule::V1, table).unwrap(),
                 BatchSize::LargeInput,
             )
         });
@@ -69,7 +69,7 @@ fn lottery(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("build+draw/unsorted", n),
             &shuffled,
-            |b, input| b.iter(|| draw(&prev, 7, input.clone()).unwrap().winner),
+            |b, input| b.iter(|| draw(&prev, 7, Rule::V1, input.clone()).unwrap().winner),
         );
     }
     group.finish();

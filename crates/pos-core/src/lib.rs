@@ -3,7 +3,9 @@
 //!
 //! - [`digest`]: 32-byte hashes, validator addresses and keys.
 //! - [`block`]: blocks, their canonical encoding and hash, genesis.
-//! - [`lottery`]: the stake-weighted draw and its SHA-256 random stream.
+//! - [`chain_spec`]: the rules a chain is created with, stored with it.
+//! - [`lottery`]: the stake-weighted draw, its SHA-256 random stream, and
+//!   the v2 seed's commit–reveal secrets.
 //! - [`ledger`]: validator records and how commands change them.
 //! - [`command`]: the closed set of state changes a single writer applies.
 //! - [`transition`]: what each command does to the state; the only place
@@ -11,6 +13,7 @@
 //! - [`verify`]: streaming verification of a whole chain.
 
 pub mod block;
+pub mod chain_spec;
 pub mod command;
 pub mod digest;
 pub mod ledger;
@@ -19,8 +22,9 @@ pub mod transition;
 pub mod verify;
 
 pub use block::{Block, BlockJson};
+pub use chain_spec::ChainSpec;
 pub use command::Command;
 pub use digest::{Address, Digest, ValidatorKey};
 pub use ledger::{LedgerError, SlashInfo, Status, Validator};
-pub use lottery::{Candidate, LotteryError, RoundRecord};
+pub use lottery::{Anchor, Candidate, LotteryError, RoundRecord, Rule, Secret};
 pub use transition::{Counts, Outcome, Refusal};

@@ -1,9 +1,15 @@
 //! The stake-weighted lottery: who proposes the next block.
 //!
-//! Randomness is a deterministic stream derived from the chain, so anyone
+//! Randomness is a deterministic stream derived from a seed, so anyone
 //! holding a block's [`RoundRecord`] can replay its draw:
 //!
-//! 1. `seed = SHA-256("posd-lottery-v1" || prev_hash (32 raw bytes) || index (u64 BE))`
+//! 1. the seed of the round that makes block `index` on top of `prev_hash`:
+//!    - lottery v1 (schema 1): `SHA-256("posd-lottery-v1" || prev_hash (32 raw bytes) || index (u64 BE))`;
+//!    - lottery v2 (schema 2): `SHA-256("posd-lottery-v2" || prev_hash || index (u64 BE) || reveal)`,
+//!      where `reveal` is the round's 32-byte [`Secret`], whose commitment
+//!      `SHA-256("posd-lottery-v2-commit" || reveal)` was published before the
+//!      round opened (stored with the previous block's round, or the chain's
+//!      [`Anchor`] for the first v2 round); the round commits to the next secret in turn;
 //! 2. word `i` of the stream = the first 16 bytes, big-endian, of
 //!    `SHA-256(seed || i (u64 BE))`, for i = 0, 1, 2, ...
 //! 3. candidates are sorted by address; `total` = the sum of their stakes;
@@ -11,15 +17,25 @@
 //!    above the largest multiple of `total` are skipped, never reduced modulo);
 //! 4. the winner is the first candidate whose running stake sum exceeds the ticket.
 //!
+//! Under v1 anyone can compute a draw as soon as the previous block is known,
+//! so a party with several validators can choose whom to keep in a round.
+//! Under v2 nobody but the node knows the seed until the round closes, and
+//! anyone can check afterwards that the reveal matches what was committed.
+//!
 //! Cost: the candidates themselves plus O(1), one sort (skipped when they come
 //! sorted) and one scan, whatever the stake sizes (u128 sums cannot overflow for u64 stakes and < 2^64 candidates).
 
 use crate::digest::{Address, Digest};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use std::fmt;
 
-/// Domain tag of the seed, so no other SHA-256 use in posd can collide with it.
+/// Domain tag of the v1 seed, so no other SHA-256 use in posd can collide with it.
 pub const SEED_DOMAIN: &[u8] = b"posd-lottery-v1";
+/// Domain tag of the v2 seed.
+pub const SEED_DOMAIN_V2: &[u8] = b"posd-lottery-v2";
+/// Domain tag of a commitment to a round's secret.
+pub const COMMIT_DOMAIN: &[u8] = b"posd-lottery-v2-commit";
 
 /// Why a draw cannot be made or does not replay.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,15 +48,131 @@ pub enum LotteryError {
     Duplicate(Address),
     #[error("stored draw does not replay: {0}")]
     Mismatch(&'static str),
+    #[error("drawn by lottery v{found}, but this block's height uses v{expected}")]
+    WrongRule { expected: u32, found: u32 },
+    #[error("the revealed secret does not match the commitment made before the round opened")]
+    RevealMismatch,
+    #[error("the round before committed to no secret for this one")]
+    NoCommitment,
 }
 
-/// The seed of the round that produces block `index` on top of `prev_hash`.
-pub fn seed(prev_hash: &Digest, index: u64) -> Digest {
+/// The v1 seed of the round that produces block `index` on top of `prev_hash`.
+pub fn seed_v1(prev_hash: &Digest, index: u64) -> Digest {
     let mut h = Sha256::new();
     h.update(SEED_DOMAIN);
     h.update(prev_hash.0);
     h.update(index.to_be_bytes());
     Digest(h.finalize().into())
+}
+
+/// The v2 seed: v1's inputs and the round's revealed secret.
+pub fn seed_v2(prev_hash: &Digest, index: u64, reveal: &Secret) -> Digest {
+    let mut h = Sha256::new();
+    h.update(SEED_DOMAIN_V2);
+    h.update(prev_hash.0);
+    h.update(index.to_be_bytes());
+    h.update(reveal.0);
+    Digest(h.finalize().into())
+}
+
+/// A round's secret input to the v2 seed: 32 bytes the proposer draws from
+/// its OS RNG (pos-core takes it as an input), committed to before the round
+/// opens and revealed in the round's record when it closes. Until then only
+/// the node's store holds it. `Debug` hides it, so a log line cannot leak it.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret(pub [u8; 32]);
+
+impl Secret {
+    /// `SHA-256("posd-lottery-v2-commit" || secret)`: what is published before the round opens.
+    pub fn commitment(&self) -> Digest {
+        let mut h = Sha256::new();
+        h.update(COMMIT_DOMAIN);
+        h.update(self.0);
+        Digest(h.finalize().into())
+    }
+
+    /// Hex, for showing a secret once it has been revealed.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Which seed rule drew a round, with what v2 adds to the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rule {
+    /// Schema 1: the seed is the chain's alone (predictable).
+    V1,
+    /// Schema 2: the seed mixes in `reveal`, and the round commits to the
+    /// next round's secret with `next_commitment`.
+    V2 {
+        reveal: Secret,
+        next_commitment: Digest,
+    },
+}
+
+impl Rule {
+    /// The lottery version, as the docs and `posctl` name it.
+    pub fn version(&self) -> u32 {
+        match self {
+            Rule::V1 => 1,
+            Rule::V2 { .. } => 2,
+        }
+    }
+
+    /// The secret this round revealed (v2 only).
+    pub fn reveal(&self) -> Option<&Secret> {
+        match self {
+            Rule::V1 => None,
+            Rule::V2 { reveal, .. } => Some(reveal),
+        }
+    }
+
+    /// What this round committed the next one to (v2 only).
+    pub fn next_commitment(&self) -> Option<Digest> {
+        match self {
+            Rule::V1 => None,
+            Rule::V2 {
+                next_commitment, ..
+            } => Some(*next_commitment),
+        }
+    }
+
+    fn seed(&self, prev_hash: &Digest, index: u64) -> Digest {
+        match self {
+            Rule::V1 => seed_v1(prev_hash, index),
+            Rule::V2 { reveal, .. } => seed_v2(prev_hash, index, reveal),
+        }
+    }
+}
+
+/// Where a chain's v2 lottery begins: `from` is the first block drawn by v2
+/// and `commitment` what its round had to reveal, stored when the chain was
+/// created (`from` = 1) or migrated from schema 1 (`from` = the tip then + 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    pub from: u64,
+    pub commitment: Digest,
+}
+
+/// The commitment block `index`'s round must reveal a preimage of: none
+/// under v1 (no anchor, or before it), the anchor's at its first block, and
+/// after that `previous`, what the round of block `index - 1` committed to.
+pub fn expected_commitment(
+    anchor: Option<&Anchor>,
+    index: u64,
+    previous: Option<Digest>,
+) -> Result<Option<Digest>, LotteryError> {
+    match anchor {
+        Some(a) if index == a.from => Ok(Some(a.commitment)),
+        Some(a) if index > a.from => previous.map(Some).ok_or(LotteryError::NoCommitment),
+        _ => Ok(None),
+    }
 }
 
 /// The SHA-256 counter-mode stream described in the module docs. Written out
@@ -101,6 +233,8 @@ pub struct RoundRecord {
     pub ticket: u128,
     /// Position of the winner in `candidates`.
     pub winner: usize,
+    /// How the seed was made (and, from v2, the reveal and next commitment).
+    pub rule: Rule,
 }
 
 impl RoundRecord {
@@ -113,8 +247,34 @@ impl RoundRecord {
     }
 
     /// Re-runs the draw from `prev_hash` and checks every stored field.
-    pub fn replay(&self, prev_hash: &Digest) -> Result<(), LotteryError> {
-        let again = draw(prev_hash, self.index, self.candidates.clone())?;
+    /// `commitment` is what the round committed to before it opened (see
+    /// [`expected_commitment`]): `None` for a v1 round; under v2 the reveal
+    /// must be its preimage.
+    pub fn replay(
+        &self,
+        prev_hash: &Digest,
+        commitment: Option<&Digest>,
+    ) -> Result<(), LotteryError> {
+        match (&self.rule, commitment) {
+            (Rule::V1, None) => {}
+            (Rule::V2 { reveal, .. }, Some(c)) => {
+                if reveal.commitment() != *c {
+                    return Err(LotteryError::RevealMismatch);
+                }
+            }
+            (rule, _) => {
+                return Err(LotteryError::WrongRule {
+                    expected: if commitment.is_some() { 2 } else { 1 },
+                    found: rule.version(),
+                })
+            }
+        }
+        let again = draw(
+            prev_hash,
+            self.index,
+            self.rule.clone(),
+            self.candidates.clone(),
+        )?;
         if again.seed != self.seed {
             return Err(LotteryError::Mismatch("seed"));
         }
@@ -131,10 +291,11 @@ impl RoundRecord {
     }
 }
 
-/// Draws the proposer of block `index` on top of `prev_hash`.
+/// Draws the proposer of block `index` on top of `prev_hash`, seeded by `rule`.
 pub fn draw(
     prev_hash: &Digest,
     index: u64,
+    rule: Rule,
     mut candidates: Vec<Candidate>,
 ) -> Result<RoundRecord, LotteryError> {
     if candidates.is_empty() {
@@ -156,7 +317,7 @@ pub fn draw(
         }
         total += c.stake as u128;
     }
-    let seed = seed(prev_hash, index);
+    let seed = rule.seed(prev_hash, index);
     let ticket = ShaStream::new(seed).below(total);
     let mut running: u128 = 0;
     let winner = candidates
@@ -172,6 +333,7 @@ pub fn draw(
         candidates,
         ticket,
         winner,
+        rule,
     })
 }
 
@@ -195,7 +357,7 @@ mod tests {
     #[test]
     fn pinned_seed_and_stream() {
         let prev = Digest::of(b"posd");
-        let s = seed(&prev, 1);
+        let s = seed_v1(&prev, 1);
         assert_eq!(
             s.to_hex(),
             "f2ff9aed4f9a9c4f9cd3d823b8d1f003e8a40f4d71d17f65e9b64f1812145b06"
@@ -211,9 +373,108 @@ mod tests {
         let cands = vec![cand(3, 700), cand(1, 100), cand(2, 200)];
         // (block index, ticket, winner), one vector per winner.
         for (index, ticket, winner) in [(1, 695, 3), (3, 180, 2), (6, 48, 1)] {
-            let r = draw(&prev, index, cands.clone()).unwrap();
+            let r = draw(&prev, index, Rule::V1, cands.clone()).unwrap();
             assert_eq!((r.ticket, r.winner().address), (ticket, addr(winner)));
         }
+    }
+
+    /// v2 vectors, computed independently (Python hashlib) from the module
+    /// docs and docs/LOTTERY.md: reveal = bytes 0..=31.
+    #[test]
+    fn pinned_v2_commitment_seed_and_stream() {
+        let prev = Digest::of(b"posd");
+        let reveal = Secret(std::array::from_fn(|i| i as u8));
+        assert_eq!(
+            reveal.commitment().to_hex(),
+            "b1fc3b6e70bc70268665590033255ec7ddde7ea975d2e19ec824bd243b1809ad"
+        );
+        let s = seed_v2(&prev, 1, &reveal);
+        assert_eq!(
+            s.to_hex(),
+            "bd8404bbace9e9a64667f19119f89463fbd78b785ba69328fb7013655b68e1d4"
+        );
+        let mut stream = ShaStream::new(s);
+        assert_eq!(stream.next_u128(), 135931153262818125333503657030415900096);
+        assert_eq!(stream.next_u128(), 241327533904403369296448399365219048446);
+    }
+
+    /// v2 draws with reveal = SHA-256("r" || index as one byte).
+    #[test]
+    fn pinned_v2_draws() {
+        let prev = Digest::of(b"posd");
+        let cands = vec![cand(3, 700), cand(1, 100), cand(2, 200)];
+        for (index, ticket, winner) in [(1u8, 658, 3), (4, 191, 2), (11, 90, 1)] {
+            let reveal = Secret(Digest::of(&[b'r', index]).0);
+            let rule = Rule::V2 {
+                reveal,
+                next_commitment: Digest::default(),
+            };
+            let r = draw(&prev, index as u64, rule, cands.clone()).unwrap();
+            assert_eq!((r.ticket, r.winner().address), (ticket, addr(winner)));
+            r.replay(&prev, Some(&reveal.commitment())).unwrap();
+        }
+    }
+
+    /// A v2 round replays only against the commitment its reveal answers,
+    /// and a round replays only under the rule its height uses.
+    #[test]
+    fn reveals_must_match_their_commitment() {
+        let prev = Digest::of(b"x");
+        let reveal = Secret([7; 32]);
+        let rule = Rule::V2 {
+            reveal,
+            next_commitment: Secret([8; 32]).commitment(),
+        };
+        let r = draw(&prev, 4, rule, vec![cand(1, 5), cand(2, 6)]).unwrap();
+        r.replay(&prev, Some(&reveal.commitment())).unwrap();
+        assert_eq!(
+            r.replay(&prev, Some(&Secret([9; 32]).commitment())),
+            Err(LotteryError::RevealMismatch)
+        );
+        assert_eq!(
+            r.replay(&prev, None),
+            Err(LotteryError::WrongRule {
+                expected: 1,
+                found: 2
+            })
+        );
+        let v1 = draw(&prev, 4, Rule::V1, vec![cand(1, 5), cand(2, 6)]).unwrap();
+        assert_eq!(
+            v1.replay(&prev, Some(&reveal.commitment())),
+            Err(LotteryError::WrongRule {
+                expected: 2,
+                found: 1
+            })
+        );
+        // Another reveal with the same commitment is impossible; another
+        // seed under the same reveal is caught as a seed mismatch.
+        let mut forged = r.clone();
+        forged.seed = Digest::default();
+        assert_eq!(
+            forged.replay(&prev, Some(&reveal.commitment())),
+            Err(LotteryError::Mismatch("seed"))
+        );
+    }
+
+    #[test]
+    fn commitments_follow_the_anchor_then_the_chain() {
+        let anchor = Anchor {
+            from: 5,
+            commitment: Digest([1; 32]),
+        };
+        let prev = Some(Digest([2; 32]));
+        assert_eq!(expected_commitment(None, 9, prev), Ok(None));
+        assert_eq!(expected_commitment(Some(&anchor), 4, prev), Ok(None));
+        assert_eq!(
+            expected_commitment(Some(&anchor), 5, prev),
+            Ok(Some(anchor.commitment))
+        );
+        assert_eq!(expected_commitment(Some(&anchor), 6, prev), Ok(prev));
+        assert_eq!(
+            expected_commitment(Some(&anchor), 6, None),
+            Err(LotteryError::NoCommitment)
+        );
+        assert_eq!(format!("{:?}", Secret([3; 32])), "Secret(..)");
     }
 
     #[test]
@@ -229,23 +490,21 @@ mod tests {
     #[test]
     fn order_of_input_does_not_matter() {
         let prev = Digest::of(b"x");
-        let a = draw(&prev, 9, vec![cand(1, 5), cand(2, 6), cand(3, 7)]).unwrap();
-        let b = draw(&prev, 9, vec![cand(3, 7), cand(1, 5), cand(2, 6)]).unwrap();
+        let a = draw(&prev, 9, Rule::V1, vec![cand(1, 5), cand(2, 6), cand(3, 7)]).unwrap();
+        let b = draw(&prev, 9, Rule::V1, vec![cand(3, 7), cand(1, 5), cand(2, 6)]).unwrap();
         assert_eq!(a, b);
-        a.replay(&prev).unwrap();
-        assert!(a.replay(&Digest::of(b"y")).is_err());
+        a.replay(&prev, None).unwrap();
+        assert!(a.replay(&Digest::of(b"y"), None).is_err());
     }
 
     #[test]
     fn bad_candidate_sets() {
         let prev = Digest::default();
-        assert_eq!(draw(&prev, 1, vec![]), Err(LotteryError::NoCandidates));
+        let d = |cands| draw(&prev, 1, Rule::V1, cands);
+        assert_eq!(d(vec![]), Err(LotteryError::NoCandidates));
+        assert_eq!(d(vec![cand(1, 0)]), Err(LotteryError::ZeroStake(addr(1))));
         assert_eq!(
-            draw(&prev, 1, vec![cand(1, 0)]),
-            Err(LotteryError::ZeroStake(addr(1)))
-        );
-        assert_eq!(
-            draw(&prev, 1, vec![cand(1, 3), cand(1, 4)]),
+            d(vec![cand(1, 3), cand(1, 4)]),
             Err(LotteryError::Duplicate(addr(1)))
         );
     }
@@ -254,39 +513,47 @@ mod tests {
     fn huge_stakes_cost_nothing_extra() {
         let prev = Digest::default();
         let cands: Vec<_> = (0..200u8).map(|n| cand(n, u64::MAX)).collect();
-        let r = draw(&prev, 1, cands).unwrap();
+        let r = draw(&prev, 1, Rule::V1, cands).unwrap();
         assert_eq!(r.total_stake(), 200 * u64::MAX as u128);
         assert!(r.ticket < r.total_stake());
     }
 
-    /// Win shares follow stakes: chi-square over 20,000 replayable rounds.
+    /// Win shares follow stakes under both rules: chi-square over 20,000
+    /// replayable rounds each (v2 reveals: SHA-256 of the index, a stand-in
+    /// for the OS RNG).
     #[test]
     fn win_shares_follow_stakes() {
-        let stakes = [1u64, 2, 3, 4, 10];
-        let total: u64 = stakes.iter().sum();
-        let cands: Vec<_> = stakes
-            .iter()
-            .enumerate()
-            .map(|(i, &s)| cand(i as u8 + 1, s))
-            .collect();
-        let rounds = 20_000u64;
-        let mut wins = [0u64; 5];
-        let prev = Digest::of(b"stats");
-        for index in 1..=rounds {
-            let r = draw(&prev, index, cands.clone()).unwrap();
-            wins[r.winner] += 1;
+        let v2 = |index: u64| Rule::V2 {
+            reveal: Secret(Digest::of(&index.to_be_bytes()).0),
+            next_commitment: Digest::default(),
+        };
+        for rule in [&(|_| Rule::V1) as &dyn Fn(u64) -> Rule, &v2] {
+            let stakes = [1u64, 2, 3, 4, 10];
+            let total: u64 = stakes.iter().sum();
+            let cands: Vec<_> = stakes
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| cand(i as u8 + 1, s))
+                .collect();
+            let rounds = 20_000u64;
+            let mut wins = [0u64; 5];
+            let prev = Digest::of(b"stats");
+            for index in 1..=rounds {
+                let r = draw(&prev, index, rule(index), cands.clone()).unwrap();
+                wins[r.winner] += 1;
+            }
+            let chi2: f64 = stakes
+                .iter()
+                .zip(wins)
+                .map(|(&s, w)| {
+                    let expected = rounds as f64 * s as f64 / total as f64;
+                    (w as f64 - expected).powi(2) / expected
+                })
+                .sum();
+            // 4 degrees of freedom: p = 0.001 at 18.47.
+            assert!(chi2 < 18.47, "chi2 {chi2}, wins {wins:?}");
+            // A one-sided bias (e.g. always the first candidate) would blow this up.
+            assert!(wins.iter().all(|&w| w > 0));
         }
-        let chi2: f64 = stakes
-            .iter()
-            .zip(wins)
-            .map(|(&s, w)| {
-                let expected = rounds as f64 * s as f64 / total as f64;
-                (w as f64 - expected).powi(2) / expected
-            })
-            .sum();
-        // 4 degrees of freedom: p = 0.001 at 18.47.
-        assert!(chi2 < 18.47, "chi2 {chi2}, wins {wins:?}");
-        // A one-sided bias (e.g. always the first candidate) would blow this up.
-        assert!(wins.iter().all(|&w| w > 0));
     }
 }

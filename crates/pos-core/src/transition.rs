@@ -10,7 +10,7 @@ use crate::block::Block;
 use crate::command::Command;
 use crate::digest::Address;
 use crate::ledger::{LedgerError, Status, Validator};
-use crate::lottery::RoundRecord;
+use crate::lottery::{RoundRecord, Secret};
 use crate::verify::{check_round, VerifyError};
 
 /// Validator totals, kept by the state so that limits and `status` cost O(1).
@@ -36,6 +36,10 @@ pub trait State {
     fn tip(&self) -> Result<Block, Self::Error>;
     /// Stores `block` with the draw that made it, as the new tip.
     fn append(&self, block: &Block, round: &RoundRecord) -> Result<(), Self::Error>;
+    /// The secret the next block's round reveals (its commitment is public
+    /// already). Nothing may show it to anyone before that round closes.
+    fn lottery_secret(&self) -> Result<Secret, Self::Error>;
+    fn set_lottery_secret(&self, secret: &Secret) -> Result<(), Self::Error>;
     fn counts(&self) -> Result<Counts, Self::Error>;
     fn set_counts(&self, counts: Counts) -> Result<(), Self::Error>;
     /// Whether the validator ever proposed (see [`Command::Proposed`]).
@@ -60,6 +64,9 @@ pub enum Refusal {
     /// A candidate is not what the store says (unknown, slashed, other stake).
     #[error("round refused: candidate {address}: {why}")]
     Candidate { address: Address, why: &'static str },
+    /// The round's next commitment is not the command's next secret's.
+    #[error("round refused: it does not commit to the secret it hands on")]
+    NextCommitment,
 }
 
 /// What an applied command changed.
@@ -183,10 +190,15 @@ fn apply_ledger<S: State>(
             block,
             round,
             reward,
+            next_secret,
         } => {
             let tip = state.tip()?;
-            if let Err(refusal) = round_fits(state, &tip, block, round)? {
+            let revealed = state.lottery_secret()?;
+            if let Err(refusal) = round_fits(state, &tip, block, round, &revealed)? {
                 return Ok(Err(refusal));
+            }
+            if round.rule.next_commitment() != Some(next_secret.commitment()) {
+                return Ok(Err(Refusal::NextCommitment));
             }
             let winner = round.winner();
             let Some(mut v) = state.validator(&winner.address)? else {
@@ -196,6 +208,7 @@ fn apply_ledger<S: State>(
                 return Ok(Err(e.into()));
             }
             state.append(block, round)?;
+            state.set_lottery_secret(next_secret)?;
             state.put_validator(&v)?;
             Ok(Ok(v))
         }
@@ -205,15 +218,17 @@ fn apply_ledger<S: State>(
     }
 }
 
-/// A round may commit only on the tip it was drawn from, with a draw that
-/// replays, a winner that is the block's, and candidates exactly as stored.
+/// A round may commit only on the tip it was drawn from, with a v2 draw
+/// that reveals the pending `secret` and replays, a winner that is the
+/// block's, and candidates exactly as stored.
 fn round_fits<S: State>(
     state: &S,
     tip: &Block,
     block: &Block,
     round: &RoundRecord,
+    secret: &Secret,
 ) -> Result<Result<(), Refusal>, S::Error> {
-    if let Err(e) = check_round(tip, block, round) {
+    if let Err(e) = check_round(tip, block, round, Some(&secret.commitment())) {
         return Ok(Err(e.into()));
     }
     for c in &round.candidates {
@@ -245,15 +260,18 @@ pub(crate) mod memory {
         pub blocks: RefCell<Vec<(Block, Option<RoundRecord>)>>,
         pub counts: RefCell<Counts>,
         pub proposed: RefCell<BTreeMap<Address, u64>>,
+        pub secret: RefCell<Secret>,
     }
 
     impl Memory {
-        pub fn new(genesis: Block) -> Memory {
+        /// A chain of `genesis` alone whose first round will reveal `secret`.
+        pub fn new(genesis: Block, secret: Secret) -> Memory {
             Memory {
                 validators: RefCell::default(),
                 blocks: RefCell::new(vec![(genesis, None)]),
                 counts: RefCell::default(),
                 proposed: RefCell::default(),
+                secret: RefCell::new(secret),
             }
         }
     }
@@ -274,6 +292,13 @@ pub(crate) mod memory {
             self.blocks
                 .borrow_mut()
                 .push((block.clone(), Some(round.clone())));
+            Ok(())
+        }
+        fn lottery_secret(&self) -> Result<Secret, Self::Error> {
+            Ok(*self.secret.borrow())
+        }
+        fn set_lottery_secret(&self, secret: &Secret) -> Result<(), Self::Error> {
+            *self.secret.borrow_mut() = *secret;
             Ok(())
         }
         fn counts(&self) -> Result<Counts, Self::Error> {
@@ -305,10 +330,19 @@ mod tests {
     use super::memory::Memory;
     use super::*;
     use crate::digest::Digest;
-    use crate::lottery::{draw, Candidate};
+    use crate::lottery::{Candidate, Rule};
 
     fn addr(n: u8) -> Address {
         Address(Digest([n; 32]))
+    }
+
+    fn fresh() -> Memory {
+        Memory::new(Block::genesis(1), Secret([0; 32]))
+    }
+
+    /// The secret handed on after block `index`, as a proposer would draw it.
+    fn secret_after(index: u64) -> Secret {
+        Secret(Digest::of(&index.to_be_bytes()).0)
     }
 
     fn register(state: &Memory, n: u8, stake: u64, max_validators: u64) -> Outcome {
@@ -332,18 +366,14 @@ mod tests {
                 bpm: 60 + n as u32,
             })
             .collect();
-        let round = draw(&tip.hash, tip.index + 1, candidates).unwrap();
-        let w = round.winner().clone();
-        Command::CommitRound {
-            block: Block::next(&tip, tip.timestamp_ms + 1, w.bpm, w.address),
-            round,
-            reward: 1,
-        }
+        let reveal = state.lottery_secret().unwrap();
+        let next = secret_after(tip.index + 1);
+        Command::commit_round(&tip, candidates, reveal, next, 0, 1).unwrap()
     }
 
     #[test]
     fn a_refused_command_changes_nothing() {
-        let state = Memory::new(Block::genesis(1));
+        let state = fresh();
         register(&state, 1, 10, 10).unwrap();
         let before = state.clone();
         assert!(matches!(
@@ -356,7 +386,7 @@ mod tests {
 
     #[test]
     fn the_validator_limit_counts_every_record() {
-        let state = Memory::new(Block::genesis(1));
+        let state = fresh();
         register(&state, 1, 10, 2).unwrap();
         register(&state, 2, 10, 2).unwrap();
         let slash = Command::Slash {
@@ -373,7 +403,7 @@ mod tests {
 
     #[test]
     fn a_round_commits_only_as_drawn_on_the_tip() {
-        let state = Memory::new(Block::genesis(1));
+        let state = fresh();
         register(&state, 1, 10, 10).unwrap();
         register(&state, 2, 20, 10).unwrap();
         let good = round_on(&state, &[(1, 10), (2, 20)]);
@@ -406,7 +436,29 @@ mod tests {
             Err(Refusal::Round(_))
         ));
 
+        // A round that reveals another secret than the pending one.
+        let mut guessed = good.clone();
+        if let Command::CommitRound { round, .. } = &mut guessed {
+            if let Rule::V2 { reveal, .. } = &mut round.rule {
+                reveal.0[0] ^= 1;
+            }
+        }
+        assert!(matches!(
+            apply(&state, &guessed).unwrap(),
+            Err(Refusal::Round(VerifyError::Draw { .. }))
+        ));
+        // A round handing on a secret it did not commit to.
+        let mut switched = good.clone();
+        if let Command::CommitRound { next_secret, .. } = &mut switched {
+            next_secret.0[0] ^= 1;
+        }
+        assert_eq!(
+            apply(&state, &switched).unwrap(),
+            Err(Refusal::NextCommitment)
+        );
+
         apply(&state, &good).unwrap().unwrap();
+        assert_eq!(*state.secret.borrow(), secret_after(1));
         // The same round again is stale: it no longer fits the tip.
         assert!(matches!(
             apply(&state, &good).unwrap(),
@@ -417,7 +469,7 @@ mod tests {
 
     #[test]
     fn only_the_idle_are_forgotten() {
-        let state = Memory::new(Block::genesis(1));
+        let state = fresh();
         for n in 1..=4 {
             register(&state, n, 10, 10).unwrap();
         }
@@ -526,7 +578,7 @@ mod tests {
         /// And whatever is refused leaves the state exactly as it was.
         #[test]
         fn same_commands_same_state(ops in proptest::collection::vec(op(), 0..40)) {
-            let (a, b) = (Memory::new(Block::genesis(1)), Memory::new(Block::genesis(1)));
+            let (a, b) = (fresh(), fresh());
             for op in &ops {
                 let cmd = command(&a, op);
                 let before = a.clone();

@@ -1,7 +1,8 @@
 //! Checking a chain block by block in constant memory: hashes, links and draws.
 
 use crate::block::{Block, MAX_TIMESTAMP_MS};
-use crate::lottery::{LotteryError, RoundRecord};
+use crate::digest::Digest;
+use crate::lottery::{expected_commitment, Anchor, LotteryError, RoundRecord};
 
 /// What is wrong at one block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,16 +52,22 @@ pub fn check_link(parent: &Block, block: &Block) -> Result<(), VerifyError> {
 }
 
 /// Checks that `block` follows `parent` and that `round` is its draw: the
-/// draw replays from the parent and its winner proposed the block. The
-/// store applies a round only if this holds, and verification re-checks it.
-pub fn check_round(parent: &Block, block: &Block, round: &RoundRecord) -> Result<(), VerifyError> {
+/// draw replays from the parent (revealing the preimage of `commitment`
+/// under v2, see [`RoundRecord::replay`]) and its winner proposed the block.
+/// The store applies a round only if this holds, and verification re-checks it.
+pub fn check_round(
+    parent: &Block,
+    block: &Block,
+    round: &RoundRecord,
+    commitment: Option<&Digest>,
+) -> Result<(), VerifyError> {
     let index = block.index;
     check_link(parent, block)?;
     if round.index != index {
         return Err(VerifyError::MissingRound { index });
     }
     round
-        .replay(&parent.hash)
+        .replay(&parent.hash, commitment)
         .map_err(|source| VerifyError::Draw { index, source })?;
     let winner = round.winner();
     if Some(winner.address) != block.validator || winner.bpm != block.bpm {
@@ -79,15 +86,26 @@ fn check_hash(block: &Block) -> Result<(), VerifyError> {
     Ok(())
 }
 
-/// Feeds on blocks in index order, holding only the previous one.
+/// Feeds on blocks in index order, holding only the previous one and what
+/// its round committed the next one to.
 #[derive(Debug, Default)]
 pub struct ChainVerifier {
     parent: Option<Block>,
+    /// Where v2 begins; `None`: a chain of v1 rounds only.
+    anchor: Option<Anchor>,
+    /// The previous round's next commitment (v2).
+    committed: Option<Digest>,
 }
 
 impl ChainVerifier {
-    pub fn new() -> Self {
-        Self::default()
+    /// A verifier for a chain whose v2 lottery starts at `anchor`: blocks
+    /// before it replay by v1, from it by v2, each reveal checked against
+    /// the commitment made before its round opened.
+    pub fn new(anchor: Option<Anchor>) -> Self {
+        ChainVerifier {
+            anchor,
+            ..Self::default()
+        }
     }
 
     /// How many blocks passed so far.
@@ -110,7 +128,10 @@ impl ChainVerifier {
             }
             Some(parent) => {
                 let round = round.ok_or(VerifyError::MissingRound { index })?;
-                check_round(parent, &block, round)?;
+                let commitment = expected_commitment(self.anchor.as_ref(), index, self.committed)
+                    .map_err(|source| VerifyError::Draw { index, source })?;
+                check_round(parent, &block, round, commitment.as_ref())?;
+                self.committed = round.rule.next_commitment();
             }
         }
         self.parent = Some(block);
@@ -122,9 +143,15 @@ impl ChainVerifier {
 mod tests {
     use super::*;
     use crate::digest::{Address, Digest};
-    use crate::lottery::{draw, Candidate};
+    use crate::lottery::{draw, Candidate, Rule, Secret};
 
-    fn chain(n: u64) -> Vec<(Block, Option<RoundRecord>)> {
+    /// The secret of block `i`'s round in these tests.
+    fn secret(i: u64) -> Secret {
+        Secret(Digest::of(&i.to_be_bytes()).0)
+    }
+
+    /// `n` blocks, drawn by v1 below `from` and by v2 from it on; the anchor.
+    fn chain(n: u64, from: u64) -> (Vec<(Block, Option<RoundRecord>)>, Anchor) {
         let mut out = vec![(Block::genesis(1_000), None)];
         for i in 1..=n {
             let parent = &out.last().unwrap().0;
@@ -135,16 +162,30 @@ mod tests {
                     bpm: 60 + k as u32,
                 })
                 .collect();
-            let round = draw(&parent.hash, i, cands).unwrap();
+            let rule = if i < from {
+                Rule::V1
+            } else {
+                Rule::V2 {
+                    reveal: secret(i),
+                    next_commitment: secret(i + 1).commitment(),
+                }
+            };
+            let round = draw(&parent.hash, i, rule, cands).unwrap();
             let w = round.winner().clone();
             let block = Block::next(parent, 1_000 + i, w.bpm, w.address);
             out.push((block, Some(round)));
         }
-        out
+        let anchor = Anchor {
+            from,
+            commitment: secret(from).commitment(),
+        };
+        (out, anchor)
     }
 
-    fn verify(blocks: Vec<(Block, Option<RoundRecord>)>) -> Result<(), VerifyError> {
-        let mut v = ChainVerifier::new();
+    fn verify(
+        (blocks, anchor): (Vec<(Block, Option<RoundRecord>)>, Anchor),
+    ) -> Result<(), VerifyError> {
+        let mut v = ChainVerifier::new(Some(anchor));
         for (b, r) in blocks {
             v.push(b, r.as_ref())?;
         }
@@ -152,44 +193,102 @@ mod tests {
     }
 
     #[test]
-    fn good_chain_passes() {
-        verify(chain(20)).unwrap();
+    fn good_chains_pass() {
+        // All v1 (anchor past the tip), v1 then v2, all v2.
+        for from in [21, 8, 1] {
+            verify(chain(20, from)).unwrap();
+        }
+        let (blocks, _) = chain(5, 9);
+        let mut v1_only = ChainVerifier::new(None);
+        for (b, r) in blocks {
+            v1_only.push(b, r.as_ref()).unwrap();
+        }
     }
 
     #[test]
     fn each_fault_is_named_at_its_block() {
-        let mut c = chain(5);
-        c[3].0.bpm += 1;
+        let mut c = chain(5, 3);
+        c.0[3].0.bpm += 1;
         assert_eq!(verify(c), Err(VerifyError::BadHash { index: 3 }));
 
-        let mut c = chain(5);
-        c[2].0.prev_hash = Some(Digest::default());
-        c[2].0.hash = c[2].0.compute_hash();
+        let mut c = chain(5, 3);
+        c.0[2].0.prev_hash = Some(Digest::default());
+        c.0[2].0.hash = c.0[2].0.compute_hash();
         assert_eq!(verify(c), Err(VerifyError::BadLink { index: 2 }));
 
-        let mut c = chain(5);
-        c[4].1.as_mut().unwrap().ticket += 1;
+        let mut c = chain(5, 3);
+        c.0[4].1.as_mut().unwrap().ticket += 1;
         assert!(matches!(verify(c), Err(VerifyError::Draw { index: 4, .. })));
 
-        let mut c = chain(5);
-        c[1].1 = None;
+        let mut c = chain(5, 3);
+        c.0[1].1 = None;
         assert_eq!(verify(c), Err(VerifyError::MissingRound { index: 1 }));
 
-        let mut c = chain(5);
-        c[3].0.timestamp_ms = c[2].0.timestamp_ms - 1;
-        c[3].0.hash = c[3].0.compute_hash();
+        let mut c = chain(5, 3);
+        c.0[3].0.timestamp_ms = c.0[2].0.timestamp_ms - 1;
+        c.0[3].0.hash = c.0[3].0.compute_hash();
         assert_eq!(verify(c), Err(VerifyError::TimeBackwards { index: 3 }));
 
-        let mut c = chain(5);
-        c[5].0.timestamp_ms = crate::block::MAX_TIMESTAMP_MS + 1;
-        c[5].0.hash = c[5].0.compute_hash();
+        let mut c = chain(5, 3);
+        c.0[5].0.timestamp_ms = crate::block::MAX_TIMESTAMP_MS + 1;
+        c.0[5].0.hash = c.0[5].0.compute_hash();
         assert_eq!(verify(c), Err(VerifyError::TimeOutOfRange { index: 5 }));
 
-        let mut c = chain(5);
-        c.remove(2);
+        let mut c = chain(5, 3);
+        c.0.remove(2);
         assert!(matches!(
             verify(c),
             Err(VerifyError::BadIndex { index: 3, .. })
         ));
+    }
+
+    #[test]
+    fn every_reveal_is_checked_against_its_commitment() {
+        let draw_fault = |c, index, source| {
+            assert_eq!(verify(c), Err(VerifyError::Draw { index, source }));
+        };
+        // The anchor does not match the first v2 reveal.
+        let mut c = chain(6, 3);
+        c.1.commitment = Digest::default();
+        draw_fault(c, 3, LotteryError::RevealMismatch);
+        // A round's next commitment was altered: the next reveal fails.
+        let mut c = chain(6, 3);
+        if let Some(Rule::V2 {
+            next_commitment, ..
+        }) = c.0[4].1.as_mut().map(|r| &mut r.rule)
+        {
+            *next_commitment = Digest::default();
+        }
+        draw_fault(c, 5, LotteryError::RevealMismatch);
+        // A v1 round where v2 is due, and a v2 round before the switch.
+        let mut c = chain(6, 3);
+        let parent = c.0[3].0.clone();
+        let v1 = draw(
+            &parent.hash,
+            4,
+            Rule::V1,
+            c.0[4].1.clone().unwrap().candidates,
+        )
+        .unwrap();
+        let w = v1.winner().clone();
+        c.0[4] = (Block::next(&parent, 2_000, w.bpm, w.address), Some(v1));
+        draw_fault(
+            c,
+            4,
+            LotteryError::WrongRule {
+                expected: 2,
+                found: 1,
+            },
+        );
+        let mut c = chain(6, 3);
+        c.1.from = 4;
+        draw_fault(
+            c,
+            3,
+            LotteryError::WrongRule {
+                expected: 1,
+                found: 2,
+            },
+        );
     }
 }

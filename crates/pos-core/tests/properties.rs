@@ -1,6 +1,6 @@
 //! Properties of the lottery and the ledger over generated inputs.
 
-use pos_core::lottery::{draw, Candidate};
+use pos_core::lottery::{draw, Candidate, Rule, Secret};
 use pos_core::{Address, Digest, Status, Validator};
 use proptest::prelude::*;
 
@@ -39,18 +39,24 @@ proptest! {
         prev in any::<[u8; 32]>(),
         index in 1..u64::MAX,
         rotate in 0usize..40,
+        reveal in proptest::option::of(any::<[u8; 32]>()),
     ) {
         let prev = Digest(prev);
-        let r = draw(&prev, index, cands.clone()).unwrap();
+        let rule = match reveal {
+            None => Rule::V1,
+            Some(r) => Rule::V2 { reveal: Secret(r), next_commitment: Digest::default() },
+        };
+        let commitment = reveal.map(|r| Secret(r).commitment());
+        let r = draw(&prev, index, rule.clone(), cands.clone()).unwrap();
         prop_assert!(r.ticket < r.total_stake());
         prop_assert!(r.candidates.windows(2).all(|w| w[0].address < w[1].address));
         let below: u128 = r.candidates[..r.winner].iter().map(|c| c.stake as u128).sum();
         prop_assert!(below <= r.ticket && r.ticket < below + r.winner().stake as u128);
-        prop_assert!(r.replay(&prev).is_ok());
+        prop_assert!(r.replay(&prev, commitment.as_ref()).is_ok());
         let mut shuffled = cands;
         let k = rotate % shuffled.len();
         shuffled.rotate_left(k);
-        prop_assert_eq!(draw(&prev, index, shuffled).unwrap(), r);
+        prop_assert_eq!(draw(&prev, index, rule, shuffled).unwrap(), r);
     }
 
     #[test]

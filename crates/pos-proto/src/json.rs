@@ -5,7 +5,7 @@
 use crate::{StatusInfo, ValidatorInfo};
 use pos_core::block::format_timestamp;
 use pos_core::lottery::Candidate;
-use pos_core::{Block, Digest, LotteryError, RoundRecord};
+use pos_core::{Block, Digest, LotteryError, RoundRecord, Secret};
 use serde_json::{json, Value};
 
 /// A block in the tutorial's shape (`Index`, `Timestamp`, `BPM`, ...).
@@ -50,6 +50,7 @@ pub fn status(s: &StatusInfo) -> Value {
         "round_interval_ms": s.round_interval_ms,
         "uptime_secs": s.uptime_secs,
         "data_size_bytes": s.data_size_bytes,
+        "lottery_commitment": s.lottery_commitment.to_string(),
     })
 }
 
@@ -58,18 +59,29 @@ pub fn candidate(c: &Candidate) -> Value {
     json!({"address": c.address.to_string(), "stake": c.stake, "bpm": c.bpm})
 }
 
-/// A stored draw with everything needed to re-check it, and the outcome of
-/// the caller's own replay of it (`record.replay(prev_hash)`). u128 values
-/// are strings: JSON numbers lose digits past 2^53 in most readers.
-pub fn round(record: &RoundRecord, prev_hash: &Digest, replay: &Result<(), LotteryError>) -> Value {
+/// A stored draw with everything needed to re-check it (docs/LOTTERY.md):
+/// the commitment its reveal must answer (`None` under lottery v1), and the
+/// outcome of the caller's own replay of it (`record.replay(prev_hash,
+/// commitment)`). u128 values are strings: JSON numbers lose digits past
+/// 2^53 in most readers.
+pub fn round(
+    record: &RoundRecord,
+    prev_hash: &Digest,
+    commitment: Option<&Digest>,
+    replay: &Result<(), LotteryError>,
+) -> Value {
     json!({
         "index": record.index,
         "prev_hash": prev_hash.to_string(),
+        "lottery": record.rule.version(),
+        "commitment": commitment.map(ToString::to_string),
+        "reveal": record.rule.reveal().map(Secret::to_hex),
         "seed": record.seed.to_string(),
         "total_stake": record.total_stake().to_string(),
         "ticket": record.ticket.to_string(),
         "winner": record.candidates.get(record.winner).map(|c| c.address.to_string()),
         "candidates": record.candidates.iter().map(candidate).collect::<Vec<_>>(),
+        "next_commitment": record.rule.next_commitment().map(|c| c.to_string()),
         "replay_ok": replay.is_ok(),
         "replay_error": replay.as_ref().err().map(ToString::to_string),
     })

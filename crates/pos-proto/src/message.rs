@@ -1,13 +1,15 @@
 //! What posd and posctl say to each other. Append variants; never reorder.
 
-use pos_core::lottery::Candidate;
+use pos_core::lottery::{Candidate, Rule};
 use pos_core::{Address, Block, Digest, Validator};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
 /// Version of this protocol; bumped on any change an older peer could misread.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: round heads carry the lottery rule and commitment, status the open
+/// round's commitment (lottery v2).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The client's first frame. Its layout never changes, so any posd can read
 /// any posctl's hello and answer with a clear version error.
@@ -85,6 +87,8 @@ pub struct StatusInfo {
     pub round_interval_ms: u64,
     pub uptime_secs: u64,
     pub data_size_bytes: u64,
+    /// The open round's commitment: its draw will reveal a preimage of it.
+    pub lottery_commitment: Digest,
 }
 
 /// A validator and whether it is connected right now.
@@ -111,6 +115,11 @@ pub struct RoundHead {
     pub ticket: u128,
     pub winner: u64,
     pub candidates: u64,
+    /// The seed rule, with v2's reveal and next commitment.
+    pub rule: Rule,
+    /// What the reveal must answer (v2): the previous round's next
+    /// commitment, or the chain's anchor for its first v2 round.
+    pub commitment: Option<Digest>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,8 +4,8 @@
 //! cargo bench -p pos-store --bench commit
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pos_core::lottery::{draw, Candidate};
-use pos_core::{Address, Block, Command, Digest};
+use pos_core::lottery::Candidate;
+use pos_core::{Address, Command, Digest, Secret};
 use pos_store::Store;
 use sled::Transactional;
 
@@ -14,7 +14,7 @@ fn commit(c: &mut Criterion) {
     group.sample_size(30);
 
     let dir = tempfile::tempdir_in(".").unwrap();
-    let store = Store::open(&dir.path().join("posd"), 0).unwrap();
+    let store = Store::open(&dir.path().join("posd"), &pos_core::ChainSpec::default()).unwrap();
     let winner = Address(Digest([7; 32]));
     store
         .apply(&Command::Register {
@@ -31,25 +31,15 @@ fn commit(c: &mut Criterion) {
         b.iter(|| {
             let tip = store.tip().unwrap();
             let stake = store.validator(&winner).unwrap().unwrap().balance;
-            let round = draw(
-                &tip.hash,
-                tip.index + 1,
-                vec![Candidate {
-                    address: winner,
-                    stake,
-                    bpm: 72,
-                }],
-            )
-            .unwrap();
-            let block = Block::next(&tip, tip.index, 72, winner);
-            store
-                .apply(&Command::CommitRound {
-                    block,
-                    round,
-                    reward: 1,
-                })
-                .unwrap()
-                .expect("the round fits the tip");
+            let candidates = vec![Candidate {
+                address: winner,
+                stake,
+                bpm: 72,
+            }];
+            let reveal = store.pending_secret().unwrap();
+            let next = Secret(tip.hash.0);
+            let cmd = Command::commit_round(&tip, candidates, reveal, next, tip.index, 1).unwrap();
+            store.apply(&cmd).unwrap().expect("the round fits the tip");
             store.flush().unwrap();
         })
     });

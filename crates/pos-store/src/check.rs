@@ -14,15 +14,17 @@ pub struct Checked {
 }
 
 impl Store {
-    /// Re-hashes, re-links and replays the draw of every block, reading blocks
-    /// and round records as two sequential scans. `progress(checked, height)`
-    /// runs after each block; returning `false` stops early with `Ok(None)`.
+    /// Re-hashes, re-links and replays the draw of every durable block
+    /// (checking each v2 reveal against the commitment made before its round
+    /// opened), reading blocks and round records as two sequential scans.
+    /// `progress(checked, height)` runs after each block; returning `false`
+    /// stops early with `Ok(None)`.
     pub fn verify_chain(
         &self,
         mut progress: impl FnMut(u64, u64) -> bool,
     ) -> Result<Option<u64>, StoreError> {
-        let height = self.tip()?.index;
-        let mut verifier = ChainVerifier::new();
+        let height = self.durable_height();
+        let mut verifier = ChainVerifier::new(self.lottery_anchor());
         let mut checked = 0u64;
         let mut rounds = self.rounds(1, height);
         let at = |checked: u64| {

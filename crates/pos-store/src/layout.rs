@@ -5,7 +5,12 @@
 pub const BLOCKS: &str = "blocks";
 /// `32-byte block hash -> u64 BE index`: find a block by hash without a scan.
 pub const BLOCK_INDEX: &str = "block_index";
-/// `u64 BE index -> bincode RoundRecord`: the draw that produced that block.
+/// `u64 BE index -> round record`: the draw that produced that block.
+/// Below [`META_LOTTERY_FROM`] (rounds written by schema 1): bincode of
+/// schema 1's record (index, seed, candidates, ticket, winner), no version
+/// byte. From it: one byte, the record's layout version ([`ROUND_LAYOUT`]),
+/// then bincode `RoundRecord` (which also names its lottery rule). The
+/// height says which, so no record is ever decoded by guessing.
 pub const ROUNDS: &str = "rounds";
 /// `32-byte address -> bincode Validator`.
 pub const VALIDATORS: &str = "validators";
@@ -32,5 +37,23 @@ pub const META_APPLIED: &[u8] = b"applied";
 /// opens with it): validators registered earlier are never forgotten.
 pub const META_PROPOSALS_SINCE: &[u8] = b"proposals_since";
 
-/// The layout this code reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// `bincode ChainSpec`: the rules the chain was created with (genesis time,
+/// reward, stake and BPM limits, slashing); written with genesis, never changed.
+pub const META_CHAIN_SPEC: &[u8] = b"chain_spec";
+
+/// `u64 BE`: the first block drawn by lottery v2 (1 on a chain created by
+/// schema 2; the tip + 1 when a schema-1 store was migrated). Never changes.
+pub const META_LOTTERY_FROM: &[u8] = b"lottery_v2_from";
+/// 32 bytes: the commitment the round of block [`META_LOTTERY_FROM`] had to
+/// reveal a preimage of, made at creation or migration. Never changes.
+pub const META_LOTTERY_ANCHOR: &[u8] = b"lottery_v2_anchor";
+/// 32 bytes, SECRET: the secret the next block's round reveals. Replaced by
+/// each committed round; never served by posd before that round closes.
+pub const META_LOTTERY_SECRET: &[u8] = b"lottery_secret";
+
+/// The layout version byte of round records from schema 2 on.
+pub const ROUND_LAYOUT: u8 = 2;
+
+/// The layout this code reads and writes. Schema 1 (lottery v1 only) is
+/// migrated in place when opened: the lottery keys above are added.
+pub const SCHEMA_VERSION: u32 = 2;

@@ -1,11 +1,11 @@
 //! pos-core's [`State`] over one sled transaction: how the trees of
 //! `layout` hold the records a command reads and writes. It decides nothing.
 
-use crate::codec::{decode, encode, u64_value};
+use crate::codec::{decode, encode, encode_round, secret_value, u64_value};
 use crate::layout::*;
 use crate::StoreError;
 use pos_core::transition::{Counts, State};
-use pos_core::{Address, Block, RoundRecord, Validator};
+use pos_core::{Address, Block, RoundRecord, Secret, Validator};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 pub(crate) type TxError = ConflictableTransactionError<StoreError>;
@@ -75,8 +75,23 @@ impl State for TxState<'_> {
         let key = block.index.to_be_bytes();
         self.blocks.insert(&key, encode(block))?;
         self.block_index.insert(&block.hash.0, &key)?;
-        self.rounds.insert(&key, encode(round))?;
+        self.rounds.insert(&key, encode_round(round))?;
         self.meta.insert(META_TIP, &key)?;
+        Ok(())
+    }
+
+    fn lottery_secret(&self) -> Result<Secret, TxError> {
+        match self.meta.get(META_LOTTERY_SECRET)? {
+            Some(v) => secret_value(META, &v).map_err(abort),
+            None => Err(abort(StoreError::Corrupt {
+                tree: META,
+                detail: "the lottery's pending secret is missing".into(),
+            })),
+        }
+    }
+
+    fn set_lottery_secret(&self, secret: &Secret) -> Result<(), TxError> {
+        self.meta.insert(META_LOTTERY_SECRET, &secret.0)?;
         Ok(())
     }
 

@@ -1,17 +1,21 @@
 //! The store: opening a data directory, applying commands, reading the chain.
 
 use crate::acked::{self, AckFile, Acked};
-use crate::codec::{decode, encode, u64_value};
+use crate::codec::{bytes32, decode, decode_round, encode, secret_value, u64_value};
 use crate::layout::*;
 use crate::machine::TxState;
 use crate::sync::{io_err, SledFiles};
 use crate::StoreError;
+use pos_core::lottery::{expected_commitment, Anchor};
 use pos_core::transition::{self, Counts, Outcome};
 use pos_core::verify::check_link;
-use pos_core::{Address, Block, Command, Digest, RoundRecord, Validator};
-use sled::transaction::{TransactionError, Transactional};
+use pos_core::{Address, Block, ChainSpec, Command, Digest, RoundRecord, Secret, Validator};
+use rand::RngCore;
+use sled::transaction::{TransactionError, Transactional, TransactionalTree};
 use std::fs::{File, TryLockError};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Names of the files posd itself keeps in a data directory; anything else
 /// in a directory without a chain means it belongs to someone else.
@@ -31,6 +35,15 @@ pub struct Store {
     disk: Option<OnDisk>,
     /// Whether [`Store::open`] made a new chain rather than finding one.
     created: bool,
+    /// The chain's rules, as stored with it.
+    spec: ChainSpec,
+    /// Whether [`Store::open`] migrated a schema-1 store.
+    migrated: bool,
+    /// Where lottery v2 begins; `None` only in a schema-1 store not yet migrated.
+    anchor: Option<Anchor>,
+    /// Height of the last block made durable by [`Store::flush`] (or found
+    /// at open): round records above it are not served yet.
+    durable: AtomicU64,
 }
 
 /// What a store on disk keeps open besides sled.
@@ -42,10 +55,14 @@ struct OnDisk {
 }
 
 impl Store {
-    /// Opens (or creates, with a genesis block stamped `now_ms`) the chain in `dir`,
-    /// then checks its schema version, its tip, and that it still holds
-    /// everything the acknowledgement record says posd promised.
-    pub fn open(dir: &Path, now_ms: u64) -> Result<Store, StoreError> {
+    /// Opens the chain in `dir`, or creates it from `spec` when the directory
+    /// holds none, then checks its schema version, its tip, and that it still
+    /// holds everything the acknowledgement record says posd promised. An
+    /// existing chain keeps its own spec ([`Store::chain_spec`]); `spec.genesis_ms`
+    /// then only stands for "now" in one-time upgrades of older stores. A
+    /// schema-1 store is then migrated in place (see [`Store::migrated`]). The
+    /// store's directory is made private (0700): it holds the lottery's secret.
+    pub fn open(dir: &Path, spec: &ChainSpec) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let sled_dir = dir.join("sled");
         let no_store = !sled_dir.exists();
@@ -70,15 +87,12 @@ impl Store {
                 ),
             });
         }
-        let db = sled::Config::new()
-            .path(&sled_dir)
-            .cache_capacity(8 * 1024 * 1024)
-            .open()
-            .map_err(|e| StoreError::Damaged {
-                path: sled_dir.clone(),
-                detail: format!("the store cannot be opened: {e}"),
-            })?;
-        let mut store = Store::init(db, now_ms)?;
+        private_dir(&sled_dir)?;
+        let db = open_sled(&sled_dir).map_err(|e| StoreError::Damaged {
+            path: sled_dir.clone(),
+            detail: format!("the store cannot be opened: {e}"),
+        })?;
+        let mut store = Store::init(db, spec)?;
         let files = SledFiles::open(dir, &sled_dir)?;
         let acked = match record {
             Some((file, acked)) => {
@@ -92,15 +106,18 @@ impl Store {
             acked,
             _lock: lock,
         });
+        if store.anchor.is_none() {
+            store.migrate_v1()?;
+        }
         Ok(store)
     }
 
     /// A throw-away store in memory, for tests.
-    pub fn temporary(now_ms: u64) -> Result<Store, StoreError> {
-        Store::init(sled::Config::new().temporary(true).open()?, now_ms)
+    pub fn temporary(spec: &ChainSpec) -> Result<Store, StoreError> {
+        Store::init(sled::Config::new().temporary(true).open()?, spec)
     }
 
-    fn init(db: sled::Db, now_ms: u64) -> Result<Store, StoreError> {
+    fn init(db: sled::Db, spec: &ChainSpec) -> Result<Store, StoreError> {
         let mut store = Store {
             blocks: db.open_tree(BLOCKS)?,
             block_index: db.open_tree(BLOCK_INDEX)?,
@@ -111,10 +128,14 @@ impl Store {
             db,
             disk: None,
             created: false,
+            spec: spec.clone(),
+            migrated: false,
+            anchor: None,
+            durable: AtomicU64::new(0),
         };
         match store.meta.get(META_SCHEMA)? {
             None if store.is_empty() => {
-                store.create_genesis(now_ms)?;
+                store.create_genesis(spec)?;
                 store.created = true;
             }
             None => return Err(StoreError::Foreign("records but no schema version".into())),
@@ -123,26 +144,129 @@ impl Store {
                     u32::from_be_bytes(v.as_ref().try_into().map_err(|_| {
                         StoreError::Foreign("schema version is not 4 bytes".into())
                     })?);
-                if found != SCHEMA_VERSION {
-                    return Err(StoreError::Schema {
-                        found,
-                        expected: SCHEMA_VERSION,
-                    });
+                match found {
+                    // Migrated by `open`, once the store has passed its checks.
+                    1 => {}
+                    SCHEMA_VERSION => store.anchor = Some(store.read_anchor()?),
+                    _ => {
+                        return Err(StoreError::Schema {
+                            found,
+                            expected: SCHEMA_VERSION,
+                        })
+                    }
                 }
             }
         }
+        // One-time upgrades of stores from before these keys existed.
         if store.meta.get(META_PROPOSALS_SINCE)?.is_none() {
             store
                 .meta
-                .insert(META_PROPOSALS_SINCE, &now_ms.to_be_bytes())?;
+                .insert(META_PROPOSALS_SINCE, &spec.genesis_ms.to_be_bytes())?;
         }
+        store.spec = match store.meta.get(META_CHAIN_SPEC)? {
+            Some(v) => decode(META, &v)?,
+            None => {
+                let genesis = store.block(0)?.ok_or_else(|| missing_block(0))?;
+                let kept = ChainSpec {
+                    genesis_ms: genesis.timestamp_ms,
+                    ..spec.clone()
+                };
+                store.meta.insert(META_CHAIN_SPEC, encode(&kept))?;
+                kept
+            }
+        };
         store.check_tip()?;
+        store.durable = AtomicU64::new(store.tip()?.index);
         Ok(store)
     }
 
     /// Whether opening made a new chain (the directory held none).
     pub fn created(&self) -> bool {
         self.created
+    }
+
+    /// The rules this chain was created with.
+    pub fn chain_spec(&self) -> &ChainSpec {
+        &self.spec
+    }
+
+    /// Whether opening migrated a schema-1 store to schema 2: lottery v2
+    /// from the next block on ([`Store::lottery_anchor`]), earlier blocks
+    /// untouched and still verified by v1.
+    pub fn migrated(&self) -> bool {
+        self.migrated
+    }
+
+    /// Schema 1 to 2, in one transaction, then synced: the next block's round
+    /// is the first drawn by v2, committed to a fresh secret from the OS RNG.
+    /// A crash before the sync leaves schema 1, migrated again at the next
+    /// start; nothing was published in between.
+    fn migrate_v1(&mut self) -> Result<(), StoreError> {
+        let (anchor, secret) = first_round(self.tip()?.index + 1);
+        self.meta
+            .transaction(|meta| {
+                start_lottery(meta, &anchor, &secret)?;
+                meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                Ok(())
+            })
+            .map_err(flatten)?;
+        self.anchor = Some(anchor);
+        self.migrated = true;
+        self.flush()
+    }
+
+    fn read_anchor(&self) -> Result<Anchor, StoreError> {
+        let get = |key: &[u8]| {
+            self.meta.get(key)?.ok_or_else(|| StoreError::Corrupt {
+                tree: META,
+                detail: format!("{} is missing", String::from_utf8_lossy(key)),
+            })
+        };
+        Ok(Anchor {
+            from: u64_value(META, &get(META_LOTTERY_FROM)?)?,
+            commitment: Digest(bytes32(META, &get(META_LOTTERY_ANCHOR)?)?),
+        })
+    }
+
+    /// Where the chain's lottery v2 begins; `None` before a schema-1 store's
+    /// migration (which [`Store::open`] does).
+    pub fn lottery_anchor(&self) -> Option<Anchor> {
+        self.anchor
+    }
+
+    /// The secret the next block's round will reveal. For the proposer that
+    /// closes that round only: nothing may serve it (posctl, HTTP, the
+    /// validator protocol, logs) before then.
+    pub fn pending_secret(&self) -> Result<Secret, StoreError> {
+        match self.meta.get(META_LOTTERY_SECRET)? {
+            Some(v) => secret_value(META, &v),
+            None => Err(StoreError::Corrupt {
+                tree: META,
+                detail: "the lottery's pending secret is missing".into(),
+            }),
+        }
+    }
+
+    /// The open round's commitment: public, so that anyone can hold the
+    /// node to it when the round closes.
+    pub fn next_commitment(&self) -> Result<Digest, StoreError> {
+        Ok(self.pending_secret()?.commitment())
+    }
+
+    /// What the round of block `index` had to reveal a preimage of (`None`
+    /// under v1): the anchor's commitment, or the previous round's.
+    pub fn commitment_for(&self, index: u64) -> Result<Option<Digest>, StoreError> {
+        let anchor = self.anchor.as_ref();
+        let previous = match anchor {
+            Some(a) if index > a.from => self
+                .round(index - 1)?
+                .and_then(|r| r.rule.next_commitment()),
+            _ => None,
+        };
+        expected_commitment(anchor, index, previous).map_err(|e| StoreError::Corrupt {
+            tree: ROUNDS,
+            detail: format!("round {index}: {e}"),
+        })
     }
 
     /// The store must hold everything `record` (read from `path`) says was acknowledged.
@@ -200,17 +324,20 @@ impl Store {
         .all(|t| t.is_empty())
     }
 
-    fn create_genesis(&self, now_ms: u64) -> Result<(), StoreError> {
-        let genesis = Block::genesis(now_ms);
+    fn create_genesis(&mut self, spec: &ChainSpec) -> Result<(), StoreError> {
+        let genesis = spec.genesis();
+        let (anchor, secret) = first_round(1);
         (&self.blocks, &self.block_index, &self.meta)
             .transaction(|(blocks, index, meta)| {
                 blocks.insert(&0u64.to_be_bytes(), encode(&genesis))?;
                 index.insert(&genesis.hash.0, &0u64.to_be_bytes())?;
                 meta.insert(META_TIP, &0u64.to_be_bytes())?;
                 meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
-                Ok(())
+                meta.insert(META_CHAIN_SPEC, encode(spec))?;
+                start_lottery(meta, &anchor, &secret)
             })
             .map_err(flatten)?;
+        self.anchor = Some(anchor);
         self.flush()
     }
 
@@ -275,10 +402,12 @@ impl Store {
     /// after an error the disk may be behind memory, so the caller must stop.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        let now = self.acked_now()?;
         if let Some(disk) = &self.disk {
             disk.files.sync()?;
-            disk.acked.write(&self.acked_now()?)?;
+            disk.acked.write(&now)?;
         }
+        self.durable.store(now.height, Ordering::Release);
         Ok(())
     }
 
@@ -304,11 +433,22 @@ impl Store {
         }
     }
 
+    /// The record of block `index`'s round, once durable: a record reveals
+    /// its round's secret, which must never be seen while a crash could
+    /// still bring that secret back as the pending one.
     pub fn round(&self, index: u64) -> Result<Option<RoundRecord>, StoreError> {
+        if index > self.durable_height() {
+            return Ok(None);
+        }
         self.rounds
             .get(index.to_be_bytes())?
-            .map(|v| decode(ROUNDS, &v))
+            .map(|v| decode_round(self.anchor.as_ref(), index, &v))
             .transpose()
+    }
+
+    /// Height of the last block on stable storage.
+    pub fn durable_height(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
     }
 
     /// Blocks `from..=to` in order, read lazily: constant memory whatever the range.
@@ -320,13 +460,20 @@ impl Store {
         height_range(&self.blocks, BLOCKS, from, to)
     }
 
-    /// Round records `from..=to` in order, read lazily (genesis has none).
+    /// Durable round records `from..=to` in order, read lazily (genesis has none).
     pub fn rounds(
         &self,
         from: u64,
         to: u64,
     ) -> impl Iterator<Item = Result<RoundRecord, StoreError>> + Send + 'static {
-        height_range(&self.rounds, ROUNDS, from, to)
+        let anchor = self.anchor;
+        let to = to.min(self.durable_height());
+        self.rounds
+            .range(from.to_be_bytes()..=to.to_be_bytes())
+            .map(move |kv| {
+                let (key, value) = kv?;
+                decode_round(anchor.as_ref(), u64_value(ROUNDS, &key)?, &value)
+            })
     }
 
     pub fn validator(&self, address: &Address) -> Result<Option<Validator>, StoreError> {
@@ -415,6 +562,28 @@ fn keys_with_prefix(
     Ok(found)
 }
 
+/// Opens sled in `sled_dir`. We hold `posd.lock`, so if sled's own file lock
+/// is busy its holder is a store this process just dropped, whose flusher
+/// thread sled lets finish in the background: wait for it, briefly.
+fn open_sled(sled_dir: &Path) -> sled::Result<sled::Db> {
+    let config = sled::Config::new()
+        .path(sled_dir)
+        .cache_capacity(8 * 1024 * 1024);
+    let mut waits = 0;
+    loop {
+        match config.open() {
+            // sled says so only in its message (ErrorKind::Other).
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock") && waits < 200 =>
+            {
+                waits += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Decoded values of a tree keyed by height, `from..=to`, read lazily.
 fn height_range<T: serde::de::DeserializeOwned>(
     tree: &sled::Tree,
@@ -430,6 +599,46 @@ pub(crate) fn missing_block(index: u64) -> StoreError {
     StoreError::Corrupt {
         tree: BLOCKS,
         detail: format!("block {index} is missing"),
+    }
+}
+
+/// The first v2 round, that of block `from`: its secret, 32 bytes from the
+/// OS RNG (drawn outside any transaction body, which sled may run twice),
+/// and the anchor committing to it.
+fn first_round(from: u64) -> (Anchor, Secret) {
+    let mut secret = Secret([0; 32]);
+    rand::rngs::OsRng.fill_bytes(&mut secret.0);
+    let anchor = Anchor {
+        from,
+        commitment: secret.commitment(),
+    };
+    (anchor, secret)
+}
+
+/// Records where lottery v2 starts, and its first secret as the pending one.
+fn start_lottery(
+    meta: &TransactionalTree,
+    anchor: &Anchor,
+    secret: &Secret,
+) -> Result<(), sled::transaction::ConflictableTransactionError<StoreError>> {
+    meta.insert(META_LOTTERY_FROM, &anchor.from.to_be_bytes())?;
+    meta.insert(META_LOTTERY_ANCHOR, &anchor.commitment.0)?;
+    meta.insert(META_LOTTERY_SECRET, &secret.0)?;
+    Ok(())
+}
+
+/// Creates `dir` with mode 0700, or takes group and other access away from
+/// an existing one: the store holds the lottery's pending secret.
+fn private_dir(dir: &Path) -> Result<(), StoreError> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.permissions().mode() & 0o077 == 0 => Ok(()),
+        Ok(_) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_err(dir)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err(dir)),
+        Err(e) => Err(io_err(dir)(e)),
     }
 }
 

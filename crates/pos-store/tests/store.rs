@@ -1,7 +1,7 @@
 //! The store against a real sled directory in a temp dir.
 
-use pos_core::lottery::{draw, Candidate};
-use pos_core::{Address, Block, Command, Digest, LedgerError, Refusal, Status};
+use pos_core::lottery::Candidate;
+use pos_core::{Address, Block, Command, Digest, LedgerError, Refusal, Secret, Status};
 use pos_store::{Store, StoreError};
 
 const MAX: u64 = 1_000_000;
@@ -27,37 +27,48 @@ fn register_address(store: &Store, address: Address, stake: u64) {
         .unwrap();
 }
 
-/// Commits one round where validator `n` (already registered) is the only candidate.
-fn commit(store: &Store, n: u8, bpm: u32) -> Block {
+/// The `CommitRound` where validator `n` (already registered) is the only candidate.
+fn round_of(store: &Store, n: u8, bpm: u32) -> Command {
     let tip = store.tip().unwrap();
     let stake = store.validator(&addr(n)).unwrap().unwrap().balance;
-    let round = draw(
-        &tip.hash,
-        tip.index + 1,
-        vec![Candidate {
-            address: addr(n),
-            stake,
-            bpm,
-        }],
-    )
-    .unwrap();
-    let block = Block::next(&tip, tip.index + 100, bpm, addr(n));
-    store
-        .apply(&Command::CommitRound {
-            block: block.clone(),
-            round,
-            reward: 1,
-        })
-        .unwrap()
-        .unwrap();
+    let candidates = vec![Candidate {
+        address: addr(n),
+        stake,
+        bpm,
+    }];
+    let reveal = store.pending_secret().unwrap();
+    let next = Secret(Digest::of(&tip.hash.0).0);
+    Command::commit_round(&tip, candidates, reveal, next, tip.index + 100, 1).unwrap()
+}
+
+/// Commits one round where validator `n` (already registered) is the only candidate.
+fn commit(store: &Store, n: u8, bpm: u32) -> Block {
+    let cmd = round_of(store, n, bpm);
+    store.apply(&cmd).unwrap().unwrap();
+    let Command::CommitRound { block, .. } = cmd else {
+        unreachable!("round_of makes rounds")
+    };
     block
+}
+
+fn spec_at(genesis_ms: u64) -> pos_core::ChainSpec {
+    pos_core::ChainSpec {
+        genesis_ms,
+        ..Default::default()
+    }
 }
 
 #[test]
 fn genesis_is_created_once() {
     let dir = tempfile::tempdir().unwrap();
-    let first = Store::open(dir.path(), 111).unwrap().tip().unwrap();
-    let again = Store::open(dir.path(), 999).unwrap().tip().unwrap();
+    let first = Store::open(dir.path(), &spec_at(111))
+        .unwrap()
+        .tip()
+        .unwrap();
+    let again = Store::open(dir.path(), &spec_at(999))
+        .unwrap()
+        .tip()
+        .unwrap();
     assert_eq!(first, again);
     assert_eq!((first.index, first.timestamp_ms), (0, 111));
 }
@@ -66,7 +77,7 @@ fn genesis_is_created_once() {
 fn commands_persist_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let block = {
-        let store = Store::open(dir.path(), 1).unwrap();
+        let store = Store::open(dir.path(), &pos_core::ChainSpec::default()).unwrap();
         register(&store, 1, 50);
         register(&store, 2, 70);
         let block = commit(&store, 1, 72);
@@ -81,7 +92,7 @@ fn commands_persist_across_reopen() {
         store.flush().unwrap();
         block
     };
-    let store = Store::open(dir.path(), 1).unwrap();
+    let store = Store::open(dir.path(), &pos_core::ChainSpec::default()).unwrap();
     assert_eq!(store.tip().unwrap(), block);
     assert_eq!(
         store.block_by_hash(&block.hash).unwrap(),
@@ -100,7 +111,7 @@ fn commands_persist_across_reopen() {
 
 #[test]
 fn refused_commands_change_nothing() {
-    let store = Store::temporary(1).unwrap();
+    let store = Store::temporary(&pos_core::ChainSpec::default()).unwrap();
     register(&store, 1, 5);
     let applied = store.applied().unwrap();
     let dup = store.apply(&Command::Register {
@@ -117,14 +128,10 @@ fn refused_commands_change_nothing() {
     // Refused, yet counted: the applied index numbers every command.
     assert_eq!(store.applied().unwrap(), applied + 1);
     // A block that does not link to the tip (a stale round) is refused whole.
-    let tip = store.tip().unwrap();
-    let stale = commit(&store, 1, 60);
-    let round = store.round(1).unwrap().unwrap();
-    let again = store.apply(&Command::CommitRound {
-        block: Block::next(&tip, 5, 60, addr(1)),
-        round,
-        reward: 1,
-    });
+    let first = round_of(&store, 1, 60);
+    store.apply(&first).unwrap().unwrap();
+    let stale = store.tip().unwrap();
+    let again = store.apply(&first);
     assert!(matches!(again, Ok(Err(Refusal::Round(_)))), "{again:?}");
     assert_eq!(store.tip().unwrap(), stale);
     assert_eq!(store.validator(&addr(1)).unwrap().unwrap().balance, 6);
@@ -134,9 +141,9 @@ fn refused_commands_change_nothing() {
 #[test]
 fn second_open_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let _first = Store::open(dir.path(), 1).unwrap();
+    let _first = Store::open(dir.path(), &pos_core::ChainSpec::default()).unwrap();
     assert!(matches!(
-        Store::open(dir.path(), 1),
+        Store::open(dir.path(), &pos_core::ChainSpec::default()),
         Err(StoreError::Locked(_))
     ));
 }
@@ -145,7 +152,9 @@ fn second_open_is_refused() {
 fn foreign_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
-    let err = Store::open(dir.path(), 1).err().unwrap();
+    let err = Store::open(dir.path(), &pos_core::ChainSpec::default())
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("notes.txt"), "{err}");
 }
 
@@ -166,7 +175,7 @@ type Scan<'a> = dyn Fn(&[u8], Option<u8>, usize) -> Vec<Digest> + 'a;
 
 #[test]
 fn prefix_scans_select_what_a_look_at_every_key_would() {
-    let store = Store::temporary(1).unwrap();
+    let store = Store::temporary(&pos_core::ChainSpec::default()).unwrap();
     // Addresses alike up to the 4th, 5th and 6th hex digit, and one at the top.
     let crafted = [
         [0xab, 0x12, 0x00],
@@ -225,4 +234,24 @@ fn prefix_scans_select_what_a_look_at_every_key_would() {
     assert_eq!(found(&[0xab, 0x12], Some(1)), 2);
     assert_eq!(found(&[0xab, 0x12], Some(2)), 0);
     assert_eq!(found(&[0xff, 0xff], Some(0xf)), 1);
+}
+
+#[test]
+fn a_chain_keeps_the_rules_it_was_created_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = pos_core::ChainSpec {
+        genesis_ms: 5,
+        max_bpm: 500,
+        block_reward: 3,
+        ..Default::default()
+    };
+    drop(Store::open(dir.path(), &created).unwrap());
+    let other = pos_core::ChainSpec {
+        genesis_ms: 9,
+        max_bpm: 2000,
+        ..Default::default()
+    };
+    let store = Store::open(dir.path(), &other).unwrap();
+    assert_eq!(store.chain_spec(), &created);
+    assert_eq!(store.tip().unwrap(), created.genesis());
 }

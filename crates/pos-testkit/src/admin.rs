@@ -7,6 +7,16 @@ use std::path::Path;
 /// Sends `request` to the admin socket at `socket`; its single answer, or
 /// posd's error text.
 pub fn ask(socket: &Path, request: &Request) -> Result<Response, String> {
+    ask_until(socket, request, |_| true)
+}
+
+/// Sends `request` and returns the first answer `last` accepts (the ones
+/// before it, e.g. progress frames, are skipped), or posd's error text.
+fn ask_until(
+    socket: &Path,
+    request: &Request,
+    last: impl Fn(&Response) -> bool,
+) -> Result<Response, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -15,8 +25,24 @@ pub fn ask(socket: &Path, request: &Request) -> Result<Response, String> {
         let mut c = Client::connect(socket, "pos-testkit")
             .await
             .map_err(|e| e.to_string())?;
-        c.ask(request).await.map_err(|e| e.to_string())
+        c.send(request).await.map_err(|e| e.to_string())?;
+        loop {
+            let answer = c.next().await.map_err(|e| e.to_string())?;
+            if last(&answer) {
+                return Ok(answer);
+            }
+        }
     })
+}
+
+/// `posctl chain verify`: the number of blocks verified, or the fault found.
+pub fn chain_verify(socket: &Path) -> Result<u64, String> {
+    match ask_until(socket, &Request::ChainVerify, |r| {
+        matches!(r, Response::Verified(_))
+    })? {
+        Response::Verified(result) => result,
+        other => Err(format!("unexpected answer {other:?}")),
+    }
 }
 
 /// `posctl lottery run`: the committed block, `Ok(None)` for no candidates,

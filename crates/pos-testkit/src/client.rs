@@ -98,6 +98,13 @@ impl Client {
         start.elapsed()
     }
 
+    /// Proposes `bpm` and waits for its confirmation, so a round forced next
+    /// sees it (a prompt alone may be one an earlier announcement re-printed).
+    pub fn propose(&mut self, bpm: u32) {
+        self.send(&format!("{bpm}\n"));
+        self.expect(&format!("proposal {bpm} for block"));
+    }
+
     /// Reads the `Validator address:`/`Validator key:` pair and the BPM prompt.
     pub fn registration(&mut self) -> (String, String) {
         self.expect("Validator address: ");

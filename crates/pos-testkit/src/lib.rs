@@ -5,10 +5,12 @@
 //! - [`daemon`]: posd's `run()` in-process on `127.0.0.1:0`.
 //! - [`client`]: raw TCP, reading until expected text appears.
 //! - [`admin`]: posctl's requests over the admin socket, blocking.
+//! - [`adversary`]: the validators that try to steer the lottery (issue 11).
 //! - [`browser`]: headless Chromium over the DevTools protocol, for the web page.
 //! - [`http`]: posd's HTTP port as curl would use it.
 
 pub mod admin;
+pub mod adversary;
 pub mod browser;
 pub mod client;
 pub mod daemon;

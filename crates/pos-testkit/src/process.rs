@@ -48,7 +48,8 @@ impl Posd {
         Posd::spawn(cmd, data_dir, args, &[])
     }
 
-    fn spawn(mut cmd: Command, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Posd {
+    /// [`Posd::start_env`] from a prepared `cmd` (posd's binary, e.g. with a `pre_exec`).
+    pub fn spawn(mut cmd: Command, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Posd {
         let mut child = cmd
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)

@@ -181,7 +181,16 @@ fn every_command_in_both_modes() {
     assert_eq!(explain["winner"], addr_a.as_str());
     assert_eq!(explain["total_stake"], "300");
     assert_eq!(explain["prev_hash"], chain[0]["Hash"]);
-    assert!(ok(&s, &["lottery", "explain", "2"]).contains("replay       ok"));
+    // Lottery v2: each round reveals what the round before committed to.
+    assert_eq!(explain["lottery"], 2);
+    let explain2 = json(&s, &["lottery", "explain", "2"]);
+    assert_eq!(explain2["commitment"], explain["next_commitment"]);
+    assert_ne!(explain2["reveal"], explain["reveal"]);
+    let status = json(&s, &["status"]);
+    assert_eq!(status["lottery_commitment"], explain2["next_commitment"]);
+    let human = ok(&s, &["lottery", "explain", "2"]);
+    assert!(human.contains("replayed     ok"), "{human}");
+    assert!(human.contains("reveal       "), "{human}");
 
     assert_eq!(
         json(&s, &["chain", "verify"]),
@@ -498,7 +507,7 @@ fn unique_prefixes_stand_for_hashes_and_addresses() {
     let crafted = ["ab1200", "ab1210", "ab121f", "ab1230", "ab1240", "ab1250"]
         .map(|head| format!("{head}{}", "0".repeat(58)));
     {
-        let store = pos_store::Store::open(dir.path(), 1).unwrap();
+        let store = pos_store::Store::open(dir.path(), &pos_core::ChainSpec::default()).unwrap();
         for address in &crafted {
             store
                 .apply(&pos_core::Command::Register {

@@ -5,7 +5,7 @@
 //! [`BACKLOG`] messages behind is told so and dropped by its session.
 //!
 //! Slashings are caused by clients and cost them nothing, so they are
-//! coalesced (SPEC §11): beyond [`FEW`] in a second, everyone gets one summary
+//! coalesced (docs/PROTOCOL.md): beyond [`FEW`] in a second, everyone gets one summary
 //! line a second until they calm down. Blocks are never coalesced; there is at
 //! most one per round.
 

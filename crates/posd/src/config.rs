@@ -4,6 +4,7 @@
 //! `--print-config`, and what SIGHUP may change.
 
 use clap::Parser;
+use pos_core::ChainSpec;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -468,6 +469,34 @@ impl Config {
             out.push_str(&format!("{key} = {value}\n"));
         }
         out
+    }
+
+    /// The rules a chain created now (at `genesis_ms`) from this config gets.
+    pub fn chain_spec(&self, genesis_ms: u64) -> ChainSpec {
+        ChainSpec {
+            genesis_ms,
+            block_reward: self.block_reward,
+            max_stake: self.max_stake,
+            max_bpm: self.max_bpm,
+            slash_on_invalid_bpm: self.slash_on_invalid_bpm,
+        }
+    }
+
+    /// This config with `chain`'s rules in place of its own, and `(key,
+    /// configured, chain's)` for each rule that differed.
+    pub fn with_chain_rules(
+        &self,
+        chain: &ChainSpec,
+    ) -> (Config, Vec<(&'static str, String, String)>) {
+        let ruled = Config {
+            block_reward: chain.block_reward,
+            max_stake: chain.max_stake,
+            max_bpm: chain.max_bpm,
+            slash_on_invalid_bpm: chain.slash_on_invalid_bpm,
+            ..self.clone()
+        };
+        let differing = self.changes(&ruled);
+        (ruled, differing)
     }
 
     /// `(key, old, new)` for every key whose value differs in `new`.

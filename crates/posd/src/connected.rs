@@ -5,6 +5,7 @@ use pos_core::Address;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The session speaking for a validator now.
@@ -19,6 +20,9 @@ struct Holder {
 pub struct Connected {
     map: Mutex<HashMap<Address, Holder>>,
     next_id: AtomicU64,
+    /// When each validator's last connection ended, for `forget_after`;
+    /// pruned by [`Connected::seen_since`]'s caller through [`Connected::prune_left`].
+    left: Mutex<HashMap<Address, Instant>>,
 }
 
 /// Proof that a session speaks for a validator; dropping it frees the address
@@ -63,6 +67,20 @@ impl Connected {
         self.lock().len()
     }
 
+    /// Whether the validator is connected now or was at any time since `since`.
+    pub fn seen_since(&self, address: &Address, since: Instant) -> bool {
+        self.is_connected(address) || self.left().get(address).is_some_and(|at| *at >= since)
+    }
+
+    /// Forgets departures before `before`: they no longer matter to [`Connected::seen_since`].
+    pub fn prune_left(&self, before: Instant) {
+        self.left().retain(|_, at| *at >= before);
+    }
+
+    fn left(&self) -> std::sync::MutexGuard<'_, HashMap<Address, Instant>> {
+        self.left.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Address, Holder>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -73,6 +91,7 @@ impl Connected {
         let mut map = self.lock();
         if map.get(&claim.address).is_some_and(|h| h.id == claim.id) {
             map.remove(&claim.address);
+            self.left().insert(claim.address, Instant::now());
             last(&claim.address);
         }
     }

@@ -10,22 +10,25 @@
 //! - [`pending`], [`connected`], [`announce`]: in-memory round state and fan-out.
 //! - [`config`]: keys, precedence, reload rules.
 
-pub mod admin;
-pub mod announce;
+mod admin;
+mod announce;
 mod clock;
 pub mod config;
-pub mod connected;
+mod connected;
+mod forget;
 mod http;
-pub mod line;
-pub mod pending;
-pub mod protocol;
+mod line;
+mod pending;
+mod protocol;
 mod query;
-pub mod round;
-pub mod scheduler;
-pub mod server;
-pub mod session;
-pub mod shared;
-pub mod writer;
+mod ratelimit;
+mod round;
+mod scheduler;
+mod server;
+mod session;
+mod shared;
+mod slots;
+mod writer;
 
 use anyhow::Context;
 use config::Config;
@@ -70,7 +73,7 @@ pub fn check(config: &Config) -> anyhow::Result<String> {
     if !dir.join("sled").exists() && !dir.join(pos_store::acked::FILE).exists() {
         anyhow::bail!("{} holds no chain", dir.display());
     }
-    let store = Store::open(dir, clock::record_ms())
+    let store = Store::open(dir, &config.chain_spec(clock::record_ms()))
         .with_context(|| format!("data directory {} failed its check", dir.display()))?;
     let tip = store.tip()?;
     let checked = store
@@ -106,9 +109,28 @@ impl Node {
                 config.data_dir.display()
             )
         })?;
-        let store = Store::open(&dir, clock::record_ms())
+        let store = Store::open(&dir, &config.chain_spec(clock::record_ms()))
             .with_context(|| format!("cannot open data directory {}", dir.display()))?;
+        // The chain's rules are chain data: a config that differs does not change them.
+        let (config, differing) = config.with_chain_rules(store.chain_spec());
+        for (key, configured, chain_value) in differing {
+            tracing::warn!(
+                key,
+                chain = %chain_value,
+                config = %configured,
+                "chain rule set when this chain was created; the config's value does not apply"
+            );
+        }
         let tip = store.tip()?;
+        if let (true, Some(anchor)) = (store.migrated(), store.lottery_anchor()) {
+            tracing::warn!(
+                data_dir = %dir.display(),
+                lottery_v2_from = anchor.from,
+                commitment = %anchor.commitment,
+                "migrated the data directory from schema 1 to 2: blocks up to {} keep their v1 draws, later ones are drawn by lottery v2",
+                anchor.from - 1
+            );
+        }
         if store.created() {
             tracing::info!(data_dir = %dir.display(), tip = %tip.hash, "created a new chain (genesis only)");
         } else {
@@ -147,6 +169,8 @@ impl Node {
             data_dir,
             http,
         } = self;
+        // Kept to the end: see the fail-stop arm below.
+        let last_store = Arc::clone(&store);
         let http = http
             .map(TcpListener::from_std)
             .transpose()
@@ -188,6 +212,7 @@ impl Node {
             announcer,
             connected: Arc::default(),
             shutdown: token.clone(),
+            registrations: Default::default(),
             metrics,
         });
 
@@ -209,6 +234,7 @@ impl Node {
                 .await
             }
         });
+        tracker.spawn(forget::run(Arc::clone(&shared)));
         tracker.spawn(server::serve(
             listener,
             Arc::clone(&shared),
@@ -260,12 +286,19 @@ impl Node {
             .context("cannot wait for the writer thread")?;
         match written {
             Ok(Ok(())) => {
+                drop(last_store);
                 tracing::info!("stopped");
                 Ok(())
             }
-            Ok(Err(e)) => Err(anyhow::Error::new(e).context(
-                "storage failed; stopped without acknowledging unsynced changes (restart to serve from disk)",
-            )),
+            Ok(Err(e)) => {
+                // Dropping sled after its disk failed syncs again and panics
+                // (sled's log unwraps that sync). The process is ending and the
+                // disk holds what it holds: leave the store to the exit.
+                std::mem::forget(last_store);
+                Err(anyhow::Error::new(e).context(
+                    "storage failed; stopped without acknowledging unsynced changes (restart to serve from disk)",
+                ))
+            }
             Err(_) => anyhow::bail!("the writer thread panicked"),
         }
     }

@@ -67,10 +67,6 @@ impl Pending {
         self.lock().proposals.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Round> {
         // A panic while holding this lock leaves a plain map behind: still usable.
         self.round.lock().unwrap_or_else(|e| e.into_inner())

@@ -219,6 +219,20 @@ pub mod say {
         )
     }
 
+    /// `max_validators` records exist: no new ones until some are forgotten.
+    pub fn validator_limit(max: u64) -> String {
+        format!("error: validator limit reached ({max} validators); try again later, or resume <key> if you have one\n")
+    }
+
+    /// `registration_rate` from this source is used up for now.
+    pub fn too_many_registrations(ip: std::net::IpAddr, wait: Duration) -> String {
+        let wait = Duration::from_millis(wait.as_millis().max(1) as u64);
+        format!(
+            "error: too many registrations from {ip}, try again in {}\n",
+            humantime::format_duration(wait)
+        )
+    }
+
     pub fn could_not_register(e: &dyn std::fmt::Display) -> String {
         format!("error: could not register: {e}\n")
     }

@@ -95,16 +95,31 @@ pub fn validator_by_prefix(
     }
 }
 
-/// The stored draw of block `index` and its parent's hash (the seed's input).
-pub fn round(store: &Store, index: u64) -> Result<Found<(RoundRecord, Digest)>, StoreError> {
+/// A stored draw with what replaying it takes besides.
+pub struct Draw {
+    pub record: RoundRecord,
+    /// The parent's hash, the seed's input.
+    pub prev_hash: Digest,
+    /// What the reveal must answer (`None` under lottery v1).
+    pub commitment: Option<Digest>,
+}
+
+/// The stored draw of block `index`. Only durable rounds are stored to be
+/// read (see `Store::round`), so a reveal is never served before its round
+/// is final; the commitment is looked up only for a stored round.
+pub fn round(store: &Store, index: u64) -> Result<Found<Draw>, StoreError> {
     let parent = match index.checked_sub(1) {
         Some(p) => store.block(p)?,
         None => return Ok(Err("block 0 is genesis: it had no lottery".into())),
     };
-    Ok(match (store.round(index)?, parent) {
-        (Some(round), Some(parent)) => Ok((round, parent.hash)),
-        _ => Err(format!("no lottery round stored for block {index}")),
-    })
+    let (Some(record), Some(parent)) = (store.round(index)?, parent) else {
+        return Ok(Err(format!("no lottery round stored for block {index}")));
+    };
+    Ok(Ok(Draw {
+        record,
+        prev_hash: parent.hash,
+        commitment: store.commitment_for(index)?,
+    }))
 }
 
 #[cfg(test)]

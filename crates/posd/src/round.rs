@@ -1,19 +1,29 @@
 //! Closing a round: from pending proposals to the command that commits a block.
 
-use pos_core::block::next_timestamp;
-use pos_core::lottery::{draw, Candidate};
-use pos_core::{Address, Block, Command, Status, Validator};
+use pos_core::lottery::Candidate;
+use pos_core::{Address, Command, Secret, Status, Validator};
 use pos_store::{Store, StoreError};
+use rand::RngCore;
 use std::collections::BTreeMap;
 
+/// The secret a round commits the next one to: 32 bytes from the OS RNG.
+pub fn fresh_secret() -> Secret {
+    let mut secret = Secret([0; 32]);
+    rand::rngs::OsRng.fill_bytes(&mut secret.0);
+    secret
+}
+
 /// Builds the `CommitRound` for these proposals on top of the current tip,
-/// or `None` when no active validator proposed. The block is stamped with
+/// or `None` when no active validator proposed. The draw reveals the
+/// store's pending secret and commits to `next_secret`, which the command
+/// carries so that applying it keeps it. The block is stamped with
 /// `clock_ms`, or just after the tip if the clock is behind it.
 pub fn prepare(
     store: &Store,
     proposals: BTreeMap<Address, u32>,
     clock_ms: u64,
     reward: u64,
+    next_secret: Secret,
 ) -> Result<Option<Command>, StoreError> {
     let candidates = candidates(store, proposals, reward, |v| {
         tracing::warn!(address = %v.address, balance = v.balance, reward,
@@ -23,16 +33,10 @@ pub fn prepare(
         return Ok(None);
     }
     let tip = store.tip()?;
-    let round = draw(&tip.hash, tip.index + 1, candidates)
+    let reveal = store.pending_secret()?;
+    let cmd = Command::commit_round(&tip, candidates, reveal, next_secret, clock_ms, reward)
         .expect("candidates are non-empty, unique, staked");
-    let winner = round.winner();
-    let at_ms = next_timestamp(tip.timestamp_ms, clock_ms);
-    let block = Block::next(&tip, at_ms, winner.bpm, winner.address);
-    Ok(Some(Command::CommitRound {
-        block,
-        round,
-        reward,
-    }))
+    Ok(Some(cmd))
 }
 
 /// The candidates these proposals make in address order: active, staked
@@ -91,11 +95,14 @@ mod tests {
 
     #[test]
     fn a_balance_that_cannot_take_the_reward_is_no_candidate() {
-        let store = Store::temporary(0).unwrap();
+        let store = Store::temporary(&pos_core::ChainSpec::default()).unwrap();
         let whale = register(&store, 1, u64::MAX - 1);
         let small = register(&store, 2, 1);
         let proposals = BTreeMap::from([(whale, 70), (small, 80)]);
-        let cmd = prepare(&store, proposals.clone(), 1, 2).unwrap().unwrap();
+        let next = fresh_secret();
+        let cmd = prepare(&store, proposals.clone(), 1, 2, next)
+            .unwrap()
+            .unwrap();
         let Command::CommitRound { round, .. } = &cmd else {
             panic!("{cmd:?}")
         };
@@ -105,8 +112,12 @@ mod tests {
             panic!("round refused")
         };
         assert_eq!(v.balance, 3);
+        // Applying the round kept the secret it handed on.
+        assert_eq!(store.pending_secret().unwrap(), next);
         // A reward that fits keeps the whale in the draw (and it wins).
-        let cmd = prepare(&store, proposals, 2, 1).unwrap().unwrap();
+        let cmd = prepare(&store, proposals, 2, 1, fresh_secret())
+            .unwrap()
+            .unwrap();
         let Ok(Change::Validator(v)) = store.apply(&cmd).unwrap() else {
             panic!("round refused")
         };

@@ -1,4 +1,4 @@
-//! One validator connection: the line protocol of SPEC §4, as `nc` sees it.
+//! One validator connection: the line protocol of docs/PROTOCOL.md, as `nc` sees it.
 //! What each line means is in `protocol`; what posd says, in `protocol::say`.
 
 use crate::announce::Announcement;
@@ -7,10 +7,11 @@ use crate::connected::Claim;
 use crate::line::{Line, LineCodec, LineError};
 use crate::pending::RoundId;
 use crate::protocol::{self, say, Input, Limits, Prompt};
-use crate::server::Slot;
 use crate::shared::Shared;
+use crate::slots::Slot;
+use crate::writer::WriteError;
 use futures::StreamExt;
-use pos_core::{Address, ValidatorKey};
+use pos_core::{Address, Refusal, ValidatorKey};
 use rand::RngCore;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +65,8 @@ struct Session {
     half_closed: bool,
     /// When the client last sent a line: `idle_timeout` counts from here.
     last_line: Instant,
+    /// Whether the store knows this validator proposed (see `forget_after`).
+    proposed: bool,
     /// This connection's place under `max_connections`.
     slot: Slot,
 }
@@ -92,6 +95,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot:
         awaiting: None,
         half_closed: false,
         last_line: Instant::now(),
+        proposed: false,
         slot,
     };
     let greeting = format!("{}{}", say::greeting(), Prompt::Stake.text());
@@ -303,11 +307,20 @@ impl Session {
     }
 
     async fn register(&mut self, stake: u64) -> Flow {
+        let ip = self.peer.ip();
+        let rate = self.shared.config().registration_rate;
+        if let Err(wait) = self.shared.registrations.take(ip, rate, Instant::now()) {
+            return self.reply(&say::too_many_registrations(ip, wait)).await;
+        }
         let mut key = ValidatorKey([0; 32]);
         rand::rngs::OsRng.fill_bytes(&mut key.0);
         let address = key.address();
-        if let Err(e) = self.shared.writer.register(address, stake).await {
-            return self.reply(&say::could_not_register(&e)).await;
+        match self.shared.writer.register(address, stake).await {
+            Ok(_) => self.proposed = false,
+            Err(WriteError::Refused(Refusal::ValidatorLimit { max })) => {
+                return self.reply(&say::validator_limit(max)).await;
+            }
+            Err(e) => return self.reply(&say::could_not_register(&e)).await,
         }
         // A fresh random key: nobody else can hold its address.
         let (claim, _) = self.shared.connected.claim(address);
@@ -336,6 +349,10 @@ impl Session {
         if let Some(s) = &v.slashed {
             return self.reply(&say::resume_slashed(&address, &s.reason)).await;
         }
+        self.proposed = match self.shared.store.proposed(&address) {
+            Ok(proposed) => proposed,
+            Err(e) => return self.store_error(e).await,
+        };
         let (claim, took_over) = self.shared.connected.claim(address);
         if took_over {
             tracing::info!(peer = %self.peer, %address, "validator taken over by a resume");
@@ -352,6 +369,13 @@ impl Session {
         let Some(address) = self.address() else {
             return Flow::Close;
         };
+        if !self.proposed {
+            // Once per validator, durably: a validator that proposed is never forgotten.
+            match self.shared.writer.proposed(address).await {
+                Ok(_) => self.proposed = true,
+                Err(e) => tracing::warn!(%address, error = %e, "cannot record a first proposal"),
+            }
+        }
         let proposed = self.shared.pending.propose(address, bpm);
         self.awaiting = Some(proposed.round);
         let left = self.shared.next_round.remaining();

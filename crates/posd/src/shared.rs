@@ -5,8 +5,9 @@ use crate::config::Config;
 use crate::connected::Connected;
 use crate::http::metrics::Metrics;
 use crate::pending::Pending;
+use crate::ratelimit::RegistrationRate;
 use crate::scheduler::NextRound;
-use crate::server::Slots;
+use crate::slots::Slots;
 use crate::writer::Writer;
 use pos_core::Validator;
 use pos_proto::{StatusInfo, ValidatorInfo};
@@ -36,6 +37,9 @@ pub struct Shared {
     pub started: Instant,
     /// Validator connections open right now, against `max_connections`.
     pub slots: Arc<Slots>,
+    /// Registrations per source IP, against `registration_rate`.
+    pub registrations: RegistrationRate,
+    /// Commit times, round outcomes and slashings, for `/metrics`.
     pub metrics: Arc<Metrics>,
 }
 
@@ -49,6 +53,7 @@ impl Shared {
     pub fn status(&self) -> Result<StatusInfo, StoreError> {
         let store = &self.store;
         let (tip, counts, size) = (store.tip()?, store.counts()?, store.size_on_disk()?);
+        let lottery_commitment = store.next_commitment()?;
         let config = self.config();
         Ok(StatusInfo {
             version: env!("CARGO_PKG_VERSION").into(),
@@ -67,6 +72,7 @@ impl Shared {
             round_interval_ms: config.round_interval.as_millis() as u64,
             uptime_secs: self.started.elapsed().as_secs(),
             data_size_bytes: size,
+            lottery_commitment,
         })
     }
 

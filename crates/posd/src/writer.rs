@@ -17,7 +17,7 @@ use crate::http::metrics::{Metrics, RoundEnd};
 use crate::pending::Pending;
 use crate::round;
 use pos_core::transition::Change;
-use pos_core::{Address, Block, Command, Outcome, RoundRecord, Validator};
+use pos_core::{Address, Block, Command, Outcome, Refusal, RoundRecord, Validator};
 use pos_store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,9 +85,12 @@ pub enum RoundOutcome {
 /// Why a write was not acknowledged.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
-    /// The ledger refused it (e.g. already slashed); nothing changed.
+    /// The chain's rules refused it (e.g. already slashed); nothing changed.
     #[error("{0}")]
-    Refused(String),
+    Refused(Refusal),
+    /// The node's clock cannot stamp a block; the proposals stay.
+    #[error("the node's clock is outside the years 1970-9999")]
+    Clock,
     /// Storage failed (e.g. disk full); the change is not acknowledged.
     #[error("storage failure: {0}")]
     Storage(String),
@@ -231,7 +234,7 @@ fn commit_loop(ctx: &WriterContext, mut rx: mpsc::Receiver<Job>) -> Result<(), S
 
 /// A refusal becomes the requester's answer; a storage failure (`Err`) the writer's end.
 fn answer(outcome: Result<Outcome, StoreError>) -> Result<Result<Change, WriteError>, StoreError> {
-    Ok(outcome?.map_err(|refusal| WriteError::Refused(refusal.to_string())))
+    Ok(outcome?.map_err(WriteError::Refused))
 }
 
 /// `Ok` while the data directory's file system has more than [`DISK_RESERVE`] free.
@@ -366,14 +369,13 @@ fn log(cmd: &Command, change: &Change) {
 fn close_round(ctx: &WriterContext) -> Result<Result<RoundOutcome, WriteError>, StoreError> {
     let Some(clock_ms) = clock::now_ms() else {
         tracing::error!("system clock is outside the years 1970-9999: round skipped");
-        return Ok(Err(WriteError::Refused(
-            "the node's clock is outside the years 1970-9999".into(),
-        )));
+        return Ok(Err(WriteError::Clock));
     };
     let proposals = ctx.pending.take();
     let offered = proposals.len();
     let reward = ctx.config.borrow().block_reward;
-    let Some(cmd) = round::prepare(&ctx.store, proposals, clock_ms, reward)? else {
+    let next_secret = round::fresh_secret();
+    let Some(cmd) = round::prepare(&ctx.store, proposals, clock_ms, reward, next_secret)? else {
         tracing::info!(proposals = offered, "round closed: no candidates, no block");
         return Ok(Ok(RoundOutcome::NoCandidates));
     };

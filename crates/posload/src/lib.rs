@@ -1,8 +1,10 @@
 //! Tools to measure posd the way its users feel it: `posload` drives a
 //! running posd over TCP (as `nc` would) and its admin socket; `posgen`
 //! writes a long chain straight into a data directory; `sled-open-rss`
-//! measures bare sled's memory on such a directory.
+//! measures bare sled's memory on such a directory; `powerloss` cuts the
+//! power under a loaded posd on LazyFS (tests/powerloss/run.sh).
 
+pub mod lazyfs;
 pub mod nc;
 pub mod stats;
 

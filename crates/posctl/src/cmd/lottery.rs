@@ -84,30 +84,60 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
         candidates,
         ticket: head.ticket,
         winner: head.winner as usize,
+        rule: head.rule,
     };
     // Replayed here, with posctl's own copy of the lottery: posd is not trusted.
-    let replay = record.replay(&head.prev_hash);
+    let replay = record.replay(&head.prev_hash, head.commitment.as_ref());
     let total = record.total_stake();
     if out.json {
-        out.json_line(&pos_proto::json::round(&record, &head.prev_hash, &replay))?;
+        let commitment = head.commitment.as_ref();
+        out.json_line(&pos_proto::json::round(
+            &record,
+            &head.prev_hash,
+            commitment,
+            &replay,
+        ))?;
     } else {
-        out.pairs(&[
+        let reveal = record.rule.reveal().map(|r| r.to_hex());
+        let next_commitment = record.rule.next_commitment().map(|c| c.to_string());
+        let commitment = head.commitment.map(|c| c.to_string());
+        let mut rows = vec![
             ("block", record.index.to_string()),
             ("prev hash", head.prev_hash.to_string()),
+        ];
+        match reveal {
+            Some(reveal) => rows.extend([
+                (
+                    "lottery",
+                    "v2: the seed mixes in a secret revealed now".into(),
+                ),
+                ("commitment", commitment.unwrap_or_else(|| "none".into())),
+                ("reveal", reveal),
+            ]),
+            None => rows.push(("lottery", "v1: the seed is the chain's alone".into())),
+        }
+        rows.extend([
             ("seed", record.seed.to_string()),
             ("total stake", total.to_string()),
             (
                 "ticket",
                 format!("{} (uniform in [0, total stake))", record.ticket),
             ),
-            (
-                "replay",
-                match &replay {
-                    Ok(()) => "ok: seed, ticket and winner recomputed here".to_string(),
-                    Err(e) => format!("FAILED: {e}"),
-                },
-            ),
-        ])?;
+        ]);
+        if let Some(next) = next_commitment {
+            rows.push(("next commit", next));
+        }
+        rows.push((
+            "replayed",
+            match &replay {
+                Ok(()) if record.rule.version() > 1 => {
+                    "ok: reveal, seed, ticket and winner checked here".to_string()
+                }
+                Ok(()) => "ok: seed, ticket and winner recomputed here".to_string(),
+                Err(e) => format!("FAILED: {e}"),
+            },
+        ));
+        out.pairs(&rows)?;
         out.line("")?;
         let w = out.id_width();
         out.line(format_args!(

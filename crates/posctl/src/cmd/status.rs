@@ -44,6 +44,10 @@ pub async fn run(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCod
                 humantime::format_duration(Duration::from_secs(s.uptime_secs)).to_string(),
             ),
             ("data size", size(s.data_size_bytes)),
+            (
+                "lottery commitment",
+                out.id(&s.lottery_commitment.to_string()),
+            ),
             ("listen", s.listen),
             ("admin socket", s.admin_socket),
             ("data dir", s.data_dir),

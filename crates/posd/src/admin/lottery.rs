@@ -23,7 +23,11 @@ pub async fn run(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
 
 /// Sends the stored draw of block `index`: its head, then its candidates.
 pub async fn explain(shared: &Shared, out: &mut Out, index: u64) -> Result<(), ProtoError> {
-    let (round, prev_hash) = match query::round(&shared.store, index) {
+    let query::Draw {
+        record: round,
+        prev_hash,
+        commitment,
+    } = match query::round(&shared.store, index) {
         Ok(Ok(found)) => found,
         Ok(Err(why)) => return write_frame(out, &Response::Error(why)).await,
         Err(e) => return store_error(out, e).await,
@@ -35,6 +39,8 @@ pub async fn explain(shared: &Shared, out: &mut Out, index: u64) -> Result<(), P
         ticket: round.ticket,
         winner: round.winner as u64,
         candidates: round.candidates.len() as u64,
+        rule: round.rule,
+        commitment,
     };
     write_frame(out, &Response::RoundHead(head)).await?;
     send_chunks(

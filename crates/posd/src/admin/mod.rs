@@ -1,4 +1,4 @@
-//! The admin server: posctl's requests over a Unix socket (SPEC §5).
+//! The admin server: posctl's requests over a Unix socket (docs/PROTOCOL.md, admin frames).
 //!
 //! One task per connection: check the peer's credentials, do the version
 //! handshake, then answer requests until the client hangs up. Each request

@@ -226,22 +226,25 @@ pub async fn round(State(shared): State<Arc<Shared>>, Path(index): Path<String>)
         let why = format!("expected a block index (a whole number), not {index:?}");
         return error(StatusCode::BAD_REQUEST, &why);
     };
-    answer(query::round(&shared.store, index), |(record, prev_hash)| {
-        let replay = record.replay(&prev_hash);
-        json::round(&record, &prev_hash, &replay)
+    answer(query::round(&shared.store, index), |d| {
+        let commitment = d.commitment.as_ref();
+        let replay = d.record.replay(&d.prev_hash, commitment);
+        json::round(&d.record, &d.prev_hash, commitment, &replay)
     })
 }
 
 /// `/api/round`: the open round as it would be drawn now, in the shape of a
-/// stored draw's candidates, for the page's "chance this round".
+/// stored draw's candidates, for the page's "chance this round", with the
+/// commitment its draw will answer (public, as in `posctl status`).
 pub async fn open_round(State(shared): State<Arc<Shared>>) -> Response {
     let reward = shared.config().block_reward;
     let proposals = shared.pending.snapshot();
-    let found = shared.store.tip().and_then(|tip| {
-        let candidates = round::candidates(&shared.store, proposals, reward, |_| {})?;
-        Ok((tip, candidates))
+    let store = &shared.store;
+    let found = store.tip().and_then(|tip| {
+        let candidates = round::candidates(store, proposals, reward, |_| {})?;
+        Ok((tip, candidates, store.next_commitment()?))
     });
-    let (tip, candidates) = match found {
+    let (tip, candidates, commitment) = match found {
         Ok(found) => found,
         Err(e) => return store_failed(e),
     };
@@ -251,6 +254,7 @@ pub async fn open_round(State(shared): State<Arc<Shared>>) -> Response {
         "prev_hash": tip.hash.to_string(),
         "next_round_in_ms": shared.next_round.remaining().as_millis() as u64,
         "round_interval_ms": shared.config().round_interval.as_millis() as u64,
+        "commitment": commitment.to_string(),
         "total_stake": total.to_string(),
         "candidates": candidates.iter().map(json::candidate).collect::<Vec<_>>(),
     }))

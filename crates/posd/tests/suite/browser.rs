@@ -19,6 +19,70 @@ fn verdict(b: &mut Browser, index: u64) -> String {
     b.wait_for(&what, &js).as_str().unwrap().to_string()
 }
 
+/// The page's verdict on block 5 when `change` (JS on `round`) alters the
+/// stored round it reads.
+fn tamper(b: &mut Browser, change: &str) -> String {
+    let js = format!(
+        "(async () => {{
+            const real = window.fetch;
+            window.fetch = async (url) => {{
+                const r = await real(url);
+                if (String(url) !== 'api/rounds/5') return r;
+                const round = await r.json();
+                {change};
+                return new Response(JSON.stringify(round));
+            }};
+            try {{ await explain(5); }} finally {{ window.fetch = real; }}
+            return document.getElementById('draw-verdict').textContent;
+        }})()"
+    );
+    b.eval(&js).as_str().unwrap().to_string()
+}
+
+/// The page's replay against the test vectors of docs/LOTTERY.md (a new
+/// chain draws by v2 only; a migrated one keeps its v1 past).
+fn the_page_draws_as_docs_lottery_md_says(b: &mut Browser) {
+    let posd = pos_core::Digest::of(b"posd").to_hex();
+    let candidates =
+        "[1, 2, 3].map((n) => ({ address: n.toString(16).padStart(2, '0').repeat(32), \
+         stake: [100, 200, 700][n - 1], bpm: 60 }))";
+    let replay = |b: &mut Browser, lottery: u32, index: u64, reveal: &str| {
+        let js = format!(
+            "(async () => {{ const m = await replay({{ lottery: {lottery}, index: {index}, \
+             prev_hash: '{posd}', reveal: '{reveal}', candidates: {candidates} }}); \
+             return [m.seed, String(m.ticket), m.candidates[m.winner].address.slice(0, 2), \
+             m.commitment]; }})()"
+        );
+        b.eval(&js)
+    };
+    let v1 = replay(b, 1, 1, "");
+    assert_eq!(
+        v1[0],
+        "f2ff9aed4f9a9c4f9cd3d823b8d1f003e8a40f4d71d17f65e9b64f1812145b06"
+    );
+    for (index, ticket, winner) in [(1, "695", "03"), (3, "180", "02"), (6, "48", "01")] {
+        let got = replay(b, 1, index, "");
+        let got = (got[1].as_str(), got[2].as_str());
+        assert_eq!(got, (Some(ticket), Some(winner)), "v1, block {index}");
+    }
+    let counting: String = (0u8..32).map(|b| format!("{b:02x}")).collect();
+    let v2 = replay(b, 2, 1, &counting);
+    assert_eq!(
+        v2[0],
+        "bd8404bbace9e9a64667f19119f89463fbd78b785ba69328fb7013655b68e1d4"
+    );
+    assert_eq!(
+        v2[3],
+        "b1fc3b6e70bc70268665590033255ec7ddde7ea975d2e19ec824bd243b1809ad"
+    );
+    for (index, ticket, winner) in [(1u8, "658", "03"), (4, "191", "02"), (11, "90", "01")] {
+        let reveal = pos_core::Digest::of(&[b'r', index]).to_hex();
+        let got = replay(b, 2, u64::from(index), &reveal);
+        let got = (got[1].as_str(), got[2].as_str());
+        assert_eq!(got, (Some(ticket), Some(winner)), "v2, block {index}");
+    }
+}
+
 fn propose(clients: &mut [(Client, String, String)], round: usize) {
     for (i, (c, _, _)) in clients.iter_mut().enumerate() {
         // Not everyone every round, so chances and wins differ.
@@ -77,32 +141,27 @@ fn the_page_grows_live_and_rechecks_draws_in_the_browser() {
     assert!(v.contains("matches"), "{v}");
     let shown = b.eval("document.getElementById('draw').textContent");
     assert!(
-        shown.as_str().unwrap().contains("posd-lottery-v1"),
+        shown.as_str().unwrap().contains("posd-lottery-v2-commit"),
         "{shown}"
     );
 
     // A stored draw that was tampered with does not pass.
-    let tampered = b.eval(
-        "(async () => {
-            const real = window.fetch;
-            window.fetch = async (url) => {
-                const r = await real(url);
-                if (!String(url).startsWith('api/rounds/')) return r;
-                const round = await r.json();
-                round.ticket = String(BigInt(round.ticket) + 1n);
-                return new Response(JSON.stringify(round));
-            };
-            try { await explain(5); } finally { window.fetch = real; }
-            return document.getElementById('draw-verdict').textContent;
-        })()",
-    );
-    let tampered = tampered.as_str().unwrap();
+    let tampered = tamper(&mut b, "round.ticket = String(BigInt(round.ticket) + 1n)");
     assert!(
         tampered.starts_with("✗ Block 5's draw does not match: ticket"),
         "{tampered}"
     );
+    let forged = tamper(
+        &mut b,
+        "round.reveal = round.reveal.replace(/^./, (c) => (c === '0' ? '1' : '0'))",
+    );
+    assert!(
+        forged.starts_with("✗ Block 5's draw does not match: the revealed secret does not hash"),
+        "{forged}"
+    );
     b.eval("explain(13)");
     verdict(&mut b, 13);
+    the_page_draws_as_docs_lottery_md_says(&mut b);
 
     // Validators with stake, status and their chance in the open round.
     let rows =

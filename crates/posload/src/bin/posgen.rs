@@ -5,8 +5,8 @@
 
 use anyhow::Context;
 use clap::Parser;
-use pos_core::lottery::{draw, Candidate};
-use pos_core::{Block, Command, ValidatorKey};
+use pos_core::lottery::Candidate;
+use pos_core::{Command, Digest, Secret, ValidatorKey};
 use pos_store::Store;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -26,8 +26,14 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let start = Instant::now();
-    let store = Store::open(&cli.data_dir, 1_795_000_000_000)
-        .with_context(|| format!("cannot open {}", cli.data_dir.display()))?;
+    let store = Store::open(
+        &cli.data_dir,
+        &pos_core::ChainSpec {
+            genesis_ms: 1_795_000_000_000,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("cannot open {}", cli.data_dir.display()))?;
     let addresses: Vec<_> = (1..=cli.candidates)
         .map(|k| ValidatorKey([k; 32]).address())
         .collect();
@@ -55,17 +61,19 @@ fn main() -> anyhow::Result<()> {
                 bpm: 60 + (index % 40) as u32,
             });
         }
-        let round = draw(&tip.hash, index, candidates)?;
-        let w = round.winner().clone();
-        let block = Block::next(&tip, tip.timestamp_ms + 30_000, w.bpm, w.address);
+        // Secrets follow from the tip: a generated chain has nothing to hide.
+        let next = Secret(Digest::of(&tip.hash.0).0);
+        let reveal = store.pending_secret()?;
+        let cmd =
+            Command::commit_round(&tip, candidates, reveal, next, tip.timestamp_ms + 30_000, 1)?;
+        let Command::CommitRound { block, round, .. } = &cmd else {
+            unreachable!("commit_round makes rounds")
+        };
+        let block = block.clone();
         block_bytes += bincode::serde::encode_to_vec(&block, config)?.len() as u64;
-        round_bytes += bincode::serde::encode_to_vec(&round, config)?.len() as u64;
+        round_bytes += 1 + bincode::serde::encode_to_vec(round, config)?.len() as u64;
         store
-            .apply(&Command::CommitRound {
-                block: block.clone(),
-                round,
-                reward: 1,
-            })?
+            .apply(&cmd)?
             .with_context(|| format!("block {index} refused"))?;
         tip = block;
         if index % 100_000 == 0 {

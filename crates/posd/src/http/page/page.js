@@ -113,10 +113,11 @@ async function refreshRound() {
   nextRoundAt = Date.now() + r.next_round_in_ms;
   $("s-pending").textContent = fmt.format(r.candidates.length);
   $("round-title").textContent = `This round: block ${fmt.format(r.index)}`;
-  $("round-summary").textContent = r.candidates.length
+  $("round-summary").textContent = (r.candidates.length
     ? `${r.candidates.length} proposer(s) share ${fmt.format(round.total)} staked tokens; ` +
       "each one's chance is its share of that stake."
-    : "No proposals yet. Without one the round ends with no block.";
+    : "No proposals yet. Without one the round ends with no block.") +
+    ` posd has committed to this round's secret (${short(r.commitment)}); the draw will reveal it.`;
   const body = $("round").tBodies[0];
   const sorted = [...r.candidates].sort((a, b) => b.stake - a.stake);
   body.replaceChildren(...sorted.slice(0, ROWS_SHOWN).map((c) => {
@@ -231,21 +232,32 @@ const join = (...parts) => {
 };
 const sha256 = async (data) => new Uint8Array(await crypto.subtle.digest("SHA-256", data));
 
-/** How each draw schema makes its seed: the bytes hashed, and how to say so. */
-const SEEDS = {
+/**
+ * The seed rules of docs/LOTTERY.md, by a round's `lottery` version: the bytes
+ * hashed into the seed, how to say so, and (v2) the bytes whose hash is the
+ * commitment the revealed secret must answer.
+ */
+const RULES = {
   1: {
-    input: (r) => join(enc.encode("posd-lottery-v1"), bytes(r.prev_hash), u64(r.index)),
+    seed: (r) => join(enc.encode("posd-lottery-v1"), bytes(r.prev_hash), u64(r.index)),
     says: "SHA-256(\"posd-lottery-v1\" ‖ previous block's hash ‖ block index as 8 bytes, big-endian)",
+  },
+  2: {
+    seed: (r) => join(enc.encode("posd-lottery-v2"), bytes(r.prev_hash), u64(r.index), bytes(r.reveal)),
+    says: "SHA-256(\"posd-lottery-v2\" ‖ previous block's hash ‖ block index as 8 bytes, big-endian " +
+      "‖ the secret revealed now)",
+    commit: (r) => join(enc.encode("posd-lottery-v2-commit"), bytes(r.reveal)),
   },
 };
 
 const WORD_MAX = (1n << 128n) - 1n;
 
-/** Replays a stored round: seed, ticket by rejection sampling, winner. */
+/** Replays a stored round: commitment (v2), seed, ticket by rejection sampling, winner. */
 async function replay(r) {
-  const schema = SEEDS[r.schema ?? 1];
-  if (!schema) throw new Error(`draw schema ${r.schema} is newer than this page`);
-  const seed = await sha256(schema.input(r));
+  const rule = RULES[r.lottery ?? 1];
+  if (!rule) throw new Error(`lottery v${r.lottery} is newer than this page`);
+  const commitment = rule.commit ? hex(await sha256(rule.commit(r))) : null;
+  const seed = await sha256(rule.seed(r));
   const order = (a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0);
   const candidates = [...r.candidates].sort(order);
   const total = candidates.reduce((t, c) => t + BigInt(c.stake), 0n);
@@ -261,12 +273,21 @@ async function replay(r) {
   }
   let running = 0n;
   const winner = candidates.findIndex((c) => (running += BigInt(c.stake)) > ticket);
-  return { schema, seed: hex(seed), candidates, total, words, ticket, winner };
+  return { rule, commitment, seed: hex(seed), candidates, total, words, ticket, winner };
 }
 
-/** What differs between the stored round (and its block) and the replay. */
-function mismatches(r, block, mine) {
+/**
+ * What differs between the stored round (with its block, and the round before
+ * it, which named this round's commitment) and the replay.
+ */
+function mismatches(r, block, previous, mine) {
   const wrong = [];
+  if (mine.commitment !== (r.commitment ?? null)) {
+    wrong.push("the revealed secret does not hash to the commitment");
+  }
+  if (r.lottery === 2 && previous?.lottery === 2 && previous.next_commitment !== r.commitment) {
+    wrong.push(`commitment (block ${r.index - 1}'s round committed to another)`);
+  }
   if (mine.seed !== r.seed) wrong.push(`seed (stored ${short(r.seed)}, here ${short(mine.seed)})`);
   if (mine.candidates.some((c, i) => c.address !== r.candidates[i].address)) wrong.push("candidate order");
   if (mine.total !== BigInt(r.total_stake)) wrong.push("total stake");
@@ -288,9 +309,11 @@ async function explain(index, chosen = true) {
   const verdict = $("draw-verdict");
   verdict.className = "verdict";
   verdict.textContent = `checking block ${index}…`;
-  let r, block;
+  let r, block, previous;
   try {
-    [r, block] = await Promise.all([getJSON(`api/rounds/${index}`), getJSON(`api/blocks/${index}`)]);
+    [r, block, previous] = await Promise.all([getJSON(`api/rounds/${index}`), getJSON(`api/blocks/${index}`),
+      // Genesis, and the blocks of a migrated chain's v1 past, name no commitment.
+      index > 1 ? getJSON(`api/rounds/${index - 1}`).catch(() => null) : null]);
   } catch (e) {
     out.replaceChildren();
     verdict.textContent = e.message;
@@ -313,7 +336,8 @@ async function explain(index, chosen = true) {
   if (drawShown !== index) return;
   const winner = mine.candidates[mine.winner];
   const steps = h("ol", { class: "steps" },
-    h("li", {}, h("strong", {}, "Seed. "), `${mine.schema.says} = `, h("code", { class: "hex" }, mine.seed)),
+    ...(mine.commitment === null ? [] : [commitmentStep(r, previous, mine)]),
+    h("li", {}, h("strong", {}, "Seed. "), `${mine.rule.says} = `, h("code", { class: "hex" }, mine.seed)),
     h("li", {}, h("strong", {}, "Tickets. "),
       `The ${fmt.format(mine.candidates.length)} candidate(s), in address order, hold one ticket per ` +
       `staked token: ${fmt.format(mine.total)} tickets in all.`, tickets(mine)),
@@ -326,12 +350,24 @@ async function explain(index, chosen = true) {
       "is the first candidate whose running stake sum passes the ticket: ",
       winner ? who(winner.address) : "none", winner ? ` (BPM ${winner.bpm}).` : ""));
   out.replaceChildren(steps);
-  const wrong = mismatches(r, block, mine);
+  const wrong = mismatches(r, block, previous, mine);
   verdict.className = wrong.length ? "verdict bad" : "verdict good";
   verdict.textContent = wrong.length
     ? `✗ Block ${index}'s draw does not match: ${wrong.join("; ")}.`
-    : `✓ Block ${index}'s draw matches: seed, ticket and winner recomputed in this browser ` +
-      "agree with the stored round and the block.";
+    : `✓ Block ${index}'s draw matches: ${mine.commitment ? "the revealed secret answers the commitment; " : ""}` +
+      "seed, ticket and winner recomputed in this browser agree with the stored round and the block.";
+}
+
+/** Lottery v2: the secret revealed now against what posd committed to before the round. */
+function commitmentStep(r, previous, mine) {
+  const from = previous?.lottery === 2
+    ? `block ${r.index - 1}'s round named it as the next commitment`
+    : "it is the chain's lottery v2 anchor, made when the chain was created or migrated";
+  return h("li", {}, h("strong", {}, "Commitment. "),
+    "Before this round opened, posd committed to ", h("code", { class: "hex" }, r.commitment ?? "none"),
+    ` (${from}). The round reveals the secret `, h("code", { class: "hex" }, r.reveal),
+    ", and SHA-256(\"posd-lottery-v2-commit\" ‖ secret) = ", h("code", { class: "hex" }, mine.commitment),
+    mine.commitment === r.commitment ? " ✓" : " ✗");
 }
 
 /** The tickets as one bar split by stake, with the drawn ticket marked. */

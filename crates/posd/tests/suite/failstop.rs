@@ -73,7 +73,7 @@ fn registration_hits_failing(file: &str) {
     let mut posd = Posd::start(posd_bin!(), dir.path(), &[]);
     posd.connect().expect("Enter token balance:");
     assert!(posd.terminate().success());
-    let store = Store::open(dir.path(), 0).unwrap();
+    let store = Store::open(dir.path(), &pos_core::ChainSpec::default()).unwrap();
     let v = store
         .validator(&before.parse::<Address>().unwrap())
         .unwrap();

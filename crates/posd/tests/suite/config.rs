@@ -361,3 +361,25 @@ fn shipped_example_lists_every_key_with_its_default() {
         print_config(&[], &[])
     );
 }
+
+#[test]
+fn chain_rules_are_chain_data_not_node_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut posd = Posd::start(posd_bin!(), dir.path(), &["--max-bpm", "500"]);
+    assert!(posd.terminate().success());
+    let posd = Posd::start(
+        posd_bin!(),
+        dir.path(),
+        &["--max-bpm", "2000", "--slash-on-invalid-bpm", "false"],
+    );
+    let log = posd.wait_log("chain rule set when this chain was created");
+    assert!(log.contains("max_bpm") && log.contains("500"), "{log}");
+    let (mut v, _, _) = posd.validator(5);
+    v.send("1500\n");
+    // The chain's rules: 1500 is out of range, and a malformed proposal slashes.
+    let said = v.expect_closed();
+    assert!(
+        said.contains("slashed") && said.contains("0 to 500"),
+        "{said}"
+    );
+}

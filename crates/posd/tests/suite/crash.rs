@@ -94,7 +94,8 @@ fn observe(addr: SocketAddr, acked: Arc<Mutex<Acked>>) {
 
 /// Everything acknowledged is on disk, and the whole chain verifies.
 fn check(dir: &std::path::Path, acked: &Acked) -> (u64, usize) {
-    let store = Store::open(dir, 0).expect("data dir opens after SIGKILL");
+    let store =
+        Store::open(dir, &pos_core::ChainSpec::default()).expect("data dir opens after SIGKILL");
     for a in acked.registered.keys() {
         let v = store.validator(&a.parse::<Address>().unwrap()).unwrap();
         assert!(v.is_some(), "acknowledged registration {a} lost");
@@ -118,7 +119,7 @@ fn check(dir: &std::path::Path, acked: &Acked) -> (u64, usize) {
         assert_eq!(&b.hash.to_hex(), hash, "announced block {index} differs");
     }
     let tip = store.tip().unwrap();
-    let mut verifier = ChainVerifier::new();
+    let mut verifier = ChainVerifier::new(store.lottery_anchor());
     let mut wins: HashMap<Address, u64> = HashMap::new();
     for block in store.blocks(0, tip.index) {
         let block = block.unwrap();
@@ -207,7 +208,12 @@ fn sigkill_loses_nothing_acknowledged() {
     let mut seed = 0x2545F4914F6CDD1Du64;
     let started = std::time::Instant::now();
     for cycle in 0..cycles {
-        let mut posd = Posd::start(posd_bin!(), dir.path(), &["--round-interval", "20ms"]);
+        let mut posd = Posd::start(
+            posd_bin!(),
+            dir.path(),
+            // A registration flood is the load here, not an attack.
+            &["--round-interval", "20ms", "--registration-rate", "0"],
+        );
         let load = Load::start(posd.addr, &acked, cycle * 10_000_000);
         // xorshift: a kill moment between 200 and 1000 ms, different each cycle.
         seed ^= seed << 13;
@@ -237,7 +243,12 @@ fn sigkill_loses_nothing_acknowledged() {
 fn sigterm_under_load_exits_cleanly_and_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let acked = Arc::new(Mutex::new(Acked::default()));
-    let mut posd = Posd::start(posd_bin!(), dir.path(), &["--round-interval", "20ms"]);
+    let mut posd = Posd::start(
+        posd_bin!(),
+        dir.path(),
+        // A registration flood is the load here, not an attack.
+        &["--round-interval", "20ms", "--registration-rate", "0"],
+    );
     let idle: Vec<_> = (0..300).map(|_| posd.connect()).collect();
     let load = Load::start(posd.addr, &acked, 0);
     std::thread::sleep(Duration::from_millis(500));

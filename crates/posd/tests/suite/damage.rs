@@ -24,8 +24,7 @@ fn build(dir: &Path) -> Acked {
     let mut blocks = BTreeMap::new();
     for round in 0..31 {
         let (c, _, _) = &mut clients[round % 20];
-        c.send(&format!("{}\n", 60 + round));
-        c.expect("Enter a new BPM:");
+        c.propose(60 + round as u32);
         let block = pos_testkit::admin::lottery_run(&posd.socket())
             .unwrap()
             .expect("a block");
@@ -38,7 +37,8 @@ fn build(dir: &Path) -> Acked {
 
 /// Every acknowledged block (same hash) and validator is in `dir`.
 fn holds_everything(dir: &Path, acked: &Acked, what: &str) {
-    let store = Store::open(dir, 0).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let store =
+        Store::open(dir, &pos_core::ChainSpec::default()).unwrap_or_else(|e| panic!("{what}: {e}"));
     for (index, hash) in &acked.blocks {
         let block = store.block(*index).unwrap();
         assert_eq!(

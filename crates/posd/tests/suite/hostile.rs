@@ -1,7 +1,7 @@
 //! Hostile and broken clients: posd keeps serving everyone else. After each
 //! attack a fresh validator must still register within a second.
 
-use pos_testkit::{posd_bin, Client, Posd};
+use pos_testkit::{force_round, posd_bin, Client, Posd};
 use std::io::Write;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -24,6 +24,21 @@ fn set_sockopt(s: &TcpStream, level: i32, name: i32, value: &[u8]) {
         )
     };
     assert_eq!(rc, 0, "setsockopt");
+}
+
+/// A client whose kernel receive buffer is only `bytes` long.
+fn small_window(posd: &Posd, bytes: i32) -> Client {
+    let stream = TcpStream::connect(posd.addr).unwrap();
+    set_sockopt(
+        &stream,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+        &bytes.to_ne_bytes(),
+    );
+    Client {
+        stream,
+        buf: String::new(),
+    }
 }
 
 #[test]
@@ -107,17 +122,7 @@ fn a_client_that_never_reads_is_dropped_and_slows_nobody() {
         &["--round-interval", "1ms", "--write-timeout", "1s"],
     );
     // The deaf client: a tiny receive window, and it never reads again.
-    let deaf = TcpStream::connect(posd.addr).unwrap();
-    set_sockopt(
-        &deaf,
-        libc::SOL_SOCKET,
-        libc::SO_RCVBUF,
-        &1024i32.to_ne_bytes(),
-    );
-    let mut deaf = Client {
-        stream: deaf,
-        buf: String::new(),
-    };
+    let mut deaf = small_window(&posd, 1024);
     deaf.send("5\n");
     deaf.registration();
 
@@ -225,7 +230,7 @@ fn a_balance_that_cannot_take_the_reward_vetoes_no_round() {
     // A validator at u64::MAX, as an older posd (which took any max_stake) could leave.
     let key = pos_core::ValidatorKey([7; 32]);
     {
-        let store = pos_store::Store::open(dir.path(), 0).unwrap();
+        let store = pos_store::Store::open(dir.path(), &pos_core::ChainSpec::default()).unwrap();
         store
             .apply(&pos_core::Command::Register {
                 address: key.address(),
@@ -364,4 +369,75 @@ fn validator_connections_have_tcp_keepalive() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The validators one slashing line accounts for: 1 for `slashed validator: ...`,
+/// N for the summary `slashed: N validators, ...`; `None` for other lines.
+fn slashings_in(line: &str) -> Option<u64> {
+    if line.starts_with("slashed validator: ") {
+        return Some(1);
+    }
+    let n = line.strip_prefix("slashed: ")?;
+    let (n, rest) = n.split_once(' ')?;
+    assert_eq!(
+        rest, "validators, see posctl validators --status slashed",
+        "{line}"
+    );
+    n.parse().ok()
+}
+
+#[test]
+fn a_slashing_flood_is_summarised_and_drops_no_honest_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let posd = Posd::start(
+        posd_bin!(),
+        dir.path(),
+        &["--round-interval", "1h", "--write-timeout", "1s"],
+    );
+    // An honest validator with a small receive window that reads only now and then.
+    let mut honest = small_window(&posd, 2048);
+    honest.send("10\n");
+    let (address, _) = honest.registration();
+    honest.send("70\n");
+    honest.expect("Enter a new BPM:");
+
+    const FLOOD: u64 = 300;
+    let start = Instant::now();
+    let floods: Vec<_> = (0..30)
+        .map(|_| {
+            let addr = posd.addr;
+            std::thread::spawn(move || {
+                for _ in 0..FLOOD / 30 {
+                    let mut c = Client::connect(addr);
+                    c.send("1\n72.5\n");
+                    let out = c.expect_closed();
+                    assert!(out.contains("slashed: 1 tokens forfeited"), "{out}");
+                }
+            })
+        })
+        .collect();
+    for f in floods {
+        f.join().unwrap();
+    }
+    // Longer than write_timeout without reading.
+    std::thread::sleep(Duration::from_secs(2));
+    let (mut lines, mut slashed) = (0, 0);
+    while slashed < FLOOD {
+        let line = honest.expect("\n");
+        if let Some(n) = slashings_in(line.trim_start_matches("Enter a new BPM:").trim()) {
+            lines += 1;
+            slashed += n;
+        }
+    }
+    let secs = start.elapsed().as_secs();
+    eprintln!("{FLOOD} slashings reached the honest reader in {lines} lines over {secs}s");
+    assert_eq!(slashed, FLOOD);
+    // A few single lines, then at most one summary per second.
+    assert!(lines <= 3 + secs + 1, "{lines} slashing lines in {secs}s");
+    force_round(&posd.socket());
+    let (winner, block) = honest.next_block();
+    assert_eq!(
+        (winner.as_str(), block["BPM"].as_u64()),
+        (address.as_str(), Some(70))
+    );
 }
