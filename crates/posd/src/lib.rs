@@ -17,6 +17,7 @@ mod connected;
 mod forget;
 mod line;
 mod pending;
+mod proposer;
 mod protocol;
 mod ratelimit;
 mod round;
@@ -168,11 +169,14 @@ impl Node {
         let (writer, writer_thread) = writer::Writer::spawn(writer::WriterContext {
             store: Arc::clone(&store),
             data_dir,
-            pending: Arc::clone(&pending),
+            proposer: proposer::Proposer {
+                store: Arc::clone(&store),
+                pending: Arc::clone(&pending),
+                config: config_tx.subscribe(),
+                clock_behind: std::cell::Cell::new(false),
+            },
             announcer: announcer.clone(),
-            config: config_tx.subscribe(),
             failed: failed.clone(),
-            clock_behind: std::cell::Cell::new(false),
         })
         .context("cannot start the writer thread")?;
         let token = CancellationToken::new();
