@@ -19,6 +19,7 @@ mod forget;
 mod http;
 mod line;
 mod pending;
+mod proposer;
 mod protocol;
 mod query;
 mod ratelimit;
@@ -186,11 +187,14 @@ impl Node {
         let (writer, writer_thread) = writer::Writer::spawn(writer::WriterContext {
             store: Arc::clone(&store),
             data_dir,
-            pending: Arc::clone(&pending),
+            proposer: proposer::Proposer {
+                store: Arc::clone(&store),
+                pending: Arc::clone(&pending),
+                config: config_tx.subscribe(),
+                clock_behind: std::cell::Cell::new(false),
+            },
             announcer: announcer.clone(),
-            config: config_tx.subscribe(),
             failed: failed.clone(),
-            clock_behind: std::cell::Cell::new(false),
             metrics: Arc::clone(&metrics),
         })
         .context("cannot start the writer thread")?;

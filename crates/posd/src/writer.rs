@@ -6,16 +6,19 @@
 //! replies and announces. Acknowledged therefore always means durable, and
 //! one fsync is shared by everyone who asked at the same time.
 //!
+//! The writer is the applier: batch -> apply -> flush and sync -> answers
+//! and announcements. What to apply comes from [`Proposer`], which alone
+//! reads the clock and the pending proposals into commands (in a cluster,
+//! only the leader would).
+//!
 //! Fail-stop: once storage fails after a change was applied in memory (an
 //! I/O error from sled, a failed sync), memory may be ahead of the disk. The
 //! writer then answers nothing more, cancels `failed`, and posd exits
 //! non-zero so that systemd restarts it from what the disk really holds.
 
 use crate::announce::Announcer;
-use crate::clock;
 use crate::http::metrics::{Metrics, RoundEnd};
-use crate::pending::Pending;
-use crate::round;
+use crate::proposer::Proposer;
 use pos_core::transition::Change;
 use pos_core::{Address, Block, Command, Outcome, Refusal, RoundRecord, Validator};
 use pos_store::{Store, StoreError};
@@ -47,9 +50,9 @@ enum Job {
     },
 }
 
-/// A ledger change as asked for; the writer completes it into a [`Command`]
-/// with the clock and the chain's limits.
-enum Request {
+/// A ledger change as asked for; the proposer completes it into a
+/// [`Command`] with the clock and the chain's limits.
+pub(crate) enum Request {
     Register {
         address: Address,
         stake: u64,
@@ -103,14 +106,11 @@ pub struct WriterContext {
     pub store: Arc<Store>,
     /// Watched for free space before every batch.
     pub data_dir: PathBuf,
-    pub pending: Arc<Pending>,
+    /// Turns requests and rounds into commands.
+    pub proposer: Proposer,
     pub announcer: Announcer,
-    /// The running config: limits are read from it per command, so a reload applies.
-    pub config: tokio::sync::watch::Receiver<Arc<crate::config::Config>>,
     /// Cancelled when storage has failed and posd must stop.
     pub failed: CancellationToken,
-    /// Whether the clock was last seen behind the tip, so a jump back is logged once.
-    pub clock_behind: std::cell::Cell<bool>,
     /// Commit times, round outcomes and slashings, for `/metrics`.
     pub metrics: Arc<Metrics>,
 }
@@ -302,7 +302,7 @@ impl Applied {
 fn execute(ctx: &WriterContext, job: Job) -> Result<Applied, StoreError> {
     Ok(match job {
         Job::Ledger { request, reply } => {
-            let cmd = command(ctx, request);
+            let cmd = ctx.proposer.command(request);
             let result = answer(ctx.store.apply(&cmd))?;
             if let Ok(change) = &result {
                 log(&cmd, change);
@@ -311,37 +311,6 @@ fn execute(ctx: &WriterContext, job: Job) -> Result<Applied, StoreError> {
         }
         Job::Round { reply } => Applied::Round(close_round(ctx)?, reply),
     })
-}
-
-/// Completes a request with the clock and the chain's limits.
-fn command(ctx: &WriterContext, request: Request) -> Command {
-    let at_ms = clock::record_ms();
-    let config = ctx.config.borrow().clone();
-    match request {
-        Request::Register { address, stake } => Command::Register {
-            address,
-            stake,
-            max_stake: config.max_stake,
-            max_validators: config.max_validators,
-            at_ms,
-        },
-        Request::Slash { address, reason } => {
-            ctx.pending.withdraw(&address);
-            Command::Slash {
-                address,
-                reason,
-                at_ms,
-            }
-        }
-        Request::Proposed { address } => Command::Proposed { address, at_ms },
-        Request::Forget {
-            addresses,
-            registered_by_ms,
-        } => Command::Forget {
-            addresses,
-            registered_by_ms,
-        },
-    }
 }
 
 fn log(cmd: &Command, change: &Change) {
@@ -364,39 +333,20 @@ fn log(cmd: &Command, change: &Change) {
     }
 }
 
-/// Closes the round: its block, no block, or a refusal when the clock cannot
-/// stamp one (the proposals then stay for the next round).
+/// Closes the round: the proposer's `CommitRound` applied, no block, or a
+/// refusal (the clock cannot stamp one: the proposals then stay).
 fn close_round(ctx: &WriterContext) -> Result<Result<RoundOutcome, WriteError>, StoreError> {
-    let Some(clock_ms) = clock::now_ms() else {
-        tracing::error!("system clock is outside the years 1970-9999: round skipped");
-        return Ok(Err(WriteError::Clock));
+    let cmd = match ctx.proposer.round()? {
+        Ok(Some(cmd)) => cmd,
+        Ok(None) => return Ok(Ok(RoundOutcome::NoCandidates)),
+        Err(e) => return Ok(Err(e)),
     };
-    let proposals = ctx.pending.take();
-    let offered = proposals.len();
-    let reward = ctx.config.borrow().block_reward;
-    let next_secret = round::fresh_secret();
-    let Some(cmd) = round::prepare(&ctx.store, proposals, clock_ms, reward, next_secret)? else {
-        tracing::info!(proposals = offered, "round closed: no candidates, no block");
-        return Ok(Ok(RoundOutcome::NoCandidates));
-    };
-    let Command::CommitRound { block, .. } = &cmd else {
-        unreachable!("round::prepare builds a CommitRound")
-    };
-    let behind = block.timestamp_ms > clock_ms;
-    if behind && !ctx.clock_behind.get() {
-        tracing::warn!(
-            clock = %pos_core::block::format_timestamp(clock_ms),
-            block = %pos_core::block::format_timestamp(block.timestamp_ms),
-            "clock is behind the chain's last block: block times continue from the chain"
-        );
-    }
-    ctx.clock_behind.set(behind);
     if let Err(refusal) = answer(ctx.store.apply(&cmd))? {
         tracing::error!(error = %refusal, "round refused by the store; proposals dropped");
         return Ok(Err(refusal));
     }
     let Command::CommitRound { block, round, .. } = cmd else {
-        unreachable!("checked above")
+        unreachable!("the proposer's rounds are CommitRound")
     };
     tracing::info!(
         index = block.index,

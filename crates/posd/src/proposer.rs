@@ -1,0 +1,89 @@
+//! The proposer: what the writer applies next. It alone reads the clock, the
+//! running limits and the pending proposals into commands, so that applying a
+//! command depends on nothing but the command and the store (in a cluster,
+//! only the leader proposes; every node applies).
+
+use crate::clock;
+use crate::config::Config;
+use crate::pending::Pending;
+use crate::round;
+use crate::writer::{Request, WriteError};
+use pos_core::Command;
+use pos_store::{Store, StoreError};
+use std::cell::Cell;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub(crate) struct Proposer {
+    pub store: Arc<Store>,
+    pub pending: Arc<Pending>,
+    /// The running config: limits are read per command, so a reload applies.
+    pub config: watch::Receiver<Arc<Config>>,
+    /// Whether the clock was last seen behind the tip, so a jump back is logged once.
+    pub clock_behind: Cell<bool>,
+}
+
+impl Proposer {
+    /// Completes a request with the clock and the chain's limits.
+    pub fn command(&self, request: Request) -> Command {
+        let at_ms = clock::record_ms();
+        match request {
+            Request::Register { address, stake } => {
+                let config = self.config.borrow();
+                Command::Register {
+                    address,
+                    stake,
+                    max_stake: config.max_stake,
+                    max_validators: config.max_validators,
+                    at_ms,
+                }
+            }
+            Request::Slash { address, reason } => {
+                self.pending.withdraw(&address);
+                Command::Slash {
+                    address,
+                    reason,
+                    at_ms,
+                }
+            }
+            Request::Proposed { address } => Command::Proposed { address, at_ms },
+            Request::Forget {
+                addresses,
+                registered_by_ms,
+            } => Command::Forget {
+                addresses,
+                registered_by_ms,
+            },
+        }
+    }
+
+    /// The round to close now: its `CommitRound`, `None` without candidates,
+    /// or a refusal when the clock cannot stamp a block (proposals then stay).
+    pub fn round(&self) -> Result<Result<Option<Command>, WriteError>, StoreError> {
+        let Some(clock_ms) = clock::now_ms() else {
+            tracing::error!("system clock is outside the years 1970-9999: round skipped");
+            return Ok(Err(WriteError::Clock));
+        };
+        let proposals = self.pending.take();
+        let offered = proposals.len();
+        let reward = self.config.borrow().block_reward;
+        let next_secret = round::fresh_secret();
+        let Some(cmd) = round::prepare(&self.store, proposals, clock_ms, reward, next_secret)?
+        else {
+            tracing::info!(proposals = offered, "round closed: no candidates, no block");
+            return Ok(Ok(None));
+        };
+        if let Command::CommitRound { block, .. } = &cmd {
+            let behind = block.timestamp_ms > clock_ms;
+            if behind && !self.clock_behind.get() {
+                tracing::warn!(
+                    clock = %pos_core::block::format_timestamp(clock_ms),
+                    block = %pos_core::block::format_timestamp(block.timestamp_ms),
+                    "clock is behind the chain's last block: block times continue from the chain"
+                );
+            }
+            self.clock_behind.set(behind);
+        }
+        Ok(Ok(Some(cmd)))
+    }
+}
