@@ -5,10 +5,14 @@
 //!   posload register  --clients 100 --total 20000
 //!   posload propose   --connections 1000 --lines 200
 //!   posload broadcast --connections 10000 --rounds 20 --socket ./posd-data/admin.sock
+//!   posload flood     --connections 100 --rounds 20 [--slash]
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use pos_proto::{Client, LotteryOutcome, Request, Response};
+use pos_proto::{
+    read_frame, write_frame, Client, Hello, LotteryOutcome, Request, Response, Welcome,
+    PROTOCOL_VERSION,
+};
 use posload::nc::{read_until, register, Validator};
 use posload::{rss_kib, stats::summary};
 use std::net::SocketAddr;
@@ -16,7 +20,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
 
 #[derive(Debug, Parser)]
 #[command(about = "Load generator for posd")]
@@ -55,11 +61,38 @@ enum Scenario {
         #[arg(long, default_value_t = 20)]
         rounds: usize,
     },
+    /// A registration flood beside one honest proposer: registrations/s the
+    /// flood gets, how long forced rounds take, whether the honest one is served.
+    Flood {
+        /// Flooding connections, each registering again as soon as posd answers.
+        #[arg(long, default_value_t = 100)]
+        connections: usize,
+        /// Rounds forced over the admin socket, one a second.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Each flooder proposes 72.5 after registering, which slashes it.
+        #[arg(long)]
+        slash: bool,
+        /// Admin protocol version offered (1 for a posd before lottery v2;
+        /// forcing a round reads the same on both).
+        #[arg(long, default_value_t = PROTOCOL_VERSION)]
+        admin_protocol: u32,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Scenario::Flood {
+        connections,
+        rounds,
+        slash,
+        admin_protocol,
+    } = cli.run
+    {
+        let admin = RawAdmin::connect(&cli.socket, admin_protocol).await?;
+        return flood(cli.addr, admin, connections, rounds, slash).await;
+    }
     let mut admin = Client::connect(&cli.socket, "posload")
         .await
         .with_context(|| format!("admin socket {}", cli.socket.display()))?;
@@ -74,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
             connections,
             rounds,
         } => broadcast(cli.addr, &mut admin, connections, rounds, pid).await?,
+        Scenario::Flood { .. } => unreachable!("handled above"),
     }
     println!("posd rss: {} KiB", rss_kib(pid).unwrap_or(0));
     Ok(())
@@ -269,4 +303,190 @@ async fn broadcast(
     );
     readers.abort_all();
     Ok(())
+}
+
+/// The admin socket spoken by hand, offering any protocol version: forcing a
+/// round (`LotteryRun` -> `Lottery`) reads the same in versions 1 and 2, so
+/// one flood compares a posd from before lottery v2 with one after it.
+struct RawAdmin {
+    rd: BufReader<tokio::net::unix::OwnedReadHalf>,
+    wr: tokio::net::unix::OwnedWriteHalf,
+}
+
+impl RawAdmin {
+    async fn connect(path: &std::path::Path, protocol: u32) -> anyhow::Result<RawAdmin> {
+        let stream = UnixStream::connect(path)
+            .await
+            .with_context(|| format!("admin socket {}", path.display()))?;
+        let (rd, wr) = stream.into_split();
+        let mut admin = RawAdmin {
+            rd: BufReader::new(rd),
+            wr,
+        };
+        let hello = Hello {
+            protocol,
+            client: "posload flood".into(),
+        };
+        write_frame(&mut admin.wr, &hello).await?;
+        match read_frame(&mut admin.rd).await? {
+            Some(Welcome::Accepted { .. }) => Ok(admin),
+            Some(Welcome::Refused(why)) => bail!("posd refused protocol {protocol}: {why}"),
+            None => bail!("posd closed the admin connection"),
+        }
+    }
+
+    /// Forces a round; the committed block's index, or `None` without candidates.
+    async fn round(&mut self) -> anyhow::Result<Option<u64>> {
+        write_frame(&mut self.wr, &Request::LotteryRun).await?;
+        match read_frame(&mut self.rd).await? {
+            Some(Response::Lottery(LotteryOutcome::Committed { block, .. })) => {
+                Ok(Some(block.index))
+            }
+            Some(Response::Lottery(LotteryOutcome::NoCandidates)) => Ok(None),
+            other => bail!("unexpected answer to lottery run: {other:?}"),
+        }
+    }
+}
+
+/// What the honest proposer's reader saw.
+enum Seen {
+    Status,
+    Block(u64),
+}
+
+async fn flood(
+    addr: SocketAddr,
+    mut admin: RawAdmin,
+    connections: usize,
+    rounds: usize,
+    slash: bool,
+) -> anyhow::Result<()> {
+    // The honest validator registers before the flood takes the source IP's quota.
+    let honest = register(addr, 10).await?;
+    let (mut rd, mut wr) = (honest.rd, honest.wr);
+    let lines = Arc::new(AtomicU64::new(0));
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let reader = {
+        let lines = Arc::clone(&lines);
+        tokio::spawn(async move {
+            let mut line = String::new();
+            while rd.read_line(&mut line).await.unwrap_or(0) > 0 {
+                lines.fetch_add(1, Ordering::Relaxed);
+                let event = if line.contains("height: ") {
+                    Some(Seen::Status)
+                } else {
+                    line.strip_prefix("{\"Index\":")
+                        .and_then(|rest| rest.split(',').next()?.parse().ok())
+                        .map(Seen::Block)
+                };
+                if event.is_some_and(|e| seen_tx.send(e).is_err()) {
+                    return;
+                }
+                line.clear();
+            }
+        })
+    };
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let mut flooders = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let (stop, accepted, refused) = (stop.clone(), accepted.clone(), refused.clone());
+        flooders.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match register(addr, 10).await {
+                    Ok(mut v) => {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                        if slash {
+                            // posd slashes, says so and hangs up.
+                            let _ = v.wr.write_all(b"72.5\n").await;
+                            let _ = v.rd.read_to_end(&mut Vec::new()).await;
+                        }
+                    }
+                    Err(_) => {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+    }
+
+    let start = Instant::now();
+    let (mut close, mut status_wait, mut delivery) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut missed, mut empty) = (0, 0);
+    let patience = Duration::from_secs(10);
+    for round in 1..=rounds {
+        tokio::time::sleep_until((start + Duration::from_secs(round as u64)).into()).await;
+        // `status` after the proposal: its reply proves the proposal was taken.
+        let asked = Instant::now();
+        wr.write_all(b"72\nstatus\n").await?;
+        wait_for(&mut seen, patience, |e| matches!(e, Seen::Status))
+            .await
+            .context("the honest validator's status went unanswered")?;
+        status_wait.push(asked.elapsed());
+        let asked = Instant::now();
+        let Some(index) = admin.round().await? else {
+            empty += 1;
+            continue;
+        };
+        close.push(asked.elapsed());
+        match wait_for(
+            &mut seen,
+            patience,
+            |e| matches!(e, Seen::Block(i) if *i == index),
+        )
+        .await
+        {
+            Ok(()) => delivery.push(asked.elapsed()),
+            Err(_) => missed += 1,
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    flooders.abort_all();
+    reader.abort();
+    let (accepted, refused) = (
+        accepted.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+    );
+    let (c50, c99, cmax) = summary(&mut close);
+    let (d50, d99, _) = summary(&mut delivery);
+    let (s50, s99, _) = summary(&mut status_wait);
+    println!(
+        "flood of {connections} connections{} over {secs:.1}s: {:.0} registrations/s accepted, {:.0}/s refused",
+        if slash { " (each slashed)" } else { "" },
+        accepted as f64 / secs,
+        refused as f64 / secs,
+    );
+    println!(
+        "rounds: {} committed, {empty} without candidates; close (request -> reply) p50 {c50:?}, p99 {c99:?}, max {cmax:?}",
+        close.len()
+    );
+    println!(
+        "honest validator: {} of {} blocks received ({missed} not within {patience:?}), request -> block p50 {d50:?}, p99 {d99:?}; \
+         status answered p50 {s50:?}, p99 {s99:?}; {:.1} lines/s",
+        delivery.len(),
+        close.len(),
+        lines.load(Ordering::Relaxed) as f64 / secs
+    );
+    Ok(())
+}
+
+/// Waits up to `patience` for an event `want` accepts, dropping others.
+async fn wait_for(
+    seen: &mut mpsc::UnboundedReceiver<Seen>,
+    patience: Duration,
+    want: impl Fn(&Seen) -> bool,
+) -> anyhow::Result<()> {
+    tokio::time::timeout(patience, async {
+        while let Some(e) = seen.recv().await {
+            if want(&e) {
+                return Ok(());
+            }
+        }
+        bail!("the honest validator's connection closed")
+    })
+    .await
+    .context("timed out")?
 }
