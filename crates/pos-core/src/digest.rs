@@ -1,9 +1,11 @@
 //! Fixed 32-byte values: block hashes, validator addresses and validator keys.
 //!
 //! They are kept as raw bytes (compact on disk, cheap to compare) and shown as
-//! lowercase hex everywhere a person or a JSON reader sees them.
+//! lowercase hex everywhere a person or a JSON reader sees them: serde writes
+//! them as hex strings in human-readable formats (JSON: the export format) and
+//! as the 32 raw bytes in binary ones (bincode: the store and the admin wire).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::str::FromStr;
@@ -20,8 +22,35 @@ fn parse32(s: &str) -> Result<[u8; 32], HexError> {
 }
 
 /// A SHA-256 output.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Digest(pub [u8; 32]);
+
+/// The binary form: what a derived `Digest([u8; 32])` wrote, so stored and
+/// wire bytes are unchanged.
+#[derive(Serialize, Deserialize)]
+struct Raw([u8; 32]);
+
+impl Serialize for Digest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            Raw(self.0).serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            s.parse()
+                .map_err(|_| serde::de::Error::custom(format!("{s:?}: expected 64 hex digits")))
+        } else {
+            Raw::deserialize(d).map(|r| Digest(r.0))
+        }
+    }
+}
 
 impl Digest {
     /// SHA-256 of `data`.
@@ -116,6 +145,19 @@ mod tests {
             key.address().to_string(),
             "4bb06f8e4e3a7715d201d573d0aa423762e55dabd61a2c02278fa56cc6d294e0"
         );
+    }
+
+    /// Binary encodings keep the raw bytes (the store's layout); JSON shows hex.
+    #[test]
+    fn serde_is_hex_in_json_and_raw_in_bincode() {
+        let d = Digest::of(b"abc");
+        let raw = bincode::serde::encode_to_vec(d, bincode::config::standard()).unwrap();
+        assert_eq!(raw, d.0);
+        let json = serde_json::to_string(&Address(d)).unwrap();
+        assert_eq!(json, format!("\"{d}\""));
+        assert_eq!(serde_json::from_str::<Address>(&json).unwrap(), Address(d));
+        assert!(serde_json::from_str::<Digest>("\"abc\"").is_err());
+        assert!(serde_json::from_str::<Digest>("[1,2]").is_err());
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! - `machine`: pos-core's transition state over one sled transaction.
 //! - `check`: the whole chain and every record verified, in constant memory.
 //! - [`error`]: everything that can go wrong with a data directory.
+//! - [`export`]: the export format (JSON lines), consistent snapshots, and
+//!   imports that verify everything before a data directory exists.
 //! - [`acked`]: the record, outside sled, of what posd acknowledged; `sync`:
 //!   the fsyncs that make sled's flush survive a power cut.
 
@@ -13,6 +15,7 @@ pub mod acked;
 mod check;
 mod codec;
 pub mod error;
+pub mod export;
 pub mod layout;
 mod machine;
 pub mod store;

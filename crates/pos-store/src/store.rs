@@ -21,12 +21,12 @@ const OWN_FILES: &[&str] = &["posd.lock", "sled", "admin.sock", acked::FILE];
 /// thread-safe, and only posd's single writer calls [`Store::apply`].
 pub struct Store {
     db: sled::Db,
-    blocks: sled::Tree,
+    pub(crate) blocks: sled::Tree,
     block_index: sled::Tree,
-    rounds: sled::Tree,
-    validators: sled::Tree,
-    proposed: sled::Tree,
-    meta: sled::Tree,
+    pub(crate) rounds: sled::Tree,
+    pub(crate) validators: sled::Tree,
+    pub(crate) proposed: sled::Tree,
+    pub(crate) meta: sled::Tree,
     /// The files behind a store on disk; `None` for a temporary one.
     disk: Option<OnDisk>,
     /// Whether [`Store::open`] made a new chain rather than finding one.
@@ -35,6 +35,8 @@ pub struct Store {
 
 /// What a store on disk keeps open besides sled.
 struct OnDisk {
+    /// The data directory.
+    dir: PathBuf,
     files: SledFiles,
     acked: AckFile,
     /// Held for the store's life: a second posd on the same directory fails to take it.
@@ -70,9 +72,7 @@ impl Store {
                 ),
             });
         }
-        let db = sled::Config::new()
-            .path(&sled_dir)
-            .cache_capacity(8 * 1024 * 1024)
+        let db = sled_config(&sled_dir)
             .open()
             .map_err(|e| StoreError::Damaged {
                 path: sled_dir.clone(),
@@ -88,6 +88,7 @@ impl Store {
             None => AckFile::create(dir, &store.acked_now()?)?,
         };
         store.disk = Some(OnDisk {
+            dir: dir.to_owned(),
             files,
             acked,
             _lock: lock,
@@ -138,6 +139,14 @@ impl Store {
         }
         store.check_tip()?;
         Ok(store)
+    }
+
+    /// Where snapshots spool what changes: the data directory, or the
+    /// system's temporary directory for a store in memory.
+    pub(crate) fn spool_dir(&self) -> PathBuf {
+        self.disk
+            .as_ref()
+            .map_or_else(std::env::temp_dir, |d| d.dir.clone())
     }
 
     /// Whether opening made a new chain (the directory held none).
@@ -415,8 +424,15 @@ fn keys_with_prefix(
     Ok(found)
 }
 
+/// How posd opens sled at `path`, whether serving or importing.
+pub(crate) fn sled_config(path: &Path) -> sled::Config {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(8 * 1024 * 1024)
+}
+
 /// Decoded values of a tree keyed by height, `from..=to`, read lazily.
-fn height_range<T: serde::de::DeserializeOwned>(
+pub(crate) fn height_range<T: serde::de::DeserializeOwned>(
     tree: &sled::Tree,
     name: &'static str,
     from: u64,

@@ -1,57 +1,10 @@
 //! The store against a real sled directory in a temp dir.
 
-use pos_core::lottery::{draw, Candidate};
+mod common;
+
+use common::{addr, commit, register, register_address, MAX};
 use pos_core::{Address, Block, Command, Digest, LedgerError, Refusal, Status};
 use pos_store::{Store, StoreError};
-
-const MAX: u64 = 1_000_000;
-
-fn addr(n: u8) -> Address {
-    Address(Digest([n; 32]))
-}
-
-fn register(store: &Store, n: u8, stake: u64) {
-    register_address(store, addr(n), stake)
-}
-
-fn register_address(store: &Store, address: Address, stake: u64) {
-    store
-        .apply(&Command::Register {
-            address,
-            stake,
-            max_stake: MAX,
-            max_validators: MAX,
-            at_ms: 10,
-        })
-        .unwrap()
-        .unwrap();
-}
-
-/// Commits one round where validator `n` (already registered) is the only candidate.
-fn commit(store: &Store, n: u8, bpm: u32) -> Block {
-    let tip = store.tip().unwrap();
-    let stake = store.validator(&addr(n)).unwrap().unwrap().balance;
-    let round = draw(
-        &tip.hash,
-        tip.index + 1,
-        vec![Candidate {
-            address: addr(n),
-            stake,
-            bpm,
-        }],
-    )
-    .unwrap();
-    let block = Block::next(&tip, tip.index + 100, bpm, addr(n));
-    store
-        .apply(&Command::CommitRound {
-            block: block.clone(),
-            round,
-            reward: 1,
-        })
-        .unwrap()
-        .unwrap();
-    block
-}
 
 #[test]
 fn genesis_is_created_once() {
