@@ -22,7 +22,7 @@ const OWN_FILES: &[&str] = &["posd.lock", "sled", "admin.sock", acked::FILE];
 pub struct Store {
     db: sled::Db,
     pub(crate) blocks: sled::Tree,
-    block_index: sled::Tree,
+    pub(crate) block_index: sled::Tree,
     pub(crate) rounds: sled::Tree,
     pub(crate) validators: sled::Tree,
     pub(crate) proposed: sled::Tree,
@@ -55,13 +55,7 @@ impl Store {
         if no_store && !dir.join(acked::FILE).exists() {
             refuse_foreign(dir)?;
         }
-        let lock_path = dir.join("posd.lock");
-        let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(StoreError::Locked(dir.to_owned())),
-            Err(TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
-        }
+        let lock = lock(dir)?;
         let record = AckFile::read(dir)?;
         if let (true, Some((_, acked))) = (no_store, &record) {
             return Err(StoreError::Damaged {
@@ -101,8 +95,9 @@ impl Store {
         Store::init(sled::Config::new().temporary(true).open()?, now_ms)
     }
 
-    fn init(db: sled::Db, now_ms: u64) -> Result<Store, StoreError> {
-        let mut store = Store {
+    /// The trees of `db`, unchecked: [`Store::init`] checks them, an import fills them.
+    pub(crate) fn of(db: sled::Db) -> Result<Store, StoreError> {
+        Ok(Store {
             blocks: db.open_tree(BLOCKS)?,
             block_index: db.open_tree(BLOCK_INDEX)?,
             rounds: db.open_tree(ROUNDS)?,
@@ -112,7 +107,11 @@ impl Store {
             db,
             disk: None,
             created: false,
-        };
+        })
+    }
+
+    fn init(db: sled::Db, now_ms: u64) -> Result<Store, StoreError> {
+        let mut store = Store::of(db)?;
         match store.meta.get(META_SCHEMA)? {
             None if store.is_empty() => {
                 store.create_genesis(now_ms)?;
@@ -422,6 +421,18 @@ fn keys_with_prefix(
         found.push(Digest(key));
     }
     Ok(found)
+}
+
+/// Takes `dir`'s lock file, held for as long as the returned file is open:
+/// a second posd (or an import) on the same directory fails to take it.
+pub(crate) fn lock(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join("posd.lock");
+    let lock = File::create(&path).map_err(io_err(&path))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_owned())),
+        Err(TryLockError::Error(e)) => Err(io_err(&path)(e)),
+    }
 }
 
 /// How posd opens sled at `path`, whether serving or importing.

@@ -17,6 +17,7 @@ use crate::pending::Pending;
 use crate::round;
 use pos_core::transition::Change;
 use pos_core::{Address, Block, Command, Outcome, RoundRecord, Validator};
+use pos_store::export::Snapshot;
 use pos_store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,6 +45,10 @@ enum Job {
     Round {
         reply: Responder<RoundOutcome>,
     },
+    /// A consistent snapshot for an export or backup, taken between batches.
+    Snapshot {
+        reply: Responder<Snapshot>,
+    },
 }
 
 /// A ledger change as asked for; the writer completes it into a [`Command`]
@@ -70,6 +75,7 @@ enum Request {
 enum Applied {
     Ledger(Result<Change, WriteError>, Responder<Change>),
     Round(Result<RoundOutcome, WriteError>, Responder<RoundOutcome>),
+    Snapshot(Responder<Snapshot>),
 }
 
 /// How a round ended.
@@ -185,6 +191,13 @@ impl Writer {
     pub async fn round(&self) -> Result<RoundOutcome, WriteError> {
         self.ask(|reply| Job::Round { reply }).await
     }
+
+    /// A snapshot of what is on disk, taken on the writer thread after a
+    /// flush, so no command is half seen. Writes wait while the snapshot
+    /// copies the validator records aside (see `pos_store::export::snapshot`).
+    pub async fn snapshot(&self) -> Result<Snapshot, WriteError> {
+        self.ask(|reply| Job::Snapshot { reply }).await
+    }
 }
 
 fn writer_loop(ctx: WriterContext, rx: mpsc::Receiver<Job>) -> Result<(), StoreError> {
@@ -218,7 +231,7 @@ fn commit_loop(ctx: &WriterContext, mut rx: mpsc::Receiver<Job>) -> Result<(), S
             .collect::<Result<Vec<Applied>, StoreError>>()?;
         ctx.store.flush()?;
         for done in applied {
-            done.finish(&ctx.announcer);
+            done.finish(ctx);
         }
     }
     ctx.store.flush()
@@ -260,13 +273,17 @@ impl Job {
                 ));
                 let _ = reply.send(Err(why));
             }
+            Job::Snapshot { reply } => {
+                let _ = reply.send(Err(why));
+            }
         }
     }
 }
 
 impl Applied {
     /// Answers (and announces) what the batch's flush made durable.
-    fn finish(self, announcer: &Announcer) {
+    fn finish(self, ctx: &WriterContext) {
+        let announcer = &ctx.announcer;
         // A requester that went away (client hung up) needs no answer: ignore send errors.
         match self {
             Applied::Ledger(result, reply) => {
@@ -283,6 +300,14 @@ impl Applied {
                 }
                 let _ = reply.send(result);
             }
+            Applied::Snapshot(reply) => {
+                // A failed snapshot (e.g. no room for its spool) fails only its requester.
+                let snapshot = ctx.store.snapshot().map_err(|e| {
+                    tracing::warn!(error = %e, "snapshot failed");
+                    WriteError::Storage(e.to_string())
+                });
+                let _ = reply.send(snapshot);
+            }
         }
     }
 }
@@ -298,6 +323,7 @@ fn execute(ctx: &WriterContext, job: Job) -> Result<Applied, StoreError> {
             Applied::Ledger(result, reply)
         }
         Job::Round { reply } => Applied::Round(close_round(ctx)?, reply),
+        Job::Snapshot { reply } => Applied::Snapshot(reply),
     })
 }
 

@@ -11,12 +11,12 @@ use super::lines::{bad, LineReader};
 use super::{Header, ImportError, Proposed, Record};
 use crate::codec::encode;
 use crate::layout::*;
-use crate::store::sled_config;
+use crate::store::{lock, sled_config};
 use crate::sync::io_err;
 use crate::{Counts, Store, StoreError};
 use pos_core::verify::{check_link, check_round, ChainVerifier};
 use pos_core::{Address, Block, RoundRecord, Validator};
-use std::fs::{File, TryLockError};
+use std::fs::File;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -86,8 +86,8 @@ pub struct Importer {
     stage: PathBuf,
     /// Keeps a posd from starting in the target while it is being filled.
     lock: File,
-    db: sled::Db,
-    trees: Trees,
+    /// The store being filled (in `stage`, unchecked until complete).
+    store: Store,
     batches: Batches,
     header: Header,
     section: Section,
@@ -105,15 +105,6 @@ pub struct Importer {
     guard: Guard,
 }
 
-struct Trees {
-    blocks: sled::Tree,
-    block_index: sled::Tree,
-    rounds: sled::Tree,
-    validators: sled::Tree,
-    proposed: sled::Tree,
-    meta: sled::Tree,
-}
-
 /// Writes not yet applied, one batch per tree.
 #[derive(Default)]
 struct Batches {
@@ -126,28 +117,28 @@ struct Batches {
 }
 
 impl Batches {
-    fn apply(&mut self, trees: &Trees) -> Result<(), StoreError> {
+    fn apply(&mut self, store: &Store) -> Result<(), StoreError> {
         let b = std::mem::take(self);
-        trees.blocks.apply_batch(b.blocks)?;
-        trees.block_index.apply_batch(b.block_index)?;
-        trees.rounds.apply_batch(b.rounds)?;
-        trees.validators.apply_batch(b.validators)?;
-        trees.proposed.apply_batch(b.proposed)?;
+        store.blocks.apply_batch(b.blocks)?;
+        store.block_index.apply_batch(b.block_index)?;
+        store.rounds.apply_batch(b.rounds)?;
+        store.validators.apply_batch(b.validators)?;
+        store.proposed.apply_batch(b.proposed)?;
         Ok(())
     }
 
     /// Counts one queued record, applying the batches when they are full.
-    fn queued(&mut self, trees: &Trees) -> Result<(), StoreError> {
+    fn queued(&mut self, store: &Store) -> Result<(), StoreError> {
         self.queued += 1;
         if self.queued >= BATCH {
-            self.apply(trees)?;
+            self.apply(store)?;
         }
         Ok(())
     }
 }
 
-/// `Ok` if `target` does not exist or is an empty directory.
-fn check_target(target: &Path) -> Result<bool, ImportError> {
+/// `Ok` if `target` does not exist (`true`) or is an empty directory.
+pub fn check_target(target: &Path) -> Result<bool, ImportError> {
     match std::fs::read_dir(target) {
         Ok(mut entries) => match entries.next() {
             None => Ok(false),
@@ -185,30 +176,15 @@ impl Importer {
             created_target,
             armed: true,
         };
-        let lock_path = target.join("posd.lock");
-        let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(StoreError::Locked(target.into()).into()),
-            Err(TryLockError::Error(e)) => return Err(io_err(&lock_path)(e).into()),
-        }
+        let lock = lock(target)?;
         let stage = target.join(PARTIAL);
         std::fs::create_dir(&stage).map_err(io_err(&stage))?;
-        let db = sled_config(&stage.join("sled")).open()?;
-        let trees = Trees {
-            blocks: db.open_tree(BLOCKS)?,
-            block_index: db.open_tree(BLOCK_INDEX)?,
-            rounds: db.open_tree(ROUNDS)?,
-            validators: db.open_tree(VALIDATORS)?,
-            proposed: db.open_tree(PROPOSED)?,
-            meta: db.open_tree(META)?,
-        };
+        let store = Store::of(sled_config(&stage.join("sled")).open()?)?;
         Ok(Importer {
             target: target.to_owned(),
             stage,
             lock,
-            db,
-            trees,
+            store,
             batches: Batches::default(),
             header,
             section: Section::Chain,
@@ -260,7 +236,7 @@ impl Importer {
                 self.end_chain(line)?;
             }
             // Proposed entries are checked against the validators written.
-            self.batches.apply(&self.trees)?;
+            self.batches.apply(&self.store)?;
             self.section = section;
         }
         Ok(())
@@ -324,7 +300,7 @@ impl Importer {
             self.batches.rounds.insert(&key, encode(round));
         }
         self.blocks += 1;
-        self.batches.queued(&self.trees)
+        self.batches.queued(&self.store)
     }
 
     /// The chain must end at the header's tip, each block with its round.
@@ -357,12 +333,12 @@ impl Importer {
         }
         self.batches.validators.insert(&v.address.0 .0, encode(&v));
         self.validators += 1;
-        Ok(self.batches.queued(&self.trees)?)
+        Ok(self.batches.queued(&self.store)?)
     }
 
     fn proposed(&mut self, line: u64, p: Proposed) -> Result<(), ImportError> {
         in_order(line, "proposed", &mut self.last_proposed, p.address)?;
-        if !self.trees.validators.contains_key(p.address.0 .0)? {
+        if !self.store.validators.contains_key(p.address.0 .0)? {
             return Err(bad(
                 line,
                 format!("proposed validator {} is no validator", p.address),
@@ -372,7 +348,7 @@ impl Importer {
             .proposed
             .insert(&p.address.0 .0, &p.at_ms.to_be_bytes());
         self.proposed += 1;
-        Ok(self.batches.queued(&self.trees)?)
+        Ok(self.batches.queued(&self.store)?)
     }
 
     /// After the trailer (line `end`) checked out: completes the store,
@@ -395,8 +371,8 @@ impl Importer {
                 ),
             ));
         }
-        self.batches.apply(&self.trees)?;
-        let meta = &self.trees.meta;
+        self.batches.apply(&self.store)?;
+        let meta = &self.store.meta;
         meta.insert(META_TIP, &h.height.to_be_bytes())?;
         meta.insert(META_ACTIVE, &h.validators_active.to_be_bytes())?;
         meta.insert(META_SLASHED, &h.validators_slashed.to_be_bytes())?;
@@ -404,13 +380,12 @@ impl Importer {
         meta.insert(META_PROPOSALS_SINCE, &h.proposals_since_ms.to_be_bytes())?;
         // Last: a store without its schema version is never taken for a chain.
         meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
-        self.db.flush()?;
+        self.store.flush()?;
         let Importer {
             target,
             stage,
             lock,
-            db,
-            trees,
+            store,
             header,
             blocks,
             validators,
@@ -419,7 +394,7 @@ impl Importer {
             ..
         } = self;
         // sled is closed before its directory moves.
-        drop((trees, db));
+        drop(store);
         let sled_dir = target.join("sled");
         std::fs::rename(stage.join("sled"), &sled_dir).map_err(io_err(&sled_dir))?;
         // Store::open takes the lock itself, and writes the acknowledgement record.
