@@ -18,6 +18,9 @@ pub enum StoreError {
     Schema { found: u32, expected: u32 },
     #[error("data directory is not a posd chain: {0}")]
     Foreign(String),
+    /// An import into the directory stopped before it was complete.
+    #[error("{}: an import into it did not finish; remove the directory and import again", .0.display())]
+    Unfinished(PathBuf),
     #[error("corrupt record in tree {tree:?}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
     #[error("tip check failed: {0}")]

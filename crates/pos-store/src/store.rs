@@ -2,6 +2,7 @@
 
 use crate::acked::{self, AckFile, Acked};
 use crate::codec::{decode, encode, u64_value};
+use crate::export::import::PARTIAL;
 use crate::layout::*;
 use crate::machine::TxState;
 use crate::sync::{io_err, SledFiles};
@@ -15,7 +16,10 @@ use std::path::{Path, PathBuf};
 
 /// Names of the files posd itself keeps in a data directory; anything else
 /// in a directory without a chain means it belongs to someone else.
-const OWN_FILES: &[&str] = &["posd.lock", "sled", "admin.sock", acked::FILE];
+const OWN_FILES: &[&str] = &[LOCK, "sled", "admin.sock", acked::FILE];
+
+/// The lock file's name in a data directory.
+pub(crate) const LOCK: &str = "posd.lock";
 
 /// An open data directory. Cheap to share behind an `Arc`: sled is
 /// thread-safe, and only posd's single writer calls [`Store::apply`].
@@ -49,6 +53,9 @@ impl Store {
     /// everything the acknowledgement record says posd promised.
     pub fn open(dir: &Path, now_ms: u64) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        if dir.join(PARTIAL).exists() {
+            return Err(StoreError::Unfinished(dir.to_owned()));
+        }
         let sled_dir = dir.join("sled");
         let no_store = !sled_dir.exists();
         // Someone else's directory is refused before posd leaves a file in it.
@@ -72,22 +79,34 @@ impl Store {
                 path: sled_dir.clone(),
                 detail: format!("the store cannot be opened: {e}"),
             })?;
-        let mut store = Store::init(db, now_ms)?;
-        let files = SledFiles::open(dir, &sled_dir)?;
+        Store::init(db, now_ms)?.attach(dir, lock, record)
+    }
+
+    /// Adds what a store in `dir` keeps besides sled: sled's files synced
+    /// (so a commit only has to sync what it appends), and the
+    /// acknowledgement record, checked against the store if there is one,
+    /// else made from it. `lock` is the directory's, held from now on.
+    pub(crate) fn attach(
+        mut self,
+        dir: &Path,
+        lock: File,
+        record: Option<(AckFile, Acked)>,
+    ) -> Result<Store, StoreError> {
+        let files = SledFiles::open(dir, &dir.join("sled"))?;
         let acked = match record {
             Some((file, acked)) => {
-                store.check_acked(&dir.join(acked::FILE), &acked)?;
+                self.check_acked(&dir.join(acked::FILE), &acked)?;
                 file
             }
-            None => AckFile::create(dir, &store.acked_now()?)?,
+            None => AckFile::create(dir, &self.acked_now()?)?,
         };
-        store.disk = Some(OnDisk {
+        self.disk = Some(OnDisk {
             dir: dir.to_owned(),
             files,
             acked,
             _lock: lock,
         });
-        Ok(store)
+        Ok(self)
     }
 
     /// A throw-away store in memory, for tests.
@@ -111,7 +130,13 @@ impl Store {
     }
 
     fn init(db: sled::Db, now_ms: u64) -> Result<Store, StoreError> {
-        let mut store = Store::of(db)?;
+        Store::of(db)?.checked(now_ms)
+    }
+
+    /// Checks the trees as a start does (schema version, tip), making a
+    /// genesis block stamped `now_ms` in an empty store.
+    pub(crate) fn checked(self, now_ms: u64) -> Result<Store, StoreError> {
+        let mut store = self;
         match store.meta.get(META_SCHEMA)? {
             None if store.is_empty() => {
                 store.create_genesis(now_ms)?;
@@ -426,7 +451,7 @@ fn keys_with_prefix(
 /// Takes `dir`'s lock file, held for as long as the returned file is open:
 /// a second posd (or an import) on the same directory fails to take it.
 pub(crate) fn lock(dir: &Path) -> Result<File, StoreError> {
-    let path = dir.join("posd.lock");
+    let path = dir.join(LOCK);
     let lock = File::create(&path).map_err(io_err(&path))?;
     match lock.try_lock() {
         Ok(()) => Ok(lock),

@@ -44,6 +44,12 @@ fn export(store: &Store) -> Vec<u8> {
     store.export(Vec::new()).unwrap().1
 }
 
+/// The export of a [`sample`] store.
+fn sample_export() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    export(&sample(dir.path()))
+}
+
 fn lines(bytes: &[u8]) -> Vec<String> {
     String::from_utf8(bytes.to_vec())
         .unwrap()
@@ -125,8 +131,7 @@ fn export_import_export_is_byte_identical() {
 
 #[test]
 fn an_empty_directory_is_a_target_and_a_full_one_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let bytes = export(&sample(dir.path()));
+    let bytes = sample_export();
     let empty = tempfile::tempdir().unwrap();
     import(bytes.as_slice(), empty.path()).unwrap();
     Store::open(empty.path(), 0).unwrap();
@@ -141,9 +146,39 @@ fn an_empty_directory_is_a_target_and_a_full_one_is_refused() {
 }
 
 #[test]
+fn posd_refuses_a_directory_an_import_did_not_finish() {
+    let bytes = sample_export();
+    let root = tempfile::tempdir().unwrap();
+    let target = root.path().join("new");
+    import(bytes.as_slice(), &target).unwrap();
+    // As an import killed before its end leaves it: the marker still there.
+    std::fs::write(target.join("import.partial"), "").unwrap();
+    let err = Store::open(&target, 0).err().unwrap();
+    assert!(matches!(err, pos_store::StoreError::Unfinished(_)), "{err}");
+    assert!(err.to_string().contains("did not finish"), "{err}");
+}
+
+#[test]
+fn concurrent_imports_into_one_target_leave_one_whole_chain() {
+    let bytes = sample_export();
+    let root = tempfile::tempdir().unwrap();
+    let target = root.path().join("new");
+    let results: Vec<_> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| import(bytes.as_slice(), &target)))
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{results:?}");
+    let store = Store::open(&target, 0).unwrap();
+    store.check_all().unwrap();
+    assert_eq!(export(&store), bytes);
+}
+
+#[test]
 fn tampered_files_are_refused_at_their_first_bad_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = lines(&export(&sample(dir.path())));
+    let text = lines(&sample_export());
     let end = text.len();
 
     // Line 1 is the header, 2 genesis, 3 block 1, 4 its round, 5 block 2...
@@ -231,8 +266,7 @@ fn tampered_files_are_refused_at_their_first_bad_line() {
 
 #[test]
 fn other_versions_and_schemas_are_refused_by_the_header() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = lines(&export(&sample(dir.path())));
+    let text = lines(&sample_export());
     for (from, to, says) in [
         (
             r#""version":1"#,
@@ -255,8 +289,7 @@ fn other_versions_and_schemas_are_refused_by_the_header() {
 
 #[test]
 fn records_out_of_their_section_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = lines(&export(&sample(dir.path())));
+    let text = lines(&sample_export());
     let v = text
         .iter()
         .position(|l| l.starts_with(r#"{"validator""#))

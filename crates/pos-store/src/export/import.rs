@@ -1,18 +1,19 @@
-//! A new data directory from export lines, verified before it exists.
+//! A new data directory from export lines, verified before posd will use it.
 //!
-//! The records go into a store being built under `<target>/import.partial/`
-//! while every block is re-hashed and re-linked and every draw replayed
-//! (pos-core's `verify`). Only when the trailer's checksum and counts agree
-//! too is that store moved to `<target>/sled` and opened once, which writes
-//! its acknowledgement record: a posd started there serves exactly the
-//! imported chain. A refused import leaves the target as it found it.
+//! The store is built in `<target>/sled` while every block is re-hashed and
+//! re-linked and every draw replayed (pos-core's `verify`), with a marker file
+//! `<target>/import.partial` that makes posd refuse the directory meanwhile.
+//! Only when the trailer's checksum and counts agree too does the store get
+//! its schema version, its files synced and its acknowledgement record, and
+//! the marker go: a posd started there serves exactly the imported chain. A
+//! refused import removes what it made, leaving the target as it found it.
 
 use super::lines::{bad, LineReader};
 use super::{Header, ImportError, Proposed, Record};
 use crate::codec::encode;
 use crate::layout::*;
-use crate::store::{lock, sled_config};
-use crate::sync::io_err;
+use crate::store::{lock, sled_config, LOCK};
+use crate::sync::{io_err, sync_path};
 use crate::{Counts, Store, StoreError};
 use pos_core::verify::{check_link, check_round, ChainVerifier};
 use pos_core::{Address, Block, RoundRecord, Validator};
@@ -20,11 +21,8 @@ use std::fs::File;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-/// Where the store is built, inside the target, until it is complete.
+/// The marker of an import under way, inside the target.
 pub const PARTIAL: &str = "import.partial";
-
-/// Records written per sled batch.
-const BATCH: usize = 4096;
 
 /// What an import produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +81,10 @@ impl Section {
 /// A data directory being built from records pushed in file order.
 pub struct Importer {
     target: PathBuf,
-    stage: PathBuf,
     /// Keeps a posd from starting in the target while it is being filled.
     lock: File,
-    /// The store being filled (in `stage`, unchecked until complete).
+    /// The store being filled, unchecked until complete.
     store: Store,
-    batches: Batches,
     header: Header,
     section: Section,
     /// The last block verified and written.
@@ -105,36 +101,11 @@ pub struct Importer {
     guard: Guard,
 }
 
-/// Writes not yet applied, one batch per tree.
-#[derive(Default)]
-struct Batches {
-    blocks: sled::Batch,
-    block_index: sled::Batch,
-    rounds: sled::Batch,
-    validators: sled::Batch,
-    proposed: sled::Batch,
-    queued: usize,
-}
-
-impl Batches {
-    fn apply(&mut self, store: &Store) -> Result<(), StoreError> {
-        let b = std::mem::take(self);
-        store.blocks.apply_batch(b.blocks)?;
-        store.block_index.apply_batch(b.block_index)?;
-        store.rounds.apply_batch(b.rounds)?;
-        store.validators.apply_batch(b.validators)?;
-        store.proposed.apply_batch(b.proposed)?;
-        Ok(())
-    }
-
-    /// Counts one queued record, applying the batches when they are full.
-    fn queued(&mut self, store: &Store) -> Result<(), StoreError> {
-        self.queued += 1;
-        if self.queued >= BATCH {
-            self.apply(store)?;
-        }
-        Ok(())
-    }
+fn not_empty(target: &Path) -> ImportError {
+    ImportError::Target(format!(
+        "{} is not empty: posd imports only into a new or empty directory",
+        target.display()
+    ))
 }
 
 /// `Ok` if `target` does not exist (`true`) or is an empty directory.
@@ -142,10 +113,7 @@ pub fn check_target(target: &Path) -> Result<bool, ImportError> {
     match std::fs::read_dir(target) {
         Ok(mut entries) => match entries.next() {
             None => Ok(false),
-            Some(_) => Err(ImportError::Target(format!(
-                "{} is not empty: posd imports only into a new or empty directory",
-                target.display()
-            ))),
+            Some(_) => Err(not_empty(target)),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(ImportError::Target(
@@ -170,22 +138,35 @@ impl Importer {
         }
         let created_target = check_target(target)?;
         std::fs::create_dir_all(target).map_err(io_err(target))?;
+        let lock = lock(target).inspect_err(|_| {
+            // Someone else holds it: what is there is theirs.
+            if created_target {
+                let _ = std::fs::remove_dir(target);
+            }
+        })?;
+        // Another import may have filled it between the check and the lock.
+        let strangers = std::fs::read_dir(target)
+            .map_err(io_err(target))?
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name() != LOCK);
+        if strangers {
+            return Err(not_empty(target));
+        }
         // From here on, dropping the guard undoes whatever was made.
         let guard = Guard {
             target: target.to_owned(),
             created_target,
             armed: true,
         };
-        let lock = lock(target)?;
-        let stage = target.join(PARTIAL);
-        std::fs::create_dir(&stage).map_err(io_err(&stage))?;
-        let store = Store::of(sled_config(&stage.join("sled")).open()?)?;
+        // On disk before the store is: posd never takes a half import for a chain.
+        let marker = target.join(PARTIAL);
+        File::create(&marker).map_err(io_err(&marker))?;
+        sync_path(target)?;
+        let store = Store::of(sled_config(&target.join("sled")).open()?)?;
         Ok(Importer {
             target: target.to_owned(),
-            stage,
             lock,
             store,
-            batches: Batches::default(),
             header,
             section: Section::Chain,
             parent: None,
@@ -235,8 +216,6 @@ impl Importer {
             if self.section == Section::Chain {
                 self.end_chain(line)?;
             }
-            // Proposed entries are checked against the validators written.
-            self.batches.apply(&self.store)?;
             self.section = section;
         }
         Ok(())
@@ -291,16 +270,17 @@ impl Importer {
         Ok(())
     }
 
-    /// Queues a verified block (and its draw) as the store's `append` lays them out.
+    /// Writes a verified block (and its draw) as the store's `append` lays them
+    /// out. One insert at a time: sled's batches hold far more memory.
     fn put_block(&mut self, block: &Block, round: Option<&RoundRecord>) -> Result<(), StoreError> {
         let key = block.index.to_be_bytes();
-        self.batches.blocks.insert(&key, encode(block));
-        self.batches.block_index.insert(&block.hash.0, &key);
+        self.store.blocks.insert(key, encode(block))?;
+        self.store.block_index.insert(block.hash.0, &key)?;
         if let Some(round) = round {
-            self.batches.rounds.insert(&key, encode(round));
+            self.store.rounds.insert(key, encode(round))?;
         }
         self.blocks += 1;
-        self.batches.queued(&self.store)
+        Ok(())
     }
 
     /// The chain must end at the header's tip, each block with its round.
@@ -331,9 +311,9 @@ impl Importer {
             pos_core::Status::Active => self.counts.active += 1,
             pos_core::Status::Slashed => self.counts.slashed += 1,
         }
-        self.batches.validators.insert(&v.address.0 .0, encode(&v));
+        self.store.validators.insert(v.address.0 .0, encode(&v))?;
         self.validators += 1;
-        Ok(self.batches.queued(&self.store)?)
+        Ok(())
     }
 
     fn proposed(&mut self, line: u64, p: Proposed) -> Result<(), ImportError> {
@@ -344,16 +324,16 @@ impl Importer {
                 format!("proposed validator {} is no validator", p.address),
             ));
         }
-        self.batches
+        self.store
             .proposed
-            .insert(&p.address.0 .0, &p.at_ms.to_be_bytes());
+            .insert(p.address.0 .0, &p.at_ms.to_be_bytes())?;
         self.proposed += 1;
-        Ok(self.batches.queued(&self.store)?)
+        Ok(())
     }
 
-    /// After the trailer (line `end`) checked out: completes the store,
-    /// moves it into the target and opens it once there.
-    pub fn commit(mut self, end: u64) -> Result<Imported, ImportError> {
+    /// After the trailer (line `end`) checked out: completes the store and
+    /// makes it one posd starts from.
+    pub fn commit(self, end: u64) -> Result<Imported, ImportError> {
         if self.section == Section::Chain {
             self.end_chain(end)?;
         }
@@ -371,19 +351,15 @@ impl Importer {
                 ),
             ));
         }
-        self.batches.apply(&self.store)?;
         let meta = &self.store.meta;
         meta.insert(META_TIP, &h.height.to_be_bytes())?;
         meta.insert(META_ACTIVE, &h.validators_active.to_be_bytes())?;
         meta.insert(META_SLASHED, &h.validators_slashed.to_be_bytes())?;
         meta.insert(META_APPLIED, &h.applied.to_be_bytes())?;
         meta.insert(META_PROPOSALS_SINCE, &h.proposals_since_ms.to_be_bytes())?;
-        // Last: a store without its schema version is never taken for a chain.
         meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
-        self.store.flush()?;
         let Importer {
             target,
-            stage,
             lock,
             store,
             header,
@@ -393,24 +369,21 @@ impl Importer {
             mut guard,
             ..
         } = self;
-        // sled is closed before its directory moves.
-        drop(store);
-        let sled_dir = target.join("sled");
-        std::fs::rename(stage.join("sled"), &sled_dir).map_err(io_err(&sled_dir))?;
-        // Store::open takes the lock itself, and writes the acknowledgement record.
-        drop(lock);
-        let store = Store::open(&target, header.proposals_since_ms)?;
-        let tip = store.tip()?;
-        drop(store);
-        if tip.hash != header.tip {
+        // Checked as a start checks it, made durable, then acknowledged.
+        let store = store.checked(header.proposals_since_ms)?;
+        store.flush()?;
+        let store = store.attach(&target, lock, None)?;
+        if store.tip()?.hash != header.tip {
             return Err(StoreError::Invalid(format!(
-                "the imported store's tip is {}, not {}",
-                tip.hash, header.tip
+                "the imported store's tip is not {}",
+                header.tip
             ))
             .into());
         }
+        let marker = target.join(PARTIAL);
+        std::fs::remove_file(&marker).map_err(io_err(&marker))?;
+        sync_path(&target)?;
         guard.armed = false;
-        std::fs::remove_dir_all(&stage).map_err(io_err(&stage))?;
         Ok(Imported {
             header,
             blocks,
@@ -449,10 +422,10 @@ impl Drop for Guard {
     fn drop(&mut self) {
         if self.armed {
             // The target was empty: all of these are the import's.
-            let _ = std::fs::remove_dir_all(self.target.join(PARTIAL));
             let _ = std::fs::remove_dir_all(self.target.join("sled"));
             let _ = std::fs::remove_file(self.target.join(crate::acked::FILE));
-            let _ = std::fs::remove_file(self.target.join("posd.lock"));
+            let _ = std::fs::remove_file(self.target.join(PARTIAL));
+            let _ = std::fs::remove_file(self.target.join(LOCK));
             if self.created_target {
                 let _ = std::fs::remove_dir(&self.target);
             }

@@ -46,9 +46,10 @@ pub async fn export(
     file: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let file = file.filter(|f| f != Path::new("-"));
+    // Named for this posctl, so two exports to one file never share it.
     let aside = file.as_ref().map(|f| {
         let mut name = f.as_os_str().to_owned();
-        name.push(".partial");
+        name.push(format!(".{}.partial", std::process::id()));
         PathBuf::from(name)
     });
     let mut sink: Box<dyn Write> = match &aside {

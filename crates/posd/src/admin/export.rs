@@ -19,7 +19,6 @@ pub async fn export(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
             return write_frame(out, &Response::Error(why)).await;
         }
     };
-    tracing::info!(height = snapshot.header().height, "export: snapshot taken");
     // Lines are made on a blocking thread; a few chunks in flight bound memory.
     let (tx, mut rx) = mpsc::channel(4);
     tokio::task::spawn_blocking(move || {
