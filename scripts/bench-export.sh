@@ -32,12 +32,18 @@ serve() {
 
 kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 
+pid=
+trap '[ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null || true' EXIT
+stop() { kill -TERM "$pid"; wait "$pid"; pid=; }
+
 serve "$dir"
 echo "posd serving $dir: RSS $(kib "$pid" VmRSS) KiB"
 measure "posctl export" "$bin/posctl" --socket "$sock" --timeout 1m export "$work/chain.jsonl"
 echo "posd after the export: RSS $(kib "$pid" VmRSS) KiB, peak $(kib "$pid" VmHWM) KiB"
 measure "posctl backup" "$bin/posctl" --socket "$sock" --timeout 1m backup "$work/backup"
-kill -TERM "$pid"; wait "$pid"
+stop
+"$bin/posd" --check --data-dir "$work/backup"
+rm -rf "$work/backup"
 echo "file: $(stat -c %s "$work/chain.jsonl") bytes, $(wc -l < "$work/chain.jsonl") lines"
 
 measure "posd import" "$bin/posd" import "$work/chain.jsonl" --data-dir "$work/imported"
@@ -46,5 +52,6 @@ echo "imported data dir: $(du -sb "$work/imported/sled" | cut -f1) bytes"
 
 serve "$work/imported"
 "$bin/posctl" --socket "$sock" --timeout 1m export "$work/again.jsonl"
-kill -TERM "$pid"; wait "$pid"
+stop
 cmp "$work/chain.jsonl" "$work/again.jsonl" && echo "re-export of the import: byte-identical"
+rm -rf "$work"
