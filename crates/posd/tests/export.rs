@@ -61,6 +61,17 @@ fn export_import_export_is_byte_identical_and_posd_starts_from_it() {
 
     let again = Posd::start(posd_bin!(), &new, &["--round-interval", "1h"]);
     assert_eq!(pos_testkit::admin::export(&again.socket()).unwrap(), first);
+
+    // `-` reads standard input.
+    let piped = root.path().join("piped");
+    let out = Command::new(posd_bin!())
+        .args(["import", "-", "--data-dir", piped.to_str().unwrap()])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let check = posd(&["--check", "--data-dir", piped.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", stderr(&check));
 }
 
 #[test]

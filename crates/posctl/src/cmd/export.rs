@@ -52,10 +52,10 @@ pub async fn export(
         name.push(format!(".{}.partial", std::process::id()));
         PathBuf::from(name)
     });
-    let mut sink: Box<dyn Write> = match &aside {
-        Some(path) => Box::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        ),
+    let mut sink: Box<dyn Write> = match file.as_ref().zip(aside.as_ref()) {
+        Some((file, aside)) => Box::new(File::create(aside).with_context(|| {
+            format!("cannot write {} (as {})", file.display(), aside.display())
+        })?),
         None => Box::new(std::io::stdout().lock()),
     };
     client.send(&Request::Export).await?;
