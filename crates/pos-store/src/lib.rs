@@ -5,6 +5,7 @@
 //! - [`store`]: open, integrity check on start, apply a [`pos_core::Command`], flush, reads.
 //! - `machine`: pos-core's transition state over one sled transaction.
 //! - `check`: the whole chain and every record verified, in constant memory.
+//! - `raft`: a cluster node's Raft log and vote, and entries applied atomically.
 //! - [`error`]: everything that can go wrong with a data directory.
 //! - [`acked`]: the record, outside sled, of what posd acknowledged; `sync`:
 //!   the fsyncs that make sled's flush survive a power cut.
@@ -15,6 +16,7 @@ mod codec;
 pub mod error;
 pub mod layout;
 mod machine;
+mod raft;
 pub mod store;
 mod sync;
 

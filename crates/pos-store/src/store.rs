@@ -24,15 +24,18 @@ const OWN_FILES: &[&str] = &["posd.lock", "sled", "admin.sock", acked::FILE];
 /// An open data directory. Cheap to share behind an `Arc`: sled is
 /// thread-safe, and only posd's single writer calls [`Store::apply`].
 pub struct Store {
-    db: sled::Db,
+    pub(crate) db: sled::Db,
     blocks: sled::Tree,
     block_index: sled::Tree,
     rounds: sled::Tree,
     validators: sled::Tree,
     proposed: sled::Tree,
-    meta: sled::Tree,
+    pub(crate) meta: sled::Tree,
+    /// A cluster node's Raft log and vote (empty on a standalone node).
+    pub(crate) raft_log: sled::Tree,
+    pub(crate) raft: sled::Tree,
     /// The files behind a store on disk; `None` for a temporary one.
-    disk: Option<OnDisk>,
+    pub(crate) disk: Option<OnDisk>,
     /// Whether [`Store::open`] made a new chain rather than finding one.
     created: bool,
     /// The chain's rules, as stored with it.
@@ -47,8 +50,8 @@ pub struct Store {
 }
 
 /// What a store on disk keeps open besides sled.
-struct OnDisk {
-    files: SledFiles,
+pub(crate) struct OnDisk {
+    pub(crate) files: SledFiles,
     acked: AckFile,
     /// Held for the store's life: a second posd on the same directory fails to take it.
     _lock: File,
@@ -63,6 +66,17 @@ impl Store {
     /// schema-1 store is then migrated in place (see [`Store::migrated`]). The
     /// store's directory is made private (0700): it holds the lottery's secret.
     pub fn open(dir: &Path, spec: &ChainSpec) -> Result<Store, StoreError> {
+        Store::open_with(dir, spec, Genesis::Create)
+    }
+
+    /// Opens the chain in `dir` like [`Store::open`], but where the directory
+    /// holds none it makes no genesis: the store then waits for a chain
+    /// ([`Store::has_chain`]), which a cluster node receives from its leader.
+    pub fn open_awaiting(dir: &Path, spec: &ChainSpec) -> Result<Store, StoreError> {
+        Store::open_with(dir, spec, Genesis::Await)
+    }
+
+    fn open_with(dir: &Path, spec: &ChainSpec, genesis: Genesis) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let sled_dir = dir.join("sled");
         let no_store = !sled_dir.exists();
@@ -92,7 +106,7 @@ impl Store {
             path: sled_dir.clone(),
             detail: format!("the store cannot be opened: {e}"),
         })?;
-        let mut store = Store::init(db, spec)?;
+        let mut store = Store::init(db, spec, genesis)?;
         let files = SledFiles::open(dir, &sled_dir)?;
         let acked = match record {
             Some((file, acked)) => {
@@ -106,7 +120,7 @@ impl Store {
             acked,
             _lock: lock,
         });
-        if store.anchor.is_none() {
+        if store.anchor.is_none() && store.has_chain()? {
             store.migrate_v1()?;
         }
         Ok(store)
@@ -114,10 +128,23 @@ impl Store {
 
     /// A throw-away store in memory, for tests.
     pub fn temporary(spec: &ChainSpec) -> Result<Store, StoreError> {
-        Store::init(sled::Config::new().temporary(true).open()?, spec)
+        Store::init(
+            sled::Config::new().temporary(true).open()?,
+            spec,
+            Genesis::Create,
+        )
     }
 
-    fn init(db: sled::Db, spec: &ChainSpec) -> Result<Store, StoreError> {
+    /// A throw-away store in memory that waits for a chain, for tests.
+    pub fn temporary_awaiting(spec: &ChainSpec) -> Result<Store, StoreError> {
+        Store::init(
+            sled::Config::new().temporary(true).open()?,
+            spec,
+            Genesis::Await,
+        )
+    }
+
+    fn init(db: sled::Db, spec: &ChainSpec, genesis: Genesis) -> Result<Store, StoreError> {
         let mut store = Store {
             blocks: db.open_tree(BLOCKS)?,
             block_index: db.open_tree(BLOCK_INDEX)?,
@@ -125,6 +152,8 @@ impl Store {
             validators: db.open_tree(VALIDATORS)?,
             proposed: db.open_tree(PROPOSED)?,
             meta: db.open_tree(META)?,
+            raft_log: db.open_tree(RAFT_LOG)?,
+            raft: db.open_tree(RAFT)?,
             db,
             disk: None,
             created: false,
@@ -134,6 +163,12 @@ impl Store {
             durable: AtomicU64::new(0),
         };
         match store.meta.get(META_SCHEMA)? {
+            None if store.is_empty() && genesis == Genesis::Await => {
+                store.meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                store.meta.insert(META_AWAITING_CHAIN, &[])?;
+                store.db.flush()?;
+                return Ok(store);
+            }
             None if store.is_empty() => {
                 store.create_genesis(spec)?;
                 store.created = true;
@@ -145,6 +180,7 @@ impl Store {
                         StoreError::Foreign("schema version is not 4 bytes".into())
                     })?);
                 match found {
+                    _ if store.meta.contains_key(META_AWAITING_CHAIN)? => return Ok(store),
                     // Migrated by `open`, once the store has passed its checks.
                     1 => {}
                     SCHEMA_VERSION => store.anchor = Some(store.read_anchor()?),
@@ -178,6 +214,12 @@ impl Store {
         store.check_tip()?;
         store.durable = AtomicU64::new(store.tip()?.index);
         Ok(store)
+    }
+
+    /// Whether the store holds a chain; only a store opened with
+    /// [`Store::open_awaiting`] may not, until a chain is restored into it.
+    pub fn has_chain(&self) -> Result<bool, StoreError> {
+        Ok(!self.meta.contains_key(META_AWAITING_CHAIN)?)
     }
 
     /// Whether opening made a new chain (the directory held none).
@@ -272,6 +314,9 @@ impl Store {
     /// The store must hold everything `record` (read from `path`) says was acknowledged.
     fn check_acked(&self, path: &Path, record: &Acked) -> Result<(), StoreError> {
         let now = self.acked_now()?;
+        if now == *record {
+            return Ok(());
+        }
         let block = self.block(record.height)?;
         let detail = if now.applied < record.applied {
             format!(
@@ -296,6 +341,13 @@ impl Store {
 
     /// What the store holds now, as the acknowledgement record writes it.
     fn acked_now(&self) -> Result<Acked, StoreError> {
+        if !self.has_chain()? {
+            return Ok(Acked {
+                applied: 0,
+                height: 0,
+                tip: Digest([0; 32]),
+            });
+        }
         let tip = self.tip()?;
         Ok(Acked {
             applied: self.applied()?,
@@ -371,6 +423,18 @@ impl Store {
     /// or refused. Not durable until [`Store::flush`] returns. `Err` is the
     /// store failing, never the command being refused.
     pub fn apply(&self, cmd: &Command) -> Result<Outcome, StoreError> {
+        self.trees()
+            .transaction(|trees| {
+                let state = Store::tx_state(trees);
+                let outcome = transition::apply(&state, cmd)?;
+                state.bump_applied()?;
+                Ok(outcome)
+            })
+            .map_err(flatten)
+    }
+
+    /// The trees a command may write, for one multi-tree transaction.
+    pub(crate) fn trees(&self) -> ChainTrees<'_> {
         (
             &self.blocks,
             &self.block_index,
@@ -379,22 +443,19 @@ impl Store {
             &self.proposed,
             &self.meta,
         )
-            .transaction(
-                |(blocks, block_index, rounds, validators, proposed, meta)| {
-                    let state = TxState {
-                        blocks,
-                        block_index,
-                        rounds,
-                        validators,
-                        proposed,
-                        meta,
-                    };
-                    let outcome = transition::apply(&state, cmd)?;
-                    state.bump_applied()?;
-                    Ok(outcome)
-                },
-            )
-            .map_err(flatten)
+    }
+
+    /// pos-core's state over the transactional views of [`Store::trees`].
+    pub(crate) fn tx_state<'a>(trees: &'a TxTrees) -> TxState<'a> {
+        let (blocks, block_index, rounds, validators, proposed, meta) = trees;
+        TxState {
+            blocks,
+            block_index,
+            rounds,
+            validators,
+            proposed,
+            meta,
+        }
     }
 
     /// Makes everything applied so far durable, power cuts included, and
@@ -642,7 +703,32 @@ fn private_dir(dir: &Path) -> Result<(), StoreError> {
     }
 }
 
-fn flatten(e: TransactionError<StoreError>) -> StoreError {
+pub(crate) type ChainTrees<'a> = (
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+);
+pub(crate) type TxTrees = (
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+);
+
+/// Whether opening an empty directory makes a genesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Genesis {
+    Create,
+    /// A cluster node that joins: its chain comes from the leader.
+    Await,
+}
+
+pub(crate) fn flatten(e: TransactionError<StoreError>) -> StoreError {
     match e {
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => e.into(),
