@@ -180,15 +180,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let this = self.clone();
         let meta = meta.clone();
         let installed = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            use std::io::{Seek, SeekFrom};
             let _only = this.exclusive.lock().unwrap_or_else(|e| e.into_inner());
-            file.sync_all().map_err(|e| io(&this.snapshots, e))?;
-            let received = this.snapshots.join("receiving.jsonl");
-            std::fs::rename(&received, this.current_path()).map_err(|e| io(&received, e))?;
+            // Kept as the current snapshot first: this node may serve it on.
+            let mut file = file;
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| io(&this.snapshots, e))?;
+            let copy = this.snapshots.join("installing.jsonl");
+            let mut out = std::fs::File::create(&copy).map_err(|e| io(&copy, e))?;
+            std::io::copy(&mut file, &mut out).map_err(|e| io(&copy, e))?;
+            out.sync_all().map_err(|e| io(&copy, e))?;
+            std::fs::rename(&copy, this.current_path()).map_err(|e| io(&copy, e))?;
             write_synced(&this.meta_path(), &encode(&meta))?;
-            let reader = std::io::BufReader::new(
-                std::fs::File::open(this.current_path()).map_err(|e| io(&this.current_path(), e))?,
-            );
+            let path = this.current_path();
+            let reader =
+                std::io::BufReader::new(std::fs::File::open(&path).map_err(|e| io(&path, e))?);
             this.store.restore_from(reader)?;
+            this.store.set_raft_applied(&encode(&Position {
+                last_applied: meta.last_log_id,
+                membership: meta.last_membership.clone(),
+            }))?;
             this.observer.restored();
             Ok(())
         })

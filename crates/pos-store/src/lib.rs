@@ -7,6 +7,9 @@
 //! - `check`: the whole chain and every record verified, in constant memory.
 //! - `raft`: a cluster node's Raft log and vote, and entries applied atomically.
 //! - [`error`]: everything that can go wrong with a data directory.
+//! - [`export`]: the export format (JSON lines): consistent snapshots out
+//!   ([`Store::export_to`]), and imports verified whole before they replace
+//!   a store ([`Store::restore_from`]) or make a new data directory.
 //! - [`acked`]: the record, outside sled, of what posd acknowledged; `sync`:
 //!   the fsyncs that make sled's flush survive a power cut.
 
@@ -14,6 +17,7 @@ pub mod acked;
 mod check;
 mod codec;
 pub mod error;
+pub mod export;
 pub mod layout;
 mod machine;
 mod raft;
