@@ -63,6 +63,14 @@ pub enum Request {
     /// The one validator whose address starts with the prefix -> `Validators`
     /// with one, or `Error` saying none does or listing the matches.
     ValidatorByPrefix(HexPrefix),
+    /// Makes this node a one-member cluster -> `Cluster`, or `Error`.
+    ClusterInit,
+    /// Adds a node (learner, then voter once it caught up) -> `Cluster`, or `Error`.
+    ClusterAdd { node_id: u64, addr: String },
+    /// Removes a node from the cluster -> `Cluster`, or `Error`.
+    ClusterRemove { node_id: u64 },
+    /// This node's view of its cluster -> `Cluster`, or `Error` when standalone.
+    ClusterStatus,
 }
 
 /// Daemon facts for `posctl status`.
@@ -89,6 +97,30 @@ pub struct StatusInfo {
     pub data_size_bytes: u64,
     /// The open round's commitment: its draw will reveal a preimage of it.
     pub lottery_commitment: Digest,
+    /// This node's view of its cluster; `None` when standalone.
+    pub cluster: Option<ClusterInfo>,
+}
+
+/// A node's view of its cluster (`posctl cluster status`, SPEC §9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    pub node_id: u64,
+    /// "leader", "follower", "learner", "candidate"; "uninitialized" before
+    /// `posctl cluster init` or before a leader added this node.
+    pub role: String,
+    pub term: u64,
+    pub leader_id: Option<u64>,
+    /// Index of the last log entry known committed, and applied here.
+    pub committed: u64,
+    pub applied: u64,
+    pub members: Vec<ClusterMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMember {
+    pub node_id: u64,
+    pub addr: String,
+    pub voter: bool,
 }
 
 /// A validator and whether it is connected right now.
@@ -141,6 +173,7 @@ pub enum Response {
     },
     /// Verification finished: `Ok(blocks checked)` or the first fault found.
     Verified(Result<u64, String>),
+    Cluster(ClusterInfo),
 }
 
 /// How posd's refusal of a peer's credentials starts; posctl names the user

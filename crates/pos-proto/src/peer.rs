@@ -105,37 +105,48 @@ pub enum PeerRequest {
     AppendEntries(Vec<u8>),
     Vote(Vec<u8>),
     InstallSnapshot(Vec<u8>),
-    /// A write that entered at a follower, for the leader to put in the log.
-    Submit(Submission),
+    /// A write that entered at node `node` (its `ticket`), for the leader
+    /// to put in the log.
+    Submit {
+        node: u64,
+        ticket: u64,
+        submission: Submission,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerResponse {
     /// A Raft answer (encoded), or the Raft error's text.
     Raft(Result<Vec<u8>, String>),
-    /// Where the submission was applied, or why it was not.
-    Submitted(Result<Submitted, SubmitError>),
+    /// The submission is committed (the node that sent it learns its
+    /// outcome by applying it), or why it is not.
+    Submitted(Result<(), SubmitError>),
 }
 
 /// What a follower forwards to the leader: the validators' and posctl's
 /// writes, before the leader completes them with its clock and limits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Submission {
-    Register { address: Address, stake: u64 },
-    Slash { address: Address, reason: String },
-    Proposed { address: Address },
-    Propose { address: Address, bpm: u32 },
-    Withdraw { address: Address },
+    Register {
+        address: Address,
+        stake: u64,
+    },
+    Slash {
+        address: Address,
+        reason: String,
+    },
+    Proposed {
+        address: Address,
+    },
+    Propose {
+        address: Address,
+        bpm: u32,
+    },
+    Withdraw {
+        address: Address,
+    },
     /// Close the round now (`posctl lottery run`).
     Round,
-}
-
-/// The submission is op `position` of log entry `index`: the follower
-/// learns its outcome by applying that entry itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Submitted {
-    pub index: u64,
-    pub position: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]

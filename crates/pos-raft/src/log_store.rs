@@ -179,3 +179,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         .await
     }
 }
+
+/// The index of the last entry the node saved as committed (0 if none).
+pub fn committed_index(store: &Store) -> u64 {
+    let saved = store.raft_committed().ok().flatten();
+    let decoded: Option<Option<LogId>> = saved.and_then(|b| decode(&b).ok());
+    decoded.flatten().map_or(0, |l| l.index)
+}

@@ -107,8 +107,11 @@ impl RaftNetwork<TypeConfig> for Client {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RpcError<InstallSnapshotError>> {
-        self.call(PeerRequest::InstallSnapshot(encode(&rpc)), option.hard_ttl())
-            .await
+        self.call(
+            PeerRequest::InstallSnapshot(encode(&rpc)),
+            option.hard_ttl(),
+        )
+        .await
     }
 
     async fn vote(
@@ -138,7 +141,7 @@ pub async fn answer(raft: &crate::Raft, request: &PeerRequest) -> Option<PeerRes
             Ok(rpc) => Ok(encode(&raft.install_snapshot(rpc).await)),
             Err(e) => Err(e),
         },
-        PeerRequest::Submit(_) => return None,
+        PeerRequest::Submit { .. } => return None,
     };
     Some(PeerResponse::Raft(
         encoded.map_err(|e| format!("undecodable Raft message: {e}")),

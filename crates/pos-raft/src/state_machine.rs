@@ -8,10 +8,10 @@
 //! way `posd import` reads one, every hash, link and draw checked.
 
 use crate::log_store::io_error;
-use crate::types::{
-    Batch, Entry, LogId, Membership, Op, Response, SnapshotMeta, StorageError, TypeConfig,
-};
 use crate::types::{decode, encode};
+use crate::types::{
+    Batch, Entry, LogId, Membership, Op, Response, SnapshotMeta, StorageError, Tagged, TypeConfig,
+};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
 use pos_core::transition::Outcome;
@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 /// update the round's pending proposals, announce, answer waiting clients.
 /// Called in log order, after the entry is durable.
 pub trait Observer: Send + Sync + 'static {
-    fn applied(&self, index: u64, ops: &[Op], outcomes: &[Option<Outcome>]);
+    fn applied(&self, index: u64, ops: &[Tagged], outcomes: &[Option<Outcome>]);
     /// The whole state was replaced by a snapshot from the leader.
     fn restored(&self);
 }
@@ -64,8 +64,9 @@ impl StateMachine {
             .map_err(|e| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, e))?;
         match bytes {
             None => Ok(Position::default()),
-            Some(b) => decode(&b)
-                .map_err(|e| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, e)),
+            Some(b) => {
+                decode(&b).map_err(|e| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, e))
+            }
         }
     }
 
@@ -99,15 +100,17 @@ fn apply_all(
         };
         let commands: Vec<_> = ops
             .iter()
-            .filter_map(|op| match op {
+            .filter_map(|t| match &t.op {
                 Op::Command(c) => Some(c.clone()),
                 _ => None,
             })
             .collect();
-        let mut results = store.apply_entry(&commands, &encode(&position))?.into_iter();
+        let mut results = store
+            .apply_entry(&commands, &encode(&position))?
+            .into_iter();
         let outcomes: Vec<Option<Outcome>> = ops
             .iter()
-            .map(|op| match op {
+            .map(|t| match t.op {
                 Op::Command(_) => results.next(),
                 _ => None,
             })
@@ -246,7 +249,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 let file = std::fs::File::create(&building).map_err(|e| io(&building, e))?;
                 let mut out = std::io::BufWriter::new(file);
                 this.store.export_to(&mut out, None)?;
-                let file = out.into_inner().map_err(|e| io(&building, e.into_error()))?;
+                let file = out
+                    .into_inner()
+                    .map_err(|e| io(&building, e.into_error()))?;
                 file.sync_all().map_err(|e| io(&building, e))?;
                 let index = position.last_applied.map_or(0, |l| l.index);
                 SnapshotMeta {
@@ -293,4 +298,3 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     }
     Ok(())
 }
-

@@ -155,10 +155,7 @@ impl PeerConn {
             match conn.recv().await? {
                 PeerProof::Proof(p) if p == hello.proof(&secret.0, "caller", &ours) => {}
                 PeerProof::Proof(_) => {
-                    let why = format!(
-                        "node {} does not know the cluster secret",
-                        hello.from
-                    );
+                    let why = format!("node {} does not know the cluster secret", hello.from);
                     conn.send(&PeerVerdict::Refused(why.clone())).await?;
                     return Err(PeerError::Refused(why));
                 }

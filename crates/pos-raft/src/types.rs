@@ -27,13 +27,31 @@ pub type StorageError = openraft::StorageError<NodeId>;
 /// One replicated entry: operations applied in order on every node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
-    pub ops: Vec<Op>,
+    pub ops: Vec<Tagged>,
+}
+
+/// An op with where it came from, so the node that submitted it can answer
+/// its client once it has applied it itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tagged {
+    pub origin: Origin,
+    pub op: Op,
+}
+
+/// The node an op entered at, and that node's ticket for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub node: NodeId,
+    pub ticket: u64,
 }
 
 /// One operation of a batch. Commands change the store; the others change
 /// the round's pending proposals, which every node keeps in memory so that
 /// any leader can close the round and every node can tell its own clients
 /// how their proposal fared.
+// Most ops of a busy batch are commands: boxing them would buy nothing but
+// an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     /// A store change; a `CommitRound` also ends the round.
@@ -59,8 +77,7 @@ pub struct Response {
 
 /// bincode, as everywhere in posd: entries, votes and log ids as bytes.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    bincode::serde::encode_to_vec(value, bincode::config::standard())
-        .expect("Raft types encode")
+    bincode::serde::encode_to_vec(value, bincode::config::standard()).expect("Raft types encode")
 }
 
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(

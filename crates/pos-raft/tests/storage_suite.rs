@@ -5,7 +5,7 @@ use openraft::testing::{StoreBuilder, Suite};
 use pos_core::transition::Outcome;
 use pos_core::ChainSpec;
 use pos_raft::log_store::LogStore;
-use pos_raft::{Op, StateMachine, TypeConfig};
+use pos_raft::{StateMachine, Tagged, TypeConfig};
 use pos_store::Store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 struct Counting(AtomicU64);
 
 impl pos_raft::Observer for Counting {
-    fn applied(&self, _index: u64, _ops: &[Op], _outcomes: &[Option<Outcome>]) {
+    fn applied(&self, _index: u64, _ops: &[Tagged], _outcomes: &[Option<Outcome>]) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
     fn restored(&self) {}
@@ -29,7 +29,11 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
     ) -> Result<(tempfile::TempDir, LogStore, StateMachine), openraft::StorageError<u64>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(Store::open(dir.path(), &ChainSpec::default()).expect("store"));
-        let sm = StateMachine::new(Arc::clone(&store), dir.path(), Arc::new(Counting::default()));
+        let sm = StateMachine::new(
+            Arc::clone(&store),
+            dir.path(),
+            Arc::new(Counting::default()),
+        );
         Ok((dir, LogStore::new(store), sm))
     }
 }

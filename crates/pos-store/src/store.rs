@@ -187,7 +187,9 @@ impl Store {
         };
         match store.meta.get(META_SCHEMA)? {
             None if store.is_empty() && genesis == Genesis::Await => {
-                store.meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                store
+                    .meta
+                    .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
                 store.meta.insert(META_AWAITING_CHAIN, &[])?;
                 store.db.flush()?;
                 return Ok(store);
@@ -420,7 +422,7 @@ impl Store {
         .all(|t| t.is_empty())
     }
 
-    fn create_genesis(&mut self, spec: &ChainSpec) -> Result<(), StoreError> {
+    fn create_genesis(&self, spec: &ChainSpec) -> Result<(), StoreError> {
         let genesis = spec.genesis();
         let (anchor, secret) = first_round(1);
         (&self.blocks, &self.block_index, &self.meta)
@@ -430,11 +432,25 @@ impl Store {
                 meta.insert(META_TIP, &0u64.to_be_bytes())?;
                 meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
                 meta.insert(META_CHAIN_SPEC, encode(spec))?;
+                meta.insert(META_PROPOSALS_SINCE, &spec.genesis_ms.to_be_bytes())?;
+                meta.remove(META_AWAITING_CHAIN)?;
                 start_lottery(meta, &anchor, &secret)
             })
             .map_err(flatten)?;
-        *write(&self.anchor) = Some(anchor);
+        self.replaced(spec.clone(), anchor);
         self.flush()
+    }
+
+    /// Makes the genesis of `spec` in a store still waiting for a chain
+    /// ([`Store::open_awaiting`]): the one node that bootstraps a cluster
+    /// does this, once; every other node receives the chain.
+    pub fn bootstrap(&self, spec: &ChainSpec) -> Result<(), StoreError> {
+        if self.has_chain()? {
+            return Err(StoreError::Invalid(
+                "the store already holds a chain".into(),
+            ));
+        }
+        self.create_genesis(spec)
     }
 
     /// The tip must exist, hash right and link to its parent, and nothing may lie beyond it.

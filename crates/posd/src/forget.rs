@@ -74,7 +74,7 @@ async fn sweep(shared: &Arc<Shared>, forget_after: Duration) -> anyhow::Result<(
     };
     for chunk in idle.chunks(CHUNK) {
         shared
-            .writer
+            .submit
             .forget(chunk.to_vec(), registered_by_ms)
             .await?;
     }

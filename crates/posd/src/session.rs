@@ -127,8 +127,8 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot:
     // proposals within max_connections. After a takeover it is the new
     // connection's, and stays.
     if let Phase::Bpm(claim) = std::mem::replace(&mut s.phase, Phase::Stake(Instant::now())) {
-        let pending = &s.shared.pending;
-        claim.release(|address| pending.withdraw(address));
+        let submit = &s.shared.submit;
+        claim.release(|address| submit.withdraw(*address));
     }
     tracing::debug!(peer = %s.peer, "connection closed");
     // Free the slot before the socket closes, so a client that sees the close
@@ -315,11 +315,12 @@ impl Session {
         let mut key = ValidatorKey([0; 32]);
         rand::rngs::OsRng.fill_bytes(&mut key.0);
         let address = key.address();
-        match self.shared.writer.register(address, stake).await {
+        match self.shared.submit.register(address, stake).await {
             Ok(_) => self.proposed = false,
             Err(WriteError::Refused(Refusal::ValidatorLimit { max })) => {
                 return self.reply(&say::validator_limit(max)).await;
             }
+            Err(WriteError::NoLeader) => return self.reply(say::NO_LEADER).await,
             Err(e) => return self.reply(&say::could_not_register(&e)).await,
         }
         // A fresh random key: nobody else can hold its address.
@@ -371,12 +372,17 @@ impl Session {
         };
         if !self.proposed {
             // Once per validator, durably: a validator that proposed is never forgotten.
-            match self.shared.writer.proposed(address).await {
+            match self.shared.submit.proposed(address).await {
                 Ok(_) => self.proposed = true,
+                Err(WriteError::NoLeader) => return self.reply(say::NO_LEADER).await,
                 Err(e) => tracing::warn!(%address, error = %e, "cannot record a first proposal"),
             }
         }
-        let proposed = self.shared.pending.propose(address, bpm);
+        let proposed = match self.shared.submit.propose(address, bpm).await {
+            Ok(proposed) => proposed,
+            Err(WriteError::NoLeader) => return self.reply(say::NO_LEADER).await,
+            Err(e) => return self.reply(&say::proposal_not_recorded(&e)).await,
+        };
         self.awaiting = Some(proposed.round);
         let left = self.shared.next_round.remaining();
         let text = say::proposal(bpm, self.next_block(), proposed.replaced, left);
@@ -404,8 +410,10 @@ impl Session {
             return self.reply(&text).await;
         }
         let reason = format!("malformed block proposal: {why}");
-        let text = match self.shared.writer.slash(address, reason.clone()).await {
+        let text = match self.shared.submit.slash(address, reason.clone()).await {
             Ok(v) => say::slashed(&reason, &address, v.slashed.map_or(0, |s| s.forfeited)),
+            // Nobody is slashed for the cluster's trouble: the connection stays.
+            Err(WriteError::NoLeader) => return self.reply(say::NO_LEADER).await,
             Err(e) => say::slash_not_stored(&reason, &e),
         };
         self.send(&text).await;

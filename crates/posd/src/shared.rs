@@ -1,6 +1,7 @@
 //! What every task of a running posd shares.
 
 use crate::announce::Announcer;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::connected::Connected;
 use crate::http::metrics::Metrics;
@@ -8,7 +9,7 @@ use crate::pending::Pending;
 use crate::ratelimit::RegistrationRate;
 use crate::scheduler::NextRound;
 use crate::slots::Slots;
-use crate::writer::Writer;
+use crate::submit::Submit;
 use pos_core::Validator;
 use pos_proto::{StatusInfo, ValidatorInfo};
 use pos_store::{Store, StoreError};
@@ -24,7 +25,11 @@ pub struct Shared {
     pub config: watch::Sender<Arc<Config>>,
     /// Read directly by sessions; written only through `writer`.
     pub store: Arc<Store>,
-    pub writer: Writer,
+    /// Where writes go: the local writer, or the cluster's leader.
+    pub submit: Submit,
+    /// This node's cluster, and the address other nodes reach it at; `None` standalone.
+    pub cluster: Option<Arc<Cluster>>,
+    pub cluster_addr: Option<SocketAddr>,
     pub pending: Arc<Pending>,
     pub announcer: Announcer,
     pub connected: Arc<Connected>,
@@ -54,6 +59,7 @@ impl Shared {
         let store = &self.store;
         let (tip, counts, size) = (store.tip()?, store.counts()?, store.size_on_disk()?);
         let lottery_commitment = store.next_commitment()?;
+        let cluster = self.cluster.as_ref().map(|c| c.info(store));
         let config = self.config();
         Ok(StatusInfo {
             version: env!("CARGO_PKG_VERSION").into(),
@@ -73,6 +79,7 @@ impl Shared {
             uptime_secs: self.started.elapsed().as_secs(),
             data_size_bytes: size,
             lottery_commitment,
+            cluster,
         })
     }
 

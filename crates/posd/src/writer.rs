@@ -18,6 +18,7 @@
 
 use crate::announce::Announcer;
 use crate::http::metrics::{Metrics, RoundEnd};
+use crate::pending::Pending;
 use crate::proposer::Proposer;
 use pos_core::transition::Change;
 use pos_core::{Address, Block, Command, Outcome, Refusal, RoundRecord, Validator};
@@ -99,6 +100,12 @@ pub enum WriteError {
     Storage(String),
     #[error("posd is shutting down")]
     Stopped,
+    /// A cluster node found no leader in time (SPEC §9's wording).
+    #[error("no leader reachable, try another node")]
+    NoLeader,
+    /// The cluster's leader could not write it; nothing changed.
+    #[error("{0}")]
+    Leader(String),
 }
 
 /// Everything the writer thread owns or shares.
@@ -238,7 +245,7 @@ fn answer(outcome: Result<Outcome, StoreError>) -> Result<Result<Change, WriteEr
 }
 
 /// `Ok` while the data directory's file system has more than [`DISK_RESERVE`] free.
-fn check_space(dir: &Path) -> Result<(), WriteError> {
+pub(crate) fn check_space(dir: &Path) -> Result<(), WriteError> {
     let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| {
         WriteError::Storage(format!("cannot check free space on {}: {e}", dir.display()))
     })?;
@@ -313,7 +320,7 @@ fn execute(ctx: &WriterContext, job: Job) -> Result<Applied, StoreError> {
     })
 }
 
-fn log(cmd: &Command, change: &Change) {
+pub(crate) fn log(cmd: &Command, change: &Change) {
     match (cmd, change) {
         (Command::Register { address, stake, .. }, _) => {
             tracing::info!(%address, stake, "validator registered")
@@ -336,7 +343,7 @@ fn log(cmd: &Command, change: &Change) {
 /// Closes the round: the proposer's `CommitRound` applied, no block, or a
 /// refusal (the clock cannot stamp one: the proposals then stay).
 fn close_round(ctx: &WriterContext) -> Result<Result<RoundOutcome, WriteError>, StoreError> {
-    let cmd = match ctx.proposer.round()? {
+    let cmd = match ctx.proposer.round(Pending::take)? {
         Ok(Some(cmd)) => cmd,
         Ok(None) => return Ok(Ok(RoundOutcome::NoCandidates)),
         Err(e) => return Ok(Err(e)),

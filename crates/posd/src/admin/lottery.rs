@@ -8,7 +8,7 @@ use pos_proto::{write_frame, LotteryOutcome, ProtoError, Response, RoundHead};
 
 /// Forces a round through the writer: the same serialized path as the timer.
 pub async fn run(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
-    let response = match shared.writer.round().await {
+    let response = match shared.submit.round().await {
         Ok(RoundOutcome::Committed { block, round }) => {
             Response::Lottery(LotteryOutcome::Committed {
                 block,

@@ -132,6 +132,22 @@ async fn dispatch(request: Request, shared: &Shared, out: &mut Out) -> Result<()
         Request::LotteryExplain(index) => lottery::explain(shared, out, index).await,
         Request::BlockByPrefix(prefix) => chain::block_by_prefix(shared, out, prefix).await,
         Request::ValidatorByPrefix(prefix) => validators::by_prefix(shared, out, prefix).await,
+        Request::ClusterInit
+        | Request::ClusterAdd { .. }
+        | Request::ClusterRemove { .. }
+        | Request::ClusterStatus => {
+            let spec = shared.config().chain_spec(crate::clock::record_ms());
+            let answer = crate::cluster::admin::answer(
+                shared.cluster.as_deref(),
+                &shared.store,
+                &spec,
+                shared.cluster_addr,
+                &request,
+            )
+            .await
+            .expect("a cluster request");
+            write_frame(out, &answer).await
+        }
     }
 }
 

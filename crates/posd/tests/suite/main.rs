@@ -4,6 +4,7 @@
 mod admin;
 mod browser;
 mod clock;
+mod cluster;
 mod config;
 mod crash;
 mod damage;
