@@ -9,7 +9,7 @@ use std::str::FromStr;
 /// Version of this protocol; bumped on any change an older peer could misread.
 /// 2: round heads carry the lottery rule and commitment, status the open
 /// round's commitment (lottery v2).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The client's first frame. Its layout never changes, so any posd can read
 /// any posctl's hello and answer with a clear version error.

@@ -92,6 +92,9 @@ enum DaemonCommand {
     /// Force or explain lottery rounds.
     #[command(subcommand)]
     Lottery(cmd::lottery::LotteryCommand),
+    /// Several nodes, one chain: make, grow, shrink and inspect a cluster.
+    #[command(subcommand)]
+    Cluster(cmd::cluster::ClusterCommand),
 }
 
 /// posd's socket under the shipped systemd unit.
@@ -179,6 +182,7 @@ async fn run(
             cmd::validators::one(&mut client, out, address).await
         }
         DaemonCommand::Lottery(c) => cmd::lottery::run(&mut client, out, c).await,
+        DaemonCommand::Cluster(c) => cmd::cluster::run(&mut client, out, c).await,
     }
 }
 

@@ -276,7 +276,7 @@ settings! {
         "File with the cluster's shared secret, mode 0600 [default: none]";
     /// How long a follower waits for the leader before it stands for election.
     election_timeout: Duration = "1s", No, |v| duration(v, ELECTION_TIMEOUT, false), "DURATION",
-        "Leader silence before an election, 100ms to 1min [default: 1s]";
+        "Leader silence before an election (1.5-2x this), 100ms to 1min [default: 1s]";
     /// Log filter (`RUST_LOG` syntax); `RUST_LOG` itself wins when set.
     log_level: String = "info", Yes, log_filter, "FILTER",
         "error, warn, info, debug, trace, or a RUST_LOG filter [default: info]";

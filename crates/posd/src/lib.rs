@@ -256,6 +256,8 @@ impl Node {
                     announcer: announcer.clone(),
                     metrics: Arc::clone(&metrics),
                     waiters: Arc::default(),
+                    store: Arc::clone(&store),
+                    config: config_tx.clone(),
                 };
                 let (cluster, addr) = start_cluster(
                     &config,

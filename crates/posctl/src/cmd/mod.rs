@@ -2,6 +2,7 @@
 
 pub mod block;
 pub mod chain;
+pub mod cluster;
 pub mod lottery;
 pub mod status;
 pub mod validators;
