@@ -164,6 +164,9 @@ Every block hash, for a script.
 .TP
 \fBposctl \-\-timeout 2s chain verify\fR
 Re-check the whole chain; give up if posd is silent for 2 seconds.
+.TP
+\fBposctl \-\-timeout 10m cluster add 2 10.0.0.2:9100\fR
+On a cluster's leader: add node 2; waits while it receives the chain (docs/CLUSTER.md).
 .SH "SEE ALSO"
 \fBposd\fR(8), \fBsystemctl\fR(1), \fBjournalctl\fR(1)
 "#;

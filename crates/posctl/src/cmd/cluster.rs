@@ -57,22 +57,21 @@ fn show(out: &mut Output, info: &ClusterInfo) -> std::io::Result<()> {
     let leader = info
         .leader_id
         .map_or("none".to_string(), |id| id.to_string());
-    let members = info
-        .members
-        .iter()
-        .map(|m| {
-            let kind = if m.voter { "voter" } else { "learner" };
-            format!("{} {} ({kind})", m.node_id, m.addr)
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    out.pairs(&[
-        ("node id", info.node_id.to_string()),
-        ("role", info.role.clone()),
-        ("term", info.term.to_string()),
-        ("leader", leader),
-        ("committed", info.committed.to_string()),
-        ("applied", info.applied.to_string()),
-        ("members", members),
-    ])
+    let mut rows = vec![
+        ("node id".to_string(), info.node_id.to_string()),
+        ("role".into(), info.role.clone()),
+        ("term".into(), info.term.to_string()),
+        ("leader".into(), leader),
+        ("committed".into(), info.committed.to_string()),
+        ("applied".into(), info.applied.to_string()),
+    ];
+    for m in &info.members {
+        let kind = if m.voter { "voter" } else { "learner" };
+        rows.push((
+            format!("member {}", m.node_id),
+            format!("{} ({kind})", m.addr),
+        ));
+    }
+    let rows: Vec<(&str, String)> = rows.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    out.pairs(&rows)
 }
