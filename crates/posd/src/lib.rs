@@ -213,7 +213,7 @@ impl Node {
             .map(TcpListener::from_std)
             .transpose()
             .context("cannot serve the HTTP listener")?;
-        let metrics = Arc::new(http::metrics::Metrics::default());
+        let metrics = Arc::new(http::metrics::Metrics::new(cluster_port.is_some()));
         // Before the writer thread exists, so a refusal here releases the store at once.
         let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;
         let pending = Arc::new(pending::Pending::default());

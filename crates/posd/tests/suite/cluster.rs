@@ -38,7 +38,7 @@ fn chain(node: &Node) -> Vec<pos_core::Block> {
 fn three_nodes_one_chain_validators_everywhere() {
     let dir = ClusterDir::new();
     let bin = posd_bin!();
-    let args = ["--round-interval", "1h"];
+    let args = ["--round-interval", "1h", "--http-listen", "127.0.0.1:0"];
     let nodes: Vec<Node> = (1..=3).map(|id| dir.start(bin, id, &args)).collect();
     let info = nodes[0].init();
     assert_eq!(info.role, "leader");
@@ -95,5 +95,13 @@ fn three_nodes_one_chain_validators_everywhere() {
     assert_eq!(chains[0], chains[2]);
     for n in &nodes {
         assert_eq!(chain_verify(&n.posd.socket()), Ok(3));
+        let metrics = pos_testkit::http::get(n.posd.http(), "/metrics").body;
+        let leads = if n.id == 1 { 1 } else { 0 };
+        assert!(
+            metrics.contains(&format!("posd_raft_is_leader {leads}\n"))
+                && metrics.contains("posd_raft_term 1\n"),
+            "node {}: {metrics}",
+            n.id
+        );
     }
 }
