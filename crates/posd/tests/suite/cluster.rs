@@ -105,3 +105,42 @@ fn three_nodes_one_chain_validators_everywhere() {
         );
     }
 }
+
+/// An existing standalone data directory becomes a cluster's first node
+/// with its chain intact; a node that joins receives that chain.
+#[test]
+fn a_standalone_chain_becomes_the_clusters() {
+    let dir = ClusterDir::new();
+    let bin = posd_bin!();
+    let mut standalone = pos_testkit::Posd::start(
+        bin,
+        &dir.data_dir(1),
+        &["--round-interval", "1h", "--registration-rate", "0"],
+    );
+    let (mut client, _, key) = standalone.validator(5);
+    for bpm in [60, 61] {
+        client.propose(bpm);
+        lottery_run(&standalone.socket()).unwrap().unwrap();
+        client.next_block();
+    }
+    drop(client);
+    assert!(standalone.terminate().success());
+    let node = dir.start(bin, 1, &["--round-interval", "1h"]);
+    assert_eq!(node.status().role, "uninitialized");
+    let before = chain(&node);
+    assert_eq!(before.len(), 3);
+    node.init();
+    assert_eq!(chain(&node), before, "init kept the chain");
+    let joiner = dir.start(bin, 2, &["--round-interval", "1h"]);
+    node.add(&joiner);
+    let joined = eventually("the joiner has the chain", || {
+        let c = chain(&joiner);
+        (c.len() == 3).then_some(c)
+    });
+    assert_eq!(joined, before);
+    // The validator resumes on the joiner, with its balance.
+    let mut c = joiner.posd.connect();
+    c.expect("Enter token balance:");
+    c.send(&format!("resume {key}\n"));
+    c.expect("resumed: balance 7 tokens, 2 blocks won");
+}
