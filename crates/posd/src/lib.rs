@@ -268,7 +268,10 @@ impl Node {
                     (&tracker, &token, &failed),
                 )
                 .await?;
-                let submit = submit::Submit::Cluster(Arc::clone(&cluster));
+                let submit = submit::Submit::Cluster {
+                    cluster: Arc::clone(&cluster),
+                    pending: Arc::clone(&pending),
+                };
                 (submit, None, Some(cluster), Some(addr))
             }
         };
