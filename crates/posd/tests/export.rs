@@ -1,0 +1,145 @@
+//! `posd import` against exports of a real posd: a round trip to the byte,
+//! tampered files refused at their line, targets that are not empty refused.
+
+use pos_testkit::{posd_bin, Posd};
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// A posd with a few rounds among several validators, one of them slashed;
+/// returns its export.
+fn exported(dir: &Path) -> Vec<u8> {
+    let posd = Posd::start(posd_bin!(), dir, &["--round-interval", "1h"]);
+    let mut clients: Vec<_> = (0..4).map(|i| posd.validator(10 + i * 7)).collect();
+    for round in 0..6u64 {
+        for (c, _, _) in clients.iter_mut().take(3) {
+            c.send(&format!("{}\n", 60 + round));
+            // Its own answer, not an earlier prompt: the proposal is in.
+            c.expect(&format!("proposal {} for block", 60 + round));
+        }
+        pos_testkit::admin::lottery_run(&posd.socket())
+            .unwrap()
+            .expect("a block");
+    }
+    let (cheat, _, _) = &mut clients[3];
+    cheat.send("72.5\n");
+    cheat.expect_closed();
+    pos_testkit::admin::export(&posd.socket()).unwrap()
+}
+
+fn posd(args: &[&str]) -> Output {
+    Command::new(posd_bin!()).args(args).output().unwrap()
+}
+
+fn import(file: &Path, target: &Path) -> Output {
+    posd(&[
+        "import",
+        file.to_str().unwrap(),
+        "--data-dir",
+        target.to_str().unwrap(),
+    ])
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn export_import_export_is_byte_identical_and_posd_starts_from_it() {
+    let root = tempfile::tempdir().unwrap();
+    let first = exported(&root.path().join("live"));
+    let file = root.path().join("chain.jsonl");
+    std::fs::write(&file, &first).unwrap();
+    let new = root.path().join("new");
+
+    let out = import(&file, &new);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("imported height 6"), "{said}");
+    let check = posd(&["--check", "--data-dir", new.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("7 blocks verified, 4 validators"));
+
+    let again = Posd::start(posd_bin!(), &new, &["--round-interval", "1h"]);
+    assert_eq!(pos_testkit::admin::export(&again.socket()).unwrap(), first);
+
+    // `-` reads standard input.
+    let piped = root.path().join("piped");
+    let out = Command::new(posd_bin!())
+        .args(["import", "-", "--data-dir", piped.to_str().unwrap()])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let check = posd(&["--check", "--data-dir", piped.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", stderr(&check));
+}
+
+#[test]
+fn tampered_files_and_full_targets_are_refused_naming_the_line() {
+    let root = tempfile::tempdir().unwrap();
+    let text = String::from_utf8(exported(&root.path().join("live"))).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let last = lines.len();
+    let write = |name: &str, lines: &[String]| {
+        let path = root.path().join(name);
+        std::fs::write(
+            &path,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+        path
+    };
+    let owned = |lines: &[&str]| lines.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+
+    // Line 1 is the header, 2 genesis, 3 block 1, 4 its round, 5 block 2.
+    let mut bpm = owned(&lines);
+    bpm[4] = bpm[4].replace(r#""bpm":61"#, r#""bpm":99"#);
+    let mut swapped = owned(&lines);
+    swapped.swap(4, 6);
+    let mut sum = owned(&lines);
+    let at = sum[last - 1].find(r#""sha256":""#).unwrap() + 10;
+    let digit = if &sum[last - 1][at..at + 1] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    sum[last - 1].replace_range(at..at + 1, digit);
+    for (name, tampered, says) in [
+        (
+            "bpm",
+            bpm,
+            "line 5: block 2: stored hash does not match".to_string(),
+        ),
+        (
+            "swapped",
+            swapped,
+            "line 5: block 3: expected index 2".to_string(),
+        ),
+        ("sum", sum, format!("line {last}: checksum mismatch")),
+    ] {
+        let file = write(name, &tampered);
+        let target = root.path().join(format!("{name}-new"));
+        let out = import(&file, &target);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "posd: error: cannot import {} into {}: {says}",
+                file.display(),
+                target.display()
+            )),
+            "{name}: {err}"
+        );
+        assert!(!target.exists(), "{name}: a refused import left its target");
+    }
+
+    let good = write("good", &owned(&lines));
+    let full = root.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("notes.txt"), "mine").unwrap();
+    let out = import(&good, &full);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(&full).unwrap().collect();
+    assert_eq!(left.len(), 1, "only the stranger's file is there");
+}
