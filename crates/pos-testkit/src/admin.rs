@@ -17,7 +17,11 @@ fn ask_until(
     request: &Request,
     last: impl Fn(&Response) -> bool,
 ) -> Result<Response, String> {
-    converse(socket, request, |answer| Ok(last(&answer).then_some(answer)))
+    converse(
+        socket,
+        request,
+        |answer| Ok(last(&answer).then_some(answer)),
+    )
 }
 
 /// Sends `request` and feeds each answer to `step` until it returns a value.

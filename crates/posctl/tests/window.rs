@@ -224,7 +224,7 @@ fn backups_and_exports_taken_under_load_are_consistent() {
     let live = root.path().join("live");
     // Enough validators that copying them takes a while: registrations
     // during that copy would make a snapshot that is not one instant.
-    let store = pos_store::Store::open(&live, 1).unwrap();
+    let store = pos_store::Store::open(&live, &pos_core::ChainSpec::default()).unwrap();
     for i in 0..4_000u64 {
         let cmd = pos_core::Command::Register {
             address: pos_core::Address(pos_core::Digest::of(&i.to_be_bytes())),

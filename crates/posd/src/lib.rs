@@ -146,7 +146,7 @@ impl Node {
         let store = Store::open(&dir, &config.chain_spec(clock::record_ms()))
             .with_context(|| format!("cannot open data directory {}", dir.display()))?;
         // The chain's rules are chain data: a config that differs does not change them.
-        let (config, differing) = config.with_chain_rules(store.chain_spec());
+        let (config, differing) = config.with_chain_rules(&store.chain_spec());
         for (key, configured, chain_value) in differing {
             tracing::warn!(
                 key,

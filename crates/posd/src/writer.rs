@@ -314,15 +314,13 @@ impl Applied {
             Applied::Snapshot(reply) => {
                 // A failed snapshot (e.g. no room for its spool) fails only its requester.
                 let started = std::time::Instant::now();
-                let snapshot = ctx.store.snapshot().map_err(|e| {
+                let snapshot = ctx.store.snapshot(None).map_err(|e| {
                     tracing::warn!(error = %e, "snapshot failed");
                     WriteError::Storage(e.to_string())
                 });
                 if let Ok(s) = &snapshot {
-                    let h = s.header();
                     tracing::info!(
-                        height = h.height,
-                        validators = h.validators_active + h.validators_slashed,
+                        height = s.header().height,
                         writes_held_ms = started.elapsed().as_millis() as u64,
                         "snapshot taken"
                     );

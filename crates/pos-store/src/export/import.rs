@@ -157,8 +157,9 @@ fn not_empty(target: &Path) -> StoreError {
     ))
 }
 
-/// `Ok(true)` if `target` does not exist, `Ok(false)` if it is an empty directory.
-fn check_target(target: &Path) -> Result<bool, StoreError> {
+/// `Ok(true)` if `target` does not exist, `Ok(false)` if it is an empty
+/// directory; else why an import may not write there.
+pub fn check_target(target: &Path) -> Result<bool, StoreError> {
     match std::fs::read_dir(target) {
         Ok(mut entries) => match entries.next() {
             None => Ok(false),

@@ -11,6 +11,7 @@ use pos_store::export::{import, Header, Imported, Record, Trailer};
 use serde_json::json;
 use std::fs::File;
 use std::io::{BufReader, IsTerminal, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio::sync::mpsc;
@@ -53,9 +54,18 @@ pub async fn export(
         PathBuf::from(name)
     });
     let mut sink: Box<dyn Write> = match file.as_ref().zip(aside.as_ref()) {
-        Some((file, aside)) => Box::new(File::create(aside).with_context(|| {
-            format!("cannot write {} (as {})", file.display(), aside.display())
-        })?),
+        // 0600: the export holds the lottery's pending secret (docs/EXPORT.md).
+        Some((file, aside)) => Box::new(
+            File::options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(aside)
+                .with_context(|| {
+                    format!("cannot write {} (as {})", file.display(), aside.display())
+                })?,
+        ),
         None => Box::new(std::io::stdout().lock()),
     };
     client.send(&Request::Export).await?;

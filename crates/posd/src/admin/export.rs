@@ -4,7 +4,7 @@
 use super::Out;
 use crate::shared::Shared;
 use pos_proto::{write_frame, Bytes, ProtoError, Response};
-use pos_store::export::ExportError;
+use pos_store::StoreError;
 use std::io::{self, Write};
 use tokio::sync::mpsc;
 
@@ -33,8 +33,8 @@ pub async fn export(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
                     tracing::error!(error = %e, "export failed");
                 }
                 Response::Error(match e {
-                    ExportError::Store(e) => format!("cannot read the chain: {e}"),
-                    ExportError::Write(e) => e.to_string(),
+                    StoreError::Write(e) => e.to_string(),
+                    e => format!("cannot read the chain: {e}"),
                 })
             }
         };

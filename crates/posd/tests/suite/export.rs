@@ -1,5 +1,6 @@
 //! `posd import` against exports of a real posd: a round trip to the byte,
-//! tampered files refused at their line, targets that are not empty refused.
+//! tampered files refused at their line, targets that are not empty refused,
+//! and a migrated chain (v1 and v2 draws) that goes on after its import.
 
 use pos_testkit::{posd_bin, Posd};
 use std::path::Path;
@@ -60,6 +61,7 @@ fn export_import_export_is_byte_identical_and_posd_starts_from_it() {
     assert!(String::from_utf8_lossy(&check.stdout).contains("7 blocks verified, 4 validators"));
 
     let again = Posd::start(posd_bin!(), &new, &["--round-interval", "1h"]);
+    again.wait_log("posd ready");
     assert_eq!(pos_testkit::admin::export(&again.socket()).unwrap(), first);
 
     // `-` reads standard input.
@@ -142,4 +144,62 @@ fn tampered_files_and_full_targets_are_refused_naming_the_line() {
     assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
     let left: Vec<_> = std::fs::read_dir(&full).unwrap().collect();
     assert_eq!(left.len(), 1, "only the stranger's file is there");
+}
+
+/// Raw round records in the data directory `dir` (posd stopped).
+fn raw_rounds(dir: &Path) -> Vec<Vec<u8>> {
+    let db = sled::open(dir.join("sled")).unwrap();
+    let rounds = db.open_tree("rounds").unwrap();
+    rounds
+        .iter()
+        .values()
+        .map(|v| v.unwrap().to_vec())
+        .collect()
+}
+
+/// One round with a single fresh validator, committed by `lottery run`.
+fn one_round(posd: &Posd, bpm: u32) -> pos_core::Block {
+    let (mut v, _, _) = posd.validator(10);
+    v.send(&format!("{bpm}\n"));
+    v.expect(&format!("proposal {bpm} for block"));
+    pos_testkit::admin::lottery_run(&posd.socket())
+        .unwrap()
+        .expect("a block")
+}
+
+#[test]
+fn a_migrated_chain_keeps_its_v1_draws_and_goes_on_after_import() {
+    let root = tempfile::tempdir().unwrap();
+    let live = root.path().join("live");
+    std::fs::create_dir(&live).unwrap();
+    crate::lottery::schema1(&live);
+    let mut live_posd = Posd::start(posd_bin!(), &live, &["--round-interval", "1h"]);
+    // Blocks 1-3 drawn by v1, block 4 by v2 (the migration's anchor).
+    assert_eq!(one_round(&live_posd, 75).index, 4);
+    let bytes = pos_testkit::admin::export(&live_posd.socket()).unwrap();
+    let pending = crate::lottery::status(&live_posd.socket()).lottery_commitment;
+    assert!(live_posd.terminate().success());
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(header["header"]["lottery"]["from"], 4);
+
+    let file = root.path().join("chain.jsonl");
+    std::fs::write(&file, &bytes).unwrap();
+    let new = root.path().join("new");
+    let out = import(&file, &new);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Every record as the original store holds it, v1 layout below the anchor.
+    assert_eq!(raw_rounds(&new), raw_rounds(&live));
+    let check = posd(&["--check", "--data-dir", new.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", stderr(&check));
+
+    // The copy can close the next round: it holds the secret block 5 reveals.
+    let again = Posd::start(posd_bin!(), &new, &["--round-interval", "1h"]);
+    again.wait_log("posd ready");
+    let block = one_round(&again, 76);
+    assert_eq!(block.index, 5);
+    let head = crate::lottery::round_head(&again.socket(), 5);
+    assert_eq!(head.commitment, Some(pending));
+    assert_eq!(crate::lottery::reveal_of(&head).commitment(), pending);
+    assert_eq!(pos_testkit::admin::chain_verify(&again.socket()), Ok(6));
 }
