@@ -8,6 +8,7 @@ use pos_testkit::{Client, Daemon, PATIENCE};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -251,6 +252,9 @@ fn backups_and_exports_taken_under_load_are_consistent() {
         assert!(check(&backup).contains(" ok: "));
         let file = root.path().join(format!("export{i}.jsonl"));
         ok(&d.socket, &["export", file.to_str().unwrap()]);
+        // It holds the lottery's pending secret: for its owner only.
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
         let into = root.path().join(format!("import{i}"));
         posd::import(&file, &into).unwrap();
         check(&into);
