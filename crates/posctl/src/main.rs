@@ -92,8 +92,10 @@ enum DaemonCommand {
     /// Force or explain lottery rounds.
     #[command(subcommand)]
     Lottery(cmd::lottery::LotteryCommand),
-    /// Write the whole state (blocks, round records, validators) as JSON lines
-    /// (docs/EXPORT.md), a consistent snapshot taken while posd serves.
+    /// Write the whole state (blocks, round records, validators, the lottery's
+    /// pending secret) as JSON lines (docs/EXPORT.md), a consistent snapshot
+    /// taken while posd serves. The file is 0600: keep it as private as the
+    /// data directory until the next block commits.
     Export {
         /// Where to write it (written aside, then renamed) [default: standard output].
         #[arg(value_name = "FILE")]

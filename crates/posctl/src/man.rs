@@ -169,7 +169,7 @@ Re-check the whole chain; give up if posd is silent for 2 seconds.
 Each new block as a JSON line as it commits, across posd restarts, until interrupted.
 .TP
 \fBposctl export chain.jsonl\fR
-The whole state, consistent, in the export format; \fBposd import chain.jsonl \-\-data\-dir\fR \fIDIR\fR rebuilds a data directory from it.
+The whole state, consistent, in the export format, as a file of mode 0600 (it holds the lottery's pending secret); \fBposd import chain.jsonl \-\-data\-dir\fR \fIDIR\fR rebuilds a data directory from it that goes on with the chain.
 .TP
 \fBposctl backup /var/backups/posd\-$(date +%F)\fR
 A verified copy of the running chain that \fBposd \-\-data\-dir\fR starts from as it is.
