@@ -146,17 +146,6 @@ fn tampered_files_and_full_targets_are_refused_naming_the_line() {
     assert_eq!(left.len(), 1, "only the stranger's file is there");
 }
 
-/// Raw round records in the data directory `dir` (posd stopped).
-fn raw_rounds(dir: &Path) -> Vec<Vec<u8>> {
-    let db = sled::open(dir.join("sled")).unwrap();
-    let rounds = db.open_tree("rounds").unwrap();
-    rounds
-        .iter()
-        .values()
-        .map(|v| v.unwrap().to_vec())
-        .collect()
-}
-
 /// One round with a single fresh validator, committed by `lottery run`.
 fn one_round(posd: &Posd, bpm: u32) -> pos_core::Block {
     let (mut v, _, _) = posd.validator(10);
@@ -189,7 +178,10 @@ fn a_migrated_chain_keeps_its_v1_draws_and_goes_on_after_import() {
     let out = import(&file, &new);
     assert!(out.status.success(), "{}", stderr(&out));
     // Every record as the original store holds it, v1 layout below the anchor.
-    assert_eq!(raw_rounds(&new), raw_rounds(&live));
+    assert_eq!(
+        crate::lottery::raw_rounds(&new),
+        crate::lottery::raw_rounds(&live)
+    );
     let check = posd(&["--check", "--data-dir", new.to_str().unwrap()]);
     assert!(check.status.success(), "{}", stderr(&check));
 

@@ -307,7 +307,7 @@ pub(crate) fn schema1(dir: &Path) {
 }
 
 /// Raw round records in the data directory `dir` (posd stopped).
-fn raw_rounds(dir: &Path) -> Vec<Vec<u8>> {
+pub(crate) fn raw_rounds(dir: &Path) -> Vec<Vec<u8>> {
     let db = sled::open(dir.join("sled")).unwrap();
     let rounds = db.open_tree("rounds").unwrap();
     rounds
