@@ -510,3 +510,17 @@ fn records_out_of_their_section_are_refused() {
     let err = refused(&join(&t));
     assert!(err.starts_with("line 2: not an export record"), "{err}");
 }
+
+#[test]
+fn a_snapshot_holds_only_what_is_durable() {
+    let store = Store::temporary(&spec()).unwrap();
+    register(&store, 1, 10);
+    commit_among(&store, &[1], 70);
+    // Block 1's record reveals its secret: not before it is durable.
+    let err = store.snapshot(None).err().expect("refused");
+    assert!(err.to_string().contains("not yet flushed"), "{err}");
+    // export_to flushes first.
+    let text = lines(&export(&store));
+    assert!(text[0].contains(r#""height":1"#), "{}", text[0]);
+    store.snapshot(None).unwrap();
+}
