@@ -195,3 +195,78 @@ fn a_migrated_chain_keeps_its_v1_draws_and_goes_on_after_import() {
     assert_eq!(crate::lottery::reveal_of(&head).commitment(), pending);
     assert_eq!(pos_testkit::admin::chain_verify(&again.socket()), Ok(6));
 }
+
+/// A data directory with `blocks` blocks of one validator, made through the
+/// store (faster than rounds through posd); its export as a file in `root`.
+fn long_export(root: &Path, blocks: u64) -> std::path::PathBuf {
+    let dir = root.join("long");
+    let store = pos_store::Store::open(&dir, &pos_core::ChainSpec::default()).unwrap();
+    let address = pos_core::Address(pos_core::Digest([7; 32]));
+    let register = pos_core::Command::Register {
+        address,
+        stake: 10,
+        max_stake: 100,
+        max_validators: 100,
+        at_ms: 1,
+    };
+    store.apply(&register).unwrap().unwrap();
+    for i in 0..blocks {
+        let tip = store.tip().unwrap();
+        let candidates = vec![pos_core::lottery::Candidate {
+            address,
+            stake: 10,
+            bpm: 60,
+        }];
+        let reveal = store.pending_secret().unwrap();
+        let next = pos_core::Secret(pos_core::Digest::of(&i.to_be_bytes()).0);
+        let cmd =
+            pos_core::Command::commit_round(&tip, candidates, reveal, next, tip.timestamp_ms, 0)
+                .unwrap();
+        store.apply(&cmd).unwrap().unwrap();
+    }
+    let file = root.join("long.jsonl");
+    store
+        .export_to(std::fs::File::create(&file).unwrap(), None)
+        .unwrap();
+    file
+}
+
+#[test]
+fn an_import_killed_while_writing_leaves_a_directory_posd_refuses() {
+    let root = tempfile::tempdir().unwrap();
+    let file = long_export(root.path(), 5_000);
+    let target = root.path().join("new");
+    let mut child = Command::new(posd_bin!())
+        .args(["import", file.to_str().unwrap(), "--data-dir"])
+        .arg(&target)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The marker exists only while the verified stream replaces the store.
+    let marker = target.join("import.partial");
+    while !marker.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import ended before it could be killed while writing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(marker.exists());
+
+    let check = posd(&["--check", "--data-dir", target.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(1));
+    let err = stderr(&check);
+    assert!(
+        err.contains(&format!(
+            "{}: an import into it (posd import, or a cluster snapshot) did not finish",
+            target.display()
+        )) && err.contains("remove the directory"),
+        "{err}"
+    );
+    // And a new import refuses it too: it is not empty.
+    let out = import(&file, &target);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
+}
