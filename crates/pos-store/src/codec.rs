@@ -59,6 +59,31 @@ struct RoundV1 {
     winner: usize,
 }
 
+/// A round record as schema 1 wrote it, for writing one back.
+#[derive(Serialize)]
+struct RoundV1Ref<'a> {
+    index: u64,
+    seed: &'a Digest,
+    candidates: &'a [Candidate],
+    ticket: u128,
+    winner: usize,
+}
+
+/// A round record in the layout its height says, in a store whose lottery
+/// v2 begins at block `from` (see [`ROUNDS`]; [`decode_round`] reads it back).
+pub(crate) fn encode_round_at(from: u64, round: &RoundRecord) -> Vec<u8> {
+    if round.index >= from {
+        return encode_round(round);
+    }
+    encode(&RoundV1Ref {
+        index: round.index,
+        seed: &round.seed,
+        candidates: &round.candidates,
+        ticket: round.ticket,
+        winner: round.winner,
+    })
+}
+
 /// A round record as schema 2 writes it: the layout byte, then bincode.
 pub(crate) fn encode_round(round: &RoundRecord) -> Vec<u8> {
     let mut out = vec![ROUND_LAYOUT];

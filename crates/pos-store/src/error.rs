@@ -18,6 +18,15 @@ pub enum StoreError {
     Schema { found: u32, expected: u32 },
     #[error("data directory is not a posd chain: {0}")]
     Foreign(String),
+    /// An export stream refused: the line (from 1) and what is wrong with it.
+    #[error("line {line}: {what}")]
+    Refused { line: u64, what: String },
+    /// A directory an import may not write into (not empty, not a directory).
+    #[error("{0}")]
+    Target(String),
+    /// The stream an export was being written to failed.
+    #[error("cannot write the export: {0}")]
+    Write(std::io::Error),
     #[error("corrupt record in tree {tree:?}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
     #[error("tip check failed: {0}")]

@@ -6,6 +6,9 @@
 //! - `machine`: pos-core's transition state over one sled transaction.
 //! - `check`: the whole chain and every record verified, in constant memory.
 //! - [`error`]: everything that can go wrong with a data directory.
+//! - [`export`]: the export format (JSON lines): consistent snapshots out
+//!   ([`Store::export_to`]), and imports verified whole before they replace
+//!   a store ([`Store::restore_from`]) or make a new data directory.
 //! - [`acked`]: the record, outside sled, of what posd acknowledged; `sync`:
 //!   the fsyncs that make sled's flush survive a power cut.
 
@@ -13,6 +16,7 @@ pub mod acked;
 mod check;
 mod codec;
 pub mod error;
+pub mod export;
 pub mod layout;
 mod machine;
 pub mod store;

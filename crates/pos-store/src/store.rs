@@ -2,6 +2,7 @@
 
 use crate::acked::{self, AckFile, Acked};
 use crate::codec::{bytes32, decode, decode_round, encode, secret_value, u64_value};
+use crate::export::import::PARTIAL;
 use crate::layout::*;
 use crate::machine::TxState;
 use crate::sync::{io_err, SledFiles};
@@ -16,31 +17,36 @@ use std::fs::{File, TryLockError};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
 
 /// Names of the files posd itself keeps in a data directory; anything else
 /// in a directory without a chain means it belongs to someone else.
-const OWN_FILES: &[&str] = &["posd.lock", "sled", "admin.sock", acked::FILE];
+const OWN_FILES: &[&str] = &[LOCK, "sled", "admin.sock", acked::FILE];
+
+/// The lock file's name in a data directory.
+pub(crate) const LOCK: &str = "posd.lock";
 
 /// An open data directory. Cheap to share behind an `Arc`: sled is
 /// thread-safe, and only posd's single writer calls [`Store::apply`].
 pub struct Store {
     db: sled::Db,
-    blocks: sled::Tree,
-    block_index: sled::Tree,
-    rounds: sled::Tree,
-    validators: sled::Tree,
-    proposed: sled::Tree,
-    meta: sled::Tree,
+    pub(crate) blocks: sled::Tree,
+    pub(crate) block_index: sled::Tree,
+    pub(crate) rounds: sled::Tree,
+    pub(crate) validators: sled::Tree,
+    pub(crate) proposed: sled::Tree,
+    pub(crate) meta: sled::Tree,
     /// The files behind a store on disk; `None` for a temporary one.
     disk: Option<OnDisk>,
     /// Whether [`Store::open`] made a new chain rather than finding one.
     created: bool,
-    /// The chain's rules, as stored with it.
-    spec: ChainSpec,
+    /// The chain's rules, as stored with it (replaced only by an import).
+    spec: RwLock<ChainSpec>,
     /// Whether [`Store::open`] migrated a schema-1 store.
     migrated: bool,
-    /// Where lottery v2 begins; `None` only in a schema-1 store not yet migrated.
-    anchor: Option<Anchor>,
+    /// Where lottery v2 begins; `None` only in a schema-1 store not yet
+    /// migrated. Replaced only by an import.
+    anchor: RwLock<Option<Anchor>>,
     /// Height of the last block made durable by [`Store::flush`] (or found
     /// at open): round records above it are not served yet.
     durable: AtomicU64,
@@ -48,6 +54,8 @@ pub struct Store {
 
 /// What a store on disk keeps open besides sled.
 struct OnDisk {
+    /// The data directory.
+    dir: PathBuf,
     files: SledFiles,
     acked: AckFile,
     /// Held for the store's life: a second posd on the same directory fails to take it.
@@ -64,19 +72,32 @@ impl Store {
     /// store's directory is made private (0700): it holds the lottery's secret.
     pub fn open(dir: &Path, spec: &ChainSpec) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        if dir.join(PARTIAL).exists() {
+            return Err(StoreError::Damaged {
+                path: dir.to_owned(),
+                detail: "an import into it (posd import, or a cluster snapshot) did not finish, \
+                    so it holds part of a chain; remove the directory, then import again or \
+                    re-add the node to its cluster"
+                    .into(),
+            });
+        }
         let sled_dir = dir.join("sled");
         let no_store = !sled_dir.exists();
         // Someone else's directory is refused before posd leaves a file in it.
         if no_store && !dir.join(acked::FILE).exists() {
             refuse_foreign(dir)?;
         }
-        let lock_path = dir.join("posd.lock");
-        let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(StoreError::Locked(dir.to_owned())),
-            Err(TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
-        }
+        Store::open_locked(dir, spec, lock(dir)?)
+    }
+
+    /// [`Store::open`] once `dir`'s lock is taken (`lock`, held from now on).
+    pub(crate) fn open_locked(
+        dir: &Path,
+        spec: &ChainSpec,
+        lock: File,
+    ) -> Result<Store, StoreError> {
+        let sled_dir = dir.join("sled");
+        let no_store = !sled_dir.exists();
         let record = AckFile::read(dir)?;
         if let (true, Some((_, acked))) = (no_store, &record) {
             return Err(StoreError::Damaged {
@@ -102,11 +123,12 @@ impl Store {
             None => AckFile::create(dir, &store.acked_now()?)?,
         };
         store.disk = Some(OnDisk {
+            dir: dir.to_owned(),
             files,
             acked,
             _lock: lock,
         });
-        if store.anchor.is_none() {
+        if store.lottery_anchor().is_none() {
             store.migrate_v1()?;
         }
         Ok(store)
@@ -128,9 +150,9 @@ impl Store {
             db,
             disk: None,
             created: false,
-            spec: spec.clone(),
+            spec: RwLock::new(spec.clone()),
             migrated: false,
-            anchor: None,
+            anchor: RwLock::new(None),
             durable: AtomicU64::new(0),
         };
         match store.meta.get(META_SCHEMA)? {
@@ -147,7 +169,9 @@ impl Store {
                 match found {
                     // Migrated by `open`, once the store has passed its checks.
                     1 => {}
-                    SCHEMA_VERSION => store.anchor = Some(store.read_anchor()?),
+                    SCHEMA_VERSION => {
+                        *store.anchor.get_mut().expect("new") = Some(store.read_anchor()?)
+                    }
                     _ => {
                         return Err(StoreError::Schema {
                             found,
@@ -163,7 +187,7 @@ impl Store {
                 .meta
                 .insert(META_PROPOSALS_SINCE, &spec.genesis_ms.to_be_bytes())?;
         }
-        store.spec = match store.meta.get(META_CHAIN_SPEC)? {
+        *store.spec.get_mut().expect("new") = match store.meta.get(META_CHAIN_SPEC)? {
             Some(v) => decode(META, &v)?,
             None => {
                 let genesis = store.block(0)?.ok_or_else(|| missing_block(0))?;
@@ -186,8 +210,26 @@ impl Store {
     }
 
     /// The rules this chain was created with.
-    pub fn chain_spec(&self) -> &ChainSpec {
-        &self.spec
+    pub fn chain_spec(&self) -> ChainSpec {
+        read(&self.spec).clone()
+    }
+
+    /// The data directory; `None` for a store in memory.
+    pub(crate) fn data_dir(&self) -> Option<&Path> {
+        self.disk.as_ref().map(|d| d.dir.as_path())
+    }
+
+    /// Where exports and imports spool: the data directory, or the system's
+    /// temporary directory for a store in memory.
+    pub(crate) fn spool_dir(&self) -> PathBuf {
+        self.data_dir()
+            .map_or_else(std::env::temp_dir, Path::to_path_buf)
+    }
+
+    /// After an import replaced the trees: the chain's rules and anchor are its.
+    pub(crate) fn replaced(&self, spec: ChainSpec, anchor: Anchor) {
+        *write(&self.spec) = spec;
+        *write(&self.anchor) = Some(anchor);
     }
 
     /// Whether opening migrated a schema-1 store to schema 2: lottery v2
@@ -210,7 +252,7 @@ impl Store {
                 Ok(())
             })
             .map_err(flatten)?;
-        self.anchor = Some(anchor);
+        *write(&self.anchor) = Some(anchor);
         self.migrated = true;
         self.flush()
     }
@@ -231,7 +273,7 @@ impl Store {
     /// Where the chain's lottery v2 begins; `None` before a schema-1 store's
     /// migration (which [`Store::open`] does).
     pub fn lottery_anchor(&self) -> Option<Anchor> {
-        self.anchor
+        *read(&self.anchor)
     }
 
     /// The secret the next block's round will reveal. For the proposer that
@@ -256,7 +298,8 @@ impl Store {
     /// What the round of block `index` had to reveal a preimage of (`None`
     /// under v1): the anchor's commitment, or the previous round's.
     pub fn commitment_for(&self, index: u64) -> Result<Option<Digest>, StoreError> {
-        let anchor = self.anchor.as_ref();
+        let anchor = self.lottery_anchor();
+        let anchor = anchor.as_ref();
         let previous = match anchor {
             Some(a) if index > a.from => self
                 .round(index - 1)?
@@ -337,7 +380,7 @@ impl Store {
                 start_lottery(meta, &anchor, &secret)
             })
             .map_err(flatten)?;
-        self.anchor = Some(anchor);
+        *write(&self.anchor) = Some(anchor);
         self.flush()
     }
 
@@ -442,7 +485,7 @@ impl Store {
         }
         self.rounds
             .get(index.to_be_bytes())?
-            .map(|v| decode_round(self.anchor.as_ref(), index, &v))
+            .map(|v| decode_round(self.lottery_anchor().as_ref(), index, &v))
             .transpose()
     }
 
@@ -466,7 +509,7 @@ impl Store {
         from: u64,
         to: u64,
     ) -> impl Iterator<Item = Result<RoundRecord, StoreError>> + Send + 'static {
-        let anchor = self.anchor;
+        let anchor = self.lottery_anchor();
         let to = to.min(self.durable_height());
         self.rounds
             .range(from.to_be_bytes()..=to.to_be_bytes())
@@ -584,8 +627,20 @@ fn open_sled(sled_dir: &Path) -> sled::Result<sled::Db> {
     }
 }
 
+/// Takes `dir`'s lock file, held for as long as the returned file is open:
+/// a second posd (or an import) on the same directory fails to take it.
+pub(crate) fn lock(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK);
+    let lock = File::create(&path).map_err(io_err(&path))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_owned())),
+        Err(TryLockError::Error(e)) => Err(io_err(&path)(e)),
+    }
+}
+
 /// Decoded values of a tree keyed by height, `from..=to`, read lazily.
-fn height_range<T: serde::de::DeserializeOwned>(
+pub(crate) fn height_range<T: serde::de::DeserializeOwned>(
     tree: &sled::Tree,
     name: &'static str,
     from: u64,
@@ -640,6 +695,16 @@ fn private_dir(dir: &Path) -> Result<(), StoreError> {
             .map_err(io_err(dir)),
         Err(e) => Err(io_err(dir)(e)),
     }
+}
+
+/// A lock's value; a panic elsewhere while holding it left it whole (each
+/// write is one assignment).
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
 fn flatten(e: TransactionError<StoreError>) -> StoreError {

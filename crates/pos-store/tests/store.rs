@@ -252,6 +252,6 @@ fn a_chain_keeps_the_rules_it_was_created_with() {
         ..Default::default()
     };
     let store = Store::open(dir.path(), &other).unwrap();
-    assert_eq!(store.chain_spec(), &created);
+    assert_eq!(store.chain_spec(), created);
     assert_eq!(store.tip().unwrap(), created.genesis());
 }

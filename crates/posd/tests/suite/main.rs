@@ -7,6 +7,7 @@ mod clock;
 mod config;
 mod crash;
 mod damage;
+mod export;
 mod failstop;
 mod hostile;
 mod http;
