@@ -82,6 +82,8 @@ pub struct Member {
 pub struct Node {
     raft: Raft,
     me: NodeId,
+    /// Shares openraft's state machine, for consistent exports.
+    state: StateMachine,
 }
 
 impl Node {
@@ -114,16 +116,17 @@ impl Node {
         }
         .validate()
         .map_err(|e| ClusterError(format!("Raft config: {e}")))?;
+        let state = StateMachine::new(Arc::clone(&store), data_dir, observer);
         let raft = Raft::new(
             me,
             Arc::new(config),
             Network { me, secret },
-            LogStore::new(Arc::clone(&store)),
-            StateMachine::new(store, data_dir, observer),
+            LogStore::new(store),
+            state.clone(),
         )
         .await
         .map_err(|e| ClusterError(format!("cannot start Raft: {e}")))?;
-        Ok(Node { raft, me })
+        Ok(Node { raft, me, state })
     }
 
     pub fn id(&self) -> NodeId {
@@ -249,6 +252,16 @@ impl Node {
             .await
             .map_err(|e| ClusterError(e.to_string()))?;
         Ok(())
+    }
+
+    /// The node's state at one point between two applied entries, to be
+    /// written as export lines (`posctl export`, `backup`).
+    pub async fn export_snapshot(&self) -> Result<pos_store::export::Snapshot, ClusterError> {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || state.export_snapshot())
+            .await
+            .map_err(|e| ClusterError(e.to_string()))?
+            .map_err(|e| ClusterError(e.to_string()))
     }
 
     /// Resolves when Raft has stopped on a fatal error (a storage error:

@@ -1,6 +1,9 @@
 //! The real posctl binary against a real posd (its `run()` in-process) over
 //! the admin socket, in both output modes.
 
+mod common;
+
+use common::{fails, json_lines, ok, posctl};
 use pos_testkit::{Client, Daemon};
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -8,40 +11,6 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-fn posctl(socket: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_posctl"))
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .expect("run posctl")
-}
-
-/// Runs posctl, expects exit 0, returns stdout.
-fn ok(socket: &Path, args: &[&str]) -> String {
-    let out = posctl(socket, args);
-    assert!(
-        out.status.success(),
-        "posctl {args:?}: {:?}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs posctl, expects exit `code`, returns stderr.
-fn fails(socket: &Path, args: &[&str], code: i32) -> String {
-    let out = posctl(socket, args);
-    assert_eq!(out.status.code(), Some(code), "posctl {args:?}");
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn json_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect(l))
-        .collect()
-}
 
 fn json(socket: &Path, args: &[&str]) -> Value {
     let mut args = args.to_vec();

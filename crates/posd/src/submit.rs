@@ -99,6 +99,18 @@ impl Submit {
         }
     }
 
+    /// A consistent snapshot of the state, taken between two commits.
+    pub async fn snapshot(&self) -> Result<pos_store::export::Snapshot, WriteError> {
+        match self {
+            Submit::Local { writer, .. } => writer.snapshot().await,
+            Submit::Cluster { cluster: c, .. } => c
+                .node
+                .export_snapshot()
+                .await
+                .map_err(|e| WriteError::Storage(e.to_string())),
+        }
+    }
+
     /// Removes those of `addresses` that still qualify for forgetting.
     /// A cluster node forgets nobody: who is disconnected is each node's
     /// own knowledge (docs/CLUSTER.md).

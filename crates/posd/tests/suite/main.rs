@@ -8,6 +8,7 @@ mod cluster;
 mod config;
 mod crash;
 mod damage;
+mod export;
 mod failstop;
 mod hostile;
 mod http;
