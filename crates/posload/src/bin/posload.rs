@@ -279,9 +279,15 @@ async fn broadcast(
                     wr.write_all(b"72\n").await?;
                 }
                 let want = (round * readers_n) as u64;
-                wait(|| confirmed.load(Ordering::Relaxed) >= want, || {
-                    format!("only {} of {want} proposals confirmed", confirmed.load(Ordering::Relaxed))
-                })
+                wait(
+                    || confirmed.load(Ordering::Relaxed) >= want,
+                    || {
+                        format!(
+                            "only {} of {want} proposals confirmed",
+                            confirmed.load(Ordering::Relaxed)
+                        )
+                    },
+                )
                 .await?;
             }
         }
@@ -293,9 +299,10 @@ async fn broadcast(
         };
         let committed = Instant::now();
         // Wait until every reader has this block.
-        wait(|| arrivals.count(index) >= readers_n, || {
-            format!("only {} clients got block {index}", arrivals.count(index))
-        })
+        wait(
+            || arrivals.count(index) >= readers_n,
+            || format!("only {} clients got block {index}", arrivals.count(index)),
+        )
         .await?;
         commit_reply.push(committed - asked);
         after_request.push(arrivals.take_last(index).saturating_duration_since(asked));
@@ -338,7 +345,11 @@ impl Arrivals {
     /// The last arrival of block `index`, forgetting that block's arrivals.
     fn take_last(&self, index: u64) -> Instant {
         let mut seen = self.lock();
-        let last = seen.iter().filter(|(i, _)| *i == index).map(|(_, t)| *t).max();
+        let last = seen
+            .iter()
+            .filter(|(i, _)| *i == index)
+            .map(|(_, t)| *t)
+            .max();
         seen.retain(|(i, _)| *i != index);
         last.expect("counted before")
     }
@@ -350,7 +361,11 @@ impl Arrivals {
 
 /// The index of the block a line announces, if it is a block's JSON line.
 fn block_index(line: &str) -> Option<u64> {
-    line.strip_prefix("{\"Index\":")?.split(',').next()?.parse().ok()
+    line.strip_prefix("{\"Index\":")?
+        .split(',')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Polls `done` every millisecond for up to 30 s; `what` says what was missing.
