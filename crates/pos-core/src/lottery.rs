@@ -23,7 +23,8 @@
 //! anyone can check afterwards that the reveal matches what was committed.
 //!
 //! Cost: the candidates themselves plus O(1), one sort (skipped when they come
-//! sorted) and one scan, whatever the stake sizes (u128 sums cannot overflow for u64 stakes and < 2^64 candidates).
+//! sorted), one pass checking the order and summing the stakes and one partial
+//! scan for the winner, whatever the stake sizes (u128 sums cannot overflow for u64 stakes and < 2^64 candidates).
 
 use crate::digest::{Address, Digest};
 use serde::{Deserialize, Serialize};
@@ -269,26 +270,79 @@ impl RoundRecord {
                 })
             }
         }
-        let again = draw(
-            prev_hash,
-            self.index,
-            self.rule.clone(),
-            self.candidates.clone(),
-        )?;
-        if again.seed != self.seed {
+        // Stored candidates in strict address order (the only order a draw
+        // leaves) replay in place; others go through a full draw, whose
+        // error or reordering says what is wrong.
+        let drawn = match ordered_total(&self.candidates) {
+            Some(total) => {
+                let total = total?;
+                let seed = self.rule.seed(prev_hash, self.index);
+                let (ticket, winner) = pick(&self.candidates, seed, total);
+                (seed, ticket, winner)
+            }
+            None => {
+                let again = draw(
+                    prev_hash,
+                    self.index,
+                    self.rule.clone(),
+                    self.candidates.clone(),
+                )?;
+                if again.seed != self.seed {
+                    return Err(LotteryError::Mismatch("seed"));
+                }
+                if again.candidates != self.candidates {
+                    return Err(LotteryError::Mismatch("candidate order"));
+                }
+                (again.seed, again.ticket, again.winner)
+            }
+        };
+        let (seed, ticket, winner) = drawn;
+        if seed != self.seed {
             return Err(LotteryError::Mismatch("seed"));
         }
-        if again.candidates != self.candidates {
-            return Err(LotteryError::Mismatch("candidate order"));
-        }
-        if again.ticket != self.ticket {
+        if ticket != self.ticket {
             return Err(LotteryError::Mismatch("ticket"));
         }
-        if again.winner != self.winner {
+        if winner != self.winner {
             return Err(LotteryError::Mismatch("winner"));
         }
         Ok(())
     }
+}
+
+/// The sum of the stakes of `candidates` if they are in strict address
+/// order (which rules out duplicates): one pass over the table. `None` when
+/// they are not (or there are none); a zero stake is the error.
+fn ordered_total(candidates: &[Candidate]) -> Option<Result<u128, LotteryError>> {
+    let first = candidates.first()?;
+    let mut total = first.stake as u128;
+    let mut zero = (first.stake == 0).then_some(first.address);
+    for w in candidates.windows(2) {
+        if w[0].address >= w[1].address {
+            return None;
+        }
+        zero = zero.or((w[1].stake == 0).then_some(w[1].address));
+        total += w[1].stake as u128;
+    }
+    Some(match zero {
+        Some(address) => Err(LotteryError::ZeroStake(address)),
+        None => Ok(total),
+    })
+}
+
+/// The ticket `seed` draws below `total` (the stakes' sum) and the winner's
+/// position: the first candidate whose running stake sum exceeds it.
+fn pick(candidates: &[Candidate], seed: Digest, total: u128) -> (u128, usize) {
+    let ticket = ShaStream::new(seed).below(total);
+    let mut running: u128 = 0;
+    let winner = candidates
+        .iter()
+        .position(|c| {
+            running += c.stake as u128;
+            running > ticket
+        })
+        .expect("ticket < total, so some running sum exceeds it");
+    (ticket, winner)
 }
 
 /// Draws the proposer of block `index` on top of `prev_hash`, seeded by `rule`.
@@ -302,31 +356,19 @@ pub fn draw(
         return Err(LotteryError::NoCandidates);
     }
     // posd hands candidates over in strict address order (which also rules
-    // out duplicates): then this check is the only pass before the draw.
-    let strictly_sorted = candidates.windows(2).all(|w| w[0].address < w[1].address);
-    if !strictly_sorted {
-        candidates.sort_unstable_by_key(|c| c.address);
-        if let Some(w) = candidates.windows(2).find(|w| w[0].address == w[1].address) {
-            return Err(LotteryError::Duplicate(w[0].address));
+    // out duplicates): then one pass checks the order and sums the stakes.
+    let total = match ordered_total(&candidates) {
+        Some(total) => total?,
+        None => {
+            candidates.sort_unstable_by_key(|c| c.address);
+            if let Some(w) = candidates.windows(2).find(|w| w[0].address == w[1].address) {
+                return Err(LotteryError::Duplicate(w[0].address));
+            }
+            ordered_total(&candidates).expect("sorted without duplicates")?
         }
-    }
-    let mut total: u128 = 0;
-    for c in &candidates {
-        if c.stake == 0 {
-            return Err(LotteryError::ZeroStake(c.address));
-        }
-        total += c.stake as u128;
-    }
+    };
     let seed = rule.seed(prev_hash, index);
-    let ticket = ShaStream::new(seed).below(total);
-    let mut running: u128 = 0;
-    let winner = candidates
-        .iter()
-        .position(|c| {
-            running += c.stake as u128;
-            running > ticket
-        })
-        .expect("ticket < total, so some running sum exceeds it");
+    let (ticket, winner) = pick(&candidates, seed, total);
     Ok(RoundRecord {
         index,
         seed,

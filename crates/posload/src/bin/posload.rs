@@ -15,7 +15,7 @@ use pos_proto::{
     PROTOCOL_VERSION,
 };
 use posload::nc::{read_until, register, Validator};
-use posload::{rss_kib, stats::summary};
+use posload::{cpu_time, rss_kib, stats::summary};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -265,6 +265,7 @@ async fn broadcast(
         });
     }
     let (mut commit_reply, mut after_request, mut proposing) = (Vec::new(), Vec::new(), Vec::new());
+    let cpu_before = cpu_time(pid);
     for round in 1..=rounds {
         let started = Instant::now();
         match &mut proposer {
@@ -311,6 +312,9 @@ async fn broadcast(
             read_until(&mut p.rd, "{\"Index\":").await?;
         }
     }
+    let cpu = cpu_time(pid)
+        .zip(cpu_before)
+        .map_or(Duration::ZERO, |(after, before)| after - before);
     let (c50, _, cmax) = summary(&mut commit_reply);
     let (r50, r99, rmax) = summary(&mut after_request);
     let (p50, _, _) = summary(&mut proposing);
@@ -323,7 +327,9 @@ async fn broadcast(
     // bounds "commit -> last client" from above; it includes the flush.
     println!(
         "broadcast to {who} over {rounds} rounds: lottery run request -> last client has the block: \
-         p50 {r50:?}, p99 {r99:?}, max {rmax:?} (request -> commit reply p50 {c50:?}, max {cmax:?})"
+         p50 {r50:?}, p99 {r99:?}, max {rmax:?} (request -> commit reply p50 {c50:?}, max {cmax:?}); \
+         posd CPU {:?} per round, proposals included",
+        cpu / rounds as u32
     );
     readers.abort_all();
     Ok(())
