@@ -23,5 +23,7 @@ pub fn cpu_time(pid: u32) -> Option<std::time::Duration> {
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     // SAFETY: sysconf only reads a configuration value.
     let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    Some(std::time::Duration::from_millis(ticks * 1000 / per_sec.max(1) as u64))
+    Some(std::time::Duration::from_millis(
+        ticks * 1000 / per_sec.max(1) as u64,
+    ))
 }
