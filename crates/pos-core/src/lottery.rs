@@ -551,6 +551,51 @@ mod tests {
         );
     }
 
+    /// Every stored field a replay checks, whether the candidates replay in
+    /// place (strict order) or through a full draw (any other order).
+    #[test]
+    fn a_replay_catches_every_tampered_field() {
+        let prev = Digest::of(b"t");
+        let r = draw(
+            &prev,
+            3,
+            Rule::V1,
+            (1..=5).map(|n| cand(n, n as u64)).collect(),
+        )
+        .unwrap();
+        r.replay(&prev, None).unwrap();
+        let tampered = |f: &dyn Fn(&mut RoundRecord)| {
+            let mut t = r.clone();
+            f(&mut t);
+            t.replay(&prev, None)
+        };
+        let mismatch = |what| Err(LotteryError::Mismatch(what));
+        assert_eq!(tampered(&|t| t.ticket += 1), mismatch("ticket"));
+        assert_eq!(
+            tampered(&|t| t.winner = (t.winner + 1) % 5),
+            mismatch("winner")
+        );
+        assert_eq!(tampered(&|t| t.index += 1), mismatch("seed"));
+        assert_eq!(
+            tampered(&|t| t.candidates.swap(0, 4)),
+            mismatch("candidate order")
+        );
+        // A changed stake moves the winner or leaves the ticket out of range.
+        assert!(tampered(&|t| t.candidates[r.winner].stake += 1_000).is_err());
+        assert_eq!(
+            tampered(&|t| t.candidates[1] = t.candidates[0].clone()),
+            Err(LotteryError::Duplicate(addr(1)))
+        );
+        assert_eq!(
+            tampered(&|t| t.candidates[2].stake = 0),
+            Err(LotteryError::ZeroStake(addr(3)))
+        );
+        assert_eq!(
+            tampered(&|t| t.candidates.clear()),
+            Err(LotteryError::NoCandidates)
+        );
+    }
+
     #[test]
     fn huge_stakes_cost_nothing_extra() {
         let prev = Digest::default();
