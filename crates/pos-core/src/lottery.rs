@@ -314,20 +314,23 @@ impl RoundRecord {
 /// order (which rules out duplicates): one pass over the table. `None` when
 /// they are not (or there are none); a zero stake is the error.
 fn ordered_total(candidates: &[Candidate]) -> Option<Result<u128, LotteryError>> {
-    let first = candidates.first()?;
-    let mut total = first.stake as u128;
-    let mut zero = (first.stake == 0).then_some(first.address);
-    for w in candidates.windows(2) {
-        if w[0].address >= w[1].address {
+    let mut total: u128 = 0;
+    let mut zero = false;
+    let mut previous: Option<&Address> = None;
+    for c in candidates {
+        if previous.is_some_and(|p| *p >= c.address) {
             return None;
         }
-        zero = zero.or((w[1].stake == 0).then_some(w[1].address));
-        total += w[1].stake as u128;
+        previous = Some(&c.address);
+        zero |= c.stake == 0;
+        total += c.stake as u128;
     }
-    Some(match zero {
-        Some(address) => Err(LotteryError::ZeroStake(address)),
-        None => Ok(total),
-    })
+    previous?;
+    if zero {
+        let c = candidates.iter().find(|c| c.stake == 0)?;
+        return Some(Err(LotteryError::ZeroStake(c.address)));
+    }
+    Some(Ok(total))
 }
 
 /// The ticket `seed` draws below `total` (the stakes' sum) and the winner's
