@@ -23,7 +23,8 @@
 //! anyone can check afterwards that the reveal matches what was committed.
 //!
 //! Cost: the candidates themselves plus O(1), one sort (skipped when they come
-//! sorted) and one scan, whatever the stake sizes (u128 sums cannot overflow for u64 stakes and < 2^64 candidates).
+//! sorted), one pass checking the order and summing the stakes and one partial
+//! scan for the winner, whatever the stake sizes (u128 sums cannot overflow for u64 stakes and < 2^64 candidates).
 
 use crate::digest::{Address, Digest};
 use serde::{Deserialize, Serialize};
@@ -269,26 +270,82 @@ impl RoundRecord {
                 })
             }
         }
-        let again = draw(
-            prev_hash,
-            self.index,
-            self.rule.clone(),
-            self.candidates.clone(),
-        )?;
-        if again.seed != self.seed {
+        // Stored candidates in strict address order (the only order a draw
+        // leaves) replay in place; others go through a full draw, whose
+        // error or reordering says what is wrong.
+        let drawn = match ordered_total(&self.candidates) {
+            Some(total) => {
+                let total = total?;
+                let seed = self.rule.seed(prev_hash, self.index);
+                let (ticket, winner) = pick(&self.candidates, seed, total);
+                (seed, ticket, winner)
+            }
+            None => {
+                let again = draw(
+                    prev_hash,
+                    self.index,
+                    self.rule.clone(),
+                    self.candidates.clone(),
+                )?;
+                if again.seed != self.seed {
+                    return Err(LotteryError::Mismatch("seed"));
+                }
+                if again.candidates != self.candidates {
+                    return Err(LotteryError::Mismatch("candidate order"));
+                }
+                (again.seed, again.ticket, again.winner)
+            }
+        };
+        let (seed, ticket, winner) = drawn;
+        if seed != self.seed {
             return Err(LotteryError::Mismatch("seed"));
         }
-        if again.candidates != self.candidates {
-            return Err(LotteryError::Mismatch("candidate order"));
-        }
-        if again.ticket != self.ticket {
+        if ticket != self.ticket {
             return Err(LotteryError::Mismatch("ticket"));
         }
-        if again.winner != self.winner {
+        if winner != self.winner {
             return Err(LotteryError::Mismatch("winner"));
         }
         Ok(())
     }
+}
+
+/// The sum of the stakes of `candidates` if they are in strict address
+/// order (which rules out duplicates): one pass over the table. `None` when
+/// they are not (or there are none); a zero stake is the error.
+fn ordered_total(candidates: &[Candidate]) -> Option<Result<u128, LotteryError>> {
+    let mut total: u128 = 0;
+    let mut zero = false;
+    let mut previous: Option<&Address> = None;
+    for c in candidates {
+        if previous.is_some_and(|p| *p >= c.address) {
+            return None;
+        }
+        previous = Some(&c.address);
+        zero |= c.stake == 0;
+        total += c.stake as u128;
+    }
+    previous?;
+    if zero {
+        let c = candidates.iter().find(|c| c.stake == 0)?;
+        return Some(Err(LotteryError::ZeroStake(c.address)));
+    }
+    Some(Ok(total))
+}
+
+/// The ticket `seed` draws below `total` (the stakes' sum) and the winner's
+/// position: the first candidate whose running stake sum exceeds it.
+fn pick(candidates: &[Candidate], seed: Digest, total: u128) -> (u128, usize) {
+    let ticket = ShaStream::new(seed).below(total);
+    let mut running: u128 = 0;
+    let winner = candidates
+        .iter()
+        .position(|c| {
+            running += c.stake as u128;
+            running > ticket
+        })
+        .expect("ticket < total, so some running sum exceeds it");
+    (ticket, winner)
 }
 
 /// Draws the proposer of block `index` on top of `prev_hash`, seeded by `rule`.
@@ -302,31 +359,19 @@ pub fn draw(
         return Err(LotteryError::NoCandidates);
     }
     // posd hands candidates over in strict address order (which also rules
-    // out duplicates): then this check is the only pass before the draw.
-    let strictly_sorted = candidates.windows(2).all(|w| w[0].address < w[1].address);
-    if !strictly_sorted {
-        candidates.sort_unstable_by_key(|c| c.address);
-        if let Some(w) = candidates.windows(2).find(|w| w[0].address == w[1].address) {
-            return Err(LotteryError::Duplicate(w[0].address));
+    // out duplicates): then one pass checks the order and sums the stakes.
+    let total = match ordered_total(&candidates) {
+        Some(total) => total?,
+        None => {
+            candidates.sort_unstable_by_key(|c| c.address);
+            if let Some(w) = candidates.windows(2).find(|w| w[0].address == w[1].address) {
+                return Err(LotteryError::Duplicate(w[0].address));
+            }
+            ordered_total(&candidates).expect("sorted without duplicates")?
         }
-    }
-    let mut total: u128 = 0;
-    for c in &candidates {
-        if c.stake == 0 {
-            return Err(LotteryError::ZeroStake(c.address));
-        }
-        total += c.stake as u128;
-    }
+    };
     let seed = rule.seed(prev_hash, index);
-    let ticket = ShaStream::new(seed).below(total);
-    let mut running: u128 = 0;
-    let winner = candidates
-        .iter()
-        .position(|c| {
-            running += c.stake as u128;
-            running > ticket
-        })
-        .expect("ticket < total, so some running sum exceeds it");
+    let (ticket, winner) = pick(&candidates, seed, total);
     Ok(RoundRecord {
         index,
         seed,
@@ -506,6 +551,51 @@ mod tests {
         assert_eq!(
             d(vec![cand(1, 3), cand(1, 4)]),
             Err(LotteryError::Duplicate(addr(1)))
+        );
+    }
+
+    /// Every stored field a replay checks, whether the candidates replay in
+    /// place (strict order) or through a full draw (any other order).
+    #[test]
+    fn a_replay_catches_every_tampered_field() {
+        let prev = Digest::of(b"t");
+        let r = draw(
+            &prev,
+            3,
+            Rule::V1,
+            (1..=5).map(|n| cand(n, n as u64)).collect(),
+        )
+        .unwrap();
+        r.replay(&prev, None).unwrap();
+        let tampered = |f: &dyn Fn(&mut RoundRecord)| {
+            let mut t = r.clone();
+            f(&mut t);
+            t.replay(&prev, None)
+        };
+        let mismatch = |what| Err(LotteryError::Mismatch(what));
+        assert_eq!(tampered(&|t| t.ticket += 1), mismatch("ticket"));
+        assert_eq!(
+            tampered(&|t| t.winner = (t.winner + 1) % 5),
+            mismatch("winner")
+        );
+        assert_eq!(tampered(&|t| t.index += 1), mismatch("seed"));
+        assert_eq!(
+            tampered(&|t| t.candidates.swap(0, 4)),
+            mismatch("candidate order")
+        );
+        // A changed stake moves the winner or leaves the ticket out of range.
+        assert!(tampered(&|t| t.candidates[r.winner].stake += 1_000).is_err());
+        assert_eq!(
+            tampered(&|t| t.candidates[1] = t.candidates[0].clone()),
+            Err(LotteryError::Duplicate(addr(1)))
+        );
+        assert_eq!(
+            tampered(&|t| t.candidates[2].stake = 0),
+            Err(LotteryError::ZeroStake(addr(3)))
+        );
+        assert_eq!(
+            tampered(&|t| t.candidates.clear()),
+            Err(LotteryError::NoCandidates)
         );
     }
 

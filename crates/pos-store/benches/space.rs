@@ -2,9 +2,16 @@
 //! on-disk size and startup figures: the same number of 113-byte values
 //! (a block's encoded size) with sequential keys, written three ways.
 //!
+//! Then posd's own store, committing rounds of 4 and of 10,000 candidates
+//! (every validator proposing) and flushing after each, against the encoded
+//! size of what it stores: blocks and round records.
+//!
 //! cargo bench -p pos-store --bench space            (100,000 values)
 //! POSD_SPACE_N=1000000 cargo bench -p pos-store --bench space
 
+use pos_core::lottery::Candidate;
+use pos_core::{Address, Command, Digest, Secret};
+use pos_store::Store;
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 use std::time::Instant;
@@ -38,6 +45,65 @@ fn run(label: &str, n: u64, write: impl Fn(&sled::Db, &sled::Tree, &sled::Tree, 
     );
 }
 
+/// bincode as pos-store writes its values (a round record adds its layout byte).
+fn encoded<T: serde::Serialize>(value: &T) -> u64 {
+    bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .unwrap()
+        .len() as u64
+}
+
+/// `rounds` rounds of `candidates` validators each, all proposing, one
+/// commit and flush per round, as posd's writer does them.
+fn posd_rounds(candidates: u64, rounds: u64) {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let path = dir.path().join("posd");
+    let store = Store::open(&path, &pos_core::ChainSpec::default()).unwrap();
+    let mut addresses: Vec<Address> = (0..candidates)
+        .map(|i| Address(Digest::of(&i.to_be_bytes())))
+        .collect();
+    addresses.sort_unstable();
+    for &address in &addresses {
+        let register = Command::Register {
+            address,
+            stake: 1_000,
+            max_stake: u64::MAX,
+            max_validators: u64::MAX,
+            at_ms: 0,
+        };
+        store.apply(&register).unwrap().unwrap();
+    }
+    store.flush().unwrap();
+    let before = store.size_on_disk().unwrap();
+    let mut stored = 0;
+    for _ in 0..rounds {
+        let tip = store.tip().unwrap();
+        let table = addresses
+            .iter()
+            .map(|&address| Candidate {
+                address,
+                stake: store.validator(&address).unwrap().unwrap().balance,
+                bpm: 72,
+            })
+            .collect();
+        let reveal = store.pending_secret().unwrap();
+        let next = Secret(tip.hash.0);
+        let cmd = Command::commit_round(&tip, table, reveal, next, tip.index + 1, 1).unwrap();
+        store.apply(&cmd).unwrap().expect("the round fits the tip");
+        store.flush().unwrap();
+        let Command::CommitRound { block, round, .. } = &cmd else {
+            unreachable!()
+        };
+        stored += encoded(block) + 1 + encoded(round);
+    }
+    drop(store);
+    let store = Store::open(&path, &pos_core::ChainSpec::default()).unwrap();
+    let grown = store.size_on_disk().unwrap() - before;
+    println!(
+        "posd, {rounds} rounds of {candidates} candidates: {grown} bytes on disk for {stored} bytes of blocks and round records = {:.1}x",
+        grown as f64 / stored as f64
+    );
+}
+
 fn main() {
     let n: u64 = std::env::var("POSD_SPACE_N")
         .ok()
@@ -62,4 +128,6 @@ fn main() {
             })
             .unwrap();
     });
+    posd_rounds(4, n / 10);
+    posd_rounds(10_000, n / 1_000);
 }

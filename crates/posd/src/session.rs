@@ -14,6 +14,7 @@ use futures::StreamExt;
 use pos_core::{Address, Refusal, ValidatorKey};
 use rand::RngCore;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -22,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::codec::FramedRead;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Kernel send buffer per client: caps what a client that does not read can
 /// pin in kernel memory (Linux's autotuning would allow megabytes each).
@@ -57,7 +58,7 @@ struct Session {
     peer: SocketAddr,
     phase: Phase,
     /// Fires when a `resume` elsewhere takes this session's validator.
-    taken_over: CancellationToken,
+    taken_over: Pin<Box<WaitForCancellationFutureOwned>>,
     /// The round of this validator's proposal, until that round's result is seen.
     awaiting: Option<RoundId>,
     /// The client closed its sending side (`nc -N`, a pipe that ended): no
@@ -82,8 +83,11 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot:
     let max_line = config.max_line_bytes as usize;
     let mut lines = FramedRead::with_capacity(rd, LineCodec::new(max_line), 256);
     let mut announcements = shared.announcer.subscribe();
-    let shutdown = shared.shutdown.clone();
-    let shed = slot.shed();
+    // The futures that live as long as the session are made once: polling a
+    // registered waiter again is cheap, registering 10,000 anew on every
+    // line or announcement is not (the shutdown token is shared by all).
+    let mut shutdown = std::pin::pin!(shared.shutdown.clone().cancelled_owned());
+    let mut shed = std::pin::pin!(slot.shed().cancelled_owned());
     let deadline = Instant::now() + config.stake_timeout;
     let mut s = Session {
         shared,
@@ -91,7 +95,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot:
         out,
         peer,
         phase: Phase::Stake(deadline),
-        taken_over: CancellationToken::new(),
+        taken_over: Box::pin(CancellationToken::new().cancelled_owned()),
         awaiting: None,
         half_closed: false,
         last_line: Instant::now(),
@@ -105,19 +109,18 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot:
             Phase::Stake(at) => Some(at),
             Phase::Bpm(_) => s.config.idle_timeout.map(|idle| s.last_line + idle),
         };
-        let taken_over = s.taken_over.clone();
         flow = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => {
+            _ = &mut shutdown => {
                 s.send(say::SHUTTING_DOWN).await;
                 Flow::Close
             }
-            _ = shed.cancelled() => {
+            _ = &mut shed => {
                 tracing::info!(peer = %s.peer, "connection limit reached: shed this unregistered connection for a newer one");
                 s.farewell(say::SHED).await;
                 Flow::Close
             }
-            _ = taken_over.cancelled() => s.on_taken_over().await,
+            _ = s.taken_over.as_mut() => s.on_taken_over().await,
             line = lines.next(), if !s.half_closed => s.on_line(line).await,
             msg = announcements.recv() => s.on_announcement(msg).await,
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => s.timed_out().await,
@@ -330,7 +333,7 @@ impl Session {
     }
 
     fn claimed(&mut self, claim: Claim) {
-        self.taken_over = claim.taken_over();
+        self.taken_over = Box::pin(claim.taken_over().cancelled_owned());
         self.phase = Phase::Bpm(claim);
         self.slot.registered();
     }

@@ -5,6 +5,7 @@
 //!   posload register  --clients 100 --total 20000
 //!   posload propose   --connections 1000 --lines 200
 //!   posload broadcast --connections 10000 --rounds 20 --socket ./posd-data/admin.sock
+//!   posload broadcast --connections 10000 --rounds 20 --all-propose
 //!   posload flood     --connections 100 --rounds 20 [--slash]
 
 use anyhow::{bail, Context};
@@ -14,7 +15,7 @@ use pos_proto::{
     PROTOCOL_VERSION,
 };
 use posload::nc::{read_until, register, Validator};
-use posload::{rss_kib, stats::summary};
+use posload::{cpu_time, rss_kib, stats::summary};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +61,10 @@ enum Scenario {
         connections: usize,
         #[arg(long, default_value_t = 20)]
         rounds: usize,
+        /// Every connection proposes each round (the tutorial's flow), instead
+        /// of one proposer beside connections - 1 listeners.
+        #[arg(long)]
+        all_propose: bool,
     },
     /// A registration flood beside one honest proposer: registrations/s the
     /// flood gets, how long forced rounds take, whether the honest one is served.
@@ -106,7 +111,8 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Broadcast {
             connections,
             rounds,
-        } => broadcast(cli.addr, &mut admin, connections, rounds, pid).await?,
+            all_propose,
+        } => broadcast(cli.addr, &mut admin, connections, rounds, all_propose, pid).await?,
         Scenario::Flood { .. } => unreachable!("handled above"),
     }
     println!("posd rss: {} KiB", rss_kib(pid).unwrap_or(0));
@@ -218,6 +224,7 @@ async fn broadcast(
     admin: &mut Client,
     connections: usize,
     rounds: usize,
+    all_propose: bool,
     pid: u32,
 ) -> anyhow::Result<()> {
     let t = Instant::now();
@@ -227,38 +234,65 @@ async fn broadcast(
         t.elapsed().as_secs_f64(),
         rss_kib(pid).unwrap_or(0)
     );
-    let mut proposer = validators.pop().expect("at least one connection");
-    // When each client saw each block: seen[round] = latest arrival so far.
-    let arrivals: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
+    // One proposer that only proposes, or every connection proposing and reading.
+    let mut proposer = if all_propose {
+        None
+    } else {
+        Some(validators.pop().expect("at least one connection"))
+    };
+    let readers_n = validators.len();
+    let (arrivals, confirmed) = (Arc::new(Arrivals::default()), Arc::new(AtomicU64::new(0)));
+    let mut writers = Vec::with_capacity(validators.len());
     let mut readers = tokio::task::JoinSet::new();
     for v in validators {
-        let arrivals = Arc::clone(&arrivals);
+        let (arrivals, confirmed) = (Arc::clone(&arrivals), Arc::clone(&confirmed));
+        // The write half stays in `writers`: dropping it would hang up.
+        writers.push(v.wr);
+        let mut rd = v.rd;
         readers.spawn(async move {
-            // Own the whole connection: dropping the write half would hang up.
-            let mut v = v;
             let mut line = String::new();
             loop {
                 line.clear();
-                if v.rd.read_line(&mut line).await.unwrap_or(0) == 0 {
+                if rd.read_line(&mut line).await.unwrap_or(0) == 0 {
                     return;
                 }
-                if let Some(rest) = line.strip_prefix("{\"Index\":") {
-                    let index: u64 = rest
-                        .split(',')
-                        .next()
-                        .and_then(|i| i.parse().ok())
-                        .unwrap_or(0);
-                    arrivals.lock().unwrap().push((index, Instant::now()));
+                if let Some(index) = block_index(&line) {
+                    arrivals.push(index, Instant::now());
+                } else if line.contains("proposal ") {
+                    confirmed.fetch_add(1, Ordering::Relaxed);
                 }
             }
         });
     }
-    let mut commit_reply = Vec::new();
-    let mut after_request = Vec::new();
-    for _ in 0..rounds {
-        // `status` after the proposal: its reply proves the proposal was taken.
-        proposer.wr.write_all(b"72\nstatus\n").await?;
-        read_until(&mut proposer.rd, "height: ").await?;
+    let (mut commit_reply, mut after_request, mut proposing) = (Vec::new(), Vec::new(), Vec::new());
+    let cpu_before = cpu_time(pid);
+    for round in 1..=rounds {
+        let started = Instant::now();
+        match &mut proposer {
+            // `status` after the proposal: its reply proves the proposal was taken.
+            Some(p) => {
+                p.wr.write_all(b"72\nstatus\n").await?;
+                read_until(&mut p.rd, "height: ").await?;
+            }
+            // Every reader proposes; its confirmation line proves it was taken.
+            None => {
+                for wr in &mut writers {
+                    wr.write_all(b"72\n").await?;
+                }
+                let want = (round * readers_n) as u64;
+                wait(
+                    || confirmed.load(Ordering::Relaxed) >= want,
+                    || {
+                        format!(
+                            "only {} of {want} proposals confirmed",
+                            confirmed.load(Ordering::Relaxed)
+                        )
+                    },
+                )
+                .await?;
+            }
+        }
+        proposing.push(started.elapsed());
         let asked = Instant::now();
         let index = match admin.ask(&Request::LotteryRun).await? {
             Response::Lottery(LotteryOutcome::Committed { block, .. }) => block.index,
@@ -266,42 +300,87 @@ async fn broadcast(
         };
         let committed = Instant::now();
         // Wait until every reader has this block.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let last = loop {
-            let (count, last) = {
-                let seen = arrivals.lock().unwrap();
-                let mine: Vec<_> = seen
-                    .iter()
-                    .filter(|(i, _)| *i == index)
-                    .map(|(_, t)| *t)
-                    .collect();
-                (mine.len(), mine.into_iter().max())
-            };
-            if count >= connections - 1 {
-                break last.expect("non-empty");
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "only {count} clients got block {index}"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        };
+        wait(
+            || arrivals.count(index) >= readers_n,
+            || format!("only {} clients got block {index}", arrivals.count(index)),
+        )
+        .await?;
         commit_reply.push(committed - asked);
-        after_request.push(last.saturating_duration_since(asked));
-        arrivals.lock().unwrap().retain(|(i, _)| *i != index);
-        // Drain the proposer's own copy.
-        read_until(&mut proposer.rd, "{\"Index\":").await?;
+        after_request.push(arrivals.take_last(index).saturating_duration_since(asked));
+        if let Some(p) = &mut proposer {
+            // Drain the proposer's own copy.
+            read_until(&mut p.rd, "{\"Index\":").await?;
+        }
     }
+    let cpu = cpu_time(pid)
+        .zip(cpu_before)
+        .map_or(Duration::ZERO, |(after, before)| after - before);
     let (c50, _, cmax) = summary(&mut commit_reply);
     let (r50, r99, rmax) = summary(&mut after_request);
+    let (p50, _, _) = summary(&mut proposing);
+    let who = if all_propose {
+        format!("{readers_n} clients, every one proposing (proposals confirmed p50 {p50:?})")
+    } else {
+        format!("{readers_n} clients, one other proposing")
+    };
     // posd announces before it answers posctl, so "request -> last client"
     // bounds "commit -> last client" from above; it includes the flush.
     println!(
-        "broadcast to {} clients over {rounds} rounds: lottery run request -> last client has the block: \
-         p50 {r50:?}, p99 {r99:?}, max {rmax:?} (request -> commit reply p50 {c50:?}, max {cmax:?})",
-        connections - 1
+        "broadcast to {who} over {rounds} rounds: lottery run request -> last client has the block: \
+         p50 {r50:?}, p99 {r99:?}, max {rmax:?} (request -> commit reply p50 {c50:?}, max {cmax:?}); \
+         posd CPU {:?} per round, proposals included",
+        cpu / rounds as u32
     );
     readers.abort_all();
+    Ok(())
+}
+
+/// When each reader saw each block.
+#[derive(Default)]
+struct Arrivals(Mutex<Vec<(u64, Instant)>>);
+
+impl Arrivals {
+    fn push(&self, index: u64, at: Instant) {
+        self.lock().push((index, at));
+    }
+
+    fn count(&self, index: u64) -> usize {
+        self.lock().iter().filter(|(i, _)| *i == index).count()
+    }
+
+    /// The last arrival of block `index`, forgetting that block's arrivals.
+    fn take_last(&self, index: u64) -> Instant {
+        let mut seen = self.lock();
+        let last = seen
+            .iter()
+            .filter(|(i, _)| *i == index)
+            .map(|(_, t)| *t)
+            .max();
+        seen.retain(|(i, _)| *i != index);
+        last.expect("counted before")
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Instant)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The index of the block a line announces, if it is a block's JSON line.
+fn block_index(line: &str) -> Option<u64> {
+    line.strip_prefix("{\"Index\":")?
+        .split(',')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Polls `done` every millisecond for up to 30 s; `what` says what was missing.
+async fn wait(done: impl Fn() -> bool, what: impl Fn() -> String) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        anyhow::ensure!(Instant::now() < deadline, "{}", what());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     Ok(())
 }
 
@@ -375,9 +454,7 @@ async fn flood(
                 let event = if line.contains("height: ") {
                     Some(Seen::Status)
                 } else {
-                    line.strip_prefix("{\"Index\":")
-                        .and_then(|rest| rest.split(',').next()?.parse().ok())
-                        .map(Seen::Block)
+                    block_index(&line).map(Seen::Block)
                 };
                 if event.is_some_and(|e| seen_tx.send(e).is_err()) {
                     return;
