@@ -619,6 +619,10 @@ mod tests {
         ("max_validators", "11"),
         ("registration_rate", "0"),
         ("forget_after", "0s"),
+        ("node_id", "2"),
+        ("cluster_listen", "127.0.0.1:9100"),
+        ("cluster_secret_file", "/tmp/cluster.secret"),
+        ("election_timeout", "2s"),
         ("log_level", "debug"),
         ("log_format", "json"),
     ];
