@@ -9,6 +9,8 @@
 #
 #   tests/powerloss/run.sh                              # 5 cycles (CI)
 #   POSD_POWERLOSS_CYCLES=100 tests/powerloss/run.sh    # the long run
+#   tests/powerloss/run.sh --cluster                    # one node of 3 on LazyFS
+#   (further arguments go to the driver: see powerloss --help)
 #   POSD_POWERLOSS_SEED=N                               # repeat a schedule
 #   POSD_LAZYFS_SRC=DIR   LazyFS source with build.sh (default ../shared/tools/lazyfs)
 #   POSD_LAZYFS_CACHE=DIR where LazyFS is built (default /var/tmp/posd-lazyfs)
@@ -44,7 +46,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 # In the background, so a signal to this script reaches the trap at once.
-target/release/powerloss --lazyfs "$lazyfs" --work "$work" &
+target/release/powerloss --lazyfs "$lazyfs" --work "$work" "$@" &
 driver=$!
 status=0
 wait "$driver" || status=$?

@@ -10,6 +10,10 @@
 //! Needs root and /dev/fuse; tests/powerloss/run.sh builds LazyFS and runs it:
 //!
 //!   powerloss --lazyfs /var/tmp/posd-lazyfs/lazyfs/build/lazyfs --work /var/tmp/pl.1 --cycles 5
+//!
+//! With `--cluster`, the cuts hit one node of a 3-node cluster ([`cluster`]).
+
+mod cluster;
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
@@ -66,6 +70,10 @@ struct Cli {
     /// The posctl binary (default: beside this one).
     #[arg(long)]
     posctl: Option<PathBuf>,
+    /// Three posd nodes in a cluster, one on LazyFS; cuts are SIGKILL +
+    /// clear-cache on that node (`--faults` does not apply).
+    #[arg(long)]
+    cluster: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -177,11 +185,18 @@ async fn main() -> anyhow::Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
     });
+    let mut rng = StdRng::seed_from_u64(seed);
+    if cli.cluster {
+        println!(
+            "power-loss test, cluster: {} cycles, seed {seed} (POSD_POWERLOSS_SEED)",
+            cli.cycles
+        );
+        return cluster::run(&cli, posd_bin, &posctl, &mut rng).await;
+    }
     println!(
         "power-loss test: {} cycles, faults in turn {:?}, seed {seed} (POSD_POWERLOSS_SEED)",
         cli.cycles, cli.faults
     );
-    let mut rng = StdRng::seed_from_u64(seed);
     let socket = cli.work.join("admin.sock");
     // Everything acknowledged and not yet reported lost: checked after every cut.
     let mut acked = Acked::default();
