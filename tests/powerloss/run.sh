@@ -4,7 +4,7 @@
 # and the unsynced writes dropped (or a write torn) at random moments, then
 # LazyFS is mounted afresh and posd restarted: everything it acknowledged must
 # be there and `posctl chain verify` must pass, in every cycle. The driver is
-# crates/posload/src/bin/powerloss.rs. Needs root and /dev/fuse; installs
+# crates/posload/src/bin/powerloss/. Needs root and /dev/fuse; installs
 # LazyFS's build packages and builds it once; otherwise says why and exits 0.
 #
 #   tests/powerloss/run.sh                              # 5 cycles (CI)
