@@ -299,16 +299,7 @@ pub(crate) async fn run(
     if !doubles.is_empty() || !history.regressions.is_empty() {
         totals.failed += 1;
     }
-    if cli.cycles > 0 && totals.acked.contains(&0) {
-        println!("FAILED: the load did not run (nothing of some kind was acknowledged)");
-        totals.failed += 1;
-    }
-    println!("{} passed, {} failed", totals.passed, totals.failed);
-    Ok(if totals.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(totals.verdict(cli.cycles))
 }
 
 /// Kills and restarts the leader until node 3 leads (`lead`) or follows

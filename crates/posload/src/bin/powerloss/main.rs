@@ -165,6 +165,22 @@ struct Totals {
     failed: u32,
 }
 
+impl Totals {
+    /// Fails a run whose load never ran; prints the count; the exit code.
+    fn verdict(mut self, cycles: u32) -> ExitCode {
+        if cycles > 0 && self.acked.contains(&0) {
+            println!("FAILED: the load did not run (nothing of some kind was acknowledged)");
+            self.failed += 1;
+        }
+        println!("{} passed, {} failed", self.passed, self.failed);
+        if self.failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn add(total: &mut [usize; 3], n: [usize; 3]) {
     total.iter_mut().zip(n).for_each(|(t, n)| *t += n);
 }
@@ -255,16 +271,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         );
         totals.failed += 1;
     }
-    if cli.cycles > 0 && totals.acked.contains(&0) {
-        println!("FAILED: the load did not run (nothing of some kind was acknowledged)");
-        totals.failed += 1;
-    }
-    println!("{} passed, {} failed", totals.passed, totals.failed);
-    Ok(if totals.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(totals.verdict(cli.cycles))
 }
 
 /// posd on `data` with its admin socket off LazyFS; ready for requests.
