@@ -61,6 +61,8 @@ impl ClusterDir {
         let log = posd.wait_log(SAYS);
         let rest = &log[log.find(SAYS).unwrap() + SAYS.len()..];
         let addr = rest.split_whitespace().next().unwrap().to_string();
+        // The admin socket is bound by then.
+        posd.wait_log("posd ready");
         Node { id, posd, addr }
     }
 }
@@ -107,7 +109,14 @@ impl Node {
             node_id: other.id,
             addr: other.addr.clone(),
         })
-        .unwrap_or_else(|e| panic!("cannot add node {}: {e}", other.id))
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot add node {}: {e}\nleader's log:\n{}\njoiner's log:\n{}",
+                other.id,
+                self.posd.log(),
+                other.posd.log()
+            )
+        })
     }
 }
 

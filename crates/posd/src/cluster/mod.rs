@@ -123,19 +123,29 @@ impl Cluster {
             node: self.me,
             ticket,
         };
+        let mut applied = std::pin::pin!(applied);
         let give_up = tokio::time::Instant::now() + FIND_LEADER;
         loop {
             match self.route(origin, &submission).await {
-                Route::Committed | Route::Unknown => break,
+                Route::Committed => break,
+                // Closing a round twice would make two blocks: wait instead.
+                Route::Unknown if submission == Submission::Round => break,
                 Route::Failed(why) => {
                     self.waiters.forget(ticket);
                     return Err(WriteError::Leader(why));
                 }
-                Route::Retry if tokio::time::Instant::now() >= give_up => {
-                    self.waiters.forget(ticket);
-                    return Err(WriteError::NoLeader);
+                // Safe to send again: the first application answers, and a
+                // second one is refused (already registered, slashed...).
+                Route::Retry | Route::Unknown => {
+                    if tokio::time::Instant::now() >= give_up {
+                        self.waiters.forget(ticket);
+                        return Err(WriteError::NoLeader);
+                    }
+                    tokio::select! {
+                        done = &mut applied => return done.map_err(|_| WriteError::Stopped),
+                        () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    }
                 }
-                Route::Retry => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
         match tokio::time::timeout(APPLY_TIMEOUT, applied).await {
@@ -197,6 +207,8 @@ impl Cluster {
             }
             Ok(_) => Route::Unknown,
             Err(e) => {
+                // The others to a leader that went away are as dead as this one.
+                self.take_all(leader);
                 tracing::debug!(leader, error = %e, "forwarded write lost");
                 Route::Unknown
             }
@@ -207,6 +219,11 @@ impl Cluster {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         pool.retain(|(id, _)| *id == leader);
         pool.pop().map(|(_, conn)| conn)
+    }
+
+    fn take_all(&self, leader: NodeId) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.retain(|(id, _)| *id != leader);
     }
 
     fn give_conn(&self, leader: NodeId, conn: PeerConn) {
