@@ -7,7 +7,7 @@ use crate::network::Network;
 use crate::transport::ClusterSecret;
 use crate::types::{Batch, NodeId, Raft, Response};
 use crate::{Observer, StateMachine};
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState, SnapshotPolicy};
 use pos_proto::peer::{PeerRequest, PeerResponse};
 use pos_store::Store;
@@ -82,6 +82,10 @@ pub struct Member {
 pub struct Node {
     raft: Raft,
     me: NodeId,
+    /// How long a leader may go without a majority's acknowledgement and
+    /// still take writes: the election timeout, after which the others
+    /// may have elected a leader of their own.
+    lease: Duration,
     /// Shares openraft's state machine, for consistent exports.
     state: StateMachine,
 }
@@ -126,7 +130,12 @@ impl Node {
         )
         .await
         .map_err(|e| ClusterError(format!("cannot start Raft: {e}")))?;
-        Ok(Node { raft, me, state })
+        Ok(Node {
+            raft,
+            me,
+            lease: election_timeout,
+            state,
+        })
     }
 
     pub fn id(&self) -> NodeId {
@@ -169,8 +178,15 @@ impl Node {
     }
 
     /// Appends `batch` (this node must lead); returns once it is committed
-    /// and applied here.
+    /// and applied here. A leader cut off from the majority for longer than
+    /// the election timeout refuses at once: openraft would append and wait
+    /// for a commit that cannot come while the partition lasts, and the
+    /// client would never hear "no leader reachable".
     pub async fn write(&self, batch: Batch) -> Result<Response, WriteFailure> {
+        let unheard = self.raft.metrics().borrow().millis_since_quorum_ack;
+        if unheard.is_some_and(|ms| u128::from(ms) > self.lease.as_millis()) {
+            return Err(WriteFailure::NotLeader);
+        }
         self.raft
             .client_write(batch)
             .await
@@ -179,15 +195,17 @@ impl Node {
     }
 
     /// Returns once this node has confirmed with a majority that it still
-    /// leads, and has applied everything committed before.
+    /// leads, and has applied everything committed before. A leader the
+    /// majority did not answer does not lead as far as posd is concerned.
     pub async fn ensure_leader(&self) -> Result<(), WriteFailure> {
         self.raft
             .ensure_linearizable()
             .await
             .map(|_| ())
-            .map_err(|e| match e.forward_to_leader::<BasicNode>() {
-                Some(_) => WriteFailure::NotLeader,
-                None => WriteFailure::Failed(e.to_string()),
+            .map_err(|e| match e.api_error() {
+                Some(CheckIsLeaderError::ForwardToLeader(_))
+                | Some(CheckIsLeaderError::QuorumNotEnough(_)) => WriteFailure::NotLeader,
+                _ => WriteFailure::Failed(e.to_string()),
             })
     }
 

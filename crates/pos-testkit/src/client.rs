@@ -14,7 +14,11 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Client::over(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// A client on an open connection (e.g. one made in another network namespace).
+    pub fn over(stream: TcpStream) -> Client {
         stream
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
@@ -83,11 +87,15 @@ impl Client {
     /// Connects and registers a new validator staking `stake`; returns
     /// (client at the BPM prompt, address, key).
     pub fn validator(addr: SocketAddr, stake: u64) -> (Client, String, String) {
-        let mut c = Client::connect(addr);
-        c.expect("Enter token balance:");
-        c.send(&format!("{stake}\n"));
-        let (address, key) = c.registration();
-        (c, address, key)
+        Client::connect(addr).register(stake)
+    }
+
+    /// [`Client::validator`] on this fresh connection.
+    pub fn register(mut self, stake: u64) -> (Client, String, String) {
+        self.expect("Enter token balance:");
+        self.send(&format!("{stake}\n"));
+        let (address, key) = self.registration();
+        (self, address, key)
     }
 
     /// Registers a fresh validator and returns how long it took: the

@@ -5,6 +5,7 @@ use crate::admin::ask;
 use crate::{Posd, PATIENCE};
 use pos_proto::{ClusterInfo, Request, Response};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A temp dir with the cluster's shared secret (mode 0600) and every node's data dir.
@@ -34,6 +35,12 @@ impl ClusterDir {
 
     /// Starts node `id` with its cluster port at `cluster_listen`.
     pub fn start_at(&self, bin: &Path, id: u64, cluster_listen: &str, args: &[&str]) -> Node {
+        self.start_cmd(Command::new(bin), id, cluster_listen, args)
+    }
+
+    /// [`ClusterDir::start_at`] from a prepared `cmd` running posd (e.g. in
+    /// a network namespace).
+    pub fn start_cmd(&self, cmd: Command, id: u64, cluster_listen: &str, args: &[&str]) -> Node {
         let id_text = id.to_string();
         let secret = self.secret.to_str().unwrap();
         let mut all = vec![
@@ -49,7 +56,7 @@ impl ClusterDir {
             "0",
         ];
         all.extend_from_slice(args);
-        let posd = Posd::start(bin, &self.data_dir(id), &all);
+        let posd = Posd::spawn(cmd, &self.data_dir(id), &all, &[]);
         const SAYS: &str = "cluster_listen=";
         let log = posd.wait_log(SAYS);
         let rest = &log[log.find(SAYS).unwrap() + SAYS.len()..];

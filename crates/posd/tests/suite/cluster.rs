@@ -5,7 +5,8 @@ use pos_testkit::admin::{chain_verify, lottery_run};
 use pos_testkit::cluster::{agreed_leader, eventually, ClusterDir, Node};
 use pos_testkit::posd_bin;
 
-fn chain(node: &Node) -> Vec<pos_core::Block> {
+/// Node `node`'s whole chain, as `posctl chain show` reads it.
+pub(crate) fn chain(node: &Node) -> Vec<pos_core::Block> {
     let request = Request::ChainShow {
         from: None,
         to: None,
