@@ -25,7 +25,8 @@ const CHUNK: u64 = 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WriteFailure {
-    /// This node does not lead (any more); nothing was written.
+    /// This node does not lead (any more), or could not have the write
+    /// committed in time; the caller may send it again elsewhere.
     #[error("not the leader")]
     NotLeader,
     #[error("{0}")]
@@ -187,11 +188,14 @@ impl Node {
         if unheard.is_some_and(|ms| u128::from(ms) > self.lease.as_millis()) {
             return Err(WriteFailure::NotLeader);
         }
-        self.raft
-            .client_write(batch)
-            .await
-            .map(|r| r.data)
-            .map_err(failure)
+        // A write the leader took just before it was cut off would wait for
+        // the partition to heal, and every write queued behind it too: give
+        // up on hearing its outcome after a few election timeouts (it may
+        // still commit later; retrying it is harmless, see posd's cluster).
+        match tokio::time::timeout(self.lease * 3, self.raft.client_write(batch)).await {
+            Ok(written) => written.map(|r| r.data).map_err(failure),
+            Err(_) => Err(WriteFailure::NotLeader),
+        }
     }
 
     /// Returns once this node has confirmed with a majority that it still
