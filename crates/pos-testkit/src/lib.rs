@@ -4,6 +4,7 @@
 //! - [`process`]: the posd binary as a child process (for SIGKILL and restarts).
 //! - [`daemon`]: posd's `run()` in-process on `127.0.0.1:0`.
 //! - [`cluster`]: several posd processes as one cluster on loopback.
+//! - [`history`]: what clients of a cluster were told, and the checks on it.
 //! - [`client`]: raw TCP, reading until expected text appears.
 //! - [`admin`]: posctl's requests over the admin socket, blocking.
 //! - [`adversary`]: the validators that try to steer the lottery (issue 11).
@@ -16,6 +17,7 @@ pub mod browser;
 pub mod client;
 pub mod cluster;
 pub mod daemon;
+pub mod history;
 pub mod http;
 pub mod process;
 
