@@ -54,6 +54,8 @@ impl ClusterDir {
         let log = posd.wait_log(SAYS);
         let rest = &log[log.find(SAYS).unwrap() + SAYS.len()..];
         let addr = rest.split_whitespace().next().unwrap().to_string();
+        // The admin socket serves from here on.
+        posd.wait_log("posd ready");
         Node { id, posd, addr }
     }
 }
