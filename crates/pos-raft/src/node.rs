@@ -192,6 +192,18 @@ impl Node {
             })
     }
 
+    /// Waits up to `limit` for a leader of a term after `term`; whether one came.
+    pub async fn leader_after(&self, term: u64, limit: Duration) -> bool {
+        self.raft
+            .wait(Some(limit))
+            .metrics(
+                |m| m.current_term > term && m.current_leader.is_some(),
+                "a leader of a later term",
+            )
+            .await
+            .is_ok()
+    }
+
     /// Makes this node, reachable at `addr`, a one-member cluster; then
     /// snapshots and purges the log, so a node that joins later receives
     /// the whole chain (which predates the log) as a snapshot.

@@ -120,6 +120,60 @@ struct Record {
     no_leader: u64,
     /// Other `error:` lines (e.g. a write the leader lost in a kill).
     errors: u64,
+    /// The longest a client waited for the answer to a line.
+    slowest: Duration,
+    /// Connected clients, and when each last had an answer.
+    answered: BTreeMap<usize, Option<Instant>>,
+}
+
+impl Record {
+    /// Each announced height's hash (and a node that announced it); no
+    /// height with two hashes, no client seeing a block twice or out of order.
+    fn announced(&self, wrong: &mut Vec<String>) -> BTreeMap<u64, (&str, u64)> {
+        let mut hashes: BTreeMap<u64, (&str, u64)> = BTreeMap::new();
+        let mut last: BTreeMap<usize, u64> = BTreeMap::new();
+        for s in &self.seen {
+            match hashes.get(&s.index) {
+                Some((hash, node)) if *hash != s.hash => wrong.push(format!(
+                    "block {} announced as {hash} on node {node} and as {} on node {}",
+                    s.index, s.hash, s.node
+                )),
+                _ => {
+                    hashes.insert(s.index, (&s.hash, s.node));
+                }
+            }
+            if let Some(before) = last.insert(s.client, s.index) {
+                if s.index <= before {
+                    wrong.push(format!(
+                        "client {} on node {} saw block {} after block {before}",
+                        s.client, s.node, s.index
+                    ));
+                }
+            }
+        }
+        hashes
+    }
+
+    /// Terms never go back; committed and applied not while a node runs.
+    fn monotonic(&self, wrong: &mut Vec<String>) {
+        let mut prev: BTreeMap<u64, &Sample> = BTreeMap::new();
+        for s in &self.samples {
+            if let Some(p) = prev.insert(s.node, s) {
+                if s.term < p.term {
+                    wrong.push(format!(
+                        "node {} went from term {} back to {}",
+                        s.node, p.term, s.term
+                    ));
+                }
+                if p.life == s.life && (s.committed < p.committed || s.applied < p.applied) {
+                    wrong.push(format!(
+                        "node {} went from committed/applied {}/{} back to {}/{}",
+                        s.node, p.committed, p.applied, s.committed, s.applied
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// What the clients and the sampler recorded; see the module doc.
@@ -137,6 +191,8 @@ pub struct Summary {
     pub no_leader: u64,
     /// Other `error:` lines clients read.
     pub errors: u64,
+    /// The longest a client waited for the answer to a line.
+    pub slowest: Duration,
     pub height: u64,
 }
 
@@ -163,6 +219,12 @@ impl History {
         }
     }
 
+    /// Whether every connected client had an answer after `t`.
+    pub fn all_answered_since(&self, t: Instant) -> bool {
+        let record = self.lock();
+        record.answered.values().all(|a| a.is_some_and(|a| a > t))
+    }
+
     fn sampled(&self, node: u64, life: u64, info: &ClusterInfo) {
         self.lock().samples.push(Sample {
             node,
@@ -180,47 +242,8 @@ impl History {
         let record = self.lock();
         let mut wrong = record.wrong.clone();
 
-        // No height with two hashes; no client sees a block twice.
-        let mut hashes: BTreeMap<u64, (&str, u64)> = BTreeMap::new();
-        let mut last: BTreeMap<usize, u64> = BTreeMap::new();
-        for s in &record.seen {
-            match hashes.get(&s.index) {
-                Some((hash, node)) if *hash != s.hash => wrong.push(format!(
-                    "block {} announced as {hash} on node {node} and as {} on node {}",
-                    s.index, s.hash, s.node
-                )),
-                _ => {
-                    hashes.insert(s.index, (&s.hash, s.node));
-                }
-            }
-            if let Some(before) = last.insert(s.client, s.index) {
-                if s.index <= before {
-                    wrong.push(format!(
-                        "client {} on node {} saw block {} after block {before}",
-                        s.client, s.node, s.index
-                    ));
-                }
-            }
-        }
-
-        // Terms never go back; committed and applied not while a node runs.
-        let mut prev: BTreeMap<u64, &Sample> = BTreeMap::new();
-        for s in &record.samples {
-            if let Some(p) = prev.insert(s.node, s) {
-                if s.term < p.term {
-                    wrong.push(format!(
-                        "node {} went from term {} back to {}",
-                        s.node, p.term, s.term
-                    ));
-                }
-                if p.life == s.life && (s.committed < p.committed || s.applied < p.applied) {
-                    wrong.push(format!(
-                        "node {} went from committed/applied {}/{} back to {}/{}",
-                        s.node, p.committed, p.applied, s.committed, s.applied
-                    ));
-                }
-            }
-        }
+        let hashes = record.announced(&mut wrong);
+        record.monotonic(&mut wrong);
 
         // Identical, verified chains holding every announced block.
         let chains: Vec<Vec<pos_core::Block>> = nodes.iter().map(|n| chain(n)).collect();
@@ -275,6 +298,7 @@ impl History {
             proposals: record.proposals,
             no_leader: record.no_leader,
             errors: record.errors,
+            slowest: record.slowest,
             height: chains[0].len() as u64 - 1,
         }
     }
@@ -342,9 +366,16 @@ impl Load {
                                     buf: String::new(),
                                     block_line: false,
                                     registered: false,
-                                    asking: false,
+                                    asking: None,
                                 };
+                                history.lock().answered.insert(client, None);
                                 v.run(addr, &stop);
+                                let mut record = history.lock();
+                                record.answered.remove(&client);
+                                if stop.load(Ordering::Relaxed) {
+                                    // Still waiting at the end counts too.
+                                    v.answered(&mut record);
+                                }
                             }
                             None => std::thread::sleep(Duration::from_millis(20)),
                         }
@@ -376,8 +407,8 @@ struct Validator<'a> {
     /// The next line is an announced block's JSON.
     block_line: bool,
     registered: bool,
-    /// A line was sent and not yet answered.
-    asking: bool,
+    /// A line was sent at this instant and not yet answered.
+    asking: Option<Instant>,
 }
 
 impl Validator<'_> {
@@ -393,7 +424,7 @@ impl Validator<'_> {
         let mut chunk = [0u8; 4096];
         let mut due = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            if !self.asking && Instant::now() >= due {
+            if self.asking.is_none() && Instant::now() >= due {
                 due = Instant::now() + Duration::from_millis(100);
                 let line = if self.registered {
                     bpm = 60 + (bpm + 7) % 60;
@@ -404,7 +435,7 @@ impl Validator<'_> {
                 if stream.write_all(line.as_bytes()).is_err() {
                     return;
                 }
-                self.asking = true;
+                self.asking = Some(Instant::now());
             }
             match stream.read(&mut chunk) {
                 Ok(0) => return,
@@ -449,13 +480,13 @@ impl Validator<'_> {
                 let address = line[at + "Validator address: ".len()..].to_string();
                 record.acked.push((address, self.node));
                 self.registered = true;
-                self.asking = false;
+                self.answered(&mut record);
             } else if line.contains("proposal ") && line.contains(" for block ") {
                 record.proposals += 1;
-                self.asking = false;
+                self.answered(&mut record);
             } else if line.contains("error: no leader reachable, try another node") {
                 record.no_leader += 1;
-                self.asking = false;
+                self.answered(&mut record);
             } else if line.contains("slashed") {
                 record.wrong.push(format!(
                     "client {} on node {} was told {line:?}",
@@ -463,8 +494,88 @@ impl Validator<'_> {
                 ));
             } else if line.contains("error: ") {
                 record.errors += 1;
-                self.asking = false;
+                self.answered(&mut record);
             }
         }
+    }
+
+    fn answered(&mut self, record: &mut Record) {
+        if let Some(sent) = self.asking.take() {
+            record.slowest = record.slowest.max(sent.elapsed());
+            record.answered.insert(self.client, Some(Instant::now()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(client: usize, node: u64, index: u64, hash: &str) -> Seen {
+        let hash = hash.to_string();
+        Seen {
+            client,
+            node,
+            index,
+            hash,
+        }
+    }
+
+    fn sample(node: u64, life: u64, term: u64, applied: u64) -> Sample {
+        Sample {
+            node,
+            life,
+            term,
+            committed: applied,
+            applied,
+        }
+    }
+
+    fn violations(record: &Record) -> Vec<String> {
+        let mut wrong = Vec::new();
+        record.announced(&mut wrong);
+        record.monotonic(&mut wrong);
+        wrong
+    }
+
+    #[test]
+    fn announcements_agree_and_each_client_sees_a_block_once() {
+        let mut record = Record {
+            seen: vec![
+                seen(0, 1, 1, "aa"),
+                seen(1, 2, 1, "aa"),
+                seen(0, 1, 2, "bb"),
+            ],
+            ..Record::default()
+        };
+        assert!(violations(&record).is_empty());
+
+        record.seen.push(seen(1, 2, 2, "cc"));
+        record.seen.push(seen(0, 1, 2, "bb"));
+        let wrong = violations(&record);
+        assert_eq!(wrong.len(), 2, "{wrong:?}");
+        assert!(wrong[0].contains("block 2 announced as bb on node 1 and as cc on node 2"));
+        assert!(wrong[1].contains("client 0 on node 1 saw block 2 after block 2"));
+    }
+
+    #[test]
+    fn terms_never_go_back_indexes_not_within_a_life() {
+        // A restart (life 1) may start from a lower applied index, not term.
+        let mut record = Record {
+            samples: vec![
+                sample(1, 0, 3, 50),
+                sample(2, 0, 3, 40),
+                sample(1, 1, 3, 45),
+            ],
+            ..Record::default()
+        };
+        assert!(violations(&record).is_empty());
+
+        record.samples.push(sample(1, 1, 2, 46));
+        record.samples.push(sample(2, 0, 4, 39));
+        let wrong = violations(&record);
+        assert_eq!(wrong.len(), 2, "{wrong:?}");
+        assert!(wrong[0].contains("node 1 went from term 3 back to 2"));
+        assert!(wrong[1].contains("node 2 went from committed/applied 40/40 back to 39/39"));
     }
 }

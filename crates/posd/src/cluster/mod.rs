@@ -118,15 +118,34 @@ impl Cluster {
     /// returns once this node has applied it.
     pub async fn submit(&self, submission: Submission) -> Result<Applied, WriteError> {
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
-        let applied = self.waiters.wait(ticket);
+        let mut applied = self.waiters.wait(ticket);
         let origin = Origin {
             node: self.me,
             ticket,
         };
         let give_up = tokio::time::Instant::now() + FIND_LEADER;
+        // Closing a round twice would make two blocks; any other write may
+        // be applied twice (the second copy is refused or changes nothing,
+        // and the first one applied answers it).
+        let resend = !matches!(submission, Submission::Round);
         loop {
+            let term = self.node.view().term;
             match self.route(origin, &submission).await {
-                Route::Committed | Route::Unknown => break,
+                Route::Committed => break,
+                Route::Unknown if resend => {
+                    // The leader may have died with it: wait to apply it, or
+                    // send it again to the leader of a later term, rather than
+                    // keep the client waiting while a new leader serves.
+                    tokio::select! {
+                        result = &mut applied => return self.answer(ticket, result.ok()),
+                        later = self.node.leader_after(term, FIND_LEADER) => {
+                            if !later {
+                                return self.answer(ticket, None);
+                            }
+                        }
+                    }
+                }
+                Route::Unknown => break,
                 Route::Failed(why) => {
                     self.waiters.forget(ticket);
                     return Err(WriteError::Leader(why));
@@ -138,13 +157,16 @@ impl Cluster {
                 Route::Retry => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
-        match tokio::time::timeout(APPLY_TIMEOUT, applied).await {
-            Ok(Ok(applied)) => Ok(applied),
-            _ => {
-                self.waiters.forget(ticket);
-                Err(WriteError::NoLeader)
-            }
-        }
+        let result = tokio::time::timeout(APPLY_TIMEOUT, applied).await;
+        self.answer(ticket, result.ok().and_then(Result::ok))
+    }
+
+    /// The write as this node applied it, or "no leader" when it was not in time.
+    fn answer(&self, ticket: u64, applied: Option<Applied>) -> Result<Applied, WriteError> {
+        applied.ok_or_else(|| {
+            self.waiters.forget(ticket);
+            WriteError::NoLeader
+        })
     }
 
     async fn route(&self, origin: Origin, submission: &Submission) -> Route {
