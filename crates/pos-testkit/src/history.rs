@@ -366,6 +366,7 @@ impl Load {
                                     buf: String::new(),
                                     block_line: false,
                                     registered: false,
+                                    proposals: 0,
                                     asking: None,
                                 };
                                 history.lock().answered.insert(client, None);
@@ -398,6 +399,10 @@ impl Load {
     }
 }
 
+/// Proposals a validator makes before it hangs up, so that registrations
+/// go on all through a test.
+const PROPOSALS: u32 = 10;
+
 /// One validator connection, as `nc` would hold it.
 struct Validator<'a> {
     client: usize,
@@ -407,6 +412,8 @@ struct Validator<'a> {
     /// The next line is an announced block's JSON.
     block_line: bool,
     registered: bool,
+    /// Proposals confirmed on this connection.
+    proposals: u32,
     /// A line was sent at this instant and not yet answered.
     asking: Option<Instant>,
 }
@@ -414,7 +421,7 @@ struct Validator<'a> {
 impl Validator<'_> {
     /// Registers, then proposes every 100 ms (each line once the previous
     /// one was answered), reading everything posd says, until the
-    /// connection ends or `stop`.
+    /// connection ends, [`PROPOSALS`] were confirmed, or `stop`.
     fn run(&mut self, addr: SocketAddr, stop: &AtomicBool) {
         let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
             return;
@@ -423,7 +430,7 @@ impl Validator<'_> {
         let mut bpm = 60;
         let mut chunk = [0u8; 4096];
         let mut due = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
+        while !stop.load(Ordering::Relaxed) && self.proposals < PROPOSALS {
             if self.asking.is_none() && Instant::now() >= due {
                 due = Instant::now() + Duration::from_millis(100);
                 let line = if self.registered {
@@ -483,6 +490,7 @@ impl Validator<'_> {
                 self.answered(&mut record);
             } else if line.contains("proposal ") && line.contains(" for block ") {
                 record.proposals += 1;
+                self.proposals += 1;
                 self.answered(&mut record);
             } else if line.contains("error: no leader reachable, try another node") {
                 record.no_leader += 1;
