@@ -10,10 +10,11 @@
 //! - all nodes end with identical chains, and `chain verify` passes on each.
 
 use crate::admin::{ask, chain_verify};
+use crate::client::read_some;
 use crate::cluster::Node;
 use pos_proto::{ClusterInfo, Request, Response};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -428,7 +429,6 @@ impl Validator<'_> {
         };
         let _ = stream.set_read_timeout(Some(Duration::from_millis(20)));
         let mut bpm = 60;
-        let mut chunk = [0u8; 4096];
         let mut due = Instant::now();
         while !stop.load(Ordering::Relaxed) && self.proposals < PROPOSALS {
             if self.asking.is_none() && Instant::now() >= due {
@@ -444,21 +444,10 @@ impl Validator<'_> {
                 }
                 self.asking = Some(Instant::now());
             }
-            match stream.read(&mut chunk) {
-                Ok(0) => return,
-                Ok(n) => {
-                    self.buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
-                    self.lines();
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) => {}
-                Err(_) => return,
+            if !read_some(&mut stream, &mut self.buf) {
+                return;
             }
+            self.lines();
         }
     }
 
