@@ -1,7 +1,9 @@
 //! Fixed 32-byte values: block hashes, validator addresses and validator keys.
 //!
 //! They are kept as raw bytes (compact on disk, cheap to compare) and shown as
-//! lowercase hex everywhere a person or a JSON reader sees them.
+//! lowercase hex everywhere a person or a JSON reader sees them: serde writes
+//! them as hex strings in human-readable formats (JSON: the export format) and
+//! as the 32 raw bytes in binary ones (bincode: the store and the admin wire).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -21,7 +23,32 @@ fn parse32(s: &str) -> Result<[u8; 32], HexError> {
 
 /// A SHA-256 output.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
-pub struct Digest(pub [u8; 32]);
+pub struct Digest(#[serde(with = "hex32")] pub [u8; 32]);
+
+/// Serde for 32-byte values: a hex string in human-readable formats, the
+/// 32 raw bytes (as a derived `[u8; 32]` writes them) in binary ones, so
+/// stored and wire bytes are those of the plain array.
+pub(crate) mod hex32 {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&hex::encode(bytes))
+        } else {
+            bytes.serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        if d.is_human_readable() {
+            let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            super::parse32(&s)
+                .map_err(|_| serde::de::Error::custom(format!("{s:?}: expected 64 hex digits")))
+        } else {
+            <[u8; 32]>::deserialize(d)
+        }
+    }
+}
 
 impl Digest {
     /// SHA-256 of `data`.
@@ -116,6 +143,19 @@ mod tests {
             key.address().to_string(),
             "4bb06f8e4e3a7715d201d573d0aa423762e55dabd61a2c02278fa56cc6d294e0"
         );
+    }
+
+    /// Binary encodings keep the raw bytes (the store's layout); JSON shows hex.
+    #[test]
+    fn serde_is_hex_in_json_and_raw_in_bincode() {
+        let d = Digest::of(b"abc");
+        let raw = bincode::serde::encode_to_vec(d, bincode::config::standard()).unwrap();
+        assert_eq!(raw, d.0);
+        let json = serde_json::to_string(&Address(d)).unwrap();
+        assert_eq!(json, format!("\"{d}\""));
+        assert_eq!(serde_json::from_str::<Address>(&json).unwrap(), Address(d));
+        assert!(serde_json::from_str::<Digest>("\"abc\"").is_err());
+        assert!(serde_json::from_str::<Digest>("[1,2]").is_err());
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub fn seed_v2(prev_hash: &Digest, index: u64, reveal: &Secret) -> Digest {
 /// opens and revealed in the round's record when it closes. Until then only
 /// the node's store holds it. `Debug` hides it, so a log line cannot leak it.
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Secret(pub [u8; 32]);
+pub struct Secret(#[serde(with = "crate::digest::hex32")] pub [u8; 32]);
 
 impl Secret {
     /// `SHA-256("posd-lottery-v2-commit" || secret)`: what is published before the round opens.

@@ -9,7 +9,7 @@ use std::str::FromStr;
 /// Version of this protocol; bumped on any change an older peer could misread.
 /// 2: round heads carry the lottery rule and commitment, status the open
 /// round's commitment (lottery v2).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The client's first frame. Its layout never changes, so any posd can read
 /// any posctl's hello and answer with a clear version error.
@@ -63,6 +63,13 @@ pub enum Request {
     /// The one validator whose address starts with the prefix -> `Validators`
     /// with one, or `Error` saying none does or listing the matches.
     ValidatorByPrefix(HexPrefix),
+    /// Blocks from `from` on, as they commit: those already there, then each
+    /// new one -> `Blocks`... without end, and `Heartbeat` after every
+    /// `heartbeat_ms` without a block. Ends when posd stops.
+    ChainFollow { from: u64, heartbeat_ms: u64 },
+    /// A consistent snapshot of the whole state in the export format
+    /// (docs/EXPORT.md) -> `ExportData`... then `End`; or `Error`.
+    Export,
     /// Makes this node a one-member cluster -> `Cluster`, or `Error`.
     ClusterInit,
     /// Adds a node (learner, then voter once it caught up) -> `Cluster`, or `Error`.
@@ -173,7 +180,46 @@ pub enum Response {
     },
     /// Verification finished: `Ok(blocks checked)` or the first fault found.
     Verified(Result<u64, String>),
+    /// `ChainFollow` is alive; no new block yet.
+    Heartbeat,
+    /// The next bytes of an export's lines.
+    ExportData(Bytes),
     Cluster(ClusterInfo),
+}
+
+/// Bytes that serde moves as one run, not one element at a time.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Bytes({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+        }
+        d.deserialize_byte_buf(Visitor)
+    }
 }
 
 /// How posd's refusal of a peer's credentials starts; posctl names the user
@@ -254,6 +300,15 @@ impl fmt::Display for HexPrefix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_travel_as_one_run() {
+        let data = Response::ExportData(Bytes(b"{\"header\":{}}\n".to_vec()));
+        let body = crate::encode(&data);
+        // Variant, length, then the bytes themselves.
+        assert_eq!(body.len(), 1 + 1 + 14);
+        assert_eq!(crate::decode::<Response>(&body).unwrap(), data);
+    }
 
     #[test]
     fn prefixes_split_into_bytes_and_an_odd_digit() {

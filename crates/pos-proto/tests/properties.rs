@@ -22,6 +22,9 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::ChainVerify),
         "[0-9a-fA-F]{4,64}".prop_map(|p| Request::BlockByPrefix(p.parse().unwrap())),
         "[0-9a-f]{4,64}".prop_map(|p| Request::ValidatorByPrefix(p.parse().unwrap())),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(from, heartbeat_ms)| Request::ChainFollow { from, heartbeat_ms }),
+        Just(Request::Export),
     ]
 }
 
@@ -49,6 +52,12 @@ proptest! {
             prop_assert_eq!(decode::<Request>(&encode(&r)).unwrap(), r);
         }
         let _ = decode::<Response>(&body);
+    }
+
+    #[test]
+    fn export_data_round_trips(bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
+        let r = Response::ExportData(pos_proto::Bytes(bytes));
+        prop_assert_eq!(decode::<Response>(&encode(&r)).unwrap(), r);
     }
 
     #[test]

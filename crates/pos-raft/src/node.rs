@@ -82,12 +82,16 @@ pub struct Member {
 pub struct Node {
     raft: Raft,
     me: NodeId,
+    /// Shares openraft's state machine, for consistent exports.
+    state: StateMachine,
 }
 
 impl Node {
     /// Starts node `me` on `store` (log, vote and state in its one sled Db).
-    /// A follower stands for election after `election_timeout` (to twice
-    /// that) without a leader; the leader beats every fifth of it.
+    /// openraft lets a follower stand for election only once the leader's
+    /// lease (its maximum timeout) AND a random timeout have passed; with
+    /// `election_timeout` t as that maximum and t/2 as the minimum, a leader
+    /// that died is replaced 1.5 to 2 t later. The leader beats every t/10.
     pub async fn start(
         me: NodeId,
         election_timeout: Duration,
@@ -99,9 +103,9 @@ impl Node {
         let ms = election_timeout.as_millis() as u64;
         let config = openraft::Config {
             cluster_name: "posd".into(),
-            election_timeout_min: ms,
-            election_timeout_max: ms * 2,
-            heartbeat_interval: (ms / 5).max(20),
+            election_timeout_min: ms / 2,
+            election_timeout_max: ms,
+            heartbeat_interval: (ms / 10).max(10),
             // Large chains travel as snapshots: give them time.
             install_snapshot_timeout: 60_000,
             snapshot_max_chunk_size: CHUNK,
@@ -112,12 +116,13 @@ impl Node {
         }
         .validate()
         .map_err(|e| ClusterError(format!("Raft config: {e}")))?;
+        let state = StateMachine::new(Arc::clone(&store), data_dir, observer);
         let raft = Raft::new(
             me,
             Arc::new(config),
             Network { me, secret },
-            LogStore::new(Arc::clone(&store)),
-            StateMachine::new(store, data_dir, observer),
+            LogStore::new(store),
+            state.clone(),
         )
         .await
         .map_err(|e| ClusterError(format!("cannot start Raft: {e}")))?;
@@ -127,7 +132,7 @@ impl Node {
         raft.with_raft_state(|_| ())
             .await
             .map_err(|e| ClusterError(format!("cannot start Raft: {e}")))?;
-        Ok(Node { raft, me })
+        Ok(Node { raft, me, state })
     }
 
     pub fn id(&self) -> NodeId {
@@ -192,18 +197,6 @@ impl Node {
             })
     }
 
-    /// Waits up to `limit` for a leader of a term after `term`; whether one came.
-    pub async fn leader_after(&self, term: u64, limit: Duration) -> bool {
-        self.raft
-            .wait(Some(limit))
-            .metrics(
-                |m| m.current_term > term && m.current_leader.is_some(),
-                "a leader of a later term",
-            )
-            .await
-            .is_ok()
-    }
-
     /// Makes this node, reachable at `addr`, a one-member cluster; then
     /// snapshots and purges the log, so a node that joins later receives
     /// the whole chain (which predates the log) as a snapshot.
@@ -265,6 +258,16 @@ impl Node {
             .await
             .map_err(|e| ClusterError(e.to_string()))?;
         Ok(())
+    }
+
+    /// The node's state at one point between two applied entries, to be
+    /// written as export lines (`posctl export`, `backup`).
+    pub async fn export_snapshot(&self) -> Result<pos_store::export::Snapshot, ClusterError> {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || state.export_snapshot())
+            .await
+            .map_err(|e| ClusterError(e.to_string()))?
+            .map_err(|e| ClusterError(e.to_string()))
     }
 
     /// Resolves when Raft has stopped on a fatal error (a storage error:

@@ -70,6 +70,20 @@ impl StateMachine {
         }
     }
 
+    /// The state at one point between two applies, and where that point is
+    /// in the log: entries are held off only while validators are copied.
+    fn take_snapshot(&self) -> Result<(Position, pos_store::export::Snapshot), StoreError> {
+        let _only = self.exclusive.lock().unwrap_or_else(|e| e.into_inner());
+        let position =
+            StateMachine::position(&self.store).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        Ok((position, self.store.snapshot(None)?))
+    }
+
+    /// A consistent snapshot of the state for `posctl export` and `backup`.
+    pub fn export_snapshot(&self) -> Result<pos_store::export::Snapshot, StoreError> {
+        self.take_snapshot().map(|(_, state)| state)
+    }
+
     fn current_path(&self) -> PathBuf {
         self.snapshots.join("current.jsonl")
     }
@@ -198,11 +212,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let path = this.current_path();
             let reader =
                 std::io::BufReader::new(std::fs::File::open(&path).map_err(|e| io(&path, e))?);
-            this.store.restore_from(reader)?;
-            this.store.set_raft_applied(&encode(&Position {
+            let position = Position {
                 last_applied: meta.last_log_id,
                 membership: meta.last_membership.clone(),
-            }))?;
+            };
+            this.store.restore_snapshot(reader, &encode(&position))?;
             this.observer.restored();
             Ok(())
         })
@@ -242,23 +256,20 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let built = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             std::fs::create_dir_all(&this.snapshots).map_err(|e| io(&this.snapshots, e))?;
             let building = this.snapshots.join("building.jsonl");
-            let meta = {
-                let _only = this.exclusive.lock().unwrap_or_else(|e| e.into_inner());
-                let position = StateMachine::position(&this.store)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                let file = std::fs::File::create(&building).map_err(|e| io(&building, e))?;
-                let mut out = std::io::BufWriter::new(file);
-                this.store.export_to(&mut out, None)?;
-                let file = out
-                    .into_inner()
-                    .map_err(|e| io(&building, e.into_error()))?;
-                file.sync_all().map_err(|e| io(&building, e))?;
-                let index = position.last_applied.map_or(0, |l| l.index);
-                SnapshotMeta {
-                    last_log_id: position.last_applied,
-                    last_membership: position.membership,
-                    snapshot_id: format!("{index}-{:016x}", rand::random::<u64>()),
-                }
+            let (position, state) = this.take_snapshot()?;
+            // Written while entries apply again: the snapshot holds its point.
+            let file = std::fs::File::create(&building).map_err(|e| io(&building, e))?;
+            let mut out = std::io::BufWriter::new(file);
+            state.write(&mut out)?;
+            let file = out
+                .into_inner()
+                .map_err(|e| io(&building, e.into_error()))?;
+            file.sync_all().map_err(|e| io(&building, e))?;
+            let index = position.last_applied.map_or(0, |l| l.index);
+            let meta = SnapshotMeta {
+                last_log_id: position.last_applied,
+                last_membership: position.membership,
+                snapshot_id: format!("{index}-{:016x}", rand::random::<u64>()),
             };
             std::fs::rename(&building, this.current_path()).map_err(|e| io(&building, e))?;
             write_synced(&this.meta_path(), &encode(&meta))?;

@@ -115,13 +115,6 @@ impl Store {
         Ok(self.meta.get(META_RAFT_APPLIED)?.map(|v| v.to_vec()))
     }
 
-    /// Sets the state machine's position after a snapshot replaced the
-    /// state; durable when this returns.
-    pub fn set_raft_applied(&self, applied: &[u8]) -> Result<(), StoreError> {
-        self.meta.insert(META_RAFT_APPLIED, applied)?;
-        self.flush()
-    }
-
     /// Applies one replicated entry: its commands in order, and `applied`
     /// (the entry's log id and membership) as the state machine's position,
     /// all in ONE transaction, so a crash never leaves half an entry applied

@@ -128,6 +128,20 @@ fn refused(bytes: &[u8]) -> String {
     err.to_string()
 }
 
+/// `copy` passes a full check and holds `original`'s state besides the
+/// records (which the callers compare through a second export).
+fn same_state(copy: &Store, original: &Store) {
+    copy.check_all().unwrap();
+    assert_eq!(copy.chain_spec(), spec());
+    assert_eq!(copy.lottery_anchor(), original.lottery_anchor());
+    assert_eq!(
+        copy.pending_secret().unwrap(),
+        original.pending_secret().unwrap()
+    );
+    assert_eq!(copy.applied().unwrap(), original.applied().unwrap());
+    assert_eq!(copy.counts().unwrap(), original.counts().unwrap());
+}
+
 #[test]
 fn export_import_export_is_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
@@ -177,14 +191,7 @@ fn export_import_export_is_byte_identical() {
     assert_eq!((imported.blocks, imported.validators), (8, 4));
     assert!(!target.join("import.partial").exists());
     let again = Store::open(&target, &pos_core::ChainSpec::default()).unwrap();
-    again.check_all().unwrap();
-    assert_eq!(again.chain_spec(), spec());
-    assert_eq!(again.lottery_anchor(), store.lottery_anchor());
-    assert_eq!(
-        again.pending_secret().unwrap(),
-        store.pending_secret().unwrap()
-    );
-    assert_eq!(again.counts().unwrap(), store.counts().unwrap());
+    same_state(&again, &store);
     assert_eq!(
         again.rounds(1, 7).collect::<Result<Vec<_>, _>>().unwrap(),
         store.rounds(1, 7).collect::<Result<Vec<_>, _>>().unwrap()
@@ -227,16 +234,8 @@ fn restore_replaces_an_open_store_in_place_and_carries_extra() {
         target.restore_from(bytes.as_slice()).unwrap(),
         Some(extra.clone())
     );
-    target.check_all().unwrap();
+    same_state(&target, &source);
     assert_eq!(target.validator(&addr(9)).unwrap(), None);
-    assert_eq!(target.chain_spec(), spec());
-    assert_eq!(target.lottery_anchor(), source.lottery_anchor());
-    assert_eq!(
-        target.pending_secret().unwrap(),
-        source.pending_secret().unwrap()
-    );
-    assert_eq!(target.applied().unwrap(), source.applied().unwrap());
-    assert_eq!(target.counts().unwrap(), source.counts().unwrap());
     assert!(!other.path().join("import.partial").exists());
     let mut again = Vec::new();
     target.export_to(&mut again, Some(extra)).unwrap();
@@ -510,4 +509,18 @@ fn records_out_of_their_section_are_refused() {
     t[1] = t[1].replace(r#"{"block":"#, r#"{"validator":"#);
     let err = refused(&join(&t));
     assert!(err.starts_with("line 2: not an export record"), "{err}");
+}
+
+#[test]
+fn a_snapshot_holds_only_what_is_durable() {
+    let store = Store::temporary(&spec()).unwrap();
+    register(&store, 1, 10);
+    commit_among(&store, &[1], 70);
+    // Block 1's record reveals its secret: not before it is durable.
+    let err = store.snapshot(None).err().expect("refused");
+    assert!(err.to_string().contains("not yet flushed"), "{err}");
+    // export_to flushes first.
+    let text = lines(&export(&store));
+    assert!(text[0].contains(r#""height":1"#), "{}", text[0]);
+    store.snapshot(None).unwrap();
 }

@@ -17,6 +17,19 @@ fn ask_until(
     request: &Request,
     last: impl Fn(&Response) -> bool,
 ) -> Result<Response, String> {
+    converse(
+        socket,
+        request,
+        |answer| Ok(last(&answer).then_some(answer)),
+    )
+}
+
+/// Sends `request` and feeds each answer to `step` until it returns a value.
+fn converse<T>(
+    socket: &Path,
+    request: &Request,
+    mut step: impl FnMut(Response) -> Result<Option<T>, String>,
+) -> Result<T, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -28,10 +41,23 @@ fn ask_until(
         c.send(request).await.map_err(|e| e.to_string())?;
         loop {
             let answer = c.next().await.map_err(|e| e.to_string())?;
-            if last(&answer) {
-                return Ok(answer);
+            if let Some(done) = step(answer)? {
+                return Ok(done);
             }
         }
+    })
+}
+
+/// `posctl export`: the export's bytes (docs/EXPORT.md), or posd's error text.
+pub fn export(socket: &Path) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    converse(socket, &Request::Export, |answer| match answer {
+        Response::ExportData(data) => {
+            bytes.extend(data.0);
+            Ok(None)
+        }
+        Response::End => Ok(Some(std::mem::take(&mut bytes))),
+        other => Err(format!("unexpected answer {other:?}")),
     })
 }
 

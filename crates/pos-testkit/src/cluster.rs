@@ -54,7 +54,7 @@ impl ClusterDir {
         let log = posd.wait_log(SAYS);
         let rest = &log[log.find(SAYS).unwrap() + SAYS.len()..];
         let addr = rest.split_whitespace().next().unwrap().to_string();
-        // The admin socket serves from here on.
+        // The admin socket is bound by then.
         posd.wait_log("posd ready");
         Node { id, posd, addr }
     }
@@ -102,7 +102,14 @@ impl Node {
             node_id: other.id,
             addr: other.addr.clone(),
         })
-        .unwrap_or_else(|e| panic!("cannot add node {}: {e}", other.id))
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot add node {}: {e}\nleader's log:\n{}\njoiner's log:\n{}",
+                other.id,
+                self.posd.log(),
+                other.posd.log()
+            )
+        })
     }
 }
 

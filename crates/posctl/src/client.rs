@@ -33,10 +33,15 @@ pub struct Client {
     timeout: Duration,
 }
 
+/// How posctl names itself in the handshake.
+fn who() -> String {
+    format!("posctl {}", env!("CARGO_PKG_VERSION"))
+}
+
 impl Client {
     /// Connects and shakes hands.
     pub async fn connect(socket: &Path, timeout: Duration) -> anyhow::Result<Client> {
-        let who = format!("posctl {}", env!("CARGO_PKG_VERSION"));
+        let who = who();
         match tokio::time::timeout(timeout, pos_proto::Client::connect(socket, &who)).await {
             Ok(Ok(inner)) => Ok(Client {
                 inner,
@@ -64,6 +69,52 @@ impl Client {
         self.send(request).await?;
         self.next().await
     }
+
+    /// The longest wait for posd (`--timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Connects again to the same socket, after [`lost`] said the connection
+    /// is gone: `Ok(false)` while no posd answers there yet (stopped,
+    /// restarting); an error when one answers but cannot be used.
+    pub async fn reconnect(&mut self) -> anyhow::Result<bool> {
+        let who = who();
+        match tokio::time::timeout(self.timeout, pos_proto::Client::connect(&self.socket, &who))
+            .await
+        {
+            Ok(Ok(inner)) => {
+                self.inner = inner;
+                Ok(true)
+            }
+            Ok(Err(e)) if gone(&e) => Ok(false),
+            Ok(Err(e)) => Err(diagnose(&self.socket, &who, e).into()),
+            Err(_) => Ok(false),
+        }
+    }
+}
+
+/// Whether `e` says posd is not there to answer (rather than refusing):
+/// no socket, nobody listening, or hanging up, as a posd does that stops.
+fn gone(e: &ClientError) -> bool {
+    match e {
+        ClientError::Unreachable { source, .. } => matches!(
+            source.kind(),
+            ErrorKind::NotFound | ErrorKind::ConnectionRefused
+        ),
+        ClientError::Closed | ClientError::Proto(ProtoError::Truncated) => true,
+        ClientError::Proto(ProtoError::Io(e)) => matches!(
+            e.kind(),
+            ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof
+        ),
+        _ => false,
+    }
+}
+
+/// Whether a failed wait means the connection to posd is gone (posd stopped,
+/// or fell silent past `--timeout`), so that reconnecting may help.
+pub fn lost(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<ClientError>().is_some_and(gone) || e.downcast_ref::<Unreachable>().is_some()
 }
 
 async fn within<T>(

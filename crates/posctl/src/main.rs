@@ -92,6 +92,25 @@ enum DaemonCommand {
     /// Force or explain lottery rounds.
     #[command(subcommand)]
     Lottery(cmd::lottery::LotteryCommand),
+    /// Write the whole state (blocks, round records, validators, the lottery's
+    /// pending secret) as JSON lines (docs/EXPORT.md), a consistent snapshot
+    /// taken while posd serves. The file is 0600: keep it as private as the
+    /// data directory until the next block commits.
+    Export {
+        /// Where to write it (written aside, then renamed) [default: standard output].
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Copy the state, consistent and verified, into a new data directory
+    /// that posd starts from as it is (posd --data-dir DIR).
+    Backup {
+        /// The directory to create (it must not exist, or be empty).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Several nodes, one chain: make, grow, shrink and inspect a cluster.
+    #[command(subcommand)]
+    Cluster(cmd::cluster::ClusterCommand),
 }
 
 /// posd's socket under the shipped systemd unit.
@@ -179,6 +198,9 @@ async fn run(
             cmd::validators::one(&mut client, out, address).await
         }
         DaemonCommand::Lottery(c) => cmd::lottery::run(&mut client, out, c).await,
+        DaemonCommand::Export { file } => cmd::export::export(&mut client, out, file).await,
+        DaemonCommand::Backup { dir } => cmd::export::backup(&mut client, out, dir).await,
+        DaemonCommand::Cluster(c) => cmd::cluster::run(&mut client, out, c).await,
     }
 }
 

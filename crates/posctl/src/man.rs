@@ -120,7 +120,7 @@ A whole number is a block index; if no block has that index, its digits are take
 Success.
 .TP
 \fB1\fR
-Failed: posd answered with an error (no such block or validator, an ambiguous prefix), or \fBchain verify\fR or \fBlottery explain\fR found a fault.
+Failed: posd answered with an error (no such block or validator, an ambiguous prefix), \fBchain verify\fR or \fBlottery explain\fR found a fault, \fBchain follow\fR found posd serving another chain, or \fBbackup\fR refused its target or what posd sent.
 .TP
 \fB2\fR
 Usage: an unknown command, a bad argument or option.
@@ -164,6 +164,18 @@ Every block hash, for a script.
 .TP
 \fBposctl \-\-timeout 2s chain verify\fR
 Re-check the whole chain; give up if posd is silent for 2 seconds.
+.TP
+\fBposctl \-\-json chain follow\fR
+Each new block as a JSON line as it commits, across posd restarts, until interrupted.
+.TP
+\fBposctl export chain.jsonl\fR
+The whole state, consistent, in the export format, as a file of mode 0600 (it holds the lottery's pending secret); \fBposd import chain.jsonl \-\-data\-dir\fR \fIDIR\fR rebuilds a data directory from it that goes on with the chain.
+.TP
+\fBposctl backup /var/backups/posd\-$(date +%F)\fR
+A verified copy of the running chain that \fBposd \-\-data\-dir\fR starts from as it is.
+.TP
+\fBposctl \-\-timeout 10m cluster add 2 10.0.0.2:9100\fR
+On a cluster's leader: add node 2; waits while it receives the chain (docs/CLUSTER.md).
 .SH "SEE ALSO"
 \fBposd\fR(8), \fBsystemctl\fR(1), \fBjournalctl\fR(1)
 "#;

@@ -1,6 +1,9 @@
 //! The real posctl binary against a real posd (its `run()` in-process) over
 //! the admin socket, in both output modes.
 
+mod common;
+
+use common::{fails, json_lines, ok, posctl};
 use pos_testkit::{Client, Daemon};
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -8,40 +11,6 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-fn posctl(socket: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_posctl"))
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()
-        .expect("run posctl")
-}
-
-/// Runs posctl, expects exit 0, returns stdout.
-fn ok(socket: &Path, args: &[&str]) -> String {
-    let out = posctl(socket, args);
-    assert!(
-        out.status.success(),
-        "posctl {args:?}: {:?}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs posctl, expects exit `code`, returns stderr.
-fn fails(socket: &Path, args: &[&str], code: i32) -> String {
-    let out = posctl(socket, args);
-    assert_eq!(out.status.code(), Some(code), "posctl {args:?}");
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn json_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect(l))
-        .collect()
-}
 
 fn json(socket: &Path, args: &[&str]) -> Value {
     let mut args = args.to_vec();
@@ -831,4 +800,75 @@ fn http_api_serves_the_same_json_as_posctl() {
             "posctl {args:?} said {said:?}, GET {path}: {why:?}"
         );
     }
+}
+
+/// `posctl cluster ...`: refused with a clear message on a standalone posd;
+/// on a cluster node, SPEC §9's JSON keys, and `status` gains the node's role.
+#[test]
+fn cluster_commands_in_both_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let standalone = daemon(&dir.path().join("standalone"));
+    let err = fails(&standalone.socket, &["cluster", "status"], 1);
+    assert!(err.contains("this posd is standalone"), "{err}");
+    let status = json(&standalone.socket, &["status"]);
+    assert!(status.get("role").is_none(), "{status}");
+
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "sixteen or more characters").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let node = Daemon::start(
+        &dir.path().join("node"),
+        &[
+            "--round-interval",
+            "1h",
+            "--node-id",
+            "7",
+            "--cluster-listen",
+            "127.0.0.1:0",
+            "--cluster-secret-file",
+            secret.to_str().unwrap(),
+        ],
+    );
+    let before = json(&node.socket, &["cluster", "status"]);
+    assert_eq!(before["role"], "uninitialized");
+    assert_eq!(before["leader_id"], Value::Null);
+    let after = json(&node.socket, &["cluster", "init"]);
+    let keys: Vec<&str> = after
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "node_id",
+            "role",
+            "term",
+            "leader_id",
+            "committed",
+            "applied",
+            "members"
+        ]
+    );
+    assert_eq!(after["node_id"], 7);
+    assert_eq!(after["role"], "leader");
+    assert_eq!(after["leader_id"], 7);
+    assert_eq!(after["members"][0]["node_id"], 7);
+    assert_eq!(after["members"][0]["voter"], true);
+    let err = fails(&node.socket, &["cluster", "init"], 1);
+    assert!(err.contains("already in a cluster"), "{err}");
+    let text = ok(&node.socket, &["cluster", "status"]);
+    assert!(
+        text.contains("leader") && text.contains("node id"),
+        "{text}"
+    );
+    let status = json(&node.socket, &["status"]);
+    assert_eq!(
+        (&status["node_id"], &status["role"], &status["leader_id"]),
+        (&Value::from(7), &Value::from("leader"), &Value::from(7))
+    );
+    let err = fails(&node.socket, &["cluster", "remove", "9"], 1);
+    assert!(err.contains("node 9 is not a member"), "{err}");
 }

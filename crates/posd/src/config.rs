@@ -137,7 +137,7 @@ macro_rules! settings {
         #[derive(Debug, Clone, Default, clap::Args)]
         pub struct KeyFlags {
             $(
-                #[arg(long, value_name = $value_name, help = $help)]
+                #[arg(long, global = true, value_name = $value_name, help = $help)]
                 pub $key: Option<String>,
             )*
         }
@@ -276,7 +276,7 @@ settings! {
         "File with the cluster's shared secret, mode 0600 [default: none]";
     /// How long a follower waits for the leader before it stands for election.
     election_timeout: Duration = "1s", No, |v| duration(v, ELECTION_TIMEOUT, false), "DURATION",
-        "Leader silence before an election, 100ms to 1min [default: 1s]";
+        "Leader silence before an election (1.5-2x this), 100ms to 1min [default: 1s]";
     /// Log filter (`RUST_LOG` syntax); `RUST_LOG` itself wins when set.
     log_level: String = "info", Yes, log_filter, "FILTER",
         "error, warn, info, debug, trace, or a RUST_LOG filter [default: info]";
@@ -292,7 +292,7 @@ settings! {
 #[command(name = "posd", version, about, long_about = None)]
 pub struct Args {
     /// TOML config file (flat keys, as in config/posd.toml).
-    #[arg(long, value_name = "FILE", env = "POSD_CONFIG")]
+    #[arg(long, global = true, value_name = "FILE", env = "POSD_CONFIG")]
     pub config: Option<PathBuf>,
     /// Print the effective config as TOML and exit.
     #[arg(long)]
@@ -309,6 +309,19 @@ pub struct Args {
     pub man: bool,
     #[command(flatten)]
     pub keys: KeyFlags,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What posd does instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Build a new data directory (--data-dir, absent or empty) from an export
+    /// file, verifying every hash, link, draw and the checksum before it exists.
+    Import {
+        /// The export (`posctl export`); `-` reads standard input.
+        file: PathBuf,
+    },
 }
 
 /// How a value is shown in TOML, so that it reads back the same.

@@ -40,7 +40,10 @@ use config::Config;
 use futures::{Stream, StreamExt};
 use pos_store::Store;
 use shared::Shared;
+use std::fs::File;
 use std::future::Future;
+use std::io::{BufReader, Read};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -91,6 +94,36 @@ pub fn check(config: &Config) -> anyhow::Result<String> {
         tip.hash,
         checked.blocks,
         checked.validators
+    ))
+}
+
+/// `posd import FILE`: a new data directory at `data_dir` from an export
+/// file (`-`: standard input), verified before it exists. Returns a one-line summary.
+pub fn import(file: &Path, data_dir: &Path) -> anyhow::Result<String> {
+    let context = || {
+        format!(
+            "cannot import {} into {}",
+            file.display(),
+            data_dir.display()
+        )
+    };
+    let input: Box<dyn Read> = if file == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(File::open(file).with_context(context)?)
+    };
+    let imported = pos_store::export::import(BufReader::with_capacity(1 << 20, input), data_dir)
+        .with_context(context)?;
+    let h = &imported.header;
+    Ok(format!(
+        "{}: imported height {}, tip {}: {} blocks, {} validators; every hash, link, draw and \
+         the checksum verified; start posd with --data-dir {}",
+        data_dir.display(),
+        h.height,
+        h.tip,
+        imported.blocks,
+        imported.validators,
+        data_dir.display()
     ))
 }
 
@@ -213,7 +246,7 @@ impl Node {
             .map(TcpListener::from_std)
             .transpose()
             .context("cannot serve the HTTP listener")?;
-        let metrics = Arc::new(http::metrics::Metrics::default());
+        let metrics = Arc::new(http::metrics::Metrics::new(cluster_port.is_some()));
         // Before the writer thread exists, so a refusal here releases the store at once.
         let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;
         let pending = Arc::new(pending::Pending::default());
@@ -256,6 +289,8 @@ impl Node {
                     announcer: announcer.clone(),
                     metrics: Arc::clone(&metrics),
                     waiters: Arc::default(),
+                    store: Arc::clone(&store),
+                    config: config_tx.clone(),
                 };
                 let (cluster, addr) = start_cluster(
                     &config,
@@ -266,7 +301,10 @@ impl Node {
                     (&tracker, &token, &failed),
                 )
                 .await?;
-                let submit = submit::Submit::Cluster(Arc::clone(&cluster));
+                let submit = submit::Submit::Cluster {
+                    cluster: Arc::clone(&cluster),
+                    pending: Arc::clone(&pending),
+                };
                 (submit, None, Some(cluster), Some(addr))
             }
         };

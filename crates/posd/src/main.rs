@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use futures::StreamExt;
-use posd::config::{Args, Config, LogFormat};
+use posd::config::{Args, Command, Config, LogFormat};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -47,6 +47,10 @@ fn posd_main() -> anyhow::Result<()> {
     }
     if args.check {
         println!("{}", posd::check(&config)?);
+        return Ok(());
+    }
+    if let Some(Command::Import { file }) = &args.command {
+        println!("{}", posd::import(file, &config.data_dir)?);
         return Ok(());
     }
     let filter = init_logging(&config)?;

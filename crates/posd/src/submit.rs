@@ -17,14 +17,17 @@ pub(crate) enum Submit {
         writer: Writer,
         pending: Arc<Pending>,
     },
-    Cluster(Arc<Cluster>),
+    Cluster {
+        cluster: Arc<Cluster>,
+        pending: Arc<Pending>,
+    },
 }
 
 impl Submit {
     pub async fn register(&self, address: Address, stake: u64) -> Result<Validator, WriteError> {
         match self {
             Submit::Local { writer, .. } => writer.register(address, stake).await,
-            Submit::Cluster(c) => {
+            Submit::Cluster { cluster: c, .. } => {
                 validator(c.submit(Submission::Register { address, stake }).await?)
             }
         }
@@ -33,7 +36,9 @@ impl Submit {
     pub async fn slash(&self, address: Address, reason: String) -> Result<Validator, WriteError> {
         match self {
             Submit::Local { writer, .. } => writer.slash(address, reason).await,
-            Submit::Cluster(c) => validator(c.submit(Submission::Slash { address, reason }).await?),
+            Submit::Cluster { cluster: c, .. } => {
+                validator(c.submit(Submission::Slash { address, reason }).await?)
+            }
         }
     }
 
@@ -41,7 +46,9 @@ impl Submit {
     pub async fn proposed(&self, address: Address) -> Result<Validator, WriteError> {
         match self {
             Submit::Local { writer, .. } => writer.proposed(address).await,
-            Submit::Cluster(c) => validator(c.submit(Submission::Proposed { address }).await?),
+            Submit::Cluster { cluster: c, .. } => {
+                validator(c.submit(Submission::Proposed { address }).await?)
+            }
         }
     }
 
@@ -49,7 +56,7 @@ impl Submit {
     pub async fn propose(&self, address: Address, bpm: u32) -> Result<Proposed, WriteError> {
         match self {
             Submit::Local { pending, .. } => Ok(pending.propose(address, bpm)),
-            Submit::Cluster(c) => c
+            Submit::Cluster { cluster: c, .. } => c
                 .submit(Submission::Propose { address, bpm })
                 .await?
                 .proposed
@@ -61,7 +68,9 @@ impl Submit {
     pub fn withdraw(&self, address: Address) {
         match self {
             Submit::Local { pending, .. } => pending.withdraw(&address),
-            Submit::Cluster(c) => {
+            // Only a proposal that stands is worth a write.
+            Submit::Cluster { pending, .. } if pending.get(&address).is_none() => {}
+            Submit::Cluster { cluster: c, .. } => {
                 let c = Arc::clone(c);
                 tokio::spawn(async move {
                     if let Err(e) = c.submit(Submission::Withdraw { address }).await {
@@ -76,7 +85,7 @@ impl Submit {
     pub async fn round(&self) -> Result<RoundOutcome, WriteError> {
         match self {
             Submit::Local { writer, .. } => writer.round().await,
-            Submit::Cluster(c) => {
+            Submit::Cluster { cluster: c, .. } => {
                 let applied = c.submit(Submission::Round).await?;
                 match (applied.op, applied.outcome) {
                     (Op::EndRound, _) => Ok(RoundOutcome::NoCandidates),
@@ -90,6 +99,18 @@ impl Submit {
         }
     }
 
+    /// A consistent snapshot of the state, taken between two commits.
+    pub async fn snapshot(&self) -> Result<pos_store::export::Snapshot, WriteError> {
+        match self {
+            Submit::Local { writer, .. } => writer.snapshot().await,
+            Submit::Cluster { cluster: c, .. } => c
+                .node
+                .export_snapshot()
+                .await
+                .map_err(|e| WriteError::Storage(e.to_string())),
+        }
+    }
+
     /// Removes those of `addresses` that still qualify for forgetting.
     /// A cluster node forgets nobody: who is disconnected is each node's
     /// own knowledge (docs/CLUSTER.md).
@@ -100,7 +121,7 @@ impl Submit {
     ) -> Result<Vec<Address>, WriteError> {
         match self {
             Submit::Local { writer, .. } => writer.forget(addresses, registered_by_ms).await,
-            Submit::Cluster(_) => Ok(Vec::new()),
+            Submit::Cluster { .. } => Ok(Vec::new()),
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::pending::Pending;
 use crate::proposer::Proposer;
 use pos_core::transition::Change;
 use pos_core::{Address, Block, Command, Outcome, Refusal, RoundRecord, Validator};
+use pos_store::export::Snapshot;
 use pos_store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,6 +50,10 @@ enum Job {
     Round {
         reply: Responder<RoundOutcome>,
     },
+    /// A consistent snapshot for an export or backup, taken between batches.
+    Snapshot {
+        reply: Responder<Snapshot>,
+    },
 }
 
 /// A ledger change as asked for; the proposer completes it into a
@@ -75,6 +80,7 @@ pub(crate) enum Request {
 enum Applied {
     Ledger(Result<Change, WriteError>, Responder<Change>),
     Round(Result<RoundOutcome, WriteError>, Responder<RoundOutcome>),
+    Snapshot(Responder<Snapshot>),
 }
 
 /// How a round ended.
@@ -198,6 +204,13 @@ impl Writer {
     pub async fn round(&self) -> Result<RoundOutcome, WriteError> {
         self.ask(|reply| Job::Round { reply }).await
     }
+
+    /// A snapshot of what is on disk, taken on the writer thread after a
+    /// flush, so no command is half seen. Writes wait while the snapshot
+    /// copies the validator records aside (see `pos_store::export::snapshot`).
+    pub async fn snapshot(&self) -> Result<Snapshot, WriteError> {
+        self.ask(|reply| Job::Snapshot { reply }).await
+    }
 }
 
 fn writer_loop(ctx: WriterContext, rx: mpsc::Receiver<Job>) -> Result<(), StoreError> {
@@ -276,6 +289,9 @@ impl Job {
                 ));
                 let _ = reply.send(Err(why));
             }
+            Job::Snapshot { reply } => {
+                let _ = reply.send(Err(why));
+            }
         }
     }
 }
@@ -302,6 +318,22 @@ impl Applied {
                 }
                 let _ = reply.send(result);
             }
+            Applied::Snapshot(reply) => {
+                // A failed snapshot (e.g. no room for its spool) fails only its requester.
+                let started = std::time::Instant::now();
+                let snapshot = ctx.store.snapshot(None).map_err(|e| {
+                    tracing::warn!(error = %e, "snapshot failed");
+                    WriteError::Storage(e.to_string())
+                });
+                if let Ok(s) = &snapshot {
+                    tracing::info!(
+                        height = s.header().height,
+                        writes_held_ms = started.elapsed().as_millis() as u64,
+                        "snapshot taken"
+                    );
+                }
+                let _ = reply.send(snapshot);
+            }
         }
     }
 }
@@ -317,6 +349,7 @@ fn execute(ctx: &WriterContext, job: Job) -> Result<Applied, StoreError> {
             Applied::Ledger(result, reply)
         }
         Job::Round { reply } => Applied::Round(close_round(ctx)?, reply),
+        Job::Snapshot { reply } => Applied::Snapshot(reply),
     })
 }
 

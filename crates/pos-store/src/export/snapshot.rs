@@ -28,14 +28,19 @@ pub struct Snapshot {
 }
 
 impl Store {
-    /// Makes everything applied durable, then takes a snapshot. Nothing may
-    /// apply commands meanwhile (posd runs this on its writer thread); the
-    /// snapshot may be written afterwards, while commands go on.
+    /// Takes a snapshot of a flushed store, reading only. Nothing may apply
+    /// commands meanwhile (posd runs this on its writer thread, after a
+    /// flush); the snapshot may be written afterwards, while commands go on.
     /// `extra` is carried in the header as it is (see [`Header::extra`]).
     pub fn snapshot(&self, extra: Option<serde_json::Value>) -> Result<Snapshot, StoreError> {
-        // A round's record reveals its secret: only durable ones may leave.
-        self.flush()?;
         let tip = self.tip()?;
+        // A round's record reveals its secret: only durable ones may leave.
+        if tip.index > self.durable_height() {
+            return Err(StoreError::Invalid(format!(
+                "block {} is applied but not yet flushed: flush before a snapshot",
+                tip.index
+            )));
+        }
         let genesis = self.block(0)?.ok_or_else(|| missing_block(0))?;
         let proposals_since_ms = match self.meta.get(META_PROPOSALS_SINCE)? {
             Some(v) => u64_value(META, &v)?,
@@ -80,14 +85,17 @@ impl Store {
         })
     }
 
-    /// The whole store as export lines into `w`: a snapshot taken now
-    /// (nothing may apply commands until this returns; a running posd
-    /// exports through [`Store::snapshot`] and writes it off its writer).
+    /// The whole store as export lines into `w`: what is applied is flushed,
+    /// then a snapshot taken and written (nothing may apply commands until
+    /// this returns; a running posd exports through [`Store::snapshot`] and
+    /// writes it off its writer). An error from the flush leaves the disk
+    /// behind memory, as [`Store::flush`] says: the caller must stop.
     pub fn export_to(
         &self,
         w: impl Write,
         extra: Option<serde_json::Value>,
     ) -> Result<ExportSummary, StoreError> {
+        self.flush()?;
         self.snapshot(extra)?.write(w)
     }
 }

@@ -1,13 +1,16 @@
-//! `posctl chain show` and `posctl chain verify`.
+//! `posctl chain show`, `posctl chain follow` and `posctl chain verify`.
 
-use crate::client::{for_each_chunk, unexpected, Client};
+use crate::client::{for_each_chunk, lost, unexpected, Client};
 use crate::output::Output;
+use anyhow::bail;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
+use pos_core::{Block, Digest};
 use pos_proto::{json, Request, Response};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Debug, Subcommand)]
 pub enum ChainCommand {
@@ -25,12 +28,131 @@ pub enum ChainCommand {
     },
     /// Re-hash and re-link every block and replay every lottery draw.
     Verify,
+    /// Print each block as it commits, until interrupted. If posd restarts,
+    /// posctl reconnects and goes on from the block after the last it printed:
+    /// none is missed or printed twice.
+    Follow {
+        /// First index to print, even if already committed [default: the next block].
+        #[arg(long, value_name = "INDEX")]
+        from: Option<u64>,
+    },
 }
 
 pub async fn run(client: &mut Client, out: Output, cmd: ChainCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ChainCommand::Show { from, to, last } => show(client, out, from, to, last).await,
         ChainCommand::Verify => verify(client, out).await,
+        ChainCommand::Follow { from } => follow(client, out, from).await,
+    }
+}
+
+/// Longest pause between two reconnection attempts.
+const MAX_RETRY: Duration = Duration::from_secs(2);
+
+/// Where following stands: the next index to print, and the hash it must link to.
+struct Followed {
+    next: u64,
+    last_hash: Option<Digest>,
+}
+
+async fn follow(
+    client: &mut Client,
+    mut out: Output,
+    from: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    let mut at = match from {
+        Some(next) => Followed {
+            next,
+            last_hash: None,
+        },
+        None => match client.ask(&Request::Status).await? {
+            Response::Status(s) => Followed {
+                next: s.height + 1,
+                last_hash: Some(s.tip_hash),
+            },
+            other => return Err(unexpected(other)),
+        },
+    };
+    if !out.json {
+        out.line(out.block_header())?;
+        out.flush()?;
+    }
+    // Heartbeats well within --timeout, so a quiet chain never looks like a dead posd.
+    let heartbeat_ms = u64::try_from((client.timeout() / 3).as_millis()).unwrap_or(u64::MAX);
+    loop {
+        let why = match stream(client, &mut out, &mut at, heartbeat_ms).await {
+            Err(e) if lost(&e) => e,
+            Err(e) => return Err(e),
+        };
+        eprintln!(
+            "posctl: lost posd ({why:#}); reconnecting, to go on at block {}",
+            at.next
+        );
+        let mut pause = Duration::from_millis(100);
+        while !client.reconnect().await? {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_RETRY);
+        }
+        eprintln!("posctl: reconnected; going on at block {}", at.next);
+    }
+}
+
+/// Follows over one connection until it fails; each block is checked to be
+/// the next one and to link to the one before.
+async fn stream(
+    client: &mut Client,
+    out: &mut Output,
+    at: &mut Followed,
+    heartbeat_ms: u64,
+) -> anyhow::Result<std::convert::Infallible> {
+    let request = Request::ChainFollow {
+        from: at.next,
+        heartbeat_ms,
+    };
+    client.send(&request).await?;
+    loop {
+        match client.next().await? {
+            Response::Blocks(chunk) => {
+                for b in &chunk {
+                    at.take(b)?;
+                    if out.json {
+                        out.json_line(&b.json())?;
+                    } else {
+                        out.line(out.block_row(b))?;
+                    }
+                }
+                out.flush()?;
+            }
+            Response::Heartbeat => {}
+            other => return Err(unexpected(other)),
+        }
+    }
+}
+
+impl Followed {
+    /// Accepts `b` as the next block, or says why it is not.
+    fn take(&mut self, b: &Block) -> anyhow::Result<()> {
+        if b.index != self.next {
+            bail!(
+                "posd sent block {} where block {} was due",
+                b.index,
+                self.next
+            );
+        }
+        if let Some(want) = self.last_hash {
+            if b.prev_hash != Some(want) {
+                bail!(
+                    "block {} does not follow the block {} printed before (PrevHash {}, \
+                     not {want}): posd now serves another chain",
+                    b.index,
+                    b.index - 1,
+                    b.prev_hash.map(|h| h.to_string()).unwrap_or_default()
+                );
+            }
+        }
+        self.next += 1;
+        self.last_hash = Some(b.hash);
+        Ok(())
     }
 }
 

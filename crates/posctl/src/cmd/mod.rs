@@ -2,6 +2,8 @@
 
 pub mod block;
 pub mod chain;
+pub mod cluster;
+pub mod export;
 pub mod lottery;
 pub mod status;
 pub mod validators;

@@ -1,12 +1,18 @@
-//! `posctl chain show`, `posctl block`, `posctl chain verify`.
+//! `posctl chain show`, `posctl chain follow`, `posctl block`, `posctl chain verify`.
 
-use super::{send_chunks, send_found, store_error, Out};
+use super::{send_chunks, send_found, store_error, stream_chunks, Out};
 use crate::query;
 use crate::shared::Shared;
 use pos_proto::{write_frame, BlockId, HexPrefix, ProtoError, Response};
 use pos_store::Store;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+/// Shortest heartbeat interval posd agrees to, so no client can make it spin.
+const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
 
 /// Blocks between two progress reports of `chain verify`.
 const PROGRESS_EVERY: u64 = 16 * 1024;
@@ -28,6 +34,51 @@ pub async fn show(
             send_chunks(out, blocks, Response::Blocks).await
         }
         None => write_frame(out, &Response::End).await,
+    }
+}
+
+/// `posctl chain follow`: blocks `from` on, then each as it commits, until
+/// posd stops or the client leaves. The store is the only source of blocks;
+/// announcements just wake this up. Subscribing before the first read means
+/// a block committed after any read is announced to us, so none is missed,
+/// and reading from the next index on means none is sent twice.
+pub async fn follow(
+    shared: &Shared,
+    out: &mut Out,
+    from: u64,
+    heartbeat_ms: u64,
+) -> Result<(), ProtoError> {
+    let heartbeat = Duration::from_millis(heartbeat_ms).max(MIN_HEARTBEAT);
+    let mut woken = shared.announcer.subscribe();
+    let mut next = from;
+    let mut quiet_until = Instant::now() + heartbeat;
+    loop {
+        let height = match shared.store.tip() {
+            Ok(tip) => tip.index,
+            Err(e) => return store_error(out, e).await,
+        };
+        if next <= height {
+            if !stream_chunks(out, shared.store.blocks(next, height), Response::Blocks).await? {
+                return Ok(());
+            }
+            out.flush().await?;
+            next = height + 1;
+            quiet_until = Instant::now() + heartbeat;
+        }
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return Ok(()),
+            woke = woken.recv() => {
+                // Lagging behind only means several blocks to read at once.
+                if let Err(broadcast::error::RecvError::Closed) = woke {
+                    return Ok(());
+                }
+            }
+            _ = tokio::time::sleep_until(quiet_until) => {
+                write_frame(out, &Response::Heartbeat).await?;
+                out.flush().await?;
+                quiet_until = Instant::now() + heartbeat;
+            }
+        }
     }
 }
 
@@ -54,7 +105,7 @@ pub async fn verify(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
     while let Some(msg) = rx.recv().await {
         write_frame(out, &msg).await?;
         if matches!(msg, Response::Progress { .. }) {
-            tokio::io::AsyncWriteExt::flush(out).await?;
+            out.flush().await?;
         }
     }
     let _ = worker.await;

@@ -6,6 +6,7 @@
 
 mod auth;
 mod chain;
+mod export;
 mod lottery;
 pub mod socket;
 mod status;
@@ -132,6 +133,10 @@ async fn dispatch(request: Request, shared: &Shared, out: &mut Out) -> Result<()
         Request::LotteryExplain(index) => lottery::explain(shared, out, index).await,
         Request::BlockByPrefix(prefix) => chain::block_by_prefix(shared, out, prefix).await,
         Request::ValidatorByPrefix(prefix) => validators::by_prefix(shared, out, prefix).await,
+        Request::ChainFollow { from, heartbeat_ms } => {
+            chain::follow(shared, out, from, heartbeat_ms).await
+        }
+        Request::Export => export::export(shared, out).await,
         Request::ClusterInit
         | Request::ClusterAdd { .. }
         | Request::ClusterRemove { .. }
@@ -181,11 +186,24 @@ async fn send_chunks<T>(
     items: impl Iterator<Item = Result<T, pos_store::StoreError>>,
     wrap: fn(Vec<T>) -> Response,
 ) -> Result<(), ProtoError> {
+    if stream_chunks(out, items, wrap).await? {
+        write_frame(out, &Response::End).await?;
+    }
+    Ok(())
+}
+
+/// Streams `items` in chunks; `false` if a read failed, which was answered
+/// with `Error`.
+async fn stream_chunks<T>(
+    out: &mut Out,
+    items: impl Iterator<Item = Result<T, pos_store::StoreError>>,
+    wrap: fn(Vec<T>) -> Response,
+) -> Result<bool, ProtoError> {
     let mut chunk = Vec::with_capacity(CHUNK);
     for item in items {
         match item {
             Ok(item) => chunk.push(item),
-            Err(e) => return store_error(out, e).await,
+            Err(e) => return store_error(out, e).await.map(|()| false),
         }
         if chunk.len() == CHUNK {
             write_frame(
@@ -198,5 +216,5 @@ async fn send_chunks<T>(
     if !chunk.is_empty() {
         write_frame(out, &wrap(chunk)).await?;
     }
-    write_frame(out, &Response::End).await
+    Ok(true)
 }

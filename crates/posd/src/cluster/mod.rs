@@ -118,55 +118,43 @@ impl Cluster {
     /// returns once this node has applied it.
     pub async fn submit(&self, submission: Submission) -> Result<Applied, WriteError> {
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
-        let mut applied = self.waiters.wait(ticket);
+        let applied = self.waiters.wait(ticket);
         let origin = Origin {
             node: self.me,
             ticket,
         };
+        let mut applied = std::pin::pin!(applied);
         let give_up = tokio::time::Instant::now() + FIND_LEADER;
-        // Closing a round twice would make two blocks; any other write may
-        // be applied twice (the second copy is refused or changes nothing,
-        // and the first one applied answers it).
-        let resend = !matches!(submission, Submission::Round);
         loop {
-            let term = self.node.view().term;
             match self.route(origin, &submission).await {
                 Route::Committed => break,
-                Route::Unknown if resend => {
-                    // The leader may have died with it: wait to apply it, or
-                    // send it again to the leader of a later term, rather than
-                    // keep the client waiting while a new leader serves.
-                    tokio::select! {
-                        result = &mut applied => return self.answer(ticket, result.ok()),
-                        later = self.node.leader_after(term, FIND_LEADER) => {
-                            if !later {
-                                return self.answer(ticket, None);
-                            }
-                        }
-                    }
-                }
-                Route::Unknown => break,
+                // Closing a round twice would make two blocks: wait instead.
+                Route::Unknown if submission == Submission::Round => break,
                 Route::Failed(why) => {
                     self.waiters.forget(ticket);
                     return Err(WriteError::Leader(why));
                 }
-                Route::Retry if tokio::time::Instant::now() >= give_up => {
-                    self.waiters.forget(ticket);
-                    return Err(WriteError::NoLeader);
+                // Safe to send again: the first application answers, and a
+                // second one is refused (already registered, slashed...).
+                Route::Retry | Route::Unknown => {
+                    if tokio::time::Instant::now() >= give_up {
+                        self.waiters.forget(ticket);
+                        return Err(WriteError::NoLeader);
+                    }
+                    tokio::select! {
+                        done = &mut applied => return done.map_err(|_| WriteError::Stopped),
+                        () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    }
                 }
-                Route::Retry => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
-        let result = tokio::time::timeout(APPLY_TIMEOUT, applied).await;
-        self.answer(ticket, result.ok().and_then(Result::ok))
-    }
-
-    /// The write as this node applied it, or "no leader" when it was not in time.
-    fn answer(&self, ticket: u64, applied: Option<Applied>) -> Result<Applied, WriteError> {
-        applied.ok_or_else(|| {
-            self.waiters.forget(ticket);
-            WriteError::NoLeader
-        })
+        match tokio::time::timeout(APPLY_TIMEOUT, applied).await {
+            Ok(Ok(applied)) => Ok(applied),
+            _ => {
+                self.waiters.forget(ticket);
+                Err(WriteError::NoLeader)
+            }
+        }
     }
 
     async fn route(&self, origin: Origin, submission: &Submission) -> Route {
@@ -219,6 +207,8 @@ impl Cluster {
             }
             Ok(_) => Route::Unknown,
             Err(e) => {
+                // The others to a leader that went away are as dead as this one.
+                self.take_all(leader);
                 tracing::debug!(leader, error = %e, "forwarded write lost");
                 Route::Unknown
             }
@@ -229,6 +219,11 @@ impl Cluster {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         pool.retain(|(id, _)| *id == leader);
         pool.pop().map(|(_, conn)| conn)
+    }
+
+    fn take_all(&self, leader: NodeId) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.retain(|(id, _)| *id != leader);
     }
 
     fn give_conn(&self, leader: NodeId, conn: PeerConn) {

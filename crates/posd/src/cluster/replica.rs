@@ -6,12 +6,15 @@
 
 use super::{Applied, Waiters};
 use crate::announce::Announcer;
+use crate::config::Config;
 use crate::http::metrics::{Metrics, RoundEnd};
 use crate::pending::Pending;
 use pos_core::transition::{Change, Outcome};
 use pos_core::Command;
 use pos_raft::{NodeId, Op, Tagged};
+use pos_store::Store;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 pub(crate) struct Replica {
     pub me: NodeId,
@@ -19,6 +22,9 @@ pub(crate) struct Replica {
     pub announcer: Announcer,
     pub metrics: Arc<Metrics>,
     pub waiters: Arc<Waiters>,
+    /// For the chain's rules, which a node that received the chain takes on.
+    pub store: Arc<Store>,
+    pub config: watch::Sender<Arc<Config>>,
 }
 
 impl pos_raft::Observer for Replica {
@@ -55,7 +61,19 @@ impl pos_raft::Observer for Replica {
     fn restored(&self) {
         // The proposals of a state this node never saw are not known here.
         self.pending.take();
-        tracing::info!("chain received from the leader");
+        let spec = self.store.chain_spec();
+        self.config.send_modify(|config| {
+            let (ruled, differing) = config.with_chain_rules(&spec);
+            for (key, configured, chain_value) in differing {
+                tracing::warn!(key, chain = %chain_value, config = %configured,
+                    "chain rule set when the chain was created; the config's value does not apply");
+            }
+            *config = Arc::new(ruled);
+        });
+        if let Ok(tip) = self.store.tip() {
+            self.announcer.caught_up(tip.index);
+            tracing::info!(height = tip.index, tip = %tip.hash, "chain received from the leader");
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use pos_testkit::posd_bin;
 fn three_nodes_one_chain_validators_everywhere() {
     let dir = ClusterDir::new();
     let bin = posd_bin!();
-    let args = ["--round-interval", "1h"];
+    let args = ["--round-interval", "1h", "--http-listen", "127.0.0.1:0"];
     let nodes: Vec<Node> = (1..=3).map(|id| dir.start(bin, id, &args)).collect();
     let info = nodes[0].init();
     assert_eq!(info.role, "leader");
@@ -69,5 +69,52 @@ fn three_nodes_one_chain_validators_everywhere() {
     assert_eq!(chains[0], chains[2]);
     for n in &nodes {
         assert_eq!(chain_verify(&n.posd.socket()), Ok(3));
+        let metrics = pos_testkit::http::get(n.posd.http(), "/metrics").body;
+        let leads = if n.id == 1 { 1 } else { 0 };
+        assert!(
+            metrics.contains(&format!("posd_raft_is_leader {leads}\n"))
+                && metrics.contains("posd_raft_term 1\n"),
+            "node {}: {metrics}",
+            n.id
+        );
     }
+}
+
+/// An existing standalone data directory becomes a cluster's first node
+/// with its chain intact; a node that joins receives that chain.
+#[test]
+fn a_standalone_chain_becomes_the_clusters() {
+    let dir = ClusterDir::new();
+    let bin = posd_bin!();
+    let mut standalone = pos_testkit::Posd::start(
+        bin,
+        &dir.data_dir(1),
+        &["--round-interval", "1h", "--registration-rate", "0"],
+    );
+    let (mut client, _, key) = standalone.validator(5);
+    for bpm in [60, 61] {
+        client.propose(bpm);
+        lottery_run(&standalone.socket()).unwrap().unwrap();
+        client.next_block();
+    }
+    drop(client);
+    assert!(standalone.terminate().success());
+    let node = dir.start(bin, 1, &["--round-interval", "1h"]);
+    assert_eq!(node.status().role, "uninitialized");
+    let before = chain(&node);
+    assert_eq!(before.len(), 3);
+    node.init();
+    assert_eq!(chain(&node), before, "init kept the chain");
+    let joiner = dir.start(bin, 2, &["--round-interval", "1h"]);
+    node.add(&joiner);
+    let joined = eventually("the joiner has the chain", || {
+        let c = chain(&joiner);
+        (c.len() == 3).then_some(c)
+    });
+    assert_eq!(joined, before);
+    // The validator resumes on the joiner, with its balance.
+    let mut c = joiner.posd.connect();
+    c.expect("Enter token balance:");
+    c.send(&format!("resume {key}\n"));
+    c.expect("resumed: balance 7 tokens, 2 blocks won");
 }

@@ -162,21 +162,21 @@ impl Player {
     }
 }
 
-fn status(socket: &Path) -> StatusInfo {
+pub(crate) fn status(socket: &Path) -> StatusInfo {
     match ask(socket, &Request::Status) {
         Ok(Response::Status(s)) => s,
         other => panic!("status: {other:?}"),
     }
 }
 
-fn round_head(socket: &Path, index: u64) -> RoundHead {
+pub(crate) fn round_head(socket: &Path, index: u64) -> RoundHead {
     match ask(socket, &Request::LotteryExplain(index)) {
         Ok(Response::RoundHead(h)) => h,
         other => panic!("explain {index}: {other:?}"),
     }
 }
 
-fn reveal_of(head: &RoundHead) -> Secret {
+pub(crate) fn reveal_of(head: &RoundHead) -> Secret {
     match head.rule {
         Rule::V2 { reveal, .. } => reveal,
         Rule::V1 => panic!("block {} was drawn by v1", head.index),
@@ -294,7 +294,7 @@ const FIXTURE_SEED_1: &str = "79807c37feedc27b57dd7078e5bb730c84b648e9b752f90e84
 
 /// Unpacks the data directory the schema-1 posd wrote (see
 /// fixtures/README.md) into `dir`.
-fn schema1(dir: &Path) {
+pub(crate) fn schema1(dir: &Path) {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema1.tar.gz");
     let status = std::process::Command::new("tar")
         .arg("-xzf")
@@ -307,7 +307,7 @@ fn schema1(dir: &Path) {
 }
 
 /// Raw round records in the data directory `dir` (posd stopped).
-fn raw_rounds(dir: &Path) -> Vec<Vec<u8>> {
+pub(crate) fn raw_rounds(dir: &Path) -> Vec<Vec<u8>> {
     let db = sled::open(dir.join("sled")).unwrap();
     let rounds = db.open_tree("rounds").unwrap();
     rounds

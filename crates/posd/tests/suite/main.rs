@@ -9,6 +9,7 @@ mod cluster_faults;
 mod config;
 mod crash;
 mod damage;
+mod export;
 mod failstop;
 mod hostile;
 mod http;
