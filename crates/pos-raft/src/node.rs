@@ -131,6 +131,12 @@ impl Node {
         )
         .await
         .map_err(|e| ClusterError(format!("cannot start Raft: {e}")))?;
+        // Until its core has started, openraft's metrics are blank (term 0,
+        // nothing applied, no members): a restarted node's view would go back.
+        // The core answers this only once it has reported the stored state.
+        raft.with_raft_state(|_| ())
+            .await
+            .map_err(|e| ClusterError(format!("cannot start Raft: {e}")))?;
         Ok(Node {
             raft,
             me,

@@ -38,27 +38,7 @@ impl Client {
 
     /// Reads what is available; `false` once the server closed the connection.
     fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 4096];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => false,
-            Ok(n) => {
-                self.buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
-                true
-            }
-            Err(e)
-                // A read with SO_RCVTIMEO returns EINTR on any caught signal,
-                // even with SA_RESTART: that is no hang-up either.
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                true
-            }
-            Err(_) => false,
-        }
+        read_some(&mut self.stream, &mut self.buf)
     }
 
     /// Consumes and returns everything up to and including `needle`.
@@ -132,5 +112,31 @@ impl Client {
             winner,
             serde_json::from_str(json.trim()).expect("block JSON"),
         )
+    }
+}
+
+/// Appends what `stream` has to `buf` (waiting at most its read timeout);
+/// `false` once the server closed the connection.
+pub(crate) fn read_some(stream: &mut TcpStream, buf: &mut String) -> bool {
+    let mut chunk = [0u8; 4096];
+    match stream.read(&mut chunk) {
+        Ok(0) => false,
+        Ok(n) => {
+            buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            true
+        }
+        Err(e)
+            // A read with SO_RCVTIMEO returns EINTR on any caught signal,
+            // even with SA_RESTART: that is no hang-up either.
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::Interrupted
+            ) =>
+        {
+            true
+        }
+        Err(_) => false,
     }
 }

@@ -120,6 +120,15 @@ impl Node {
     }
 }
 
+impl Drop for Node {
+    /// A failing test shows what each node logged.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("----- node {} logged:\n{}", self.id, self.posd.log());
+        }
+    }
+}
+
 /// Polls `check` until it returns `Some`, for up to `PATIENCE`.
 pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();

@@ -1,36 +1,9 @@
 //! Several nodes, one chain (SPEC §9): real posd processes on loopback.
 
-use pos_proto::{Request, Response};
 use pos_testkit::admin::{chain_verify, lottery_run};
 use pos_testkit::cluster::{agreed_leader, eventually, ClusterDir, Node};
+use pos_testkit::history::chain;
 use pos_testkit::posd_bin;
-
-/// Node `node`'s whole chain, as `posctl chain show` reads it.
-pub(crate) fn chain(node: &Node) -> Vec<pos_core::Block> {
-    let request = Request::ChainShow {
-        from: None,
-        to: None,
-        last: None,
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut c = pos_proto::Client::connect(&node.posd.socket(), "test")
-            .await
-            .unwrap();
-        c.send(&request).await.unwrap();
-        let mut blocks = Vec::new();
-        loop {
-            match c.next().await.unwrap() {
-                Response::Blocks(b) => blocks.extend(b),
-                Response::End => return blocks,
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    })
-}
 
 /// Three nodes from nothing: one bootstraps, two join by snapshot; a
 /// validator on every node; a round forced on a follower. Every client on

@@ -3,10 +3,10 @@
 //! (10.77.0.0/24, never outside those namespaces); validators connect to
 //! each node's loopback from inside its namespace. Needs root.
 
-use super::cluster::chain;
 use pos_proto::ClusterInfo;
 use pos_testkit::admin::{chain_verify, lottery_run};
 use pos_testkit::cluster::{agreed_leader, eventually, ClusterDir, Node};
+use pos_testkit::history::chain;
 use pos_testkit::netns::Net;
 use pos_testkit::{posd_bin, Client};
 
