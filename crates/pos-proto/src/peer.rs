@@ -127,17 +127,7 @@ pub enum PeerResponse {
 /// writes, before the leader completes them with its clock and limits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Submission {
-    Register {
-        address: Address,
-        stake: u64,
-    },
-    Slash {
-        address: Address,
-        reason: String,
-    },
-    Proposed {
-        address: Address,
-    },
+    Ledger(LedgerWrite),
     Propose {
         address: Address,
         bpm: u32,
@@ -147,6 +137,25 @@ pub enum Submission {
     },
     /// Close the round now (`posctl lottery run`).
     Round,
+}
+
+/// A change to a validator as a client asked for it; the node that writes
+/// it (the standalone writer, a cluster's leader) completes it into a
+/// command with its clock and the chain's limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LedgerWrite {
+    Register {
+        address: Address,
+        stake: u64,
+    },
+    Slash {
+        address: Address,
+        reason: String,
+    },
+    /// The validator's first proposal: it is never forgotten from then on.
+    Proposed {
+        address: Address,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]

@@ -9,6 +9,7 @@ use crate::pending::Pending;
 use crate::round;
 use crate::writer::{Request, WriteError};
 use pos_core::{Address, Command};
+use pos_proto::peer::LedgerWrite;
 use pos_store::{Store, StoreError};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +30,7 @@ impl Proposer {
     pub fn command(&self, request: Request) -> Command {
         let at_ms = clock::record_ms();
         match request {
-            Request::Register { address, stake } => {
+            Request::Ledger(LedgerWrite::Register { address, stake }) => {
                 let config = self.config.borrow();
                 Command::Register {
                     address,
@@ -39,7 +40,7 @@ impl Proposer {
                     at_ms,
                 }
             }
-            Request::Slash { address, reason } => {
+            Request::Ledger(LedgerWrite::Slash { address, reason }) => {
                 self.pending.withdraw(&address);
                 Command::Slash {
                     address,
@@ -47,7 +48,9 @@ impl Proposer {
                     at_ms,
                 }
             }
-            Request::Proposed { address } => Command::Proposed { address, at_ms },
+            Request::Ledger(LedgerWrite::Proposed { address }) => {
+                Command::Proposed { address, at_ms }
+            }
             Request::Forget {
                 addresses,
                 registered_by_ms,

@@ -7,7 +7,7 @@ use crate::pending::{Pending, Proposed};
 use crate::writer::{RoundOutcome, WriteError, Writer};
 use pos_core::transition::Change;
 use pos_core::{Address, Command, Validator};
-use pos_proto::peer::Submission;
+use pos_proto::peer::{LedgerWrite, Submission};
 use pos_raft::Op;
 use std::sync::Arc;
 
@@ -27,18 +27,20 @@ impl Submit {
     pub async fn register(&self, address: Address, stake: u64) -> Result<Validator, WriteError> {
         match self {
             Submit::Local { writer, .. } => writer.register(address, stake).await,
-            Submit::Cluster { cluster: c, .. } => {
-                validator(c.submit(Submission::Register { address, stake }).await?)
-            }
+            Submit::Cluster { cluster: c, .. } => validator(
+                c.submit(ledger(LedgerWrite::Register { address, stake }))
+                    .await?,
+            ),
         }
     }
 
     pub async fn slash(&self, address: Address, reason: String) -> Result<Validator, WriteError> {
         match self {
             Submit::Local { writer, .. } => writer.slash(address, reason).await,
-            Submit::Cluster { cluster: c, .. } => {
-                validator(c.submit(Submission::Slash { address, reason }).await?)
-            }
+            Submit::Cluster { cluster: c, .. } => validator(
+                c.submit(ledger(LedgerWrite::Slash { address, reason }))
+                    .await?,
+            ),
         }
     }
 
@@ -47,7 +49,7 @@ impl Submit {
         match self {
             Submit::Local { writer, .. } => writer.proposed(address).await,
             Submit::Cluster { cluster: c, .. } => {
-                validator(c.submit(Submission::Proposed { address }).await?)
+                validator(c.submit(ledger(LedgerWrite::Proposed { address })).await?)
             }
         }
     }
@@ -124,6 +126,10 @@ impl Submit {
             Submit::Cluster { .. } => Ok(Vec::new()),
         }
     }
+}
+
+fn ledger(write: LedgerWrite) -> Submission {
+    Submission::Ledger(write)
 }
 
 fn validator(applied: Applied) -> Result<Validator, WriteError> {

@@ -22,6 +22,7 @@ use crate::pending::Pending;
 use crate::proposer::Proposer;
 use pos_core::transition::Change;
 use pos_core::{Address, Block, Command, Outcome, Refusal, RoundRecord, Validator};
+use pos_proto::peer::LedgerWrite;
 use pos_store::export::Snapshot;
 use pos_store::{Store, StoreError};
 use std::path::{Path, PathBuf};
@@ -59,17 +60,8 @@ enum Job {
 /// A ledger change as asked for; the proposer completes it into a
 /// [`Command`] with the clock and the chain's limits.
 pub(crate) enum Request {
-    Register {
-        address: Address,
-        stake: u64,
-    },
-    Slash {
-        address: Address,
-        reason: String,
-    },
-    Proposed {
-        address: Address,
-    },
+    Ledger(LedgerWrite),
+    /// The forget sweep's: local to a standalone node.
     Forget {
         addresses: Vec<Address>,
         registered_by_ms: u64,
@@ -170,17 +162,20 @@ impl Writer {
 
     /// Registers a validator; returns once it is on disk.
     pub async fn register(&self, address: Address, stake: u64) -> Result<Validator, WriteError> {
-        self.validator(Request::Register { address, stake }).await
+        self.validator(Request::Ledger(LedgerWrite::Register { address, stake }))
+            .await
     }
 
     /// Slashes a validator; returns once the slashing is on disk and announced.
     pub async fn slash(&self, address: Address, reason: String) -> Result<Validator, WriteError> {
-        self.validator(Request::Slash { address, reason }).await
+        self.validator(Request::Ledger(LedgerWrite::Slash { address, reason }))
+            .await
     }
 
     /// Records the validator's first proposal: from then on it is never forgotten.
     pub async fn proposed(&self, address: Address) -> Result<Validator, WriteError> {
-        self.validator(Request::Proposed { address }).await
+        self.validator(Request::Ledger(LedgerWrite::Proposed { address }))
+            .await
     }
 
     /// Removes those of `addresses` that still qualify for forgetting (see

@@ -58,13 +58,7 @@ impl Batcher {
                         let _ = job.reply.send(result);
                         continue;
                     }
-                    Submission::Register { address, stake } => {
-                        self.command(Request::Register { address, stake })
-                    }
-                    Submission::Slash { address, reason } => {
-                        self.command(Request::Slash { address, reason })
-                    }
-                    Submission::Proposed { address } => self.command(Request::Proposed { address }),
+                    Submission::Ledger(write) => self.command(Request::Ledger(write)),
                     Submission::Propose { address, bpm } => Op::Propose { address, bpm },
                     Submission::Withdraw { address } => Op::Withdraw { address },
                 };
