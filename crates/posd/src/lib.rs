@@ -308,42 +308,49 @@ impl Node {
                 (submit, None, Some(cluster), Some(addr))
             }
         };
+        let chain = Arc::new(shared::Chain {
+            store,
+            submit,
+            pending,
+            announcer,
+            next_round: Arc::new(scheduler::NextRound::new(
+                tokio::time::Instant::now() + config.round_interval,
+            )),
+        });
         let shared = Arc::new(Shared {
             listen: listener
                 .local_addr()
                 .context("validator listener has no address")?,
             admin_socket: config.admin_socket.clone(),
             started: std::time::Instant::now(),
-            slots: Arc::default(),
-            next_round: Arc::new(scheduler::NextRound::new(
-                tokio::time::Instant::now() + config.round_interval,
-            )),
-            config: config_tx,
-            store,
-            submit,
+            config: shared::RunningConfig(config_tx),
+            chain,
+            clients: Arc::default(),
             cluster,
             cluster_addr,
-            pending,
-            announcer,
-            connected: Arc::default(),
             shutdown: token.clone(),
-            registrations: Default::default(),
             metrics,
         });
+        let serving = shared::Serving {
+            chain: Arc::clone(&shared.chain),
+            clients: Arc::clone(&shared.clients),
+            config: shared.config.clone(),
+            shutdown: token.clone(),
+        };
 
         tracker.spawn({
             let shared = Arc::clone(&shared);
             async move {
                 scheduler::run(
                     shared.config.subscribe(),
-                    &shared.next_round,
+                    &shared.chain.next_round,
                     shared.shutdown.clone(),
                     || async {
                         // In a cluster only the leader's timer closes rounds.
                         if shared.cluster.as_ref().is_some_and(|c| !c.is_leader()) {
                             return;
                         }
-                        if let Err(e) = shared.submit.round().await {
+                        if let Err(e) = shared.chain.submit.round().await {
                             tracing::error!(error = %e, "round failed; proposals dropped");
                         }
                     },
@@ -351,12 +358,8 @@ impl Node {
                 .await
             }
         });
-        tracker.spawn(forget::run(Arc::clone(&shared)));
-        tracker.spawn(server::serve(
-            listener,
-            Arc::clone(&shared),
-            tracker.clone(),
-        ));
+        tracker.spawn(forget::run(serving.clone()));
+        tracker.spawn(server::serve(listener, serving, tracker.clone()));
         tracker.spawn(admin::serve(
             admin_listener,
             Arc::clone(&shared),
@@ -383,7 +386,10 @@ impl Node {
             () = failed.cancelled() => {}
         }
         notify(sd_notify::NotifyState::Stopping);
-        tracing::info!(discarded_proposals = shared.pending.len(), "shutting down");
+        tracing::info!(
+            discarded_proposals = shared.chain.pending.len(),
+            "shutting down"
+        );
         reloader.abort();
         // Wait until it is gone, with its handle on `shared`.
         let _ = reloader.await;
@@ -570,6 +576,6 @@ async fn apply_reloads(shared: Arc<Shared>, mut reloads: impl Stream<Item = Conf
             tracing::info!("config reloaded: nothing changed");
         }
         let effective = current.reloaded(&new);
-        shared.config.send_replace(Arc::new(effective));
+        shared.config.0.send_replace(Arc::new(effective));
     }
 }

@@ -175,15 +175,15 @@ impl Metrics {
 
     /// Reads the gauges from `shared` and encodes everything.
     fn scrape(&self, shared: &Shared) -> Result<String, String> {
-        let counts = shared.store.counts().map_err(|e| e.to_string())?;
-        self.height.set(shared.announcer.height() as i64);
+        let counts = shared.chain.store.counts().map_err(|e| e.to_string())?;
+        self.height.set(shared.chain.announcer.height() as i64);
         for (status, n) in [("active", counts.active), ("slashed", counts.slashed)] {
             self.validators
                 .get_or_create(&[("status", status)])
                 .set(n as i64);
         }
-        self.connections.set(shared.slots.active() as i64);
-        self.pending.set(shared.pending.len() as i64);
+        self.connections.set(shared.clients.slots.active() as i64);
+        self.pending.set(shared.chain.pending.len() as i64);
         if let Some(cluster) = &shared.cluster {
             let view = cluster.node.view();
             self.raft_term.set(view.term as i64);
