@@ -4,11 +4,13 @@
 # and the unsynced writes dropped (or a write torn) at random moments, then
 # LazyFS is mounted afresh and posd restarted: everything it acknowledged must
 # be there and `posctl chain verify` must pass, in every cycle. The driver is
-# crates/posload/src/bin/powerloss.rs. Needs root and /dev/fuse; installs
+# crates/posload/src/bin/powerloss/. Needs root and /dev/fuse; installs
 # LazyFS's build packages and builds it once; otherwise says why and exits 0.
 #
 #   tests/powerloss/run.sh                              # 5 cycles (CI)
 #   POSD_POWERLOSS_CYCLES=100 tests/powerloss/run.sh    # the long run
+#   tests/powerloss/run.sh --cluster                    # one node of 3 on LazyFS
+#   (further arguments go to the driver: see powerloss --help)
 #   POSD_POWERLOSS_SEED=N                               # repeat a schedule
 #   POSD_LAZYFS_SRC=DIR   LazyFS source with build.sh (default ../shared/tools/lazyfs)
 #   POSD_LAZYFS_CACHE=DIR where LazyFS is built (default /var/tmp/posd-lazyfs)
@@ -44,7 +46,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 # In the background, so a signal to this script reaches the trap at once.
-target/release/powerloss --lazyfs "$lazyfs" --work "$work" &
+target/release/powerloss --lazyfs "$lazyfs" --work "$work" "$@" &
 driver=$!
 status=0
 wait "$driver" || status=$?

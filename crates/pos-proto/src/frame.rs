@@ -45,6 +45,16 @@ where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
 {
+    read_frame_up_to(r, MAX_FRAME).await
+}
+
+/// [`read_frame`] with another size cap (traffic between nodes carries
+/// log entries and snapshot chunks).
+pub async fn read_frame_up_to<R, T>(r: &mut R, max: u32) -> Result<Option<T>, ProtoError>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -52,11 +62,8 @@ where
         Err(e) => return Err(e.into()),
     }
     let len = u32::from_be_bytes(len);
-    if len > MAX_FRAME {
-        return Err(ProtoError::TooBig {
-            len,
-            max: MAX_FRAME,
-        });
+    if len > max {
+        return Err(ProtoError::TooBig { len, max });
     }
     let mut body = vec![0u8; len as usize];
     r.read_exact(&mut body).await.map_err(|e| match e.kind() {
@@ -72,13 +79,22 @@ where
     W: AsyncWrite + Unpin,
     T: Serialize,
 {
+    write_frame_up_to(w, msg, MAX_FRAME).await
+}
+
+/// [`write_frame`] with another size cap.
+pub async fn write_frame_up_to<W, T>(w: &mut W, msg: &T, max: u32) -> Result<(), ProtoError>
+where
+    W: AsyncWrite + Unpin,
+    T: Serialize,
+{
     let body = encode(msg);
     let len = u32::try_from(body.len())
         .ok()
-        .filter(|&l| l <= MAX_FRAME)
+        .filter(|&l| l <= max)
         .ok_or(ProtoError::TooBig {
             len: u32::try_from(body.len()).unwrap_or(u32::MAX),
-            max: MAX_FRAME,
+            max,
         })?;
     w.write_all(&len.to_be_bytes()).await?;
     w.write_all(&body).await?;

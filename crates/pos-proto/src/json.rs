@@ -2,7 +2,7 @@
 //! and posd's HTTP API serves them, so both say the same thing the same way.
 //! Field names and order are part of the interface; only ever add fields.
 
-use crate::{StatusInfo, ValidatorInfo};
+use crate::{ClusterInfo, StatusInfo, ValidatorInfo};
 use pos_core::block::format_timestamp;
 use pos_core::lottery::Candidate;
 use pos_core::{Block, Digest, LotteryError, RoundRecord, Secret};
@@ -32,8 +32,9 @@ pub fn validator(info: &ValidatorInfo) -> Value {
     obj
 }
 
+/// With `node_id`, `role` and `leader_id` on a cluster node.
 pub fn status(s: &StatusInfo) -> Value {
-    json!({
+    let mut obj = json!({
         "version": s.version,
         "pid": s.pid,
         "height": s.height,
@@ -51,6 +52,29 @@ pub fn status(s: &StatusInfo) -> Value {
         "uptime_secs": s.uptime_secs,
         "data_size_bytes": s.data_size_bytes,
         "lottery_commitment": s.lottery_commitment.to_string(),
+    });
+    if let Some(c) = &s.cluster {
+        obj["node_id"] = json!(c.node_id);
+        obj["role"] = json!(c.role);
+        obj["leader_id"] = json!(c.leader_id);
+    }
+    obj
+}
+
+/// A node's view of its cluster (SPEC §9's keys).
+pub fn cluster(c: &ClusterInfo) -> Value {
+    json!({
+        "node_id": c.node_id,
+        "role": c.role,
+        "term": c.term,
+        "leader_id": c.leader_id,
+        "committed": c.committed,
+        "applied": c.applied,
+        "members": c.members.iter().map(|m| json!({
+            "node_id": m.node_id,
+            "addr": m.addr,
+            "voter": m.voter,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -3,6 +3,7 @@
 //! - [`frame`]: u32 big-endian length + bincode body, with a size cap.
 //! - [`message`]: the handshake and the request/response enums.
 //! - [`client`]: connect, handshake and ask, for posctl and the load tool.
+//! - [`peer`]: traffic between the nodes of a cluster (handshake, Raft, forwarded writes).
 //! - [`json`]: the JSON objects `posctl --json` prints and posd's HTTP API serves.
 //!
 //! A connection starts with [`message::Hello`] from the client and
@@ -14,7 +15,11 @@ pub mod client;
 pub mod frame;
 pub mod json;
 pub mod message;
+pub mod peer;
 
 pub use client::{Client, ClientError};
-pub use frame::{decode, encode, read_frame, write_frame, ProtoError, MAX_FRAME};
+pub use frame::{
+    decode, encode, read_frame, read_frame_up_to, write_frame, write_frame_up_to, ProtoError,
+    MAX_FRAME,
+};
 pub use message::*;

@@ -9,7 +9,7 @@ use std::str::FromStr;
 /// Version of this protocol; bumped on any change an older peer could misread.
 /// 2: round heads carry the lottery rule and commitment, status the open
 /// round's commitment (lottery v2).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The client's first frame. Its layout never changes, so any posd can read
 /// any posctl's hello and answer with a clear version error.
@@ -70,6 +70,14 @@ pub enum Request {
     /// A consistent snapshot of the whole state in the export format
     /// (docs/EXPORT.md) -> `ExportData`... then `End`; or `Error`.
     Export,
+    /// Makes this node a one-member cluster -> `Cluster`, or `Error`.
+    ClusterInit,
+    /// Adds a node (learner, then voter once it caught up) -> `Cluster`, or `Error`.
+    ClusterAdd { node_id: u64, addr: String },
+    /// Removes a node from the cluster -> `Cluster`, or `Error`.
+    ClusterRemove { node_id: u64 },
+    /// This node's view of its cluster -> `Cluster`, or `Error` when standalone.
+    ClusterStatus,
 }
 
 /// Daemon facts for `posctl status`.
@@ -96,6 +104,30 @@ pub struct StatusInfo {
     pub data_size_bytes: u64,
     /// The open round's commitment: its draw will reveal a preimage of it.
     pub lottery_commitment: Digest,
+    /// This node's view of its cluster; `None` when standalone.
+    pub cluster: Option<ClusterInfo>,
+}
+
+/// A node's view of its cluster (`posctl cluster status`, SPEC §9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    pub node_id: u64,
+    /// "leader", "follower", "learner", "candidate"; "uninitialized" before
+    /// `posctl cluster init` or before a leader added this node.
+    pub role: String,
+    pub term: u64,
+    pub leader_id: Option<u64>,
+    /// Index of the last log entry known committed, and applied here.
+    pub committed: u64,
+    pub applied: u64,
+    pub members: Vec<ClusterMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMember {
+    pub node_id: u64,
+    pub addr: String,
+    pub voter: bool,
 }
 
 /// A validator and whether it is connected right now.
@@ -152,6 +184,7 @@ pub enum Response {
     Heartbeat,
     /// The next bytes of an export's lines.
     ExportData(Bytes),
+    Cluster(ClusterInfo),
 }
 
 /// Bytes that serde moves as one run, not one element at a time.

@@ -19,6 +19,11 @@ pub const VALIDATORS: &str = "validators";
 pub const PROPOSED: &str = "proposed";
 /// Small named values, below.
 pub const META: &str = "meta";
+/// Cluster nodes only: `u64 BE index -> Raft log entry` (opaque bytes the
+/// cluster crate encodes).
+pub const RAFT_LOG: &str = "raft_log";
+/// Cluster nodes only: the Raft vote, committed and purged log ids (opaque bytes).
+pub const RAFT: &str = "raft";
 
 /// `u32 BE`: the layout version; bumped on any incompatible change.
 pub const META_SCHEMA: &[u8] = b"schema_version";
@@ -50,6 +55,13 @@ pub const META_LOTTERY_ANCHOR: &[u8] = b"lottery_v2_anchor";
 /// 32 bytes, SECRET: the secret the next block's round reveals. Replaced by
 /// each committed round; never served by posd before that round closes.
 pub const META_LOTTERY_SECRET: &[u8] = b"lottery_secret";
+
+/// Cluster nodes only, opaque bytes: the log id and membership of the last
+/// Raft entry applied, written in that entry's transaction.
+pub const META_RAFT_APPLIED: &[u8] = b"raft_applied";
+/// Present while a cluster node waits for its chain: it joined with an
+/// empty data directory and never makes a genesis of its own.
+pub const META_AWAITING_CHAIN: &[u8] = b"awaiting_chain";
 
 /// The layout version byte of round records from schema 2 on.
 pub const ROUND_LAYOUT: u8 = 2;

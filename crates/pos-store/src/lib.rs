@@ -5,6 +5,7 @@
 //! - [`store`]: open, integrity check on start, apply a [`pos_core::Command`], flush, reads.
 //! - `machine`: pos-core's transition state over one sled transaction.
 //! - `check`: the whole chain and every record verified, in constant memory.
+//! - `raft`: a cluster node's Raft log and vote, and entries applied atomically.
 //! - [`error`]: everything that can go wrong with a data directory.
 //! - [`export`]: the export format (JSON lines): consistent snapshots out
 //!   ([`Store::export_to`]), and imports verified whole before they replace
@@ -19,6 +20,7 @@ pub mod error;
 pub mod export;
 pub mod layout;
 mod machine;
+mod raft;
 pub mod store;
 mod sync;
 

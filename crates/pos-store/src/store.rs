@@ -29,15 +29,18 @@ pub(crate) const LOCK: &str = "posd.lock";
 /// An open data directory. Cheap to share behind an `Arc`: sled is
 /// thread-safe, and only posd's single writer calls [`Store::apply`].
 pub struct Store {
-    db: sled::Db,
+    pub(crate) db: sled::Db,
     pub(crate) blocks: sled::Tree,
     pub(crate) block_index: sled::Tree,
     pub(crate) rounds: sled::Tree,
     pub(crate) validators: sled::Tree,
     pub(crate) proposed: sled::Tree,
     pub(crate) meta: sled::Tree,
+    /// A cluster node's Raft log and vote (empty on a standalone node).
+    pub(crate) raft_log: sled::Tree,
+    pub(crate) raft: sled::Tree,
     /// The files behind a store on disk; `None` for a temporary one.
-    disk: Option<OnDisk>,
+    pub(crate) disk: Option<OnDisk>,
     /// Whether [`Store::open`] made a new chain rather than finding one.
     created: bool,
     /// The chain's rules, as stored with it (replaced only by an import).
@@ -53,10 +56,10 @@ pub struct Store {
 }
 
 /// What a store on disk keeps open besides sled.
-struct OnDisk {
+pub(crate) struct OnDisk {
     /// The data directory.
     dir: PathBuf,
-    files: SledFiles,
+    pub(crate) files: SledFiles,
     acked: AckFile,
     /// Held for the store's life: a second posd on the same directory fails to take it.
     _lock: File,
@@ -71,6 +74,17 @@ impl Store {
     /// schema-1 store is then migrated in place (see [`Store::migrated`]). The
     /// store's directory is made private (0700): it holds the lottery's secret.
     pub fn open(dir: &Path, spec: &ChainSpec) -> Result<Store, StoreError> {
+        Store::open_with(dir, spec, Genesis::Create)
+    }
+
+    /// Opens the chain in `dir` like [`Store::open`], but where the directory
+    /// holds none it makes no genesis: the store then waits for a chain
+    /// ([`Store::has_chain`]), which a cluster node receives from its leader.
+    pub fn open_awaiting(dir: &Path, spec: &ChainSpec) -> Result<Store, StoreError> {
+        Store::open_with(dir, spec, Genesis::Await)
+    }
+
+    fn open_with(dir: &Path, spec: &ChainSpec, genesis: Genesis) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         if dir.join(PARTIAL).exists() {
             return Err(StoreError::Damaged {
@@ -87,7 +101,7 @@ impl Store {
         if no_store && !dir.join(acked::FILE).exists() {
             refuse_foreign(dir)?;
         }
-        Store::open_locked(dir, spec, lock(dir)?)
+        Store::open_locked(dir, spec, lock(dir)?, genesis)
     }
 
     /// [`Store::open`] once `dir`'s lock is taken (`lock`, held from now on).
@@ -95,6 +109,7 @@ impl Store {
         dir: &Path,
         spec: &ChainSpec,
         lock: File,
+        genesis: Genesis,
     ) -> Result<Store, StoreError> {
         let sled_dir = dir.join("sled");
         let no_store = !sled_dir.exists();
@@ -113,7 +128,7 @@ impl Store {
             path: sled_dir.clone(),
             detail: format!("the store cannot be opened: {e}"),
         })?;
-        let mut store = Store::init(db, spec)?;
+        let mut store = Store::init(db, spec, genesis)?;
         let files = SledFiles::open(dir, &sled_dir)?;
         let acked = match record {
             Some((file, acked)) => {
@@ -128,7 +143,7 @@ impl Store {
             acked,
             _lock: lock,
         });
-        if store.lottery_anchor().is_none() {
+        if store.lottery_anchor().is_none() && store.has_chain()? {
             store.migrate_v1()?;
         }
         Ok(store)
@@ -136,10 +151,23 @@ impl Store {
 
     /// A throw-away store in memory, for tests.
     pub fn temporary(spec: &ChainSpec) -> Result<Store, StoreError> {
-        Store::init(sled::Config::new().temporary(true).open()?, spec)
+        Store::init(
+            sled::Config::new().temporary(true).open()?,
+            spec,
+            Genesis::Create,
+        )
     }
 
-    fn init(db: sled::Db, spec: &ChainSpec) -> Result<Store, StoreError> {
+    /// A throw-away store in memory that waits for a chain, for tests.
+    pub fn temporary_awaiting(spec: &ChainSpec) -> Result<Store, StoreError> {
+        Store::init(
+            sled::Config::new().temporary(true).open()?,
+            spec,
+            Genesis::Await,
+        )
+    }
+
+    fn init(db: sled::Db, spec: &ChainSpec, genesis: Genesis) -> Result<Store, StoreError> {
         let mut store = Store {
             blocks: db.open_tree(BLOCKS)?,
             block_index: db.open_tree(BLOCK_INDEX)?,
@@ -147,6 +175,8 @@ impl Store {
             validators: db.open_tree(VALIDATORS)?,
             proposed: db.open_tree(PROPOSED)?,
             meta: db.open_tree(META)?,
+            raft_log: db.open_tree(RAFT_LOG)?,
+            raft: db.open_tree(RAFT)?,
             db,
             disk: None,
             created: false,
@@ -156,6 +186,14 @@ impl Store {
             durable: AtomicU64::new(0),
         };
         match store.meta.get(META_SCHEMA)? {
+            None if store.is_empty() && genesis == Genesis::Await => {
+                store
+                    .meta
+                    .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                store.meta.insert(META_AWAITING_CHAIN, &[])?;
+                store.db.flush()?;
+                return Ok(store);
+            }
             None if store.is_empty() => {
                 store.create_genesis(spec)?;
                 store.created = true;
@@ -167,6 +205,7 @@ impl Store {
                         StoreError::Foreign("schema version is not 4 bytes".into())
                     })?);
                 match found {
+                    _ if store.meta.contains_key(META_AWAITING_CHAIN)? => return Ok(store),
                     // Migrated by `open`, once the store has passed its checks.
                     1 => {}
                     SCHEMA_VERSION => {
@@ -202,6 +241,12 @@ impl Store {
         store.check_tip()?;
         store.durable = AtomicU64::new(store.tip()?.index);
         Ok(store)
+    }
+
+    /// Whether the store holds a chain; only a store opened with
+    /// [`Store::open_awaiting`] may not, until a chain is restored into it.
+    pub fn has_chain(&self) -> Result<bool, StoreError> {
+        Ok(!self.meta.contains_key(META_AWAITING_CHAIN)?)
     }
 
     /// Whether opening made a new chain (the directory held none).
@@ -315,6 +360,9 @@ impl Store {
     /// The store must hold everything `record` (read from `path`) says was acknowledged.
     fn check_acked(&self, path: &Path, record: &Acked) -> Result<(), StoreError> {
         let now = self.acked_now()?;
+        if now == *record {
+            return Ok(());
+        }
         let block = self.block(record.height)?;
         let detail = if now.applied < record.applied {
             format!(
@@ -339,6 +387,13 @@ impl Store {
 
     /// What the store holds now, as the acknowledgement record writes it.
     fn acked_now(&self) -> Result<Acked, StoreError> {
+        if !self.has_chain()? {
+            return Ok(Acked {
+                applied: 0,
+                height: 0,
+                tip: Digest([0; 32]),
+            });
+        }
         let tip = self.tip()?;
         Ok(Acked {
             applied: self.applied()?,
@@ -367,7 +422,7 @@ impl Store {
         .all(|t| t.is_empty())
     }
 
-    fn create_genesis(&mut self, spec: &ChainSpec) -> Result<(), StoreError> {
+    fn create_genesis(&self, spec: &ChainSpec) -> Result<(), StoreError> {
         let genesis = spec.genesis();
         let (anchor, secret) = first_round(1);
         (&self.blocks, &self.block_index, &self.meta)
@@ -377,11 +432,25 @@ impl Store {
                 meta.insert(META_TIP, &0u64.to_be_bytes())?;
                 meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
                 meta.insert(META_CHAIN_SPEC, encode(spec))?;
+                meta.insert(META_PROPOSALS_SINCE, &spec.genesis_ms.to_be_bytes())?;
+                meta.remove(META_AWAITING_CHAIN)?;
                 start_lottery(meta, &anchor, &secret)
             })
             .map_err(flatten)?;
-        *write(&self.anchor) = Some(anchor);
+        self.replaced(spec.clone(), anchor);
         self.flush()
+    }
+
+    /// Makes the genesis of `spec` in a store still waiting for a chain
+    /// ([`Store::open_awaiting`]): the one node that bootstraps a cluster
+    /// does this, once; every other node receives the chain.
+    pub fn bootstrap(&self, spec: &ChainSpec) -> Result<(), StoreError> {
+        if self.has_chain()? {
+            return Err(StoreError::Invalid(
+                "the store already holds a chain".into(),
+            ));
+        }
+        self.create_genesis(spec)
     }
 
     /// The tip must exist, hash right and link to its parent, and nothing may lie beyond it.
@@ -414,6 +483,18 @@ impl Store {
     /// or refused. Not durable until [`Store::flush`] returns. `Err` is the
     /// store failing, never the command being refused.
     pub fn apply(&self, cmd: &Command) -> Result<Outcome, StoreError> {
+        self.trees()
+            .transaction(|trees| {
+                let state = Store::tx_state(trees);
+                let outcome = transition::apply(&state, cmd)?;
+                state.bump_applied()?;
+                Ok(outcome)
+            })
+            .map_err(flatten)
+    }
+
+    /// The trees a command may write, for one multi-tree transaction.
+    pub(crate) fn trees(&self) -> ChainTrees<'_> {
         (
             &self.blocks,
             &self.block_index,
@@ -422,22 +503,19 @@ impl Store {
             &self.proposed,
             &self.meta,
         )
-            .transaction(
-                |(blocks, block_index, rounds, validators, proposed, meta)| {
-                    let state = TxState {
-                        blocks,
-                        block_index,
-                        rounds,
-                        validators,
-                        proposed,
-                        meta,
-                    };
-                    let outcome = transition::apply(&state, cmd)?;
-                    state.bump_applied()?;
-                    Ok(outcome)
-                },
-            )
-            .map_err(flatten)
+    }
+
+    /// pos-core's state over the transactional views of [`Store::trees`].
+    pub(crate) fn tx_state<'a>(trees: &'a TxTrees) -> TxState<'a> {
+        let (blocks, block_index, rounds, validators, proposed, meta) = trees;
+        TxState {
+            blocks,
+            block_index,
+            rounds,
+            validators,
+            proposed,
+            meta,
+        }
     }
 
     /// Makes everything applied so far durable, power cuts included, and
@@ -697,6 +775,31 @@ fn private_dir(dir: &Path) -> Result<(), StoreError> {
     }
 }
 
+pub(crate) type ChainTrees<'a> = (
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+);
+pub(crate) type TxTrees = (
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+);
+
+/// Whether opening an empty directory makes a genesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Genesis {
+    Create,
+    /// A cluster node that joins: its chain comes from the leader.
+    Await,
+}
+
 /// A lock's value; a panic elsewhere while holding it left it whole (each
 /// write is one assignment).
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -707,7 +810,7 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
-fn flatten(e: TransactionError<StoreError>) -> StoreError {
+pub(crate) fn flatten(e: TransactionError<StoreError>) -> StoreError {
     match e {
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => e.into(),

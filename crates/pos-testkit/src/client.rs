@@ -14,7 +14,11 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Client::over(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// A client on an open connection (e.g. one made in another network namespace).
+    pub fn over(stream: TcpStream) -> Client {
         stream
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
@@ -34,27 +38,7 @@ impl Client {
 
     /// Reads what is available; `false` once the server closed the connection.
     fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 4096];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => false,
-            Ok(n) => {
-                self.buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
-                true
-            }
-            Err(e)
-                // A read with SO_RCVTIMEO returns EINTR on any caught signal,
-                // even with SA_RESTART: that is no hang-up either.
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                true
-            }
-            Err(_) => false,
-        }
+        read_some(&mut self.stream, &mut self.buf)
     }
 
     /// Consumes and returns everything up to and including `needle`.
@@ -83,11 +67,15 @@ impl Client {
     /// Connects and registers a new validator staking `stake`; returns
     /// (client at the BPM prompt, address, key).
     pub fn validator(addr: SocketAddr, stake: u64) -> (Client, String, String) {
-        let mut c = Client::connect(addr);
-        c.expect("Enter token balance:");
-        c.send(&format!("{stake}\n"));
-        let (address, key) = c.registration();
-        (c, address, key)
+        Client::connect(addr).register(stake)
+    }
+
+    /// [`Client::validator`] on this fresh connection.
+    pub fn register(mut self, stake: u64) -> (Client, String, String) {
+        self.expect("Enter token balance:");
+        self.send(&format!("{stake}\n"));
+        let (address, key) = self.registration();
+        (self, address, key)
     }
 
     /// Registers a fresh validator and returns how long it took: the
@@ -124,5 +112,31 @@ impl Client {
             winner,
             serde_json::from_str(json.trim()).expect("block JSON"),
         )
+    }
+}
+
+/// Appends what `stream` has to `buf` (waiting at most its read timeout);
+/// `false` once the server closed the connection.
+pub(crate) fn read_some(stream: &mut TcpStream, buf: &mut String) -> bool {
+    let mut chunk = [0u8; 4096];
+    match stream.read(&mut chunk) {
+        Ok(0) => false,
+        Ok(n) => {
+            buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            true
+        }
+        Err(e)
+            // A read with SO_RCVTIMEO returns EINTR on any caught signal,
+            // even with SA_RESTART: that is no hang-up either.
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::Interrupted
+            ) =>
+        {
+            true
+        }
+        Err(_) => false,
     }
 }

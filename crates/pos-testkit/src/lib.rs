@@ -3,6 +3,9 @@
 //!
 //! - [`process`]: the posd binary as a child process (for SIGKILL and restarts).
 //! - [`daemon`]: posd's `run()` in-process on `127.0.0.1:0`.
+//! - [`cluster`]: several posd processes as one cluster on loopback.
+//! - [`history`]: what clients of a cluster were told, and the checks on it.
+//! - [`netns`]: network namespaces on a bridge, for partitions (root only).
 //! - [`client`]: raw TCP, reading until expected text appears.
 //! - [`admin`]: posctl's requests over the admin socket, blocking.
 //! - [`adversary`]: the validators that try to steer the lottery (issue 11).
@@ -13,8 +16,11 @@ pub mod admin;
 pub mod adversary;
 pub mod browser;
 pub mod client;
+pub mod cluster;
 pub mod daemon;
+pub mod history;
 pub mod http;
+pub mod netns;
 pub mod process;
 
 pub use admin::force_round;

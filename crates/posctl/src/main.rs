@@ -108,6 +108,9 @@ enum DaemonCommand {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Several nodes, one chain: make, grow, shrink and inspect a cluster.
+    #[command(subcommand)]
+    Cluster(cmd::cluster::ClusterCommand),
 }
 
 /// posd's socket under the shipped systemd unit.
@@ -197,6 +200,7 @@ async fn run(
         DaemonCommand::Lottery(c) => cmd::lottery::run(&mut client, out, c).await,
         DaemonCommand::Export { file } => cmd::export::export(&mut client, out, file).await,
         DaemonCommand::Backup { dir } => cmd::export::backup(&mut client, out, dir).await,
+        DaemonCommand::Cluster(c) => cmd::cluster::run(&mut client, out, c).await,
     }
 }
 

@@ -173,6 +173,9 @@ The whole state, consistent, in the export format, as a file of mode 0600 (it ho
 .TP
 \fBposctl backup /var/backups/posd\-$(date +%F)\fR
 A verified copy of the running chain that \fBposd \-\-data\-dir\fR starts from as it is.
+.TP
+\fBposctl \-\-timeout 10m cluster add 2 10.0.0.2:9100\fR
+On a cluster's leader: add node 2; waits while it receives the chain (docs/CLUSTER.md).
 .SH "SEE ALSO"
 \fBposd\fR(8), \fBsystemctl\fR(1), \fBjournalctl\fR(1)
 "#;

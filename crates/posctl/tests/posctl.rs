@@ -801,3 +801,74 @@ fn http_api_serves_the_same_json_as_posctl() {
         );
     }
 }
+
+/// `posctl cluster ...`: refused with a clear message on a standalone posd;
+/// on a cluster node, SPEC §9's JSON keys, and `status` gains the node's role.
+#[test]
+fn cluster_commands_in_both_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let standalone = daemon(&dir.path().join("standalone"));
+    let err = fails(&standalone.socket, &["cluster", "status"], 1);
+    assert!(err.contains("this posd is standalone"), "{err}");
+    let status = json(&standalone.socket, &["status"]);
+    assert!(status.get("role").is_none(), "{status}");
+
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "sixteen or more characters").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let node = Daemon::start(
+        &dir.path().join("node"),
+        &[
+            "--round-interval",
+            "1h",
+            "--node-id",
+            "7",
+            "--cluster-listen",
+            "127.0.0.1:0",
+            "--cluster-secret-file",
+            secret.to_str().unwrap(),
+        ],
+    );
+    let before = json(&node.socket, &["cluster", "status"]);
+    assert_eq!(before["role"], "uninitialized");
+    assert_eq!(before["leader_id"], Value::Null);
+    let after = json(&node.socket, &["cluster", "init"]);
+    let keys: Vec<&str> = after
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "node_id",
+            "role",
+            "term",
+            "leader_id",
+            "committed",
+            "applied",
+            "members"
+        ]
+    );
+    assert_eq!(after["node_id"], 7);
+    assert_eq!(after["role"], "leader");
+    assert_eq!(after["leader_id"], 7);
+    assert_eq!(after["members"][0]["node_id"], 7);
+    assert_eq!(after["members"][0]["voter"], true);
+    let err = fails(&node.socket, &["cluster", "init"], 1);
+    assert!(err.contains("already in a cluster"), "{err}");
+    let text = ok(&node.socket, &["cluster", "status"]);
+    assert!(
+        text.contains("leader") && text.contains("node id"),
+        "{text}"
+    );
+    let status = json(&node.socket, &["status"]);
+    assert_eq!(
+        (&status["node_id"], &status["role"], &status["leader_id"]),
+        (&Value::from(7), &Value::from("leader"), &Value::from(7))
+    );
+    let err = fails(&node.socket, &["cluster", "remove", "9"], 1);
+    assert!(err.contains("node 9 is not a member"), "{err}");
+}

@@ -102,6 +102,12 @@ impl Announcer {
         self.inner.height.load(Ordering::Relaxed)
     }
 
+    /// The chain arrived whole (a cluster snapshot): the height clients
+    /// are told about, without announcing the blocks.
+    pub fn caught_up(&self, height: u64) {
+        self.inner.height.fetch_max(height, Ordering::Relaxed);
+    }
+
     /// A round ended without a block (no candidates).
     pub fn no_block(&self) {
         self.round_end(None);

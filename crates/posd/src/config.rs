@@ -35,8 +35,13 @@ pub const REGISTRATION_RATE: RangeInclusive<u32> = 0..=1_000_000;
 /// For `forget_after` when it is not 0 (never).
 pub const FORGET_AFTER: RangeInclusive<Duration> =
     Duration::from_secs(1)..=Duration::from_secs(3650 * 24 * 60 * 60);
+/// Below 2^53: ids stay exact in JSON tools that use doubles.
+pub const NODE_ID: RangeInclusive<u64> = 1..=(1 << 53);
+pub const ELECTION_TIMEOUT: RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(60);
 const _: () = assert!(
-    *BLOCK_REWARD.end() <= i64::MAX as u64
+    *NODE_ID.end() <= i64::MAX as u64
+        && *BLOCK_REWARD.end() <= i64::MAX as u64
         && *MAX_STAKE.end() <= i64::MAX as u64
         && *MAX_VALIDATORS.end() <= i64::MAX as u64
 );
@@ -260,6 +265,18 @@ settings! {
     /// Idle validators are forgotten after this long away; zero: never.
     forget_after: Duration = "7d", Yes, |v| duration(v, FORGET_AFTER, true), "DURATION",
         "Forget never-proposing validators away this long, 1s to 3650days; 0s: never [default: 7d]";
+    /// This node's id in its cluster (unique, 1 or more); unused standalone.
+    node_id: u64 = "1", No, |v| number(v, NODE_ID), "ID",
+        "This node's id in its cluster, 1 to 2^53 [default: 1]";
+    /// Address for traffic between cluster nodes; `None`: standalone.
+    cluster_listen: Option<SocketAddr> = "", No, optional_address, "ADDR",
+        "Address for traffic between cluster nodes, e.g. 10.0.0.1:9100; empty: standalone [default: standalone]";
+    /// The file holding the cluster's shared secret (mode 0600).
+    cluster_secret_file: Option<PathBuf> = "", No, optional_path, "FILE",
+        "File with the cluster's shared secret, mode 0600 [default: none]";
+    /// How long a follower waits for the leader before it stands for election.
+    election_timeout: Duration = "1s", No, |v| duration(v, ELECTION_TIMEOUT, false), "DURATION",
+        "Leader silence before an election (1.5-2x this), 100ms to 1min [default: 1s]";
     /// Log filter (`RUST_LOG` syntax); `RUST_LOG` itself wins when set.
     log_level: String = "info", Yes, log_filter, "FILTER",
         "error, warn, info, debug, trace, or a RUST_LOG filter [default: info]";
@@ -343,6 +360,17 @@ impl Setting for Option<SocketAddr> {
     }
 }
 
+/// None is shown as "", as it is written.
+impl Setting for Option<PathBuf> {
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::String(
+            self.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        )
+    }
+}
+
 /// Off is shown as "0s", as it is written.
 impl Setting for Option<Duration> {
     fn to_toml(&self) -> toml::Value {
@@ -406,6 +434,11 @@ fn directory(v: &str) -> Result<PathBuf, String> {
         true => Err("must not be empty".into()),
         false => Ok(PathBuf::from(v)),
     }
+}
+
+/// Empty means none.
+fn optional_path(v: &str) -> Result<Option<PathBuf>, String> {
+    Ok((!v.is_empty()).then(|| PathBuf::from(v)))
 }
 
 fn boolean(v: &str) -> Result<bool, String> {
@@ -586,6 +619,10 @@ mod tests {
         ("max_validators", "11"),
         ("registration_rate", "0"),
         ("forget_after", "0s"),
+        ("node_id", "2"),
+        ("cluster_listen", "127.0.0.1:9100"),
+        ("cluster_secret_file", "/tmp/cluster.secret"),
+        ("election_timeout", "2s"),
         ("log_level", "debug"),
         ("log_format", "json"),
     ];

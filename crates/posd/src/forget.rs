@@ -6,7 +6,7 @@
 //! just been seen, so nobody is forgotten less than `forget_after` after it.
 
 use crate::clock;
-use crate::shared::Shared;
+use crate::shared::Serving;
 use pos_core::{Address, Status};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,28 +22,28 @@ fn period(forget_after: Duration) -> Duration {
 
 /// Sweeps until shutdown. `forget_after` is read from the running config at
 /// each sweep; zero turns forgetting off.
-pub(crate) async fn run(shared: Arc<Shared>) {
+pub(crate) async fn run(ctx: Serving) {
     let started = Instant::now();
     loop {
-        let forget_after = shared.config().forget_after;
+        let forget_after = ctx.config.get().forget_after;
         let wait = match forget_after.is_zero() {
             true => Duration::from_secs(60),
             false => period(forget_after),
         };
         tokio::select! {
-            () = shared.shutdown.cancelled() => return,
+            () = ctx.shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
         if forget_after.is_zero() || started.elapsed() < forget_after {
             continue;
         }
-        if let Err(e) = sweep(&shared, forget_after).await {
+        if let Err(e) = sweep(&ctx, forget_after).await {
             tracing::warn!(error = %e, "forgetting idle validators failed; will retry");
         }
     }
 }
 
-async fn sweep(shared: &Arc<Shared>, forget_after: Duration) -> anyhow::Result<()> {
+async fn sweep(ctx: &Serving, forget_after: Duration) -> anyhow::Result<()> {
     let Some(now_ms) = clock::now_ms() else {
         return Ok(()); // no trustworthy clock: forget nobody
     };
@@ -52,18 +52,18 @@ async fn sweep(shared: &Arc<Shared>, forget_after: Duration) -> anyhow::Result<(
     let Some(away_since) = Instant::now().checked_sub(forget_after) else {
         return Ok(());
     };
-    shared.connected.prune_left(away_since);
+    ctx.clients.connected.prune_left(away_since);
     let idle = {
-        let shared = Arc::clone(shared);
+        let (chain, clients) = (Arc::clone(&ctx.chain), Arc::clone(&ctx.clients));
         tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Address>> {
             let mut idle = Vec::new();
-            for v in shared.store.validators() {
+            for v in chain.store.validators() {
                 let v = v?;
                 let qualifies = v.status() == Status::Active
                     && v.blocks_won == 0
                     && v.registered_at_ms <= registered_by_ms
-                    && !shared.connected.seen_since(&v.address, away_since)
-                    && !shared.store.proposed(&v.address)?;
+                    && !clients.connected.seen_since(&v.address, away_since)
+                    && !chain.store.proposed(&v.address)?;
                 if qualifies {
                     idle.push(v.address);
                 }
@@ -73,8 +73,8 @@ async fn sweep(shared: &Arc<Shared>, forget_after: Duration) -> anyhow::Result<(
         .await??
     };
     for chunk in idle.chunks(CHUNK) {
-        shared
-            .writer
+        ctx.chain
+            .submit
             .forget(chunk.to_vec(), registered_by_ms)
             .await?;
     }

@@ -8,11 +8,14 @@
 //! - [`admin`] answers posctl on the Unix socket; [`http`] serves metrics,
 //!   the JSON API and the live page; [`query`] is the reads both make.
 //! - [`pending`], [`connected`], [`announce`]: in-memory round state and fan-out.
+//! - [`cluster`]: a cluster node's Raft, the leader's batcher, the peer
+//!   port; [`submit`]: where writes go (local writer or cluster).
 //! - [`config`]: keys, precedence, reload rules.
 
 mod admin;
 mod announce;
 mod clock;
+mod cluster;
 pub mod config;
 mod connected;
 mod forget;
@@ -29,6 +32,7 @@ mod server;
 mod session;
 mod shared;
 mod slots;
+mod submit;
 mod writer;
 
 use anyhow::Context;
@@ -132,6 +136,14 @@ pub struct Node {
     data_dir: std::path::PathBuf,
     /// Bound to `http_listen` when it is set.
     http: Option<std::net::TcpListener>,
+    /// A cluster node's port and secret; `None` standalone.
+    cluster: Option<ClusterPort>,
+}
+
+/// What a cluster node has before it serves.
+struct ClusterPort {
+    listener: std::net::TcpListener,
+    secret: pos_raft::ClusterSecret,
 }
 
 impl Node {
@@ -143,8 +155,31 @@ impl Node {
                 config.data_dir.display()
             )
         })?;
-        let store = Store::open(&dir, &config.chain_spec(clock::record_ms()))
-            .with_context(|| format!("cannot open data directory {}", dir.display()))?;
+        let spec = config.chain_spec(clock::record_ms());
+        // A cluster node never makes a genesis it did not bootstrap.
+        let store = match config.cluster_listen {
+            None => Store::open(&dir, &spec),
+            Some(_) => Store::open_awaiting(&dir, &spec),
+        }
+        .with_context(|| format!("cannot open data directory {}", dir.display()))?;
+        let cluster = config
+            .cluster_listen
+            .map(|addr| cluster_port(&config, addr))
+            .transpose()?;
+        if !store.has_chain()? {
+            tracing::info!(
+                data_dir = %dir.display(),
+                "no chain yet: run `posctl cluster init` on this node to start a cluster, or add it from the leader with `posctl cluster add`"
+            );
+            let http = config.http_listen.map(bind_http).transpose()?;
+            return Ok(Node {
+                config,
+                store: Arc::new(store),
+                data_dir: dir,
+                http,
+                cluster,
+            });
+        }
         // The chain's rules are chain data: a config that differs does not change them.
         let (config, differing) = config.with_chain_rules(&store.chain_spec());
         for (key, configured, chain_value) in differing {
@@ -181,6 +216,7 @@ impl Node {
             store: Arc::new(store),
             data_dir: dir,
             http,
+            cluster,
         })
     }
 
@@ -202,6 +238,7 @@ impl Node {
             store,
             data_dir,
             http,
+            cluster: cluster_port,
         } = self;
         // Kept to the end: see the fail-stop arm below.
         let last_store = Arc::clone(&store);
@@ -209,61 +246,111 @@ impl Node {
             .map(TcpListener::from_std)
             .transpose()
             .context("cannot serve the HTTP listener")?;
-        let metrics = Arc::new(http::metrics::Metrics::default());
+        let metrics = Arc::new(http::metrics::Metrics::new(cluster_port.is_some()));
         // Before the writer thread exists, so a refusal here releases the store at once.
         let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;
         let pending = Arc::new(pending::Pending::default());
-        let height = store.tip()?.index;
+        let height = match store.has_chain()? {
+            true => store.tip()?.index,
+            false => 0,
+        };
         let announcer = announce::Announcer::new(tokio::runtime::Handle::current(), height);
         let failed = CancellationToken::new();
         let config_tx = watch::Sender::new(Arc::new(config.clone()));
-        let (writer, writer_thread) = writer::Writer::spawn(writer::WriterContext {
+        let proposer = proposer::Proposer {
             store: Arc::clone(&store),
-            data_dir,
-            proposer: proposer::Proposer {
-                store: Arc::clone(&store),
-                pending: Arc::clone(&pending),
-                config: config_tx.subscribe(),
-                clock_behind: std::cell::Cell::new(false),
-            },
-            announcer: announcer.clone(),
-            failed: failed.clone(),
-            metrics: Arc::clone(&metrics),
-        })
-        .context("cannot start the writer thread")?;
+            pending: Arc::clone(&pending),
+            config: config_tx.subscribe(),
+            clock_behind: Default::default(),
+        };
         let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (submit, writer_thread, cluster, cluster_addr) = match cluster_port {
+            None => {
+                let (writer, thread) = writer::Writer::spawn(writer::WriterContext {
+                    store: Arc::clone(&store),
+                    data_dir,
+                    proposer,
+                    announcer: announcer.clone(),
+                    failed: failed.clone(),
+                    metrics: Arc::clone(&metrics),
+                })
+                .context("cannot start the writer thread")?;
+                let submit = submit::Submit::Local {
+                    writer,
+                    pending: Arc::clone(&pending),
+                };
+                (submit, Some(thread), None, None)
+            }
+            Some(port) => {
+                let replica = cluster::replica::Replica {
+                    me: config.node_id,
+                    pending: Arc::clone(&pending),
+                    announcer: announcer.clone(),
+                    metrics: Arc::clone(&metrics),
+                    waiters: Arc::default(),
+                    store: Arc::clone(&store),
+                    config: config_tx.clone(),
+                };
+                let (cluster, addr) = start_cluster(
+                    &config,
+                    port,
+                    replica,
+                    proposer,
+                    (Arc::clone(&store), &data_dir, Arc::clone(&metrics)),
+                    (&tracker, &token, &failed),
+                )
+                .await?;
+                let submit = submit::Submit::Cluster {
+                    cluster: Arc::clone(&cluster),
+                    pending: Arc::clone(&pending),
+                };
+                (submit, None, Some(cluster), Some(addr))
+            }
+        };
+        let chain = Arc::new(shared::Chain {
+            store,
+            submit,
+            pending,
+            announcer,
+            next_round: Arc::new(scheduler::NextRound::new(
+                tokio::time::Instant::now() + config.round_interval,
+            )),
+        });
         let shared = Arc::new(Shared {
             listen: listener
                 .local_addr()
                 .context("validator listener has no address")?,
             admin_socket: config.admin_socket.clone(),
             started: std::time::Instant::now(),
-            slots: Arc::default(),
-            next_round: Arc::new(scheduler::NextRound::new(
-                tokio::time::Instant::now() + config.round_interval,
-            )),
-            config: config_tx,
-            store,
-            writer,
-            pending,
-            announcer,
-            connected: Arc::default(),
+            config: shared::RunningConfig(config_tx),
+            chain,
+            clients: Arc::default(),
+            cluster,
+            cluster_addr,
             shutdown: token.clone(),
-            registrations: Default::default(),
             metrics,
         });
+        let serving = shared::Serving {
+            chain: Arc::clone(&shared.chain),
+            clients: Arc::clone(&shared.clients),
+            config: shared.config.clone(),
+            shutdown: token.clone(),
+        };
 
-        let tracker = TaskTracker::new();
         tracker.spawn({
             let shared = Arc::clone(&shared);
             async move {
-                let writer = shared.writer.clone();
                 scheduler::run(
                     shared.config.subscribe(),
-                    &shared.next_round,
+                    &shared.chain.next_round,
                     shared.shutdown.clone(),
                     || async {
-                        if let Err(e) = writer.round().await {
+                        // In a cluster only the leader's timer closes rounds.
+                        if shared.cluster.as_ref().is_some_and(|c| !c.is_leader()) {
+                            return;
+                        }
+                        if let Err(e) = shared.chain.submit.round().await {
                             tracing::error!(error = %e, "round failed; proposals dropped");
                         }
                     },
@@ -271,12 +358,8 @@ impl Node {
                 .await
             }
         });
-        tracker.spawn(forget::run(Arc::clone(&shared)));
-        tracker.spawn(server::serve(
-            listener,
-            Arc::clone(&shared),
-            tracker.clone(),
-        ));
+        tracker.spawn(forget::run(serving.clone()));
+        tracker.spawn(server::serve(listener, serving, tracker.clone()));
         tracker.spawn(admin::serve(
             admin_listener,
             Arc::clone(&shared),
@@ -303,7 +386,10 @@ impl Node {
             () = failed.cancelled() => {}
         }
         notify(sd_notify::NotifyState::Stopping);
-        tracing::info!(discarded_proposals = shared.pending.len(), "shutting down");
+        tracing::info!(
+            discarded_proposals = shared.chain.pending.len(),
+            "shutting down"
+        );
         reloader.abort();
         // Wait until it is gone, with its handle on `shared`.
         let _ = reloader.await;
@@ -315,8 +401,13 @@ impl Node {
         {
             tracing::warn!("some connections did not close in time");
         }
+        let cluster = shared.cluster.clone();
         drop(shared);
         drop(socket_file);
+        let Some(writer_thread) = writer_thread else {
+            let cluster = cluster.expect("a node without a writer is a cluster node");
+            return stop_cluster(&cluster, last_store, &failed).await;
+        };
         // The writer ends (after a last flush) once the last handle is gone.
         let written = tokio::task::spawn_blocking(move || writer_thread.join())
             .await
@@ -339,6 +430,122 @@ impl Node {
             Err(_) => anyhow::bail!("the writer thread panicked"),
         }
     }
+}
+
+/// Binds `cluster_listen` and reads the cluster's secret, which must be
+/// private to posd's user (mode 0600 or stricter) and not short.
+fn cluster_port(config: &Config, addr: std::net::SocketAddr) -> anyhow::Result<ClusterPort> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = config.cluster_secret_file.as_ref().context(
+        "cluster_listen is set but cluster_secret_file is not: every node needs the cluster's shared secret",
+    )?;
+    let read = || format!("cannot read cluster_secret_file {}", path.display());
+    let file = std::fs::File::open(path).with_context(read)?;
+    let mode = file.metadata().with_context(read)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "cluster_secret_file {} is readable by others (mode {:o}); chmod 600 it",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    let secret = std::io::read_to_string(file).with_context(read)?;
+    let secret = secret.trim();
+    if secret.len() < 16 {
+        anyhow::bail!(
+            "cluster_secret_file {} holds fewer than 16 characters; use a long random secret, e.g. `openssl rand -hex 32`",
+            path.display()
+        );
+    }
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} (cluster_listen)"))?;
+    listener
+        .set_nonblocking(true)
+        .with_context(|| format!("cannot listen on {addr} (cluster_listen)"))?;
+    tracing::info!(
+        node_id = config.node_id,
+        cluster_listen = %listener.local_addr().unwrap_or(addr),
+        "cluster node"
+    );
+    Ok(ClusterPort {
+        listener,
+        secret: pos_raft::ClusterSecret::new(secret.as_bytes().to_vec()),
+    })
+}
+
+/// Starts this node's Raft, the leader's batcher and the peer port. A
+/// fatal Raft error (storage) cancels `failed`, as the writer's would.
+async fn start_cluster(
+    config: &Config,
+    port: ClusterPort,
+    replica: cluster::replica::Replica,
+    proposer: proposer::Proposer,
+    (store, data_dir, metrics): (Arc<Store>, &std::path::Path, Arc<http::metrics::Metrics>),
+    (tracker, shutdown, failed): (&TaskTracker, &CancellationToken, &CancellationToken),
+) -> anyhow::Result<(Arc<cluster::Cluster>, std::net::SocketAddr)> {
+    let ClusterPort { listener, secret } = port;
+    let addr = listener
+        .local_addr()
+        .context("cluster listener has no address")?;
+    let waiters = Arc::clone(&replica.waiters);
+    let node = pos_raft::Node::start(
+        config.node_id,
+        config.election_timeout,
+        store,
+        data_dir,
+        Arc::new(replica),
+        secret.clone(),
+    )
+    .await
+    .context("cannot start the cluster node")?;
+    let (tx, rx) = tokio::sync::mpsc::channel(cluster::batcher::QUEUE);
+    let batcher = cluster::batcher::Batcher {
+        node: node.clone(),
+        proposer,
+        data_dir: data_dir.to_owned(),
+        metrics,
+    };
+    tokio::spawn(batcher.run(rx));
+    tokio::spawn({
+        let (node, failed) = (node.clone(), failed.clone());
+        async move {
+            let why = node.fatal().await;
+            if !failed.is_cancelled() {
+                tracing::error!(error = %why, "cluster node stopped: nothing more is acknowledged, posd stops");
+                failed.cancel();
+            }
+        }
+    });
+    let listener = TcpListener::from_std(listener).context("cannot serve cluster_listen")?;
+    let peers = cluster::peer::PeerServer {
+        node: node.clone(),
+        secret: secret.clone(),
+        batcher: tx.clone(),
+        shutdown: shutdown.clone(),
+    };
+    tracker.spawn(peers.serve(listener, tracker.clone()));
+    let cluster = cluster::Cluster::new(config.node_id, node, secret, waiters, tx);
+    Ok((Arc::new(cluster), addr))
+}
+
+/// Stops Raft; an error if it had stopped on its own (storage failed).
+async fn stop_cluster(
+    cluster: &cluster::Cluster,
+    store: Arc<Store>,
+    failed: &CancellationToken,
+) -> anyhow::Result<()> {
+    let stopped_by_fault = cluster.node.view().role == pos_raft::Role::Stopped;
+    // Raft's own end is not a fault once we asked it to stop.
+    failed.cancel();
+    cluster.node.shutdown().await;
+    if stopped_by_fault {
+        // As the writer's fail-stop: leave the store to the exit.
+        std::mem::forget(store);
+        anyhow::bail!("the cluster node stopped on a storage failure; restart to serve from disk");
+    }
+    drop(store);
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// Binds `http_listen`; the runtime takes it over in [`Node::serve`].
@@ -369,6 +576,6 @@ async fn apply_reloads(shared: Arc<Shared>, mut reloads: impl Stream<Item = Conf
             tracing::info!("config reloaded: nothing changed");
         }
         let effective = current.reloaded(&new);
-        shared.config.send_replace(Arc::new(effective));
+        shared.config.0.send_replace(Arc::new(effective));
     }
 }

@@ -8,9 +8,11 @@ use crate::config::Config;
 use crate::pending::Pending;
 use crate::round;
 use crate::writer::{Request, WriteError};
-use pos_core::Command;
+use pos_core::{Address, Command};
+use pos_proto::peer::LedgerWrite;
 use pos_store::{Store, StoreError};
-use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -20,7 +22,7 @@ pub(crate) struct Proposer {
     /// The running config: limits are read per command, so a reload applies.
     pub config: watch::Receiver<Arc<Config>>,
     /// Whether the clock was last seen behind the tip, so a jump back is logged once.
-    pub clock_behind: Cell<bool>,
+    pub clock_behind: AtomicBool,
 }
 
 impl Proposer {
@@ -28,7 +30,7 @@ impl Proposer {
     pub fn command(&self, request: Request) -> Command {
         let at_ms = clock::record_ms();
         match request {
-            Request::Register { address, stake } => {
+            Request::Ledger(LedgerWrite::Register { address, stake }) => {
                 let config = self.config.borrow();
                 Command::Register {
                     address,
@@ -38,7 +40,7 @@ impl Proposer {
                     at_ms,
                 }
             }
-            Request::Slash { address, reason } => {
+            Request::Ledger(LedgerWrite::Slash { address, reason }) => {
                 self.pending.withdraw(&address);
                 Command::Slash {
                     address,
@@ -46,7 +48,9 @@ impl Proposer {
                     at_ms,
                 }
             }
-            Request::Proposed { address } => Command::Proposed { address, at_ms },
+            Request::Ledger(LedgerWrite::Proposed { address }) => {
+                Command::Proposed { address, at_ms }
+            }
             Request::Forget {
                 addresses,
                 registered_by_ms,
@@ -57,14 +61,20 @@ impl Proposer {
         }
     }
 
-    /// The round to close now: its `CommitRound`, `None` without candidates,
-    /// or a refusal when the clock cannot stamp a block (proposals then stay).
-    pub fn round(&self) -> Result<Result<Option<Command>, WriteError>, StoreError> {
+    /// The round to close now: its `CommitRound`, `None` without
+    /// candidates, or a refusal when the clock cannot stamp a block (the
+    /// proposals then stay). `proposals` reads them from `pending`: the
+    /// standalone writer takes them; a cluster leader copies them (every
+    /// node takes them when it applies the round).
+    pub fn round(
+        &self,
+        proposals: impl FnOnce(&Pending) -> BTreeMap<Address, u32>,
+    ) -> Result<Result<Option<Command>, WriteError>, StoreError> {
         let Some(clock_ms) = clock::now_ms() else {
             tracing::error!("system clock is outside the years 1970-9999: round skipped");
             return Ok(Err(WriteError::Clock));
         };
-        let proposals = self.pending.take();
+        let proposals = proposals(&self.pending);
         let offered = proposals.len();
         let reward = self.config.borrow().block_reward;
         let next_secret = round::fresh_secret();
@@ -75,14 +85,14 @@ impl Proposer {
         };
         if let Command::CommitRound { block, .. } = &cmd {
             let behind = block.timestamp_ms > clock_ms;
-            if behind && !self.clock_behind.get() {
+            if behind && !self.clock_behind.load(Ordering::Relaxed) {
                 tracing::warn!(
                     clock = %pos_core::block::format_timestamp(clock_ms),
                     block = %pos_core::block::format_timestamp(block.timestamp_ms),
                     "clock is behind the chain's last block: block times continue from the chain"
                 );
             }
-            self.clock_behind.set(behind);
+            self.clock_behind.store(behind, Ordering::Relaxed);
         }
         Ok(Ok(Some(cmd)))
     }

@@ -233,6 +233,13 @@ pub mod say {
         )
     }
 
+    /// A cluster node that cannot reach a leader (SPEC §9); the connection stays.
+    pub const NO_LEADER: &str = "error: no leader reachable, try another node\n";
+
+    pub fn proposal_not_recorded(e: &dyn std::fmt::Display) -> String {
+        format!("error: proposal not recorded: {e}\n")
+    }
+
     pub fn could_not_register(e: &dyn std::fmt::Display) -> String {
         format!("error: could not register: {e}\n")
     }

@@ -2,8 +2,7 @@
 //! shedding connections that have not registered when it is reached.
 
 use crate::session;
-use crate::shared::Shared;
-use std::sync::Arc;
+use crate::shared::Serving;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -14,13 +13,12 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Accepts until shutdown; every session runs on `tracker`, so the caller can
 /// wait for them all to finish.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
-    while let Some((stream, peer)) = accept(&listener, &shared.shutdown, "validator").await {
-        let limit = shared.config().max_connections as usize;
-        match shared.slots.take(limit) {
+pub async fn serve(listener: TcpListener, ctx: Serving, tracker: TaskTracker) {
+    while let Some((stream, peer)) = accept(&listener, &ctx.shutdown, "validator").await {
+        let limit = ctx.config.get().max_connections as usize;
+        match ctx.clients.slots.take(limit) {
             Some(slot) => {
-                let shared = Arc::clone(&shared);
-                tracker.spawn(session::run(stream, peer, shared, slot));
+                tracker.spawn(session::run(stream, peer, ctx.clone(), slot));
             }
             None => {
                 tracing::warn!(%peer, limit, "connection limit reached, every connection registered; refusing");

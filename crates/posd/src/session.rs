@@ -7,7 +7,7 @@ use crate::connected::Claim;
 use crate::line::{Line, LineCodec, LineError};
 use crate::pending::RoundId;
 use crate::protocol::{self, say, Input, Limits, Prompt};
-use crate::shared::Shared;
+use crate::shared::Serving;
 use crate::slots::Slot;
 use crate::writer::WriteError;
 use futures::StreamExt;
@@ -51,7 +51,7 @@ enum Flow {
 }
 
 struct Session {
-    shared: Arc<Shared>,
+    ctx: Serving,
     /// The config as the connection opened: a reload applies to new connections.
     config: Arc<Config>,
     out: OwnedWriteHalf,
@@ -74,23 +74,23 @@ struct Session {
 
 /// Serves one connection until the client leaves, misbehaves fatally, or posd
 /// stops, or it is shed to make room (see [`Slot`]).
-pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot: Slot) {
+pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Serving, slot: Slot) {
     let _ = stream.set_nodelay(true);
     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&KEEPALIVE);
     let (rd, out) = stream.into_split();
-    let config = shared.config();
+    let config = ctx.config.get();
     let max_line = config.max_line_bytes as usize;
     let mut lines = FramedRead::with_capacity(rd, LineCodec::new(max_line), 256);
-    let mut announcements = shared.announcer.subscribe();
+    let mut announcements = ctx.chain.announcer.subscribe();
     // The futures that live as long as the session are made once: polling a
     // registered waiter again is cheap, registering 10,000 anew on every
     // line or announcement is not (the shutdown token is shared by all).
-    let mut shutdown = std::pin::pin!(shared.shutdown.clone().cancelled_owned());
+    let mut shutdown = std::pin::pin!(ctx.shutdown.clone().cancelled_owned());
     let mut shed = std::pin::pin!(slot.shed().cancelled_owned());
     let deadline = Instant::now() + config.stake_timeout;
     let mut s = Session {
-        shared,
+        ctx,
         config,
         out,
         peer,
@@ -130,8 +130,8 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot:
     // proposals within max_connections. After a takeover it is the new
     // connection's, and stays.
     if let Phase::Bpm(claim) = std::mem::replace(&mut s.phase, Phase::Stake(Instant::now())) {
-        let pending = &s.shared.pending;
-        claim.release(|address| pending.withdraw(address));
+        let submit = &s.ctx.chain.submit;
+        claim.release(|address| submit.withdraw(*address));
     }
     tracing::debug!(peer = %s.peer, "connection closed");
     // Free the slot before the socket closes, so a client that sees the close
@@ -311,22 +311,28 @@ impl Session {
 
     async fn register(&mut self, stake: u64) -> Flow {
         let ip = self.peer.ip();
-        let rate = self.shared.config().registration_rate;
-        if let Err(wait) = self.shared.registrations.take(ip, rate, Instant::now()) {
+        let rate = self.ctx.config.get().registration_rate;
+        if let Err(wait) = self
+            .ctx
+            .clients
+            .registrations
+            .take(ip, rate, Instant::now())
+        {
             return self.reply(&say::too_many_registrations(ip, wait)).await;
         }
         let mut key = ValidatorKey([0; 32]);
         rand::rngs::OsRng.fill_bytes(&mut key.0);
         let address = key.address();
-        match self.shared.writer.register(address, stake).await {
+        match self.ctx.chain.submit.register(address, stake).await {
             Ok(_) => self.proposed = false,
             Err(WriteError::Refused(Refusal::ValidatorLimit { max })) => {
                 return self.reply(&say::validator_limit(max)).await;
             }
+            Err(WriteError::NoLeader) => return self.reply(say::NO_LEADER).await,
             Err(e) => return self.reply(&say::could_not_register(&e)).await,
         }
         // A fresh random key: nobody else can hold its address.
-        let (claim, _) = self.shared.connected.claim(address);
+        let (claim, _) = self.ctx.clients.connected.claim(address);
         self.claimed(claim);
         self.reply(&say::registered(&address, &key.to_hex())).await
     }
@@ -339,12 +345,12 @@ impl Session {
 
     /// The block the open round makes, as far as posd has announced.
     fn next_block(&self) -> u64 {
-        self.shared.announcer.height() + 1
+        self.ctx.chain.announcer.height() + 1
     }
 
     async fn resume(&mut self, key: ValidatorKey) -> Flow {
         let address = key.address();
-        let v = match self.shared.store.validator(&address) {
+        let v = match self.ctx.chain.store.validator(&address) {
             Ok(Some(v)) => v,
             Ok(None) => return self.reply(say::NO_SUCH_KEY).await,
             Err(e) => return self.store_error(e).await,
@@ -352,17 +358,17 @@ impl Session {
         if let Some(s) = &v.slashed {
             return self.reply(&say::resume_slashed(&address, &s.reason)).await;
         }
-        self.proposed = match self.shared.store.proposed(&address) {
+        self.proposed = match self.ctx.chain.store.proposed(&address) {
             Ok(proposed) => proposed,
             Err(e) => return self.store_error(e).await,
         };
-        let (claim, took_over) = self.shared.connected.claim(address);
+        let (claim, took_over) = self.ctx.clients.connected.claim(address);
         if took_over {
             tracing::info!(peer = %self.peer, %address, "validator taken over by a resume");
         }
         self.claimed(claim);
         // A proposal the old connection left stays, and is now this one's.
-        let pending = self.shared.pending.get(&address);
+        let pending = self.ctx.chain.pending.get(&address);
         self.awaiting = pending.map(|(_, round)| round);
         let text = say::resumed(&v, pending.map(|(bpm, _)| (bpm, self.next_block())));
         self.reply(&text).await
@@ -374,14 +380,19 @@ impl Session {
         };
         if !self.proposed {
             // Once per validator, durably: a validator that proposed is never forgotten.
-            match self.shared.writer.proposed(address).await {
+            match self.ctx.chain.submit.proposed(address).await {
                 Ok(_) => self.proposed = true,
+                Err(WriteError::NoLeader) => return self.reply(say::NO_LEADER).await,
                 Err(e) => tracing::warn!(%address, error = %e, "cannot record a first proposal"),
             }
         }
-        let proposed = self.shared.pending.propose(address, bpm);
+        let proposed = match self.ctx.chain.submit.propose(address, bpm).await {
+            Ok(proposed) => proposed,
+            Err(WriteError::NoLeader) => return self.reply(say::NO_LEADER).await,
+            Err(e) => return self.reply(&say::proposal_not_recorded(&e)).await,
+        };
         self.awaiting = Some(proposed.round);
-        let left = self.shared.next_round.remaining();
+        let left = self.ctx.chain.next_round.remaining();
         let text = say::proposal(bpm, self.next_block(), proposed.replaced, left);
         self.reply(&text).await
     }
@@ -407,8 +418,10 @@ impl Session {
             return self.reply(&text).await;
         }
         let reason = format!("malformed block proposal: {why}");
-        let text = match self.shared.writer.slash(address, reason.clone()).await {
+        let text = match self.ctx.chain.submit.slash(address, reason.clone()).await {
             Ok(v) => say::slashed(&reason, &address, v.slashed.map_or(0, |s| s.forfeited)),
+            // Nobody is slashed for the cluster's trouble: the connection stays.
+            Err(WriteError::NoLeader) => return self.reply(say::NO_LEADER).await,
             Err(e) => say::slash_not_stored(&reason, &e),
         };
         self.send(&text).await;
@@ -419,7 +432,7 @@ impl Session {
         let Some(address) = self.address() else {
             return Flow::Close;
         };
-        match self.shared.store.validator(&address) {
+        match self.ctx.chain.store.validator(&address) {
             Ok(Some(v)) => self.reply(&say::balance(&v)).await,
             Ok(None) => self.reply(say::RECORD_MISSING).await,
             Err(e) => self.store_error(e).await,
@@ -427,12 +440,12 @@ impl Session {
     }
 
     async fn chain(&mut self, n: u64) -> Flow {
-        let tip = match self.shared.store.tip() {
+        let tip = match self.ctx.chain.store.tip() {
             Ok(t) => t.index,
             Err(e) => return self.store_error(e).await,
         };
         let mut text = String::new();
-        for block in self.shared.store.blocks(tip.saturating_sub(n - 1), tip) {
+        for block in self.ctx.chain.store.blocks(tip.saturating_sub(n - 1), tip) {
             match block {
                 Ok(b) => {
                     text.push_str(&b.to_json_line());
@@ -445,15 +458,15 @@ impl Session {
     }
 
     async fn status(&mut self) -> Flow {
-        let shared = &self.shared;
-        let (tip, counts) = match (shared.store.tip(), shared.store.counts()) {
+        let chain = &self.ctx.chain;
+        let (tip, counts) = match (chain.store.tip(), chain.store.counts()) {
             (Ok(t), Ok(c)) => (t, c),
             (Err(e), _) | (_, Err(e)) => return self.store_error(e).await,
         };
         let text = say::status(
             tip.index,
-            shared.next_round.remaining(),
-            shared.pending.len(),
+            chain.next_round.remaining(),
+            chain.pending.len(),
             counts.active,
             counts.slashed,
         );

@@ -18,9 +18,11 @@
 
 use crate::announce::Announcer;
 use crate::http::metrics::{Metrics, RoundEnd};
+use crate::pending::Pending;
 use crate::proposer::Proposer;
 use pos_core::transition::Change;
 use pos_core::{Address, Block, Command, Outcome, Refusal, RoundRecord, Validator};
+use pos_proto::peer::LedgerWrite;
 use pos_store::export::Snapshot;
 use pos_store::{Store, StoreError};
 use std::path::{Path, PathBuf};
@@ -58,17 +60,8 @@ enum Job {
 /// A ledger change as asked for; the proposer completes it into a
 /// [`Command`] with the clock and the chain's limits.
 pub(crate) enum Request {
-    Register {
-        address: Address,
-        stake: u64,
-    },
-    Slash {
-        address: Address,
-        reason: String,
-    },
-    Proposed {
-        address: Address,
-    },
+    Ledger(LedgerWrite),
+    /// The forget sweep's: local to a standalone node.
     Forget {
         addresses: Vec<Address>,
         registered_by_ms: u64,
@@ -105,6 +98,12 @@ pub enum WriteError {
     Storage(String),
     #[error("posd is shutting down")]
     Stopped,
+    /// A cluster node found no leader in time (SPEC §9's wording).
+    #[error("no leader reachable, try another node")]
+    NoLeader,
+    /// The cluster's leader could not write it; nothing changed.
+    #[error("{0}")]
+    Leader(String),
 }
 
 /// Everything the writer thread owns or shares.
@@ -163,17 +162,20 @@ impl Writer {
 
     /// Registers a validator; returns once it is on disk.
     pub async fn register(&self, address: Address, stake: u64) -> Result<Validator, WriteError> {
-        self.validator(Request::Register { address, stake }).await
+        self.validator(Request::Ledger(LedgerWrite::Register { address, stake }))
+            .await
     }
 
     /// Slashes a validator; returns once the slashing is on disk and announced.
     pub async fn slash(&self, address: Address, reason: String) -> Result<Validator, WriteError> {
-        self.validator(Request::Slash { address, reason }).await
+        self.validator(Request::Ledger(LedgerWrite::Slash { address, reason }))
+            .await
     }
 
     /// Records the validator's first proposal: from then on it is never forgotten.
     pub async fn proposed(&self, address: Address) -> Result<Validator, WriteError> {
-        self.validator(Request::Proposed { address }).await
+        self.validator(Request::Ledger(LedgerWrite::Proposed { address }))
+            .await
     }
 
     /// Removes those of `addresses` that still qualify for forgetting (see
@@ -251,7 +253,7 @@ fn answer(outcome: Result<Outcome, StoreError>) -> Result<Result<Change, WriteEr
 }
 
 /// `Ok` while the data directory's file system has more than [`DISK_RESERVE`] free.
-fn check_space(dir: &Path) -> Result<(), WriteError> {
+pub(crate) fn check_space(dir: &Path) -> Result<(), WriteError> {
     let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| {
         WriteError::Storage(format!("cannot check free space on {}: {e}", dir.display()))
     })?;
@@ -346,7 +348,7 @@ fn execute(ctx: &WriterContext, job: Job) -> Result<Applied, StoreError> {
     })
 }
 
-fn log(cmd: &Command, change: &Change) {
+pub(crate) fn log(cmd: &Command, change: &Change) {
     match (cmd, change) {
         (Command::Register { address, stake, .. }, _) => {
             tracing::info!(%address, stake, "validator registered")
@@ -369,7 +371,7 @@ fn log(cmd: &Command, change: &Change) {
 /// Closes the round: the proposer's `CommitRound` applied, no block, or a
 /// refusal (the clock cannot stamp one: the proposals then stay).
 fn close_round(ctx: &WriterContext) -> Result<Result<RoundOutcome, WriteError>, StoreError> {
-    let cmd = match ctx.proposer.round()? {
+    let cmd = match ctx.proposer.round(Pending::take)? {
         Ok(Some(cmd)) => cmd,
         Ok(None) => return Ok(Ok(RoundOutcome::NoCandidates)),
         Err(e) => return Ok(Err(e)),

@@ -56,11 +56,28 @@ impl Store {
         input: impl BufRead,
     ) -> Result<Option<serde_json::Value>, StoreError> {
         let verified = verify(input, &self.spool_dir())?;
-        Ok(self.install(verified)?.header.extra)
+        Ok(self.install(verified, None)?.header.extra)
+    }
+
+    /// [`Store::restore_from`] for a cluster node installing a snapshot:
+    /// `raft_applied` (the snapshot's log position, as the cluster encodes
+    /// it) is written with the state, before the marker goes, so a crash
+    /// never leaves the new state at the old position.
+    pub fn restore_snapshot(
+        &self,
+        input: impl BufRead,
+        raft_applied: &[u8],
+    ) -> Result<(), StoreError> {
+        let verified = verify(input, &self.spool_dir())?;
+        self.install(verified, Some(raft_applied)).map(|_| ())
     }
 
     /// The second pass: the verified entries replace the store's.
-    fn install(&self, verified: Verified) -> Result<Imported, StoreError> {
+    fn install(
+        &self,
+        verified: Verified,
+        raft_applied: Option<&[u8]>,
+    ) -> Result<Imported, StoreError> {
         let marker = self.data_dir().map(|dir| (dir.join(PARTIAL), dir));
         if let Some((marker, dir)) = &marker {
             File::create(marker).map_err(io_err(marker))?;
@@ -100,6 +117,9 @@ impl Store {
         meta.insert(META_LOTTERY_FROM, &anchor.from.to_be_bytes())?;
         meta.insert(META_LOTTERY_ANCHOR, &anchor.commitment.0)?;
         meta.insert(META_LOTTERY_SECRET, &h.lottery.pending_secret.0)?;
+        if let Some(position) = raft_applied {
+            meta.insert(META_RAFT_APPLIED, position)?;
+        }
         self.replaced(h.chain_spec.clone(), anchor);
         self.flush()?;
         if let Some((marker, dir)) = &marker {
@@ -143,8 +163,13 @@ pub fn import(input: impl BufRead, target: &Path) -> Result<Imported, StoreError
     };
     // The spool has no name: the target holds only the lock while the stream is read.
     let verified = verify(input, target)?;
-    let store = Store::open_locked(target, &verified.header.chain_spec, lock)?;
-    let imported = store.install(verified)?;
+    let store = Store::open_locked(
+        target,
+        &verified.header.chain_spec,
+        lock,
+        crate::store::Genesis::Await,
+    )?;
+    let imported = store.install(verified, None)?;
     drop(store);
     guard.armed = false;
     Ok(imported)

@@ -2,6 +2,7 @@
 
 pub mod block;
 pub mod chain;
+pub mod cluster;
 pub mod export;
 pub mod lottery;
 pub mod status;

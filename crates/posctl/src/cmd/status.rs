@@ -51,6 +51,13 @@ pub async fn run(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCod
             ("listen", s.listen),
             ("admin socket", s.admin_socket),
             ("data dir", s.data_dir),
+            (
+                "cluster",
+                s.cluster.as_ref().map_or("standalone".to_string(), |c| {
+                    let leader = c.leader_id.map_or("none".into(), |l| l.to_string());
+                    format!("node {}, {}, leader {leader}", c.node_id, c.role)
+                }),
+            ),
             ("version", s.version),
             ("pid", s.pid.to_string()),
         ])?;

@@ -2,7 +2,7 @@
 
 use super::{send_chunks, send_found, store_error, stream_chunks, Out};
 use crate::query;
-use crate::shared::Shared;
+use crate::shared::Chain;
 use pos_proto::{write_frame, BlockId, HexPrefix, ProtoError, Response};
 use pos_store::Store;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Shortest heartbeat interval posd agrees to, so no client can make it spin.
 const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
@@ -18,19 +19,19 @@ const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
 const PROGRESS_EVERY: u64 = 16 * 1024;
 
 pub async fn show(
-    shared: &Shared,
+    chain: &Chain,
     out: &mut Out,
     from: Option<u64>,
     to: Option<u64>,
     last: Option<u64>,
 ) -> Result<(), ProtoError> {
-    let height = match shared.store.tip() {
+    let height = match chain.store.tip() {
         Ok(tip) => tip.index,
         Err(e) => return store_error(out, e).await,
     };
     match query::block_range(height, from, to, last) {
         Some(range) => {
-            let blocks = shared.store.blocks(*range.start(), *range.end());
+            let blocks = chain.store.blocks(*range.start(), *range.end());
             send_chunks(out, blocks, Response::Blocks).await
         }
         None => write_frame(out, &Response::End).await,
@@ -43,22 +44,23 @@ pub async fn show(
 /// a block committed after any read is announced to us, so none is missed,
 /// and reading from the next index on means none is sent twice.
 pub async fn follow(
-    shared: &Shared,
+    chain: &Chain,
+    shutdown: &CancellationToken,
     out: &mut Out,
     from: u64,
     heartbeat_ms: u64,
 ) -> Result<(), ProtoError> {
     let heartbeat = Duration::from_millis(heartbeat_ms).max(MIN_HEARTBEAT);
-    let mut woken = shared.announcer.subscribe();
+    let mut woken = chain.announcer.subscribe();
     let mut next = from;
     let mut quiet_until = Instant::now() + heartbeat;
     loop {
-        let height = match shared.store.tip() {
+        let height = match chain.store.tip() {
             Ok(tip) => tip.index,
             Err(e) => return store_error(out, e).await,
         };
         if next <= height {
-            if !stream_chunks(out, shared.store.blocks(next, height), Response::Blocks).await? {
+            if !stream_chunks(out, chain.store.blocks(next, height), Response::Blocks).await? {
                 return Ok(());
             }
             out.flush().await?;
@@ -66,7 +68,7 @@ pub async fn follow(
             quiet_until = Instant::now() + heartbeat;
         }
         tokio::select! {
-            _ = shared.shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => return Ok(()),
             woke = woken.recv() => {
                 // Lagging behind only means several blocks to read at once.
                 if let Err(broadcast::error::RecvError::Closed) = woke {
@@ -82,25 +84,25 @@ pub async fn follow(
     }
 }
 
-pub async fn block(shared: &Shared, out: &mut Out, id: BlockId) -> Result<(), ProtoError> {
-    let found = query::block(&shared.store, id);
+pub async fn block(chain: &Chain, out: &mut Out, id: BlockId) -> Result<(), ProtoError> {
+    let found = query::block(&chain.store, id);
     send_found(out, found, |b| Response::Blocks(vec![b])).await
 }
 
 /// `posctl block <HASH-PREFIX>`: the one block whose hash starts so.
 pub async fn block_by_prefix(
-    shared: &Shared,
+    chain: &Chain,
     out: &mut Out,
     prefix: HexPrefix,
 ) -> Result<(), ProtoError> {
-    let found = query::block_by_prefix(&shared.store, &prefix);
+    let found = query::block_by_prefix(&chain.store, &prefix);
     send_found(out, found, |b| Response::Blocks(vec![b])).await
 }
 
 /// Verifies on a blocking thread, streaming progress; stops if the client leaves.
-pub async fn verify(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
+pub async fn verify(chain: &Chain, out: &mut Out) -> Result<(), ProtoError> {
     let (tx, mut rx) = mpsc::channel(4);
-    let store = Arc::clone(&shared.store);
+    let store = Arc::clone(&chain.store);
     let worker = tokio::task::spawn_blocking(move || verify_all(&store, &tx));
     while let Some(msg) = rx.recv().await {
         write_frame(out, &msg).await?;

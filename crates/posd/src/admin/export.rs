@@ -2,7 +2,7 @@
 //! writer between two commits) streamed as export lines (docs/EXPORT.md).
 
 use super::Out;
-use crate::shared::Shared;
+use crate::shared::Chain;
 use pos_proto::{write_frame, Bytes, ProtoError, Response};
 use pos_store::StoreError;
 use std::io::{self, Write};
@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 /// Bytes of export lines per frame, well under the frame limit.
 const CHUNK_BYTES: usize = 1 << 20;
 
-pub async fn export(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
-    let snapshot = match shared.writer.snapshot().await {
+pub async fn export(chain: &Chain, out: &mut Out) -> Result<(), ProtoError> {
+    let snapshot = match chain.submit.snapshot().await {
         Ok(snapshot) => snapshot,
         Err(e) => {
             let why = format!("cannot take a snapshot: {e}");

@@ -2,13 +2,13 @@
 
 use super::{send_chunks, store_error, Out};
 use crate::query;
-use crate::shared::Shared;
+use crate::shared::Chain;
 use crate::writer::RoundOutcome;
 use pos_proto::{write_frame, LotteryOutcome, ProtoError, Response, RoundHead};
 
 /// Forces a round through the writer: the same serialized path as the timer.
-pub async fn run(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
-    let response = match shared.writer.round().await {
+pub async fn run(chain: &Chain, out: &mut Out) -> Result<(), ProtoError> {
+    let response = match chain.submit.round().await {
         Ok(RoundOutcome::Committed { block, round }) => {
             Response::Lottery(LotteryOutcome::Committed {
                 block,
@@ -22,12 +22,12 @@ pub async fn run(shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
 }
 
 /// Sends the stored draw of block `index`: its head, then its candidates.
-pub async fn explain(shared: &Shared, out: &mut Out, index: u64) -> Result<(), ProtoError> {
+pub async fn explain(chain: &Chain, out: &mut Out, index: u64) -> Result<(), ProtoError> {
     let query::Draw {
         record: round,
         prev_hash,
         commitment,
-    } = match query::round(&shared.store, index) {
+    } = match query::round(&chain.store, index) {
         Ok(Ok(found)) => found,
         Ok(Err(why)) => return write_frame(out, &Response::Error(why)).await,
         Err(e) => return store_error(out, e).await,

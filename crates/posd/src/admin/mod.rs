@@ -122,21 +122,40 @@ async fn send_welcome(out: &mut Out, welcome: Welcome) -> Result<(), ProtoError>
 }
 
 async fn dispatch(request: Request, shared: &Shared, out: &mut Out) -> Result<(), ProtoError> {
+    let (chain, clients) = (&*shared.chain, &*shared.clients);
     match request {
         Request::Status => status::status(shared, out).await,
-        Request::ChainShow { from, to, last } => chain::show(shared, out, from, to, last).await,
-        Request::Block(id) => chain::block(shared, out, id).await,
-        Request::ChainVerify => chain::verify(shared, out).await,
-        Request::Validators { all } => validators::list(shared, out, all).await,
-        Request::Validator(address) => validators::one(shared, out, address).await,
-        Request::LotteryRun => lottery::run(shared, out).await,
-        Request::LotteryExplain(index) => lottery::explain(shared, out, index).await,
-        Request::BlockByPrefix(prefix) => chain::block_by_prefix(shared, out, prefix).await,
-        Request::ValidatorByPrefix(prefix) => validators::by_prefix(shared, out, prefix).await,
-        Request::ChainFollow { from, heartbeat_ms } => {
-            chain::follow(shared, out, from, heartbeat_ms).await
+        Request::ChainShow { from, to, last } => chain::show(chain, out, from, to, last).await,
+        Request::Block(id) => chain::block(chain, out, id).await,
+        Request::ChainVerify => chain::verify(chain, out).await,
+        Request::Validators { all } => validators::list((chain, clients), out, all).await,
+        Request::Validator(address) => validators::one((chain, clients), out, address).await,
+        Request::LotteryRun => lottery::run(chain, out).await,
+        Request::LotteryExplain(index) => lottery::explain(chain, out, index).await,
+        Request::BlockByPrefix(prefix) => chain::block_by_prefix(chain, out, prefix).await,
+        Request::ValidatorByPrefix(prefix) => {
+            validators::by_prefix((chain, clients), out, prefix).await
         }
-        Request::Export => export::export(shared, out).await,
+        Request::ChainFollow { from, heartbeat_ms } => {
+            chain::follow(chain, &shared.shutdown, out, from, heartbeat_ms).await
+        }
+        Request::Export => export::export(chain, out).await,
+        Request::ClusterInit
+        | Request::ClusterAdd { .. }
+        | Request::ClusterRemove { .. }
+        | Request::ClusterStatus => {
+            let spec = shared.config().chain_spec(crate::clock::record_ms());
+            let answer = crate::cluster::admin::answer(
+                shared.cluster.as_deref(),
+                &chain.store,
+                &spec,
+                shared.cluster_addr,
+                &request,
+            )
+            .await
+            .expect("a cluster request");
+            write_frame(out, &answer).await
+        }
     }
 }
 

@@ -121,14 +121,14 @@ pub async fn blocks(
         Ok(r) => r,
         Err(refused) => return *refused,
     };
-    let height = match shared.store.tip() {
+    let height = match shared.chain.store.tip() {
         Ok(tip) => tip.index,
         Err(e) => return store_failed(e),
     };
     let blocks = match query::block_range(height, r.from, r.to, r.last) {
-        Some(range) => shared.store.blocks(*range.start(), *range.end()),
+        Some(range) => shared.chain.store.blocks(*range.start(), *range.end()),
         // An empty range of the same iterator type.
-        None => shared.store.blocks(1, 0),
+        None => shared.chain.store.blocks(1, 0),
     };
     json_lines(blocks.map(|b| b.map(|b| json::block(&b))))
 }
@@ -145,7 +145,7 @@ fn hex(s: &str) -> Result<Result<Digest, HexPrefix>, String> {
 
 /// `/api/blocks/<index|hash|hash prefix>`, read as `posctl block` reads it.
 pub async fn block(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    let store = &shared.store;
+    let store = &shared.chain.store;
     let found = match (id.parse::<u64>(), hex(&id)) {
         (Ok(index), digits) => match (query::block(store, BlockId::Index(index)), digits) {
             // Digits that are no block's index may still start a hash.
@@ -198,17 +198,18 @@ pub async fn validators(
         Listed::Slashed => status == Status::Slashed,
     };
     let items = shared
+        .chain
         .store
         .validators()
         .filter(move |v| v.as_ref().map_or(true, |v| wanted(v.status())))
         .take(limit)
-        .map(move |v| v.map(|v| json::validator(&shared.validator_info(v))));
+        .map(move |v| v.map(|v| json::validator(&shared.clients.info(v))));
     json_lines(items)
 }
 
 /// `/api/validators/<address|prefix>`, as `posctl validator`.
 pub async fn validator(State(shared): State<Arc<Shared>>, Path(address): Path<String>) -> Response {
-    let store = &shared.store;
+    let store = &shared.chain.store;
     let found = match hex(&address) {
         Ok(Ok(whole)) => query::validator(store, &Address(whole)),
         Ok(Err(prefix)) => query::validator_by_prefix(store, &prefix),
@@ -217,7 +218,7 @@ pub async fn validator(State(shared): State<Arc<Shared>>, Path(address): Path<St
             return error(StatusCode::BAD_REQUEST, &why);
         }
     };
-    answer(found, |v| json::validator(&shared.validator_info(v)))
+    answer(found, |v| json::validator(&shared.clients.info(v)))
 }
 
 /// `/api/rounds/<index>`: block `index`'s draw, replayed here, as `posctl lottery explain`.
@@ -226,7 +227,7 @@ pub async fn round(State(shared): State<Arc<Shared>>, Path(index): Path<String>)
         let why = format!("expected a block index (a whole number), not {index:?}");
         return error(StatusCode::BAD_REQUEST, &why);
     };
-    answer(query::round(&shared.store, index), |d| {
+    answer(query::round(&shared.chain.store, index), |d| {
         let commitment = d.commitment.as_ref();
         let replay = d.record.replay(&d.prev_hash, commitment);
         json::round(&d.record, &d.prev_hash, commitment, &replay)
@@ -238,8 +239,8 @@ pub async fn round(State(shared): State<Arc<Shared>>, Path(index): Path<String>)
 /// commitment its draw will answer (public, as in `posctl status`).
 pub async fn open_round(State(shared): State<Arc<Shared>>) -> Response {
     let reward = shared.config().block_reward;
-    let proposals = shared.pending.snapshot();
-    let store = &shared.store;
+    let proposals = shared.chain.pending.snapshot();
+    let store = &shared.chain.store;
     let found = store.tip().and_then(|tip| {
         let candidates = round::candidates(store, proposals, reward, |_| {})?;
         Ok((tip, candidates, store.next_commitment()?))
@@ -252,7 +253,7 @@ pub async fn open_round(State(shared): State<Arc<Shared>>) -> Response {
     Json(json!({
         "index": tip.index + 1,
         "prev_hash": tip.hash.to_string(),
-        "next_round_in_ms": shared.next_round.remaining().as_millis() as u64,
+        "next_round_in_ms": shared.chain.next_round.remaining().as_millis() as u64,
         "round_interval_ms": shared.config().round_interval.as_millis() as u64,
         "commitment": commitment.to_string(),
         "total_stake": total.to_string(),

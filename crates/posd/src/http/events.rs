@@ -59,8 +59,8 @@ pub async fn stream(
         },
     };
     // Subscribed before the height is read: nothing can fall in between.
-    let announcements = shared.announcer.subscribe();
-    let sent = after.unwrap_or_else(|| shared.announcer.height());
+    let announcements = shared.chain.announcer.subscribe();
+    let sent = after.unwrap_or_else(|| shared.chain.announcer.height());
     let feed = Feed {
         shared,
         announcements,
@@ -87,9 +87,9 @@ impl Feed {
     /// The next event; `None` ends the stream (shutdown, or a storage failure).
     async fn next(&mut self) -> Option<Event> {
         loop {
-            if self.sent < self.shared.announcer.height() {
+            if self.sent < self.shared.chain.announcer.height() {
                 let index = self.sent + 1;
-                return match self.shared.store.block(index) {
+                return match self.shared.chain.store.block(index) {
                     Ok(Some(block)) => {
                         self.sent = index;
                         Some(event("block", &json::block(&block)).id(index.to_string()))
@@ -112,7 +112,7 @@ impl Feed {
                 // Blocks are read at the top of the loop.
                 Ok(Announcement::Round { .. }) => {}
                 Ok(Announcement::Slashed { validator, .. }) => {
-                    let info = self.shared.validator_info((*validator).clone());
+                    let info = self.shared.clients.info((*validator).clone());
                     return Some(event("slashing", &json::validator(&info)));
                 }
                 Ok(Announcement::Text(text)) => return Some(notice(text.trim_end())),

@@ -62,10 +62,15 @@ pub struct Metrics {
     rounds: Family<Label, Counter>,
     slashings: Counter,
     commit: Histogram,
+    /// A cluster node's Raft: term, whether it leads, last applied index.
+    raft_term: Gauge,
+    raft_is_leader: Gauge,
+    raft_applied: Gauge,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// The registry of a standalone node, or with `cluster` the Raft series too.
+    pub fn new(cluster: bool) -> Self {
         let m = Metrics {
             registry: Registry::default(),
             height: Gauge::default(),
@@ -77,6 +82,9 @@ impl Default for Metrics {
             slashings: Counter::default(),
             // 0.25 ms to about 4 s: an fsync on a busy disk takes tens of ms.
             commit: Histogram::new(exponential_buckets(0.000_25, 2.0, 15)),
+            raft_term: Gauge::default(),
+            raft_is_leader: Gauge::default(),
+            raft_applied: Gauge::default(),
         };
         // Every outcome shows from the start (as 0), so rate() sees its first one.
         for end in [
@@ -120,14 +128,29 @@ impl Default for Metrics {
         );
         registry.register(
             "posd_commit_seconds",
-            "Group commits of the writer: apply, flush and sync of one batch",
+            "Group commits: apply, flush and sync of one batch (in a cluster: the leader's Raft write)",
             m.commit.clone(),
         );
+        if cluster {
+            registry.register(
+                "posd_raft_term",
+                "Raft term this node is in",
+                m.raft_term.clone(),
+            );
+            registry.register(
+                "posd_raft_is_leader",
+                "1 if this node leads the cluster",
+                m.raft_is_leader.clone(),
+            );
+            registry.register(
+                "posd_raft_applied",
+                "Index of the last Raft entry applied here",
+                m.raft_applied.clone(),
+            );
+        }
         Metrics { registry, ..m }
     }
-}
 
-impl Metrics {
     /// One group commit took `took`.
     pub fn commit(&self, took: Duration) {
         self.commit.observe(took.as_secs_f64());
@@ -152,15 +175,22 @@ impl Metrics {
 
     /// Reads the gauges from `shared` and encodes everything.
     fn scrape(&self, shared: &Shared) -> Result<String, String> {
-        let counts = shared.store.counts().map_err(|e| e.to_string())?;
-        self.height.set(shared.announcer.height() as i64);
+        let counts = shared.chain.store.counts().map_err(|e| e.to_string())?;
+        self.height.set(shared.chain.announcer.height() as i64);
         for (status, n) in [("active", counts.active), ("slashed", counts.slashed)] {
             self.validators
                 .get_or_create(&[("status", status)])
                 .set(n as i64);
         }
-        self.connections.set(shared.slots.active() as i64);
-        self.pending.set(shared.pending.len() as i64);
+        self.connections.set(shared.clients.slots.active() as i64);
+        self.pending.set(shared.chain.pending.len() as i64);
+        if let Some(cluster) = &shared.cluster {
+            let view = cluster.node.view();
+            self.raft_term.set(view.term as i64);
+            self.raft_is_leader
+                .set(i64::from(view.leader == Some(view.me)));
+            self.raft_applied.set(view.applied as i64);
+        }
         let mut text = String::new();
         prometheus_text::encode(&mut text, &self.registry).map_err(|e| e.to_string())?;
         Ok(text)

@@ -4,6 +4,9 @@
 mod admin;
 mod browser;
 mod clock;
+mod cluster;
+mod cluster_faults;
+mod cluster_partition;
 mod config;
 mod crash;
 mod damage;

@@ -10,6 +10,10 @@
 //! Needs root and /dev/fuse; tests/powerloss/run.sh builds LazyFS and runs it:
 //!
 //!   powerloss --lazyfs /var/tmp/posd-lazyfs/lazyfs/build/lazyfs --work /var/tmp/pl.1 --cycles 5
+//!
+//! With `--cluster`, the cuts hit one node of a 3-node cluster ([`cluster`]).
+
+mod cluster;
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
@@ -66,6 +70,10 @@ struct Cli {
     /// The posctl binary (default: beside this one).
     #[arg(long)]
     posctl: Option<PathBuf>,
+    /// Three posd nodes in a cluster, one on LazyFS; cuts are SIGKILL +
+    /// clear-cache on that node (`--faults` does not apply).
+    #[arg(long)]
+    cluster: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -157,6 +165,22 @@ struct Totals {
     failed: u32,
 }
 
+impl Totals {
+    /// Fails a run whose load never ran; prints the count; the exit code.
+    fn verdict(mut self, cycles: u32) -> ExitCode {
+        if cycles > 0 && self.acked.contains(&0) {
+            println!("FAILED: the load did not run (nothing of some kind was acknowledged)");
+            self.failed += 1;
+        }
+        println!("{} passed, {} failed", self.passed, self.failed);
+        if self.failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn add(total: &mut [usize; 3], n: [usize; 3]) {
     total.iter_mut().zip(n).for_each(|(t, n)| *t += n);
 }
@@ -177,11 +201,18 @@ async fn main() -> anyhow::Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
     });
+    let mut rng = StdRng::seed_from_u64(seed);
+    if cli.cluster {
+        println!(
+            "power-loss test, cluster: {} cycles, seed {seed} (POSD_POWERLOSS_SEED)",
+            cli.cycles
+        );
+        return cluster::run(&cli, posd_bin, &posctl, &mut rng).await;
+    }
     println!(
         "power-loss test: {} cycles, faults in turn {:?}, seed {seed} (POSD_POWERLOSS_SEED)",
         cli.cycles, cli.faults
     );
-    let mut rng = StdRng::seed_from_u64(seed);
     let socket = cli.work.join("admin.sock");
     // Everything acknowledged and not yet reported lost: checked after every cut.
     let mut acked = Acked::default();
@@ -240,16 +271,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         );
         totals.failed += 1;
     }
-    if cli.cycles > 0 && totals.acked.contains(&0) {
-        println!("FAILED: the load did not run (nothing of some kind was acknowledged)");
-        totals.failed += 1;
-    }
-    println!("{} passed, {} failed", totals.passed, totals.failed);
-    Ok(if totals.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(totals.verdict(cli.cycles))
 }
 
 /// posd on `data` with its admin socket off LazyFS; ready for requests.

@@ -1,0 +1,188 @@
+//! The Raft log and vote over pos-store. Every write is on stable storage
+//! before openraft hears of it: `append` calls back only after the sync,
+//! `save_vote` returns only after it (CLUSTER-NOTES: the way Raft systems
+//! lose data is to say "saved" early).
+
+use crate::types::{decode, encode, Entry, LogId, StorageError, TypeConfig, Vote};
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{ErrorSubject, ErrorVerb, RaftLogReader};
+use pos_store::{Store, StoreError};
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+/// Cheap to clone: openraft asks for separate readers.
+#[derive(Clone)]
+pub struct LogStore {
+    store: Arc<Store>,
+}
+
+impl LogStore {
+    pub fn new(store: Arc<Store>) -> Self {
+        LogStore { store }
+    }
+
+    /// Runs blocking store IO off the runtime's worker.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        subject: ErrorSubject<u64>,
+        verb: ErrorVerb,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| io_error(subject.clone(), verb, e))?
+            .map_err(|e| io_error(subject, verb, e))
+    }
+}
+
+pub(crate) fn io_error(
+    subject: ErrorSubject<u64>,
+    verb: ErrorVerb,
+    e: impl std::error::Error + 'static,
+) -> StorageError {
+    openraft::StorageIOError::new(subject, verb, openraft::AnyError::new(&e)).into()
+}
+
+fn corrupt(subject: ErrorSubject<u64>, e: bincode::error::DecodeError) -> StorageError {
+    io_error(subject, ErrorVerb::Read, e)
+}
+
+fn decoded<T: serde::de::DeserializeOwned>(
+    subject: ErrorSubject<u64>,
+    bytes: Option<Vec<u8>>,
+) -> Result<Option<T>, StorageError> {
+    bytes
+        .map(|b| decode(&b).map_err(|e| corrupt(subject, e)))
+        .transpose()
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let from = match range.start_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => i + 1,
+            Bound::Unbounded => 0,
+        };
+        let to = match range.end_bound() {
+            Bound::Included(&i) => i.saturating_add(1),
+            Bound::Excluded(&i) => i,
+            Bound::Unbounded => u64::MAX,
+        };
+        let raw = self
+            .blocking(ErrorSubject::Logs, ErrorVerb::Read, move |s| {
+                s.raft_log(from, to)
+            })
+            .await?;
+        raw.into_iter()
+            .map(|(index, bytes)| {
+                decode(&bytes).map_err(|e| corrupt(ErrorSubject::LogIndex(index), e))
+            })
+            .collect()
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let (purged, last) = self
+            .blocking(ErrorSubject::Logs, ErrorVerb::Read, |s| {
+                Ok((s.raft_purged()?, s.last_raft_entry()?))
+            })
+            .await?;
+        let last_purged_log_id: Option<LogId> = decoded(ErrorSubject::Logs, purged)?;
+        let last_entry: Option<Entry> = decoded(ErrorSubject::Logs, last.map(|(_, e)| e))?;
+        let last_log_id = last_entry.map(|e| e.log_id).or(last_purged_log_id);
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        let bytes = encode(vote);
+        self.blocking(ErrorSubject::Vote, ErrorVerb::Write, move |s| {
+            s.save_raft_vote(&bytes)
+        })
+        .await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        let bytes = self
+            .blocking(ErrorSubject::Vote, ErrorVerb::Read, |s| s.raft_vote())
+            .await?;
+        decoded(ErrorSubject::Vote, bytes)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let bytes = encode(&committed);
+        self.blocking(ErrorSubject::Store, ErrorVerb::Write, move |s| {
+            s.save_raft_committed(&bytes)
+        })
+        .await
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        let bytes = self
+            .blocking(ErrorSubject::Store, ErrorVerb::Read, |s| s.raft_committed())
+            .await?;
+        Ok(decoded::<Option<LogId>>(ErrorSubject::Store, bytes)?.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let encoded: Vec<(u64, Vec<u8>)> = entries
+            .into_iter()
+            .map(|e| (e.log_id.index, encode(&e)))
+            .collect();
+        let result = self
+            .blocking(ErrorSubject::Logs, ErrorVerb::Write, move |s| {
+                s.append_raft_log(encoded)
+            })
+            .await;
+        // Synced (or failed) by now: only then may openraft count the entries.
+        match &result {
+            Ok(()) => callback.log_io_completed(Ok(())),
+            Err(e) => callback.log_io_completed(Err(std::io::Error::other(e.to_string()))),
+        }
+        result
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.blocking(ErrorSubject::Logs, ErrorVerb::Delete, move |s| {
+            s.truncate_raft_log(log_id.index)
+        })
+        .await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let bytes = encode(&log_id);
+        self.blocking(ErrorSubject::Logs, ErrorVerb::Delete, move |s| {
+            s.purge_raft_log(log_id.index, &bytes)
+        })
+        .await
+    }
+}
+
+/// The index of the last entry the node saved as committed (0 if none).
+pub fn committed_index(store: &Store) -> u64 {
+    let saved = store.raft_committed().ok().flatten();
+    let decoded: Option<Option<LogId>> = saved.and_then(|b| decode(&b).ok());
+    decoded.flatten().map_or(0, |l| l.index)
+}

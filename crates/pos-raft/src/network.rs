@@ -1,0 +1,149 @@
+//! openraft's network over [`PeerConn`]: one connection per target, opened
+//! on demand, every call bounded by openraft's own deadline
+//! ([`RPCOption::hard_ttl`]), dropped and reopened after any failure.
+
+use crate::transport::{ClusterSecret, PeerConn, PeerError};
+use crate::types::{decode, encode, NodeId, TypeConfig};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use pos_proto::peer::{PeerRequest, PeerResponse};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// Makes clients for openraft, as node `me`.
+#[derive(Clone)]
+pub struct Network {
+    pub me: NodeId,
+    pub secret: ClusterSecret,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Client;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Client {
+        Client {
+            me: self.me,
+            target,
+            addr: node.addr.clone(),
+            secret: self.secret.clone(),
+            conn: None,
+        }
+    }
+}
+
+/// A connection to one node for openraft's replication and elections.
+pub struct Client {
+    me: NodeId,
+    target: NodeId,
+    addr: String,
+    secret: ClusterSecret,
+    conn: Option<PeerConn>,
+}
+
+type RpcError<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
+
+impl Client {
+    async fn call<T: DeserializeOwned, E: std::error::Error + DeserializeOwned>(
+        &mut self,
+        request: PeerRequest,
+        limit: Duration,
+    ) -> Result<T, RpcError<E>> {
+        let started = tokio::time::Instant::now();
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => {
+                let conn = PeerConn::connect(&self.addr, self.me, self.target, &self.secret)
+                    .await
+                    .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+                self.conn.insert(conn)
+            }
+        };
+        let left = limit.saturating_sub(started.elapsed());
+        let answer = conn.call(&request, left).await;
+        let bytes = match answer {
+            Ok(PeerResponse::Raft(Ok(bytes))) => bytes,
+            Ok(PeerResponse::Raft(Err(text))) => {
+                return Err(self.failed(PeerError::Refused(text)));
+            }
+            Ok(other) => {
+                let e = PeerError::Refused(format!("unexpected answer {other:?}"));
+                return Err(self.failed(e));
+            }
+            Err(e) => return Err(self.failed(e)),
+        };
+        match decode::<Result<T, RaftError<NodeId, E>>>(&bytes) {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(remote)) => Err(RPCError::RemoteError(RemoteError::new(self.target, remote))),
+            Err(e) => Err(self.failed(PeerError::Refused(format!("undecodable answer: {e}")))),
+        }
+    }
+
+    /// Drops the connection: the next call reconnects.
+    fn failed<E: std::error::Error>(&mut self, e: PeerError) -> RpcError<E> {
+        self.conn = None;
+        RPCError::Network(NetworkError::new(&e))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Client {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
+        self.call(PeerRequest::AppendEntries(encode(&rpc)), option.hard_ttl())
+            .await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RpcError<InstallSnapshotError>> {
+        self.call(
+            PeerRequest::InstallSnapshot(encode(&rpc)),
+            option.hard_ttl(),
+        )
+        .await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RpcError> {
+        self.call(PeerRequest::Vote(encode(&rpc)), option.hard_ttl())
+            .await
+    }
+}
+
+/// The callee's side: hands a Raft request to the local Raft and encodes
+/// its answer (an error included) for the caller. `None` for a request
+/// that is not Raft's.
+pub async fn answer(raft: &crate::Raft, request: &PeerRequest) -> Option<PeerResponse> {
+    let encoded = match request {
+        PeerRequest::AppendEntries(bytes) => match decode(bytes) {
+            Ok(rpc) => Ok(encode(&raft.append_entries(rpc).await)),
+            Err(e) => Err(e),
+        },
+        PeerRequest::Vote(bytes) => match decode(bytes) {
+            Ok(rpc) => Ok(encode(&raft.vote(rpc).await)),
+            Err(e) => Err(e),
+        },
+        PeerRequest::InstallSnapshot(bytes) => match decode(bytes) {
+            Ok(rpc) => Ok(encode(&raft.install_snapshot(rpc).await)),
+            Err(e) => Err(e),
+        },
+        PeerRequest::Submit { .. } => return None,
+    };
+    Some(PeerResponse::Raft(
+        encoded.map_err(|e| format!("undecodable Raft message: {e}")),
+    ))
+}

@@ -1,0 +1,245 @@
+//! A cluster node (SPEC §9): this node's Raft, where writes go (the local
+//! leader's [`batcher`], or forwarded to the leader over [`peer`]), and what
+//! every node does with an applied entry ([`replica`]).
+//!
+//! A write is tagged with this node's id and a ticket, and answered when
+//! THIS node has applied it, wherever it was put in the log: a client is
+//! told only what its own node can already show it.
+
+pub(crate) mod admin;
+pub(crate) mod batcher;
+pub(crate) mod peer;
+pub(crate) mod replica;
+
+use crate::pending::Proposed;
+use crate::writer::WriteError;
+use pos_core::transition::Outcome;
+use pos_proto::peer::{PeerRequest, PeerResponse, Submission, SubmitError};
+use pos_raft::{ClusterSecret, Node, NodeId, Op, Origin, PeerConn, Role};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long a write may look for a leader before the client hears
+/// "no leader reachable".
+const FIND_LEADER: Duration = Duration::from_secs(5);
+/// How long a forwarded write may take at the leader.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long this node waits to apply a write the leader committed.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections kept open to the leader for forwarding.
+const POOL: usize = 64;
+
+/// An op as this node applied it: the answer to the write that made it.
+#[derive(Debug, Clone)]
+pub(crate) struct Applied {
+    pub op: Op,
+    /// The command's outcome (`None` for the in-memory ops).
+    pub outcome: Option<Outcome>,
+    /// For a proposal: the round it is in and what it replaced.
+    pub proposed: Option<Proposed>,
+}
+
+/// Writes this node submitted and waits to apply.
+#[derive(Default)]
+pub(crate) struct Waiters(Mutex<HashMap<u64, oneshot::Sender<Applied>>>);
+
+impl Waiters {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Applied>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait(&self, ticket: u64) -> oneshot::Receiver<Applied> {
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(ticket, tx);
+        rx
+    }
+
+    fn forget(&self, ticket: u64) {
+        self.lock().remove(&ticket);
+    }
+
+    /// A retried write may be applied twice: the first answers it.
+    pub fn resolve(&self, ticket: u64, applied: Applied) {
+        if let Some(tx) = self.lock().remove(&ticket) {
+            let _ = tx.send(applied);
+        }
+    }
+}
+
+pub(crate) struct Cluster {
+    pub me: NodeId,
+    pub node: Node,
+    secret: ClusterSecret,
+    pub waiters: std::sync::Arc<Waiters>,
+    batcher: mpsc::Sender<batcher::Job>,
+    tickets: AtomicU64,
+    /// Open connections to the leader, with its id.
+    pool: Mutex<Vec<(NodeId, PeerConn)>>,
+}
+
+/// How a write's trip to the leader ended.
+enum Route {
+    Committed,
+    /// Certainly not in the log: safe to try again.
+    Retry,
+    /// Refused by the leader, with its reason.
+    Failed(String),
+    /// The answer was lost: it may or may not be in the log.
+    Unknown,
+}
+
+impl Cluster {
+    pub fn new(
+        me: NodeId,
+        node: Node,
+        secret: ClusterSecret,
+        waiters: std::sync::Arc<Waiters>,
+        batcher: mpsc::Sender<batcher::Job>,
+    ) -> Self {
+        Cluster {
+            me,
+            node,
+            secret,
+            waiters,
+            batcher,
+            tickets: AtomicU64::new(1),
+            pool: Mutex::default(),
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.node.view().role == Role::Leader
+    }
+
+    /// Puts `submission` in the log through whichever node leads, and
+    /// returns once this node has applied it.
+    pub async fn submit(&self, submission: Submission) -> Result<Applied, WriteError> {
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        let applied = self.waiters.wait(ticket);
+        let origin = Origin {
+            node: self.me,
+            ticket,
+        };
+        let mut applied = std::pin::pin!(applied);
+        let give_up = tokio::time::Instant::now() + FIND_LEADER;
+        loop {
+            match self.route(origin, &submission).await {
+                Route::Committed => break,
+                // Closing a round twice would make two blocks: wait instead.
+                Route::Unknown if submission == Submission::Round => break,
+                Route::Failed(why) => {
+                    self.waiters.forget(ticket);
+                    return Err(WriteError::Leader(why));
+                }
+                // Safe to send again: the first application answers, and a
+                // second one is refused (already registered, slashed...).
+                Route::Retry | Route::Unknown => {
+                    if tokio::time::Instant::now() >= give_up {
+                        self.waiters.forget(ticket);
+                        return Err(WriteError::NoLeader);
+                    }
+                    tokio::select! {
+                        done = &mut applied => return done.map_err(|_| WriteError::Stopped),
+                        () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    }
+                }
+            }
+        }
+        match tokio::time::timeout(APPLY_TIMEOUT, applied).await {
+            Ok(Ok(applied)) => Ok(applied),
+            _ => {
+                self.waiters.forget(ticket);
+                Err(WriteError::NoLeader)
+            }
+        }
+    }
+
+    async fn route(&self, origin: Origin, submission: &Submission) -> Route {
+        let view = self.node.view();
+        let Some(leader) = view.leader else {
+            return Route::Retry;
+        };
+        if leader == self.me {
+            let (reply, answer) = oneshot::channel();
+            let job = batcher::Job {
+                origin,
+                submission: submission.clone(),
+                reply,
+            };
+            if self.batcher.send(job).await.is_err() {
+                return Route::Failed("posd is shutting down".into());
+            }
+            return match answer.await {
+                Ok(result) => Route::of(result),
+                Err(_) => Route::Unknown,
+            };
+        }
+        let Some(addr) = view
+            .members
+            .iter()
+            .find(|m| m.id == leader)
+            .map(|m| &m.addr)
+        else {
+            return Route::Retry;
+        };
+        let mut conn = match self.take_conn(leader) {
+            Some(conn) => conn,
+            None => match PeerConn::connect(addr, self.me, leader, &self.secret).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::debug!(leader, %addr, error = %e, "cannot reach the leader");
+                    return Route::Retry;
+                }
+            },
+        };
+        let request = PeerRequest::Submit {
+            node: origin.node,
+            ticket: origin.ticket,
+            submission: submission.clone(),
+        };
+        match conn.call(&request, FORWARD_TIMEOUT).await {
+            Ok(PeerResponse::Submitted(result)) => {
+                self.give_conn(leader, conn);
+                Route::of(result)
+            }
+            Ok(_) => Route::Unknown,
+            Err(e) => {
+                // The others to a leader that went away are as dead as this one.
+                self.take_all(leader);
+                tracing::debug!(leader, error = %e, "forwarded write lost");
+                Route::Unknown
+            }
+        }
+    }
+
+    fn take_conn(&self, leader: NodeId) -> Option<PeerConn> {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.retain(|(id, _)| *id == leader);
+        pool.pop().map(|(_, conn)| conn)
+    }
+
+    fn take_all(&self, leader: NodeId) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.retain(|(id, _)| *id != leader);
+    }
+
+    fn give_conn(&self, leader: NodeId, conn: PeerConn) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < POOL {
+            pool.push((leader, conn));
+        }
+    }
+}
+
+impl Route {
+    fn of(result: Result<(), SubmitError>) -> Route {
+        match result {
+            Ok(()) => Route::Committed,
+            Err(SubmitError::NotLeader) => Route::Retry,
+            Err(SubmitError::Failed(why)) => Route::Failed(why),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! What every node (leader included) does with an entry it has applied and
+//! synced: the round's pending proposals follow the log, each node's
+//! clients hear of blocks and slashings, and the writes this node submitted
+//! are answered. The same entries in the same order on every node, so every
+//! node's clients see every block once.
+
+use super::{Applied, Waiters};
+use crate::announce::Announcer;
+use crate::config::Config;
+use crate::http::metrics::{Metrics, RoundEnd};
+use crate::pending::Pending;
+use pos_core::transition::{Change, Outcome};
+use pos_core::Command;
+use pos_raft::{NodeId, Op, Tagged};
+use pos_store::Store;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub(crate) struct Replica {
+    pub me: NodeId,
+    pub pending: Arc<Pending>,
+    pub announcer: Announcer,
+    pub metrics: Arc<Metrics>,
+    pub waiters: Arc<Waiters>,
+    /// For the chain's rules, which a node that received the chain takes on.
+    pub store: Arc<Store>,
+    pub config: watch::Sender<Arc<Config>>,
+}
+
+impl pos_raft::Observer for Replica {
+    fn applied(&self, _index: u64, ops: &[Tagged], outcomes: &[Option<Outcome>]) {
+        for (tagged, outcome) in ops.iter().zip(outcomes) {
+            let proposed = match &tagged.op {
+                Op::Command(cmd) => {
+                    self.command(cmd, outcome.as_ref());
+                    None
+                }
+                Op::Propose { address, bpm } => Some(self.pending.propose(*address, *bpm)),
+                Op::Withdraw { address } => {
+                    self.pending.withdraw(address);
+                    None
+                }
+                Op::EndRound => {
+                    self.pending.take();
+                    self.metrics.round(RoundEnd::NoCandidates);
+                    self.announcer.no_block();
+                    None
+                }
+            };
+            if tagged.origin.node == self.me {
+                let applied = Applied {
+                    op: tagged.op.clone(),
+                    outcome: outcome.clone(),
+                    proposed,
+                };
+                self.waiters.resolve(tagged.origin.ticket, applied);
+            }
+        }
+    }
+
+    fn restored(&self) {
+        // The proposals of a state this node never saw are not known here.
+        self.pending.take();
+        let spec = self.store.chain_spec();
+        self.config.send_modify(|config| {
+            let (ruled, differing) = config.with_chain_rules(&spec);
+            for (key, configured, chain_value) in differing {
+                tracing::warn!(key, chain = %chain_value, config = %configured,
+                    "chain rule set when the chain was created; the config's value does not apply");
+            }
+            *config = Arc::new(ruled);
+        });
+        if let Ok(tip) = self.store.tip() {
+            self.announcer.caught_up(tip.index);
+            tracing::info!(height = tip.index, tip = %tip.hash, "chain received from the leader");
+        }
+    }
+}
+
+impl Replica {
+    fn command(&self, cmd: &Command, outcome: Option<&Outcome>) {
+        match (cmd, outcome) {
+            (Command::CommitRound { block, round, .. }, Some(Ok(_))) => {
+                self.pending.take();
+                self.metrics.round(RoundEnd::Committed);
+                tracing::info!(
+                    index = block.index,
+                    winner = %round.winner().address,
+                    candidates = round.candidates.len(),
+                    "round committed"
+                );
+                self.announcer.block(block);
+            }
+            (Command::CommitRound { .. }, Some(Err(refusal))) => {
+                self.pending.take();
+                self.metrics.round(RoundEnd::Failed);
+                tracing::error!(error = %refusal, "round refused by the store; proposals dropped");
+                self.announcer
+                    .round_failed(&format!("error: round not committed: {refusal}"));
+            }
+            (_, Some(Ok(change))) => {
+                crate::writer::log(cmd, change);
+                if let Change::Validator(v) = change {
+                    if matches!(cmd, Command::Slash { .. }) {
+                        self.pending.withdraw(&v.address);
+                    }
+                    self.metrics.changed(v);
+                    self.announcer.slashed(v);
+                }
+            }
+            _ => {}
+        }
+    }
+}

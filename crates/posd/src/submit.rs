@@ -1,0 +1,145 @@
+//! Where a session's or posctl's write goes: the local writer (standalone)
+//! or the cluster's leader (through Raft, wherever the write entered).
+//! Everything above this module is the same in both.
+
+use crate::cluster::{Applied, Cluster};
+use crate::pending::{Pending, Proposed};
+use crate::writer::{RoundOutcome, WriteError, Writer};
+use pos_core::transition::Change;
+use pos_core::{Address, Command, Validator};
+use pos_proto::peer::{LedgerWrite, Submission};
+use pos_raft::Op;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub(crate) enum Submit {
+    Local {
+        writer: Writer,
+        pending: Arc<Pending>,
+    },
+    Cluster {
+        cluster: Arc<Cluster>,
+        pending: Arc<Pending>,
+    },
+}
+
+impl Submit {
+    pub async fn register(&self, address: Address, stake: u64) -> Result<Validator, WriteError> {
+        match self {
+            Submit::Local { writer, .. } => writer.register(address, stake).await,
+            Submit::Cluster { cluster: c, .. } => validator(
+                c.submit(ledger(LedgerWrite::Register { address, stake }))
+                    .await?,
+            ),
+        }
+    }
+
+    pub async fn slash(&self, address: Address, reason: String) -> Result<Validator, WriteError> {
+        match self {
+            Submit::Local { writer, .. } => writer.slash(address, reason).await,
+            Submit::Cluster { cluster: c, .. } => validator(
+                c.submit(ledger(LedgerWrite::Slash { address, reason }))
+                    .await?,
+            ),
+        }
+    }
+
+    /// Records the validator's first proposal (it is then never forgotten).
+    pub async fn proposed(&self, address: Address) -> Result<Validator, WriteError> {
+        match self {
+            Submit::Local { writer, .. } => writer.proposed(address).await,
+            Submit::Cluster { cluster: c, .. } => {
+                validator(c.submit(ledger(LedgerWrite::Proposed { address })).await?)
+            }
+        }
+    }
+
+    /// The validator's proposal for the open round.
+    pub async fn propose(&self, address: Address, bpm: u32) -> Result<Proposed, WriteError> {
+        match self {
+            Submit::Local { pending, .. } => Ok(pending.propose(address, bpm)),
+            Submit::Cluster { cluster: c, .. } => c
+                .submit(Submission::Propose { address, bpm })
+                .await?
+                .proposed
+                .ok_or_else(|| unexpected("a proposal")),
+        }
+    }
+
+    /// The validator left: its proposal no longer stands. Not waited for.
+    pub fn withdraw(&self, address: Address) {
+        match self {
+            Submit::Local { pending, .. } => pending.withdraw(&address),
+            // Only a proposal that stands is worth a write.
+            Submit::Cluster { pending, .. } if pending.get(&address).is_none() => {}
+            Submit::Cluster { cluster: c, .. } => {
+                let c = Arc::clone(c);
+                tokio::spawn(async move {
+                    if let Err(e) = c.submit(Submission::Withdraw { address }).await {
+                        tracing::debug!(%address, error = %e, "proposal not withdrawn");
+                    }
+                });
+            }
+        }
+    }
+
+    /// Closes the round now; returns once its block is durable and announced.
+    pub async fn round(&self) -> Result<RoundOutcome, WriteError> {
+        match self {
+            Submit::Local { writer, .. } => writer.round().await,
+            Submit::Cluster { cluster: c, .. } => {
+                let applied = c.submit(Submission::Round).await?;
+                match (applied.op, applied.outcome) {
+                    (Op::EndRound, _) => Ok(RoundOutcome::NoCandidates),
+                    (Op::Command(Command::CommitRound { block, round, .. }), Some(Ok(_))) => {
+                        Ok(RoundOutcome::Committed { block, round })
+                    }
+                    (_, Some(Err(refusal))) => Err(WriteError::Refused(refusal)),
+                    _ => Err(unexpected("a round")),
+                }
+            }
+        }
+    }
+
+    /// A consistent snapshot of the state, taken between two commits.
+    pub async fn snapshot(&self) -> Result<pos_store::export::Snapshot, WriteError> {
+        match self {
+            Submit::Local { writer, .. } => writer.snapshot().await,
+            Submit::Cluster { cluster: c, .. } => c
+                .node
+                .export_snapshot()
+                .await
+                .map_err(|e| WriteError::Storage(e.to_string())),
+        }
+    }
+
+    /// Removes those of `addresses` that still qualify for forgetting.
+    /// A cluster node forgets nobody: who is disconnected is each node's
+    /// own knowledge (docs/CLUSTER.md).
+    pub async fn forget(
+        &self,
+        addresses: Vec<Address>,
+        registered_by_ms: u64,
+    ) -> Result<Vec<Address>, WriteError> {
+        match self {
+            Submit::Local { writer, .. } => writer.forget(addresses, registered_by_ms).await,
+            Submit::Cluster { .. } => Ok(Vec::new()),
+        }
+    }
+}
+
+fn ledger(write: LedgerWrite) -> Submission {
+    Submission::Ledger(write)
+}
+
+fn validator(applied: Applied) -> Result<Validator, WriteError> {
+    match applied.outcome {
+        Some(Ok(Change::Validator(v))) => Ok(v),
+        Some(Err(refusal)) => Err(WriteError::Refused(refusal)),
+        _ => Err(unexpected("a validator change")),
+    }
+}
+
+fn unexpected(what: &str) -> WriteError {
+    WriteError::Storage(format!("the applied entry was not {what}"))
+}
