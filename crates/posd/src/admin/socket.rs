@@ -36,11 +36,23 @@ pub fn bind(path: &Path) -> anyhow::Result<(UnixListener, SocketFile)> {
             kind(meta.file_type())
         ),
     }
-    let listener = UnixListener::bind(path)
-        .with_context(|| format!("cannot bind admin socket {}", path.display()))?;
+    let bind = || format!("cannot bind admin socket {}", path.display());
+    // Bound, given its mode, and only then listening: nobody can connect
+    // while the file still has the mode the umask gave it.
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)
+        .with_context(bind)?;
+    socket
+        .bind(&socket2::SockAddr::unix(path).with_context(bind)?)
+        .with_context(bind)?;
     let file = SocketFile(path.to_owned());
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("cannot set mode 0660 on {}", path.display()))?;
+    socket.listen(1024).with_context(bind)?;
+    socket.set_nonblocking(true).with_context(bind)?;
+    let listener = UnixListener::from_std(std::os::unix::net::UnixListener::from(
+        std::os::fd::OwnedFd::from(socket),
+    ))
+    .with_context(bind)?;
     Ok((listener, file))
 }
 
