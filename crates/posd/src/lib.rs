@@ -166,50 +166,16 @@ impl Node {
             .cluster_listen
             .map(|addr| cluster_port(&config, addr))
             .transpose()?;
-        if !store.has_chain()? {
+        let config = if store.has_chain()? {
+            log_opened(&dir, &store)?;
+            ruled_by_chain(&config, &store.chain_spec())
+        } else {
             tracing::info!(
                 data_dir = %dir.display(),
                 "no chain yet: run `posctl cluster init` on this node to start a cluster, or add it from the leader with `posctl cluster add`"
             );
-            let http = config.http_listen.map(bind_http).transpose()?;
-            return Ok(Node {
-                config,
-                store: Arc::new(store),
-                data_dir: dir,
-                http,
-                cluster,
-            });
-        }
-        // The chain's rules are chain data: a config that differs does not change them.
-        let (config, differing) = config.with_chain_rules(&store.chain_spec());
-        for (key, configured, chain_value) in differing {
-            tracing::warn!(
-                key,
-                chain = %chain_value,
-                config = %configured,
-                "chain rule set when this chain was created; the config's value does not apply"
-            );
-        }
-        let tip = store.tip()?;
-        if let (true, Some(anchor)) = (store.migrated(), store.lottery_anchor()) {
-            tracing::warn!(
-                data_dir = %dir.display(),
-                lottery_v2_from = anchor.from,
-                commitment = %anchor.commitment,
-                "migrated the data directory from schema 1 to 2: blocks up to {} keep their v1 draws, later ones are drawn by lottery v2",
-                anchor.from - 1
-            );
-        }
-        if store.created() {
-            tracing::info!(data_dir = %dir.display(), tip = %tip.hash, "created a new chain (genesis only)");
-        } else {
-            tracing::info!(
-                data_dir = %dir.display(),
-                height = tip.index,
-                tip = %tip.hash,
-                "opened the chain (pending proposals from before a restart are gone)"
-            );
-        }
+            config
+        };
         let http = config.http_listen.map(bind_http).transpose()?;
         Ok(Node {
             config,
@@ -430,6 +396,46 @@ impl Node {
             Err(_) => anyhow::bail!("the writer thread panicked"),
         }
     }
+}
+
+/// `config` with the chain's rules in place of its own: they are chain data,
+/// so a config that differs does not change them (each difference is logged).
+fn ruled_by_chain(config: &Config, chain: &pos_core::ChainSpec) -> Config {
+    let (ruled, differing) = config.with_chain_rules(chain);
+    for (key, configured, chain_value) in differing {
+        tracing::warn!(
+            key,
+            chain = %chain_value,
+            config = %configured,
+            "chain rule set when this chain was created; the config's value does not apply"
+        );
+    }
+    ruled
+}
+
+/// Logs what opening found: a migration, a new chain, or the chain's height.
+fn log_opened(dir: &std::path::Path, store: &Store) -> anyhow::Result<()> {
+    let tip = store.tip()?;
+    if let (true, Some(anchor)) = (store.migrated(), store.lottery_anchor()) {
+        tracing::warn!(
+            data_dir = %dir.display(),
+            lottery_v2_from = anchor.from,
+            commitment = %anchor.commitment,
+            "migrated the data directory from schema 1 to 2: blocks up to {} keep their v1 draws, later ones are drawn by lottery v2",
+            anchor.from - 1
+        );
+    }
+    if store.created() {
+        tracing::info!(data_dir = %dir.display(), tip = %tip.hash, "created a new chain (genesis only)");
+    } else {
+        tracing::info!(
+            data_dir = %dir.display(),
+            height = tip.index,
+            tip = %tip.hash,
+            "opened the chain (pending proposals from before a restart are gone)"
+        );
+    }
+    Ok(())
 }
 
 /// Binds `cluster_listen` and reads the cluster's secret, which must be

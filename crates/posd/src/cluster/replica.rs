@@ -62,14 +62,8 @@ impl pos_raft::Observer for Replica {
         // The proposals of a state this node never saw are not known here.
         self.pending.take();
         let spec = self.store.chain_spec();
-        self.config.send_modify(|config| {
-            let (ruled, differing) = config.with_chain_rules(&spec);
-            for (key, configured, chain_value) in differing {
-                tracing::warn!(key, chain = %chain_value, config = %configured,
-                    "chain rule set when the chain was created; the config's value does not apply");
-            }
-            *config = Arc::new(ruled);
-        });
+        self.config
+            .send_modify(|config| *config = Arc::new(crate::ruled_by_chain(config, &spec)));
         if let Ok(tip) = self.store.tip() {
             self.announcer.caught_up(tip.index);
             tracing::info!(height = tip.index, tip = %tip.hash, "chain received from the leader");
