@@ -26,6 +26,7 @@ mod proposer;
 mod protocol;
 mod query;
 mod ratelimit;
+mod report;
 mod round;
 mod scheduler;
 mod server;

@@ -20,6 +20,7 @@ use crate::announce::Announcer;
 use crate::http::metrics::{Metrics, RoundEnd};
 use crate::pending::Pending;
 use crate::proposer::Proposer;
+use crate::report::{Report, RoundEnded};
 use pos_core::transition::Change;
 use pos_core::{Address, Block, Command, Outcome, Refusal, RoundRecord, Validator};
 use pos_proto::peer::LedgerWrite;
@@ -294,23 +295,26 @@ impl Job {
 impl Applied {
     /// Answers (and announces) what the batch's flush made durable.
     fn finish(self, ctx: &WriterContext) {
-        let (announcer, metrics) = (&ctx.announcer, &ctx.metrics);
+        let report = Report {
+            announcer: &ctx.announcer,
+            metrics: &ctx.metrics,
+        };
         // A requester that went away (client hung up) needs no answer: ignore send errors.
         match self {
             Applied::Ledger(result, reply) => {
                 if let Ok(Change::Validator(v)) = &result {
-                    metrics.changed(v);
-                    announcer.slashed(v);
+                    report.validator(v);
                 }
                 let _ = reply.send(result);
             }
             Applied::Round(result, reply) => {
-                metrics.round(RoundEnd::of(&result));
-                match &result {
-                    Ok(RoundOutcome::Committed { block, .. }) => announcer.block(block),
-                    Ok(RoundOutcome::NoCandidates) => announcer.no_block(),
-                    Err(e) => announcer.round_failed(&format!("error: round not committed: {e}")),
-                }
+                report.round(match &result {
+                    Ok(RoundOutcome::Committed { block, round }) => {
+                        RoundEnded::Block { block, round }
+                    }
+                    Ok(RoundOutcome::NoCandidates) => RoundEnded::NoCandidates,
+                    Err(e) => RoundEnded::Failed(e),
+                });
                 let _ = reply.send(result);
             }
             Applied::Snapshot(reply) => {
@@ -383,11 +387,5 @@ fn close_round(ctx: &WriterContext) -> Result<Result<RoundOutcome, WriteError>, 
     let Command::CommitRound { block, round, .. } = cmd else {
         unreachable!("the proposer's rounds are CommitRound")
     };
-    tracing::info!(
-        index = block.index,
-        winner = %round.winner().address,
-        candidates = round.candidates.len(),
-        "round committed"
-    );
     Ok(Ok(RoundOutcome::Committed { block, round }))
 }

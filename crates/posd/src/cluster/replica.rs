@@ -7,8 +7,9 @@
 use super::{Applied, Waiters};
 use crate::announce::Announcer;
 use crate::config::Config;
-use crate::http::metrics::{Metrics, RoundEnd};
+use crate::http::metrics::Metrics;
 use crate::pending::Pending;
+use crate::report::{Report, RoundEnded};
 use pos_core::transition::{Change, Outcome};
 use pos_core::Command;
 use pos_raft::{NodeId, Op, Tagged};
@@ -42,8 +43,7 @@ impl pos_raft::Observer for Replica {
                 }
                 Op::EndRound => {
                     self.pending.take();
-                    self.metrics.round(RoundEnd::NoCandidates);
-                    self.announcer.no_block();
+                    self.report().round(RoundEnded::NoCandidates);
                     None
                 }
             };
@@ -72,25 +72,23 @@ impl pos_raft::Observer for Replica {
 }
 
 impl Replica {
+    fn report(&self) -> Report<'_> {
+        Report {
+            announcer: &self.announcer,
+            metrics: &self.metrics,
+        }
+    }
+
     fn command(&self, cmd: &Command, outcome: Option<&Outcome>) {
         match (cmd, outcome) {
             (Command::CommitRound { block, round, .. }, Some(Ok(_))) => {
                 self.pending.take();
-                self.metrics.round(RoundEnd::Committed);
-                tracing::info!(
-                    index = block.index,
-                    winner = %round.winner().address,
-                    candidates = round.candidates.len(),
-                    "round committed"
-                );
-                self.announcer.block(block);
+                self.report().round(RoundEnded::Block { block, round });
             }
             (Command::CommitRound { .. }, Some(Err(refusal))) => {
                 self.pending.take();
-                self.metrics.round(RoundEnd::Failed);
                 tracing::error!(error = %refusal, "round refused by the store; proposals dropped");
-                self.announcer
-                    .round_failed(&format!("error: round not committed: {refusal}"));
+                self.report().round(RoundEnded::Failed(refusal));
             }
             (_, Some(Ok(change))) => {
                 crate::writer::log(cmd, change);
@@ -98,8 +96,7 @@ impl Replica {
                     if matches!(cmd, Command::Slash { .. }) {
                         self.pending.withdraw(&v.address);
                     }
-                    self.metrics.changed(v);
-                    self.announcer.slashed(v);
+                    self.report().validator(v);
                 }
             }
             _ => {}

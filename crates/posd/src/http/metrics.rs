@@ -4,7 +4,6 @@
 //! status` says.
 
 use crate::shared::Shared;
-use crate::writer::{RoundOutcome, WriteError};
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -30,14 +29,6 @@ pub enum RoundEnd {
 }
 
 impl RoundEnd {
-    pub fn of(result: &Result<RoundOutcome, WriteError>) -> RoundEnd {
-        match result {
-            Ok(RoundOutcome::Committed { .. }) => RoundEnd::Committed,
-            Ok(RoundOutcome::NoCandidates) => RoundEnd::NoCandidates,
-            Err(_) => RoundEnd::Failed,
-        }
-    }
-
     fn label(self) -> Label {
         [(
             "outcome",
