@@ -25,4 +25,4 @@ pub mod types;
 pub use node::{ClusterError, Member, Node, Role, View, WriteFailure};
 pub use state_machine::{Observer, StateMachine};
 pub use transport::{ClusterSecret, PeerConn, PeerError};
-pub use types::{Batch, NodeId, Op, Origin, Raft, Response, Tagged, TypeConfig};
+pub use types::{Batch, NodeId, Op, Origin, Raft, Tagged, TypeConfig};

@@ -5,7 +5,7 @@
 use crate::log_store::LogStore;
 use crate::network::Network;
 use crate::transport::ClusterSecret;
-use crate::types::{Batch, NodeId, Raft, Response};
+use crate::types::{Batch, NodeId, Raft};
 use crate::{Observer, StateMachine};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState, SnapshotPolicy};
@@ -184,12 +184,22 @@ impl Node {
         }
     }
 
+    /// The leader this node knows of, and its address if it is a member:
+    /// what every write reads, so it reads no more than that.
+    pub fn leader(&self) -> Option<(NodeId, Option<String>)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let leader = m.current_leader?;
+        let addr = m.membership_config.membership().get_node(&leader);
+        Some((leader, addr.map(|n| n.addr.clone())))
+    }
+
     /// Appends `batch` (this node must lead); returns once it is committed
     /// and applied here. A leader cut off from the majority for longer than
     /// the election timeout refuses at once: openraft would append and wait
     /// for a commit that cannot come while the partition lasts, and the
     /// client would never hear "no leader reachable".
-    pub async fn write(&self, batch: Batch) -> Result<Response, WriteFailure> {
+    pub async fn write(&self, batch: Batch) -> Result<(), WriteFailure> {
         let unheard = self.raft.metrics().borrow().millis_since_quorum_ack;
         if unheard.is_some_and(|ms| u128::from(ms) > self.lease.as_millis()) {
             return Err(WriteFailure::NotLeader);
@@ -199,7 +209,7 @@ impl Node {
         // up on hearing its outcome after a few election timeouts (it may
         // still commit later; retrying it is harmless, see posd's cluster).
         match tokio::time::timeout(self.lease * 3, self.raft.client_write(batch)).await {
-            Ok(written) => written.map(|r| r.data).map_err(failure),
+            Ok(written) => written.map(|_| ()).map_err(failure),
             Err(_) => Err(WriteFailure::NotLeader),
         }
     }

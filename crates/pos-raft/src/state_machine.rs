@@ -10,7 +10,7 @@
 use crate::log_store::io_error;
 use crate::types::{decode, encode};
 use crate::types::{
-    Batch, Entry, LogId, Membership, Op, Response, SnapshotMeta, StorageError, Tagged, TypeConfig,
+    Batch, Entry, LogId, Membership, Op, SnapshotMeta, StorageError, Tagged, TypeConfig,
 };
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
@@ -100,7 +100,7 @@ fn apply_all(
     observer: &dyn Observer,
     mut position: Position,
     entries: Vec<Entry>,
-) -> Result<Vec<Response>, StoreError> {
+) -> Result<Vec<()>, StoreError> {
     let mut applied = Vec::with_capacity(entries.len());
     for entry in entries {
         position.last_applied = Some(entry.log_id);
@@ -115,7 +115,7 @@ fn apply_all(
         let commands: Vec<_> = ops
             .iter()
             .filter_map(|t| match &t.op {
-                Op::Command(c) => Some(c.clone()),
+                Op::Command(c) => Some(c),
                 _ => None,
             })
             .collect();
@@ -134,10 +134,7 @@ fn apply_all(
     store.flush()?;
     Ok(applied
         .into_iter()
-        .map(|(index, ops, outcomes)| {
-            observer.applied(index, &ops, &outcomes);
-            Response { index, outcomes }
-        })
+        .map(|(index, ops, outcomes)| observer.applied(index, &ops, &outcomes))
         .collect())
 }
 
@@ -149,7 +146,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((p.last_applied, p.membership))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<()>, StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,

@@ -1,7 +1,6 @@
 //! What the cluster replicates: one Raft entry is one group commit of posd
 //! operations, so one fsync on a majority carries many registrations.
 
-use pos_core::transition::Outcome;
 use pos_core::{Address, Command};
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +8,9 @@ openraft::declare_raft_types!(
     /// posd's Raft: node ids are `u64` (config `node_id`), nodes are addresses.
     pub TypeConfig:
         D = Batch,
-        R = Response,
+        // Writes are answered by each node's own apply (`Observer`), so
+        // openraft's response to the leader carries nothing.
+        R = (),
         NodeId = u64,
         Node = openraft::BasicNode,
         SnapshotData = tokio::fs::File,
@@ -62,17 +63,6 @@ pub enum Op {
     Withdraw { address: Address },
     /// The round ended without a block (no candidates).
     EndRound,
-}
-
-/// What applying a batch gave: per op, the command's outcome (`None` for
-/// the in-memory ops). Answered only to the node that proposed the batch,
-/// never sent between nodes: a follower learns outcomes by applying the
-/// entry itself, so the outcomes are not serialized.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Response {
-    pub index: u64,
-    #[serde(skip)]
-    pub outcomes: Vec<Option<Outcome>>,
 }
 
 /// bincode, as everywhere in posd: entries, votes and log ids as bytes.

@@ -122,7 +122,7 @@ impl Store {
     /// [`Store::flush`]. `Err` is the store failing, never a command refused.
     pub fn apply_entry(
         &self,
-        commands: &[Command],
+        commands: &[&Command],
         applied: &[u8],
     ) -> Result<Vec<Outcome>, StoreError> {
         self.trees()

@@ -81,22 +81,13 @@ pub(crate) async fn answer(
 
 /// Membership changes are made by the leader.
 fn leader_only(cluster: &Cluster) -> Result<(), String> {
-    let view = cluster.node.view();
-    if view.leader == Some(view.me) {
-        return Ok(());
+    match cluster.node.leader() {
+        Some((leader, _)) if leader == cluster.me => Ok(()),
+        Some((leader, Some(addr))) => Err(format!(
+            "this node is not the leader; run it on node {leader} ({addr})"
+        )),
+        _ => Err("no leader reachable, try another node".into()),
     }
-    Err(
-        match view
-            .leader
-            .and_then(|l| view.members.iter().find(|m| m.id == l))
-        {
-            Some(m) => format!(
-                "this node is not the leader; run it on node {} ({})",
-                m.id, m.addr
-            ),
-            None => "no leader reachable, try another node".into(),
-        },
-    )
 }
 
 /// Makes this node a one-member cluster: an empty data directory gets its

@@ -88,7 +88,7 @@ impl Batcher {
         let started = std::time::Instant::now();
         let result = self.node.write(Batch { ops }).await;
         self.metrics.commit(started.elapsed());
-        let answer = result.map(|_| ()).map_err(refusal);
+        let answer = result.map_err(refusal);
         for reply in replies {
             let _ = reply.send(answer.clone());
         }
@@ -114,7 +114,7 @@ impl Batcher {
         });
         let result = result.await;
         self.metrics.commit(started.elapsed());
-        result.map(|_| ()).map_err(refusal)
+        result.map_err(refusal)
     }
 }
 

@@ -158,8 +158,7 @@ impl Cluster {
     }
 
     async fn route(&self, origin: Origin, submission: &Submission) -> Route {
-        let view = self.node.view();
-        let Some(leader) = view.leader else {
+        let Some((leader, addr)) = self.node.leader() else {
             return Route::Retry;
         };
         if leader == self.me {
@@ -177,17 +176,12 @@ impl Cluster {
                 Err(_) => Route::Unknown,
             };
         }
-        let Some(addr) = view
-            .members
-            .iter()
-            .find(|m| m.id == leader)
-            .map(|m| &m.addr)
-        else {
+        let Some(addr) = addr else {
             return Route::Retry;
         };
         let mut conn = match self.take_conn(leader) {
             Some(conn) => conn,
-            None => match PeerConn::connect(addr, self.me, leader, &self.secret).await {
+            None => match PeerConn::connect(&addr, self.me, leader, &self.secret).await {
                 Ok(conn) => conn,
                 Err(e) => {
                     tracing::debug!(leader, %addr, error = %e, "cannot reach the leader");
