@@ -85,10 +85,7 @@ impl Batcher {
         if ops.is_empty() {
             return;
         }
-        let started = std::time::Instant::now();
-        let result = self.node.write(Batch { ops }).await;
-        self.metrics.commit(started.elapsed());
-        let answer = result.map_err(refusal);
+        let answer = self.write(ops).await;
         for reply in replies {
             let _ = reply.send(answer.clone());
         }
@@ -108,11 +105,13 @@ impl Batcher {
             Ok(Err(e)) => return Err(SubmitError::Failed(e.to_string())),
             Err(e) => return Err(SubmitError::Failed(format!("storage failure: {e}"))),
         };
+        self.write(vec![Tagged { origin, op }]).await
+    }
+
+    /// One Raft entry, timed as a group commit.
+    async fn write(&self, ops: Vec<Tagged>) -> Result<(), SubmitError> {
         let started = std::time::Instant::now();
-        let result = self.node.write(Batch {
-            ops: vec![Tagged { origin, op }],
-        });
-        let result = result.await;
+        let result = self.node.write(Batch { ops }).await;
         self.metrics.commit(started.elapsed());
         result.map_err(refusal)
     }
