@@ -45,16 +45,7 @@ where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
 {
-    read_frame_up_to(r, MAX_FRAME).await
-}
-
-/// [`read_frame`] with another size cap (traffic between nodes carries
-/// log entries and snapshot chunks).
-pub async fn read_frame_up_to<R, T>(r: &mut R, max: u32) -> Result<Option<T>, ProtoError>
-where
-    R: AsyncRead + Unpin,
-    T: DeserializeOwned,
-{
+    let max = MAX_FRAME;
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -79,15 +70,7 @@ where
     W: AsyncWrite + Unpin,
     T: Serialize,
 {
-    write_frame_up_to(w, msg, MAX_FRAME).await
-}
-
-/// [`write_frame`] with another size cap.
-pub async fn write_frame_up_to<W, T>(w: &mut W, msg: &T, max: u32) -> Result<(), ProtoError>
-where
-    W: AsyncWrite + Unpin,
-    T: Serialize,
-{
+    let max = MAX_FRAME;
     let body = encode(msg);
     let len = u32::try_from(body.len())
         .ok()

@@ -4,6 +4,7 @@
 //! - [`message`]: the handshake and the request/response enums.
 //! - [`client`]: connect, handshake and ask, for posctl and the load tool.
 //! - [`peer`]: traffic between the nodes of a cluster (handshake, Raft, forwarded writes).
+//! - [`seal`]: the Noise session that encrypts and authenticates those links.
 //! - [`json`]: the JSON objects `posctl --json` prints and posd's HTTP API serves.
 //!
 //! A connection starts with [`message::Hello`] from the client and
@@ -16,10 +17,8 @@ pub mod frame;
 pub mod json;
 pub mod message;
 pub mod peer;
+pub mod seal;
 
 pub use client::{Client, ClientError};
-pub use frame::{
-    decode, encode, read_frame, read_frame_up_to, write_frame, write_frame_up_to, ProtoError,
-    MAX_FRAME,
-};
+pub use frame::{decode, encode, read_frame, write_frame, ProtoError, MAX_FRAME};
 pub use message::*;

@@ -1,34 +1,37 @@
 //! Traffic between the nodes of a cluster (SPEC §9), framed like the admin
 //! protocol with a larger cap.
 //!
-//! Handshake, both ways authenticated by the shared `cluster_secret_file`:
-//! the caller sends [`PeerHello`] (its id, the id it means to reach, a
-//! nonce); the callee answers [`PeerChallenge`] with its own nonce and a
-//! proof, and the caller answers with its proof. A proof is SHA-256 over the
-//! secret and everything both sides said, so it cannot be replayed on
-//! another connection, and a node refuses a hello meant for another id (a
-//! stale address must not split the cluster). Then the caller sends
-//! [`PeerRequest`]s, each answered by one [`PeerResponse`].
+//! Handshake (SPEC §14): the caller sends [`PeerHello`] in the clear (its
+//! id, the id it means to reach, the protocol version), so a node of
+//! another version or another id refuses it with one line that says why (a
+//! stale address must not split the cluster). Then a Noise handshake keyed
+//! from the shared `cluster_secret_file`, bound to the hello
+//! ([`crate::seal`]): the caller's [`PeerHandshake::Noise`], the callee's
+//! answer (or [`PeerHandshake::Refused`]). From then on every frame is
+//! sealed: the caller sends [`PeerRequest`]s, each answered by one
+//! [`PeerResponse`].
 //!
 //! Raft's own messages travel as opaque bytes: only the cluster crate knows
 //! their types.
 
 use pos_core::Address;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// Bumped on any incompatible change to these messages.
-pub const PEER_VERSION: u32 = 1;
+pub const PEER_VERSION: u32 = 2;
 /// Largest frame between nodes: log entries and snapshot chunks.
 pub const PEER_MAX_FRAME: u32 = 64 * 1024 * 1024;
 const MAGIC: [u8; 8] = *b"posdpeer";
 
+/// The cleartext first frame. Its layout is version 1's, so nodes of
+/// either version read the other's and refuse it by its version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerHello {
     pub magic: [u8; 8],
     pub version: u32,
     pub from: u64,
     pub to: u64,
+    /// Random: version 1's challenge; now only makes each prologue unique.
     pub nonce: [u8; 32],
 }
 
@@ -49,8 +52,9 @@ impl PeerHello {
             Some("not a posd node".into())
         } else if self.version != PEER_VERSION {
             Some(format!(
-                "peer protocol version {} (this node speaks {PEER_VERSION})",
-                self.version
+                "node {} speaks peer protocol version {}, node {me} speaks version {PEER_VERSION}: \
+                 upgrade every node (docs/CLUSTER.md)",
+                self.from, self.version
             ))
         } else if self.to != me {
             Some(format!(
@@ -62,40 +66,19 @@ impl PeerHello {
         }
     }
 
-    /// The proof that `role` ("caller" or "callee") holds `secret`, bound to
-    /// this hello and the callee's nonce.
-    pub fn proof(&self, secret: &[u8], role: &str, callee_nonce: &[u8; 32]) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(b"posd peer proof v1\0");
-        h.update(Sha256::digest(secret));
-        h.update(role.as_bytes());
-        h.update(self.from.to_be_bytes());
-        h.update(self.to.to_be_bytes());
-        h.update(self.version.to_be_bytes());
-        h.update(self.nonce);
-        h.update(callee_nonce);
-        h.finalize().into()
+    /// The Noise prologue: both sides bind the hello they saw.
+    pub fn prologue(&self) -> Vec<u8> {
+        [b"posd peer hello\0".as_slice(), &crate::encode(self)].concat()
     }
 }
 
-/// The callee's answer to a hello.
+/// A handshake message after the hello, either way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PeerChallenge {
-    Challenge { nonce: [u8; 32], proof: [u8; 32] },
-    Refused(String),
-}
-
-/// The caller's proof, or why it gives up (the callee's proof was wrong).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PeerProof {
-    Proof([u8; 32]),
-    Refused(String),
-}
-
-/// The callee's verdict on the caller's proof.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PeerVerdict {
-    Accepted,
+pub enum PeerHandshake {
+    /// The next Noise handshake message.
+    Noise(Vec<u8>),
+    /// Why the callee refuses. Variant 1 like version 1's refusal, so a
+    /// node of either version reads the other's.
     Refused(String),
 }
 

@@ -1,11 +1,13 @@
-//! Authenticated connections between nodes (handshake in pos-proto's
-//! `peer` module), with a deadline on everything and TCP keepalive, so a
-//! black-holed peer costs a timeout, never a wedged replication stream.
+//! Sealed connections between nodes (handshake in pos-proto's `peer`
+//! module, sealing in its `seal` module), with a deadline on everything and
+//! TCP keepalive, so a black-holed peer costs a timeout, never a wedged
+//! replication stream. A frame that fails authentication breaks the
+//! connection: it is logged once, naming the peer, never handed on, and the
+//! caller drops the connection and reconnects on its next call.
 
-use pos_proto::peer::{
-    PeerChallenge, PeerHello, PeerProof, PeerRequest, PeerResponse, PeerVerdict, PEER_MAX_FRAME,
-};
-use pos_proto::{read_frame_up_to, write_frame_up_to, ProtoError};
+use pos_proto::peer::{PeerHandshake, PeerHello, PeerRequest, PeerResponse, PEER_MAX_FRAME};
+use pos_proto::seal::{self, SealError, Sealed};
+use pos_proto::{decode, encode, read_frame, write_frame, ProtoError};
 use rand::RngCore;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,13 +19,13 @@ use tokio::net::TcpStream;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 const KEEPALIVE: Duration = Duration::from_secs(10);
 
-/// The shared secret of `cluster_secret_file`.
+/// The links' key, from the shared secret of `cluster_secret_file`.
 #[derive(Clone)]
-pub struct ClusterSecret(Arc<[u8]>);
+pub struct ClusterSecret(Arc<[u8; 32]>);
 
 impl ClusterSecret {
     pub fn new(bytes: Vec<u8>) -> Self {
-        ClusterSecret(bytes.into())
+        ClusterSecret(Arc::new(seal::psk(&bytes)))
     }
 }
 
@@ -41,16 +43,24 @@ pub enum PeerError {
     Timeout,
     #[error("{0}")]
     Proto(#[from] ProtoError),
+    #[error("{0}")]
+    Sealed(#[from] SealError),
     #[error("the peer closed the connection")]
     Closed,
     #[error("handshake refused: {0}")]
     Refused(String),
 }
 
-/// One authenticated connection, either side.
+/// One sealed connection, either side.
 pub struct PeerConn {
     rd: BufReader<OwnedReadHalf>,
     wr: BufWriter<OwnedWriteHalf>,
+    /// The node at the other end, for the log.
+    peer: u64,
+    addr: String,
+    /// `None` until the handshake is done, and after the link broke.
+    link: Option<Sealed>,
+    out: Vec<u8>,
 }
 
 fn nonce() -> [u8; 32] {
@@ -77,29 +87,68 @@ async fn within<T>(
 }
 
 impl PeerConn {
-    fn new(stream: TcpStream) -> Self {
+    fn new(stream: TcpStream, peer: u64) -> Self {
         tune(&stream);
+        let addr = stream
+            .peer_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string());
         let (rd, wr) = stream.into_split();
         PeerConn {
             rd: BufReader::new(rd),
             wr: BufWriter::new(wr),
+            peer,
+            addr,
+            link: None,
+            out: Vec::new(),
         }
     }
 
-    async fn send<T: serde::Serialize>(&mut self, msg: &T) -> Result<(), PeerError> {
-        write_frame_up_to(&mut self.wr, msg, PEER_MAX_FRAME).await?;
+    /// A cleartext handshake frame.
+    async fn send_clear<T: serde::Serialize>(&mut self, msg: &T) -> Result<(), PeerError> {
+        write_frame(&mut self.wr, msg).await?;
         self.wr.flush().await.map_err(ProtoError::from)?;
         Ok(())
     }
 
-    async fn recv<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, PeerError> {
-        read_frame_up_to(&mut self.rd, PEER_MAX_FRAME)
-            .await?
-            .ok_or(PeerError::Closed)
+    async fn recv_clear<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, PeerError> {
+        read_frame(&mut self.rd).await?.ok_or(PeerError::Closed)
     }
 
-    /// Connects to node `to` at `addr` as node `from`, proving the secret
-    /// and checking the callee's proof.
+    async fn send<T: serde::Serialize>(&mut self, msg: &T) -> Result<(), PeerError> {
+        let link = self.link.as_mut().ok_or(PeerError::Closed)?;
+        self.out.clear();
+        link.seal(&encode(msg), PEER_MAX_FRAME, &mut self.out)?;
+        self.wr
+            .write_all(&self.out)
+            .await
+            .map_err(ProtoError::from)?;
+        self.wr.flush().await.map_err(ProtoError::from)?;
+        Ok(())
+    }
+
+    /// The next sealed frame; `None` when the peer left between frames.
+    async fn recv<T: serde::de::DeserializeOwned>(&mut self) -> Result<Option<T>, PeerError> {
+        let link = self.link.as_mut().ok_or(PeerError::Closed)?;
+        match link.open(&mut self.rd, PEER_MAX_FRAME).await {
+            Ok(Some(body)) => Ok(Some(decode(&body)?)),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                if matches!(e, SealError::Broken) {
+                    tracing::warn!(
+                        peer = self.peer,
+                        addr = %self.addr,
+                        "cluster link broken: a frame failed authentication \
+                         (changed in flight or replayed); dropping the connection"
+                    );
+                }
+                self.link = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Connects to node `to` at `addr` as node `from`: the hello, then the
+    /// Noise handshake that proves both sides hold the secret.
     pub async fn connect(
         addr: &str,
         from: u64,
@@ -113,24 +162,24 @@ impl PeerConn {
                     addr: addr.to_string(),
                     error,
                 })?;
-            let mut conn = PeerConn::new(stream);
+            let mut conn = PeerConn::new(stream, to);
             let hello = PeerHello::new(from, to, nonce());
-            conn.send(&hello).await?;
-            let (theirs, their_proof) = match conn.recv().await? {
-                PeerChallenge::Challenge { nonce, proof } => (nonce, proof),
-                PeerChallenge::Refused(why) => return Err(PeerError::Refused(why)),
-            };
-            if hello.proof(&secret.0, "callee", &theirs) != their_proof {
-                let why = "the callee does not know the cluster secret".to_string();
-                conn.send(&PeerProof::Refused(why.clone())).await?;
-                return Err(PeerError::Refused(why));
-            }
-            conn.send(&PeerProof::Proof(hello.proof(&secret.0, "caller", &theirs)))
+            let mut hs = seal::handshake(&secret.0, &hello.prologue(), true)?;
+            conn.send_clear(&hello).await?;
+            conn.send_clear(&PeerHandshake::Noise(seal::handshake_write(&mut hs)?))
                 .await?;
-            match conn.recv().await? {
-                PeerVerdict::Accepted => Ok(conn),
-                PeerVerdict::Refused(why) => Err(PeerError::Refused(why)),
+            match conn.recv_clear().await? {
+                PeerHandshake::Noise(answer) => {
+                    seal::handshake_read(&mut hs, &answer).map_err(|_| {
+                        PeerError::Refused(format!(
+                            "node {to} at {addr} does not know the cluster secret"
+                        ))
+                    })?;
+                }
+                PeerHandshake::Refused(why) => return Err(PeerError::Refused(why)),
             }
+            conn.link = Some(Sealed::new(hs)?);
+            Ok(conn)
         })
         .await
     }
@@ -141,27 +190,31 @@ impl PeerConn {
         me: u64,
         secret: &ClusterSecret,
     ) -> Result<(PeerConn, u64), PeerError> {
-        let mut conn = PeerConn::new(stream);
+        let mut conn = PeerConn::new(stream, 0);
         within(HANDSHAKE_TIMEOUT, async {
-            let hello: PeerHello = conn.recv().await?;
+            let hello: PeerHello = conn.recv_clear().await?;
             if let Some(why) = hello.refusal(me) {
-                conn.send(&PeerChallenge::Refused(why.clone())).await?;
+                conn.send_clear(&PeerHandshake::Refused(why.clone()))
+                    .await?;
                 return Err(PeerError::Refused(why));
             }
-            let ours = nonce();
-            let proof = hello.proof(&secret.0, "callee", &ours);
-            conn.send(&PeerChallenge::Challenge { nonce: ours, proof })
-                .await?;
-            match conn.recv().await? {
-                PeerProof::Proof(p) if p == hello.proof(&secret.0, "caller", &ours) => {}
-                PeerProof::Proof(_) => {
-                    let why = format!("node {} does not know the cluster secret", hello.from);
-                    conn.send(&PeerVerdict::Refused(why.clone())).await?;
-                    return Err(PeerError::Refused(why));
-                }
-                PeerProof::Refused(why) => return Err(PeerError::Refused(why)),
+            conn.peer = hello.from;
+            let mut hs = seal::handshake(&secret.0, &hello.prologue(), false)?;
+            let PeerHandshake::Noise(first) = conn.recv_clear().await? else {
+                return Err(PeerError::Refused(format!("node {} gave up", hello.from)));
+            };
+            if seal::handshake_read(&mut hs, &first).is_err() {
+                let why = format!(
+                    "node {} does not know the cluster secret (or its hello was changed)",
+                    hello.from
+                );
+                conn.send_clear(&PeerHandshake::Refused(why.clone()))
+                    .await?;
+                return Err(PeerError::Refused(why));
             }
-            conn.send(&PeerVerdict::Accepted).await?;
+            conn.send_clear(&PeerHandshake::Noise(seal::handshake_write(&mut hs)?))
+                .await?;
+            conn.link = Some(Sealed::new(hs)?);
             Ok(hello.from)
         })
         .await
@@ -176,17 +229,147 @@ impl PeerConn {
     ) -> Result<PeerResponse, PeerError> {
         within(limit, async {
             self.send(request).await?;
-            self.recv().await
+            self.recv().await?.ok_or(PeerError::Closed)
         })
         .await
     }
 
     /// The next request on an accepted connection; `None` when the caller left.
     pub async fn next_request(&mut self) -> Result<Option<PeerRequest>, PeerError> {
-        Ok(read_frame_up_to(&mut self.rd, PEER_MAX_FRAME).await?)
+        self.recv().await
     }
 
     pub async fn respond(&mut self, response: &PeerResponse) -> Result<(), PeerError> {
         self.send(response).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pos_proto::peer::PEER_VERSION;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn secret(text: &str) -> ClusterSecret {
+        ClusterSecret::new(text.as_bytes().to_vec())
+    }
+
+    /// Node 2 accepting one connection with `key`: what `accept` and the
+    /// first request gave.
+    async fn node2(key: ClusterSecret) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let task = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            match PeerConn::accept(stream, 2, &key).await {
+                Err(e) => format!("refused: {e}"),
+                Ok((mut conn, from)) => match conn.next_request().await {
+                    Ok(Some(request)) => {
+                        let answer = PeerResponse::Raft(Ok(vec![9]));
+                        conn.respond(&answer).await.unwrap();
+                        format!("node {from} asked {request:?}")
+                    }
+                    other => format!("node {from}: {other:?}"),
+                },
+            }
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn a_sealed_call_round_trips() {
+        let (addr, node2) = node2(secret("shared")).await;
+        let mut conn = PeerConn::connect(&addr, 1, 2, &secret("shared"))
+            .await
+            .unwrap();
+        let answer = conn
+            .call(&PeerRequest::Vote(vec![1, 2]), HANDSHAKE_TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(answer, PeerResponse::Raft(Ok(vec![9])));
+        assert_eq!(node2.await.unwrap(), "node 1 asked Vote([1, 2])");
+    }
+
+    #[tokio::test]
+    async fn another_secret_is_refused_both_ways() {
+        let (addr, node2) = node2(secret("shared")).await;
+        let err = PeerConn::connect(&addr, 1, 2, &secret("guessed"))
+            .await
+            .err()
+            .unwrap();
+        let callee = node2.await.unwrap();
+        assert_eq!(
+            callee,
+            "refused: handshake refused: node 1 does not know the cluster secret \
+             (or its hello was changed)"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("handshake refused: {}", &callee[28..])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_version_1_hello_is_refused_naming_both_versions() {
+        let (addr, node2) = node2(secret("shared")).await;
+        let mut old = TcpStream::connect(&addr).await.unwrap();
+        let hello = PeerHello {
+            version: 1,
+            ..PeerHello::new(1, 2, [0; 32])
+        };
+        write_frame(&mut old, &hello).await.unwrap();
+        let expected = format!(
+            "node 1 speaks peer protocol version 1, node 2 speaks version {PEER_VERSION}: \
+             upgrade every node (docs/CLUSTER.md)"
+        );
+        // Version 1 reads this frame as its own `PeerChallenge::Refused`.
+        let answer: PeerHandshake = read_frame(&mut old).await.unwrap().unwrap();
+        assert_eq!(answer, PeerHandshake::Refused(expected.clone()));
+        assert_eq!(
+            node2.await.unwrap(),
+            format!("refused: handshake refused: {expected}")
+        );
+    }
+
+    /// A proxy that flips the byte at `at` of what the caller sends.
+    async fn flipping_proxy(to: String, at: usize) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (client, _) = listener.accept().await.unwrap();
+            let server = TcpStream::connect(to).await.unwrap();
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            tokio::spawn(async move { tokio::io::copy(&mut sr, &mut cw).await });
+            let (mut seen, mut buf) = (0, vec![0; 4096]);
+            while let Ok(n @ 1..) = cr.read(&mut buf).await {
+                if (seen..seen + n).contains(&at) {
+                    buf[at - seen] ^= 0x20;
+                }
+                seen += n;
+                if sw.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_changed_frame_breaks_the_link_and_is_never_handed_on() {
+        let (addr, node2) = node2(secret("shared")).await;
+        // The handshake is about 110 bytes; byte 400 is inside the request.
+        let proxy = flipping_proxy(addr, 400).await;
+        let mut conn = PeerConn::connect(&proxy, 1, 2, &secret("shared"))
+            .await
+            .unwrap();
+        let request = PeerRequest::AppendEntries(vec![7; 1000]);
+        assert!(conn.call(&request, HANDSHAKE_TIMEOUT).await.is_err());
+        assert_eq!(
+            node2.await.unwrap(),
+            "node 1: Err(Sealed(Broken))",
+            "the callee saw no request"
+        );
     }
 }
