@@ -34,6 +34,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addr: node.addr.clone(),
             secret: self.secret.clone(),
             conn: None,
+            connecting: None,
         }
     }
 }
@@ -45,6 +46,10 @@ pub struct Client {
     addr: String,
     secret: ClusterSecret,
     conn: Option<PeerConn>,
+    /// A connection being made, on its own task: a handshake that outlasts
+    /// one call's deadline (a heartbeat's is short) serves the next call
+    /// instead of starting over.
+    connecting: Option<tokio::task::JoinHandle<Result<PeerConn, PeerError>>>,
 }
 
 type RpcError<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
@@ -56,15 +61,10 @@ impl Client {
         limit: Duration,
     ) -> Result<T, RpcError<E>> {
         let started = tokio::time::Instant::now();
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => {
-                let conn = PeerConn::connect(&self.addr, self.me, self.target, &self.secret)
-                    .await
-                    .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-                self.conn.insert(conn)
-            }
-        };
+        let conn = self
+            .connected()
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         let left = limit.saturating_sub(started.elapsed());
         let answer = conn.call(&request, left).await;
         let bytes = match answer {
@@ -83,6 +83,25 @@ impl Client {
             Ok(Err(remote)) => Err(RPCError::RemoteError(RemoteError::new(self.target, remote))),
             Err(e) => Err(self.failed(PeerError::Refused(format!("undecodable answer: {e}")))),
         }
+    }
+
+    /// The open connection, or the one being made once it is.
+    async fn connected(&mut self) -> Result<&mut PeerConn, PeerError> {
+        if self.conn.as_ref().is_some_and(|c| !c.is_idle()) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            let (addr, me, target) = (self.addr.clone(), self.me, self.target);
+            let secret = self.secret.clone();
+            let task = self.connecting.get_or_insert_with(|| {
+                tokio::spawn(async move { PeerConn::connect(&addr, me, target, &secret).await })
+            });
+            let made = task.await;
+            self.connecting = None;
+            let made = made.map_err(|e| PeerError::Refused(format!("connecting: {e}")))?;
+            self.conn = Some(made?);
+        }
+        self.conn.as_mut().ok_or(PeerError::Closed)
     }
 
     /// Drops the connection: the next call reconnects.

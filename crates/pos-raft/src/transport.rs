@@ -49,6 +49,8 @@ pub enum PeerError {
     Closed,
     #[error("handshake refused: {0}")]
     Refused(String),
+    #[error("an earlier call on this connection was abandoned midway")]
+    Abandoned,
 }
 
 /// One sealed connection, either side.
@@ -61,6 +63,10 @@ pub struct PeerConn {
     /// `None` until the handshake is done, and after the link broke.
     link: Option<Sealed>,
     out: Vec<u8>,
+    /// A call began and has not ended: if its caller gave up on it (a
+    /// deadline), its frames are half sent or half read, and the link
+    /// cannot carry another.
+    in_call: bool,
 }
 
 fn nonce() -> [u8; 32] {
@@ -100,6 +106,7 @@ impl PeerConn {
             addr,
             link: None,
             out: Vec::new(),
+            in_call: false,
         }
     }
 
@@ -227,11 +234,23 @@ impl PeerConn {
         request: &PeerRequest,
         limit: Duration,
     ) -> Result<PeerResponse, PeerError> {
-        within(limit, async {
+        if !self.is_idle() {
+            return Err(PeerError::Abandoned);
+        }
+        self.in_call = true;
+        let answer = within(limit, async {
             self.send(request).await?;
             self.recv().await?.ok_or(PeerError::Closed)
         })
-        .await
+        .await;
+        self.in_call = answer.is_err();
+        answer
+    }
+
+    /// Whether the link can carry a call: no earlier one failed or was
+    /// abandoned midway.
+    pub fn is_idle(&self) -> bool {
+        !self.in_call && self.link.is_some()
     }
 
     /// The next request on an accepted connection; `None` when the caller left.

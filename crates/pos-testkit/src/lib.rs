@@ -6,6 +6,7 @@
 //! - [`cluster`]: several posd processes as one cluster on loopback.
 //! - [`history`]: what clients of a cluster were told, and the checks on it.
 //! - [`netns`]: network namespaces on a bridge, for partitions (root only).
+//! - [`proxy`]: a recording (and byte-flipping) TCP proxy in front of a node.
 //! - [`client`]: raw TCP, reading until expected text appears.
 //! - [`admin`]: posctl's requests over the admin socket, blocking.
 //! - [`adversary`]: the validators that try to steer the lottery (issue 11).
@@ -22,6 +23,7 @@ pub mod history;
 pub mod http;
 pub mod netns;
 pub mod process;
+pub mod proxy;
 
 pub use admin::force_round;
 pub use client::Client;
