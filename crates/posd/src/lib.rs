@@ -17,23 +17,16 @@ mod announce;
 mod clock;
 mod cluster;
 pub mod config;
-mod connected;
-mod forget;
 mod http;
-mod line;
-mod pending;
 mod proposer;
-mod protocol;
 mod query;
-mod ratelimit;
 mod report;
 mod round;
 mod scheduler;
 mod server;
-mod session;
 mod shared;
-mod slots;
 mod submit;
+mod validators;
 mod writer;
 
 use anyhow::Context;
@@ -216,7 +209,7 @@ impl Node {
         let metrics = Arc::new(http::metrics::Metrics::new(cluster_port.is_some()));
         // Before the writer thread exists, so a refusal here releases the store at once.
         let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;
-        let pending = Arc::new(pending::Pending::default());
+        let pending = Arc::new(validators::pending::Pending::default());
         let height = match store.has_chain()? {
             true => store.tip()?.index,
             false => 0,
@@ -325,7 +318,7 @@ impl Node {
                 .await
             }
         });
-        tracker.spawn(forget::run(serving.clone()));
+        tracker.spawn(validators::forget::run(serving.clone()));
         tracker.spawn(server::serve(listener, serving, tracker.clone()));
         tracker.spawn(admin::serve(
             admin_listener,

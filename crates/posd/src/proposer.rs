@@ -5,7 +5,7 @@
 
 use crate::clock;
 use crate::config::Config;
-use crate::pending::Pending;
+use crate::validators::pending::Pending;
 use crate::round;
 use crate::writer::{Request, WriteError};
 use pos_core::{Address, Command};

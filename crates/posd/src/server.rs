@@ -1,7 +1,7 @@
 //! The validator listener: accepts connections within the connection limit,
 //! shedding connections that have not registered when it is reached.
 
-use crate::session;
+use crate::validators::session;
 use crate::shared::Serving;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;

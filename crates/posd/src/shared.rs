@@ -14,12 +14,12 @@
 use crate::announce::Announcer;
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::connected::Connected;
+use crate::validators::connected::Connected;
 use crate::http::metrics::Metrics;
-use crate::pending::Pending;
-use crate::ratelimit::RegistrationRate;
+use crate::validators::pending::Pending;
+use crate::validators::ratelimit::RegistrationRate;
 use crate::scheduler::NextRound;
-use crate::slots::Slots;
+use crate::validators::slots::Slots;
 use crate::submit::Submit;
 use pos_core::Validator;
 use pos_proto::{StatusInfo, ValidatorInfo};

@@ -3,7 +3,7 @@
 //! Everything above this module is the same in both.
 
 use crate::cluster::{Applied, Cluster};
-use crate::pending::{Pending, Proposed};
+use crate::validators::pending::{Pending, Proposed};
 use crate::writer::{RoundOutcome, WriteError, Writer};
 use pos_core::transition::Change;
 use pos_core::{Address, Command, Validator};

@@ -18,7 +18,7 @@
 
 use crate::announce::Announcer;
 use crate::http::metrics::{Metrics, RoundEnd};
-use crate::pending::Pending;
+use crate::validators::pending::Pending;
 use crate::proposer::Proposer;
 use crate::report::{Report, RoundEnded};
 use pos_core::transition::Change;

@@ -8,7 +8,7 @@
 //! of its own, so its candidates are those of the state it extends.
 
 use crate::http::metrics::Metrics;
-use crate::pending::Pending;
+use crate::validators::pending::Pending;
 use crate::proposer::Proposer;
 use crate::writer::{check_space, Request};
 use pos_proto::peer::{Submission, SubmitError};

@@ -11,7 +11,7 @@ pub(crate) mod batcher;
 pub(crate) mod peer;
 pub(crate) mod replica;
 
-use crate::pending::Proposed;
+use crate::validators::pending::Proposed;
 use crate::writer::WriteError;
 use pos_core::transition::Outcome;
 use pos_proto::peer::{PeerRequest, PeerResponse, Submission, SubmitError};

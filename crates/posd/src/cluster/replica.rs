@@ -8,7 +8,7 @@ use super::{Applied, Waiters};
 use crate::announce::Announcer;
 use crate::config::Config;
 use crate::http::metrics::Metrics;
-use crate::pending::Pending;
+use crate::validators::pending::Pending;
 use crate::report::{Report, RoundEnded};
 use pos_core::transition::{Change, Outcome};
 use pos_core::Command;
