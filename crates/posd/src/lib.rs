@@ -18,6 +18,7 @@ mod clock;
 mod cluster;
 pub mod config;
 mod http;
+mod metrics;
 mod proposer;
 mod query;
 mod report;
@@ -27,6 +28,7 @@ mod server;
 mod shared;
 mod submit;
 mod validators;
+mod write;
 mod writer;
 
 use anyhow::Context;
@@ -206,7 +208,7 @@ impl Node {
             .map(TcpListener::from_std)
             .transpose()
             .context("cannot serve the HTTP listener")?;
-        let metrics = Arc::new(http::metrics::Metrics::new(cluster_port.is_some()));
+        let metrics = Arc::new(metrics::Metrics::new(cluster_port.is_some()));
         // Before the writer thread exists, so a refusal here releases the store at once.
         let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;
         let pending = Arc::new(validators::pending::Pending::default());
@@ -480,7 +482,7 @@ async fn start_cluster(
     port: ClusterPort,
     replica: cluster::replica::Replica,
     proposer: proposer::Proposer,
-    (store, data_dir, metrics): (Arc<Store>, &std::path::Path, Arc<http::metrics::Metrics>),
+    (store, data_dir, metrics): (Arc<Store>, &std::path::Path, Arc<metrics::Metrics>),
     (tracker, shutdown, failed): (&TaskTracker, &CancellationToken, &CancellationToken),
 ) -> anyhow::Result<(Arc<cluster::Cluster>, std::net::SocketAddr)> {
     let ClusterPort { listener, secret } = port;

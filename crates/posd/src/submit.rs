@@ -4,7 +4,8 @@
 
 use crate::cluster::{Applied, Cluster};
 use crate::validators::pending::{Pending, Proposed};
-use crate::writer::{RoundOutcome, WriteError, Writer};
+use crate::write::{RoundOutcome, WriteError};
+use crate::writer::Writer;
 use pos_core::transition::Change;
 use pos_core::{Address, Command, Validator};
 use pos_proto::peer::{LedgerWrite, Submission};

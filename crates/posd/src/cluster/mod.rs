@@ -12,7 +12,7 @@ pub(crate) mod peer;
 pub(crate) mod replica;
 
 use crate::validators::pending::Proposed;
-use crate::writer::WriteError;
+use crate::write::WriteError;
 use pos_core::transition::Outcome;
 use pos_proto::peer::{PeerRequest, PeerResponse, Submission, SubmitError};
 use pos_raft::{ClusterSecret, Node, NodeId, Op, Origin, PeerConn, Role};
