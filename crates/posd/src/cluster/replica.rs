@@ -63,7 +63,7 @@ impl pos_raft::Observer for Replica {
         self.pending.take();
         let spec = self.store.chain_spec();
         self.config
-            .send_modify(|config| *config = Arc::new(crate::ruled_by_chain(config, &spec)));
+            .send_modify(|config| *config = Arc::new(config.ruled_by_chain(&spec)));
         if let Ok(tip) = self.store.tip() {
             self.announcer.caught_up(tip.index);
             tracing::info!(height = tip.index, tip = %tip.hash, "chain received from the leader");
