@@ -39,6 +39,16 @@ pub enum StoreError {
     Damaged { path: PathBuf, detail: String },
 }
 
+impl StoreError {
+    /// Block `index` should be stored but is not.
+    pub(crate) fn missing_block(index: u64) -> StoreError {
+        StoreError::Corrupt {
+            tree: crate::layout::BLOCKS,
+            detail: format!("block {index} is missing"),
+        }
+    }
+}
+
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         StoreError::Sled(e)

@@ -65,7 +65,7 @@ pub async fn run(
 /// every record. Returns a one-line summary.
 pub fn check(config: &Config) -> anyhow::Result<String> {
     let dir = &config.data_dir;
-    if !dir.join("sled").exists() && !dir.join(pos_store::acked::FILE).exists() {
+    if !pos_store::data_dir::holds_chain(dir) {
         anyhow::bail!("{} holds no chain", dir.display());
     }
     let store = Store::open(dir, &config.chain_spec(clock::record_ms()))
