@@ -62,7 +62,7 @@ impl From<VerifyError> for StoreError {
 }
 
 /// sled's own text, minus its debug noise ("at file offset None backtrace ()").
-fn engine(e: &sled::Error) -> String {
+pub(crate) fn engine(e: &sled::Error) -> String {
     match e {
         sled::Error::Corruption { at: Some(at), .. } => format!("corrupted data at {at}"),
         sled::Error::Corruption { at: None, .. } => "corrupted data".into(),

@@ -101,7 +101,7 @@ impl Store {
         data_dir::private_dir(&sled_dir)?;
         let db = data_dir::open_sled(&sled_dir).map_err(|e| StoreError::Damaged {
             path: sled_dir.clone(),
-            detail: format!("the store cannot be opened: {e}"),
+            detail: format!("the store cannot be opened: {}", crate::error::engine(&e)),
         })?;
         let mut store = Store::init(db, spec, genesis)?;
         let files = SledFiles::open(dir, &sled_dir)?;
