@@ -44,15 +44,12 @@ def parse_file(mod, file, modules):
     stack = [(mod, 0)]
     spans = [[0, len(text), mod]]  # where each module's text is, for the pass below
     depth = 0
-    pending_mod = None
     # `use a::{b::c, d}` groups: expand the prefix onto each member.
     group_prefix = []  # stack of (prefix segments, depth) for use-groups
     for m in TOKEN.finditer(text):
         cur = stack[-1][0]
         if m.group(2):  # mod declaration
             name, end = m.group(2), m.group(3)
-            if name == "tests" and end == ";":
-                continue
             if end == ";":
                 child = load_child(cur, file, name, modules)
                 if child:
