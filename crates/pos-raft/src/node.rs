@@ -57,6 +57,8 @@ pub enum Role {
     /// No membership yet: before `cluster init`, or before a leader added it.
     Uninitialized,
     Stopped,
+    /// The membership this node holds leaves it out: it was removed.
+    Removed,
 }
 
 impl Role {
@@ -68,6 +70,7 @@ impl Role {
             Role::Candidate => "candidate",
             Role::Uninitialized => "uninitialized",
             Role::Stopped => "stopped",
+            Role::Removed => "removed",
         }
     }
 }
@@ -165,6 +168,8 @@ impl Node {
             Role::Stopped
         } else if members.is_empty() {
             Role::Uninitialized
+        } else if left_out(self.me, membership) {
+            Role::Removed
         } else {
             match m.state {
                 ServerState::Leader => Role::Leader,
@@ -178,10 +183,47 @@ impl Node {
             me: self.me,
             role,
             term: m.current_term,
-            leader: m.current_leader,
+            // A removed node's last leader leads a cluster it is not in.
+            leader: m.current_leader.filter(|_| role != Role::Removed),
             applied: m.last_applied.map_or(0, |l| l.index),
             members,
         }
+    }
+
+    /// Whether this node's own membership view leaves it out (see [`left_out`]).
+    pub fn is_removed(&self) -> bool {
+        left_out(
+            self.me,
+            self.raft.metrics().borrow().membership_config.membership(),
+        )
+    }
+
+    /// Whether node `id` is a voter or learner in this node's membership view.
+    pub fn is_member(&self, id: NodeId) -> bool {
+        let m = self.raft.metrics();
+        let membership = m.borrow();
+        membership
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .is_some()
+            && !left_out(id, membership.membership_config.membership())
+    }
+
+    /// Resolves once [`Node::is_removed`] says `removed` (at once if it does).
+    pub async fn until_removed(&self, removed: bool) {
+        let mut metrics = self.raft.metrics();
+        while self.is_removed() != removed {
+            if metrics.changed().await.is_err() {
+                // Raft stopped: this node's view changes no more.
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// This node's Raft term: a leader that keeps it has led all along.
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
     }
 
     /// The leader this node knows of, and its address if it is a member:
@@ -324,6 +366,18 @@ impl Node {
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
     }
+}
+
+/// Whether `membership` leaves node `id` out: not in the configuration it is
+/// moving to (the last of a joint one) and not a learner. A removed voter
+/// learns this from the joint configuration, the last entry the leader
+/// sends it: openraft stops replicating to it as soon as the final one is
+/// appended. An empty membership (not initialized) leaves nobody out.
+fn left_out(id: NodeId, membership: &openraft::Membership<NodeId, BasicNode>) -> bool {
+    let target = membership.get_joint_config().last();
+    membership.nodes().next().is_some()
+        && target.is_some_and(|voters| !voters.contains(&id))
+        && !membership.learner_ids().any(|l| l == id)
 }
 
 fn failure(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> WriteFailure {

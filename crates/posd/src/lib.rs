@@ -216,11 +216,11 @@ impl Node {
         let metrics = Arc::new(http::metrics::Metrics::new(cluster_port.is_some()));
         // Before the writer thread exists, so a refusal here releases the store at once.
         let (admin_listener, socket_file) = admin::socket::bind(&config.admin_socket)?;
-        let pending = Arc::new(pending::Pending::default());
         let height = match store.has_chain()? {
             true => store.tip()?.index,
             false => 0,
         };
+        let pending = Arc::new(pending::Pending::opening(height + 1));
         let announcer = announce::Announcer::new(tokio::runtime::Handle::current(), height);
         let failed = CancellationToken::new();
         let config_tx = watch::Sender::new(Arc::new(config.clone()));
@@ -495,6 +495,7 @@ async fn start_cluster(
         .local_addr()
         .context("cluster listener has no address")?;
     let waiters = Arc::clone(&replica.waiters);
+    let announcer = replica.announcer.clone();
     let node = pos_raft::Node::start(
         config.node_id,
         config.election_timeout,
@@ -524,14 +525,21 @@ async fn start_cluster(
         }
     });
     let listener = TcpListener::from_std(listener).context("cannot serve cluster_listen")?;
+    tracker.spawn(cluster::removed::watch(
+        node.clone(),
+        announcer,
+        shutdown.clone(),
+    ));
+    let seen = Arc::new(cluster::seen::Seen::default());
     let peers = cluster::peer::PeerServer {
         node: node.clone(),
+        seen: Arc::clone(&seen),
         secret: secret.clone(),
         batcher: tx.clone(),
         shutdown: shutdown.clone(),
     };
     tracker.spawn(peers.serve(listener, tracker.clone()));
-    let cluster = cluster::Cluster::new(config.node_id, node, secret, waiters, tx);
+    let cluster = cluster::Cluster::new(config.node_id, node, secret, waiters, tx, seen);
     Ok((Arc::new(cluster), addr))
 }
 

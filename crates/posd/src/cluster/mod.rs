@@ -9,7 +9,9 @@
 pub(crate) mod admin;
 pub(crate) mod batcher;
 pub(crate) mod peer;
+pub(crate) mod removed;
 pub(crate) mod replica;
+pub(crate) mod seen;
 
 use crate::pending::Proposed;
 use crate::writer::WriteError;
@@ -78,6 +80,8 @@ pub(crate) struct Cluster {
     tickets: AtomicU64,
     /// Open connections to the leader, with its id.
     pool: Mutex<Vec<(NodeId, PeerConn)>>,
+    /// What the nodes report of their validators, kept by the leader.
+    pub seen: std::sync::Arc<seen::Seen>,
 }
 
 /// How a write's trip to the leader ended.
@@ -89,6 +93,8 @@ enum Route {
     Failed(String),
     /// The answer was lost: it may or may not be in the log.
     Unknown,
+    /// The leader's cluster leaves this node out: it was removed.
+    NotMember,
 }
 
 impl Cluster {
@@ -98,6 +104,7 @@ impl Cluster {
         secret: ClusterSecret,
         waiters: std::sync::Arc<Waiters>,
         batcher: mpsc::Sender<batcher::Job>,
+        seen: std::sync::Arc<seen::Seen>,
     ) -> Self {
         Cluster {
             me,
@@ -107,6 +114,7 @@ impl Cluster {
             batcher,
             tickets: AtomicU64::new(1),
             pool: Mutex::default(),
+            seen,
         }
     }
 
@@ -126,8 +134,17 @@ impl Cluster {
         let mut applied = std::pin::pin!(applied);
         let give_up = tokio::time::Instant::now() + FIND_LEADER;
         loop {
+            // A removed node would never apply it: say so, and write nothing.
+            if self.node.is_removed() {
+                self.waiters.forget(ticket);
+                return Err(WriteError::Removed);
+            }
             match self.route(origin, &submission).await {
                 Route::Committed => break,
+                Route::NotMember => {
+                    self.waiters.forget(ticket);
+                    return Err(WriteError::Removed);
+                }
                 // Closing a round twice would make two blocks: wait instead.
                 Route::Unknown if submission == Submission::Round => break,
                 Route::Failed(why) => {
@@ -234,6 +251,7 @@ impl Route {
             Ok(()) => Route::Committed,
             Err(SubmitError::NotLeader) => Route::Retry,
             Err(SubmitError::Failed(why)) => Route::Failed(why),
+            Err(SubmitError::NotMember) => Route::NotMember,
         }
     }
 }
