@@ -168,7 +168,7 @@ impl Node {
             Role::Stopped
         } else if members.is_empty() {
             Role::Uninitialized
-        } else if left_out(self.me, membership) {
+        } else if removed(self.me, &m) {
             Role::Removed
         } else {
             match m.state {
@@ -190,24 +190,18 @@ impl Node {
         }
     }
 
-    /// Whether this node's own membership view leaves it out (see [`left_out`]).
+    /// Whether this node's own Raft view says it was removed (see [`removed`]).
     pub fn is_removed(&self) -> bool {
-        left_out(
-            self.me,
-            self.raft.metrics().borrow().membership_config.membership(),
-        )
+        removed(self.me, &self.raft.metrics().borrow())
     }
 
-    /// Whether node `id` is a voter or learner in this node's membership view.
+    /// Whether node `id` is a voter or learner in this node's membership
+    /// view, and not on its way out.
     pub fn is_member(&self, id: NodeId) -> bool {
-        let m = self.raft.metrics();
-        let membership = m.borrow();
-        membership
-            .membership_config
-            .membership()
-            .get_node(&id)
-            .is_some()
-            && !left_out(id, membership.membership_config.membership())
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        membership.get_node(&id).is_some() && !leaving(id, membership)
     }
 
     /// Resolves once [`Node::is_removed`] says `removed` (at once if it does).
@@ -368,16 +362,26 @@ impl Node {
     }
 }
 
-/// Whether `membership` leaves node `id` out: not in the configuration it is
-/// moving to (the last of a joint one) and not a learner. A removed voter
-/// learns this from the joint configuration, the last entry the leader
-/// sends it: openraft stops replicating to it as soon as the final one is
-/// appended. An empty membership (not initialized) leaves nobody out.
-fn left_out(id: NodeId, membership: &openraft::Membership<NodeId, BasicNode>) -> bool {
+/// Whether `membership` lists node `id` on its way out: a voter of a joint
+/// configuration whose new half leaves it out.
+fn leaving(id: NodeId, membership: &openraft::Membership<NodeId, BasicNode>) -> bool {
     let target = membership.get_joint_config().last();
-    membership.nodes().next().is_some()
+    membership.get_node(&id).is_some()
         && target.is_some_and(|voters| !voters.contains(&id))
         && !membership.learner_ids().any(|l| l == id)
+}
+
+/// Whether node `me`'s own view says it was removed. A removed follower
+/// holds the joint configuration that leaves it out ([`leaving`]): openraft
+/// stops replicating to it once the final one is appended, so that joint
+/// one is the last it hears. A leader that removed itself holds the final
+/// one, which no longer lists it, while its vote is still its own. A node
+/// that is joining also holds a membership without itself for a moment
+/// (the snapshot's), but has never voted for itself.
+fn removed(me: NodeId, metrics: &openraft::RaftMetrics<NodeId, BasicNode>) -> bool {
+    let membership = metrics.membership_config.membership();
+    let unlisted = membership.nodes().next().is_some() && membership.get_node(&me).is_none();
+    leaving(me, membership) || unlisted && metrics.vote.leader_id().voted_for() == Some(me)
 }
 
 fn failure(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> WriteFailure {
