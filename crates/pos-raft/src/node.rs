@@ -375,13 +375,17 @@ fn leaving(id: NodeId, membership: &openraft::Membership<NodeId, BasicNode>) -> 
 /// holds the joint configuration that leaves it out ([`leaving`]): openraft
 /// stops replicating to it once the final one is appended, so that joint
 /// one is the last it hears. A leader that removed itself holds the final
-/// one, which no longer lists it, while its vote is still its own. A node
-/// that is joining also holds a membership without itself for a moment
-/// (the snapshot's), but has never voted for itself.
+/// one, which no longer lists it. A node that is joining also holds a
+/// membership without itself for a moment (the snapshot's), but it already
+/// follows the leader adding it: its vote is that leader's, committed. The
+/// removed leader's vote is its own, or one it granted and no leader of
+/// that term ever confirmed to it.
 fn removed(me: NodeId, metrics: &openraft::RaftMetrics<NodeId, BasicNode>) -> bool {
     let membership = metrics.membership_config.membership();
     let unlisted = membership.nodes().next().is_some() && membership.get_node(&me).is_none();
-    leaving(me, membership) || unlisted && metrics.vote.leader_id().voted_for() == Some(me)
+    let vote = &metrics.vote;
+    let follows_another = vote.is_committed() && vote.leader_id().voted_for() != Some(me);
+    leaving(me, membership) || unlisted && !follows_another
 }
 
 fn failure(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> WriteFailure {

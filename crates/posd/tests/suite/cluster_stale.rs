@@ -48,6 +48,8 @@ fn a_removed_node_knows_it_and_refuses_writes() {
     let dir = ClusterDir::new();
     let args = ["--round-interval", "1h"];
     let mut nodes = cluster(&dir, 3, &args);
+    // Joining (a snapshot's membership without it) is no removal.
+    assert!(!nodes[2].posd.log().contains("not in the cluster"));
     let (mut client, _, _) = nodes[2].posd.validator(10);
     let before = active_validators(&nodes[0]);
 
@@ -92,6 +94,18 @@ fn a_removed_node_knows_it_and_refuses_writes() {
     again.send("5\n");
     again.expect(NOT_IN_CLUSTER);
     assert_eq!(active_validators(&nodes[0]), before + 1);
+
+    // A leader that removes itself knows it too.
+    nodes[0]
+        .cluster(&Request::ClusterRemove { node_id: 1 })
+        .expect("node 1 removes itself");
+    eventually("node 1 knows it was removed", || {
+        (nodes[0].status().role == "removed").then_some(())
+    });
+    let mut late = nodes[0].posd.connect();
+    late.expect("Enter token balance:");
+    late.send("5\n");
+    late.expect(NOT_IN_CLUSTER);
 }
 
 /// Sends `request` to node `to` over the peer link, as a node would.
