@@ -9,8 +9,9 @@
 //! The leader keeps each member's latest report and forgets a validator
 //! only when none of them has seen it within `forget_after`. A node that
 //! falls silent keeps its last report: its validators connected then
-//! count as connected still, so a node that is down makes nobody
-//! forgettable. Nobody is forgotten until this node has led for
+//! count as connected still, and a member that never reported (down, or
+//! with forgetting off) holds off all forgetting, so a node that is down
+//! makes nobody forgettable. Nobody is forgotten until this node has led for
 //! `forget_after` in one term, nor while a member reports having started
 //! less than `forget_after` ago (a restart ends connections unreported).
 
@@ -80,10 +81,10 @@ impl Seen {
         if since > away_since {
             return None;
         }
-        let reports: Vec<&Report> = members
+        let reports = members
             .iter()
-            .filter_map(|m| inner.reports.get(m))
-            .collect();
+            .map(|m| inner.reports.get(m))
+            .collect::<Option<Vec<&Report>>>()?;
         // A member that restarted lately ended connections it cannot report.
         if reports.iter().any(|r| {
             r.at.checked_sub(r.up)
@@ -168,6 +169,8 @@ mod tests {
         assert_eq!(seen.kept(1, &[1, 2], WINDOW), Some(HashSet::from([a])));
         // A removed node's report no longer counts.
         assert_eq!(seen.kept(1, &[1], WINDOW), Some(HashSet::new()));
+        // A member that never reported holds off all forgetting.
+        assert_eq!(seen.kept(1, &[1, 2, 3], WINDOW), None);
         // A member that restarted lately: nobody is forgotten yet.
         seen.record(2, 1_000, vec![]);
         assert_eq!(seen.kept(1, &[1, 2], WINDOW), None);
