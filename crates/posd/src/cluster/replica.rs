@@ -7,9 +7,9 @@
 use super::{Applied, Waiters};
 use crate::announce::Announcer;
 use crate::config::Config;
-use crate::http::metrics::Metrics;
-use crate::pending::Pending;
-use crate::report::{Report, RoundEnded};
+use crate::metrics::Metrics;
+use crate::report::{self, Report};
+use crate::validators::pending::Pending;
 use pos_core::transition::{Change, Outcome};
 use pos_core::Command;
 use pos_raft::{NodeId, Op, Tagged};
@@ -50,7 +50,7 @@ impl pos_raft::Observer for Replica {
                 }
                 Op::EndRound => {
                     self.pending.take();
-                    self.report().round(RoundEnded::NoCandidates);
+                    self.report().round(Ok(None));
                     None
                 }
             };
@@ -68,7 +68,7 @@ impl pos_raft::Observer for Replica {
     fn restored(&self) {
         let spec = self.store.chain_spec();
         self.config
-            .send_modify(|config| *config = Arc::new(crate::ruled_by_chain(config, &spec)));
+            .send_modify(|config| *config = Arc::new(config.ruled_by_chain(&spec)));
         let tip = self.store.tip();
         // The proposals of a state this node never saw are not known here.
         let next = tip.as_ref().map_or(self.pending.block(), |t| t.index + 1);
@@ -92,15 +92,15 @@ impl Replica {
         match (cmd, outcome) {
             (Command::CommitRound { block, round, .. }, Some(Ok(_))) => {
                 self.pending.take_opening(block.index + 1);
-                self.report().round(RoundEnded::Block { block, round });
+                self.report().round(Ok(Some((block, round))));
             }
             (Command::CommitRound { .. }, Some(Err(refusal))) => {
                 self.pending.take();
                 tracing::error!(error = %refusal, "round refused by the store; proposals dropped");
-                self.report().round(RoundEnded::Failed(refusal));
+                self.report().round(Err(refusal));
             }
             (_, Some(Ok(change))) => {
-                crate::writer::log(cmd, change);
+                report::log(cmd, change);
                 if let Change::Validator(v) = change {
                     if matches!(cmd, Command::Slash { .. }) {
                         self.pending.withdraw(&v.address);
