@@ -95,6 +95,14 @@ pub enum PeerRequest {
         ticket: u64,
         submission: Submission,
     },
+    /// Node `node`'s validators, for the leader's `forget_after`: each one
+    /// connected to it within `forget_after`, with how long ago it was
+    /// (zero: connected now), and how long the node has been up.
+    Seen {
+        node: u64,
+        up_ms: u64,
+        seen: Vec<(Address, u64)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +112,8 @@ pub enum PeerResponse {
     /// The submission is committed (the node that sent it learns its
     /// outcome by applying it), or why it is not.
     Submitted(Result<(), SubmitError>),
+    /// A [`PeerRequest::Seen`] report was taken.
+    Noted,
 }
 
 /// What a follower forwards to the leader: the validators' and posctl's
@@ -120,6 +130,19 @@ pub enum Submission {
     },
     /// Close the round now (`posctl lottery run`).
     Round,
+    /// The validator's proposal for the round that makes block `block`;
+    /// it stands in no later round (`Propose` is older nodes' form).
+    ProposeFor {
+        address: Address,
+        bpm: u32,
+        block: u64,
+    },
+    /// The leader's `forget_after` sweep: remove those of `addresses` that
+    /// still qualify (registered at or before `registered_by_ms`).
+    Forget {
+        addresses: Vec<Address>,
+        registered_by_ms: u64,
+    },
 }
 
 /// A change to a validator as a client asked for it; the node that writes
@@ -149,4 +172,8 @@ pub enum SubmitError {
     /// The leader could not write it (its text says why); nothing changed.
     #[error("{0}")]
     Failed(String),
+    /// The node the write entered at is not in the leader's cluster: it
+    /// could never apply it, so the leader does not write it.
+    #[error("the node is not in the cluster")]
+    NotMember,
 }

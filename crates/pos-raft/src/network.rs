@@ -160,7 +160,7 @@ pub async fn answer(raft: &crate::Raft, request: &PeerRequest) -> Option<PeerRes
             Ok(rpc) => Ok(encode(&raft.install_snapshot(rpc).await)),
             Err(e) => Err(e),
         },
-        PeerRequest::Submit { .. } => return None,
+        PeerRequest::Submit { .. } | PeerRequest::Seen { .. } => return None,
     };
     Some(PeerResponse::Raft(
         encoded.map_err(|e| format!("undecodable Raft message: {e}")),

@@ -57,6 +57,8 @@ pub enum Role {
     /// No membership yet: before `cluster init`, or before a leader added it.
     Uninitialized,
     Stopped,
+    /// The membership this node holds leaves it out: it was removed.
+    Removed,
 }
 
 impl Role {
@@ -68,6 +70,7 @@ impl Role {
             Role::Candidate => "candidate",
             Role::Uninitialized => "uninitialized",
             Role::Stopped => "stopped",
+            Role::Removed => "removed",
         }
     }
 }
@@ -165,6 +168,8 @@ impl Node {
             Role::Stopped
         } else if members.is_empty() {
             Role::Uninitialized
+        } else if removed(self.me, &m) {
+            Role::Removed
         } else {
             match m.state {
                 ServerState::Leader => Role::Leader,
@@ -178,10 +183,41 @@ impl Node {
             me: self.me,
             role,
             term: m.current_term,
-            leader: m.current_leader,
+            // A removed node's last leader leads a cluster it is not in.
+            leader: m.current_leader.filter(|_| role != Role::Removed),
             applied: m.last_applied.map_or(0, |l| l.index),
             members,
         }
+    }
+
+    /// Whether this node's own Raft view says it was removed (see [`removed`]).
+    pub fn is_removed(&self) -> bool {
+        removed(self.me, &self.raft.metrics().borrow())
+    }
+
+    /// Whether node `id` is a voter or learner in this node's membership
+    /// view, and not on its way out.
+    pub fn is_member(&self, id: NodeId) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        membership.get_node(&id).is_some() && !leaving(id, membership)
+    }
+
+    /// Resolves once [`Node::is_removed`] says `removed` (at once if it does).
+    pub async fn until_removed(&self, removed: bool) {
+        let mut metrics = self.raft.metrics();
+        while self.is_removed() != removed {
+            if metrics.changed().await.is_err() {
+                // Raft stopped: this node's view changes no more.
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// This node's Raft term: a leader that keeps it has led all along.
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
     }
 
     /// The leader this node knows of, and its address if it is a member:
@@ -324,6 +360,32 @@ impl Node {
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
     }
+}
+
+/// Whether `membership` lists node `id` on its way out: a voter of a joint
+/// configuration whose new half leaves it out.
+fn leaving(id: NodeId, membership: &openraft::Membership<NodeId, BasicNode>) -> bool {
+    let target = membership.get_joint_config().last();
+    membership.get_node(&id).is_some()
+        && target.is_some_and(|voters| !voters.contains(&id))
+        && !membership.learner_ids().any(|l| l == id)
+}
+
+/// Whether node `me`'s own view says it was removed. A removed follower
+/// holds the joint configuration that leaves it out ([`leaving`]): openraft
+/// stops replicating to it once the final one is appended, so that joint
+/// one is the last it hears. A leader that removed itself holds the final
+/// one, which no longer lists it. A node that is joining also holds a
+/// membership without itself for a moment (the snapshot's), but it already
+/// follows the leader adding it: its vote is that leader's, committed. The
+/// removed leader's vote is its own, or one it granted and no leader of
+/// that term ever confirmed to it.
+fn removed(me: NodeId, metrics: &openraft::RaftMetrics<NodeId, BasicNode>) -> bool {
+    let membership = metrics.membership_config.membership();
+    let unlisted = membership.nodes().next().is_some() && membership.get_node(&me).is_none();
+    let vote = &metrics.vote;
+    let follows_another = vote.is_committed() && vote.leader_id().voted_for() != Some(me);
+    leaving(me, membership) || unlisted && !follows_another
 }
 
 fn failure(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> WriteFailure {

@@ -63,6 +63,16 @@ pub enum Op {
     Withdraw { address: Address },
     /// The round ended without a block (no candidates).
     EndRound,
+    /// The validator's proposal for the round that makes block `block`
+    /// (the newest one counts). Applied once that round has closed (a
+    /// write sent again after a lost answer) it is dropped: a proposal
+    /// stands at most in the round it was made for. `Propose` is what
+    /// older nodes wrote; it stands in whichever round is open.
+    ProposeFor {
+        address: Address,
+        bpm: u32,
+        block: u64,
+    },
 }
 
 /// bincode, as everywhere in posd: entries, votes and log ids as bytes.

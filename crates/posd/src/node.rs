@@ -167,7 +167,7 @@ impl Node {
             metrics: Arc::new(Metrics::new(port.is_some())),
             config: watch::Sender::new(Arc::new(config.clone())),
             store,
-            pending: Arc::default(),
+            pending: Arc::new(Pending::opening(height + 1)),
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             failed: CancellationToken::new(),

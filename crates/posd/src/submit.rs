@@ -59,11 +59,27 @@ impl Submit {
     pub async fn propose(&self, address: Address, bpm: u32) -> Result<Proposed, WriteError> {
         match self {
             Submit::Local { pending, .. } => Ok(pending.propose(address, bpm)),
-            Submit::Cluster { cluster: c, .. } => c
-                .submit(Submission::Propose { address, bpm })
-                .await?
-                .proposed
-                .ok_or_else(|| unexpected("a proposal")),
+            Submit::Cluster {
+                cluster: c,
+                pending,
+            } => {
+                // Made for the open round. Should that close before the
+                // proposal reaches the log, it goes to the next round once,
+                // as on a standalone node; a copy sent again after a lost
+                // answer stands in no later round (SPEC §13).
+                for _ in 0..2 {
+                    let block = pending.block();
+                    let submission = Submission::ProposeFor {
+                        address,
+                        bpm,
+                        block,
+                    };
+                    if let Some(proposed) = c.submit(submission).await?.proposed {
+                        return Ok(proposed);
+                    }
+                }
+                Err(WriteError::RoundClosed)
+            }
         }
     }
 
@@ -114,9 +130,9 @@ impl Submit {
         }
     }
 
-    /// Removes those of `addresses` that still qualify for forgetting.
-    /// A cluster node forgets nobody: who is disconnected is each node's
-    /// own knowledge (docs/CLUSTER.md).
+    /// Removes those of `addresses` that still qualify for forgetting. In a
+    /// cluster only the leader sweeps (see `cluster::seen`); the command
+    /// goes through the log, so every node forgets the same.
     pub async fn forget(
         &self,
         addresses: Vec<Address>,
@@ -124,7 +140,25 @@ impl Submit {
     ) -> Result<Vec<Address>, WriteError> {
         match self {
             Submit::Local { writer, .. } => writer.forget(addresses, registered_by_ms).await,
-            Submit::Cluster { .. } => Ok(Vec::new()),
+            Submit::Cluster { cluster: c, .. } => {
+                let forget = Submission::Forget {
+                    addresses,
+                    registered_by_ms,
+                };
+                match c.submit(forget).await?.outcome {
+                    Some(Ok(Change::Forgotten(gone))) => Ok(gone),
+                    Some(Err(refusal)) => Err(WriteError::Refused(refusal)),
+                    _ => Err(unexpected("a forget")),
+                }
+            }
+        }
+    }
+
+    /// The cluster this node is in; `None` standalone.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        match self {
+            Submit::Local { .. } => None,
+            Submit::Cluster { cluster, .. } => Some(cluster),
         }
     }
 }

@@ -14,7 +14,7 @@ pub const DISK_RESERVE: u64 = 64 * 1024 * 1024;
 /// [`pos_core::Command`] with the clock and the chain's limits.
 pub(crate) enum Request {
     Ledger(LedgerWrite),
-    /// The forget sweep's: local to a standalone node.
+    /// The forget sweep's (a standalone node's, or a cluster leader's).
     Forget {
         addresses: Vec<Address>,
         registered_by_ms: u64,
@@ -60,6 +60,12 @@ pub enum WriteError {
     /// The cluster's leader could not write it; nothing changed.
     #[error("{0}")]
     Leader(String),
+    /// This node was removed from its cluster (SPEC §13's wording).
+    #[error("this node is not in the cluster, connect to another node")]
+    Removed,
+    /// A proposal reached the log only after its round had closed, twice.
+    #[error("its round closed before it reached the leader; propose again")]
+    RoundClosed,
 }
 
 /// `Ok` while the data directory's file system has more than [`DISK_RESERVE`] free.

@@ -73,5 +73,14 @@ fn show(out: &mut Output, info: &ClusterInfo) -> std::io::Result<()> {
         ));
     }
     let rows: Vec<(&str, String)> = rows.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    out.pairs(&rows)
+    out.pairs(&rows)?;
+    if info.role == "removed" {
+        out.line(REMOVED)?;
+    }
+    Ok(())
 }
+
+/// What a removed node is for now (docs/CLUSTER.md, "A removed node").
+const REMOVED: &str = "This node was removed from the cluster: it refuses writes, and its \
+members above are its last view. Stop it; to add it again, wipe its data directory, start \
+it and run `posctl cluster add` on the leader.";

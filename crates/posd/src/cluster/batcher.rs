@@ -61,6 +61,22 @@ impl Batcher {
                     Submission::Ledger(write) => self.command(Request::Ledger(write)),
                     Submission::Propose { address, bpm } => Op::Propose { address, bpm },
                     Submission::Withdraw { address } => Op::Withdraw { address },
+                    Submission::ProposeFor {
+                        address,
+                        bpm,
+                        block,
+                    } => Op::ProposeFor {
+                        address,
+                        bpm,
+                        block,
+                    },
+                    Submission::Forget {
+                        addresses,
+                        registered_by_ms,
+                    } => self.command(Request::Forget {
+                        addresses,
+                        registered_by_ms,
+                    }),
                 };
                 ops.push(Tagged {
                     origin: job.origin,

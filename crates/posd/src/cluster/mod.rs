@@ -10,7 +10,9 @@
 pub(crate) mod admin;
 pub(crate) mod batcher;
 pub(crate) mod peer;
+pub(crate) mod removed;
 pub(crate) mod replica;
+pub(crate) mod seen;
 pub(crate) mod start;
 
 use crate::validators::pending::Proposed;
@@ -80,6 +82,8 @@ pub(crate) struct Cluster {
     tickets: AtomicU64,
     /// Open connections to the leader, with its id.
     pool: Mutex<Vec<(NodeId, PeerConn)>>,
+    /// What the nodes report of their validators, kept by the leader.
+    pub seen: std::sync::Arc<seen::Seen>,
 }
 
 /// How a write's trip to the leader ended.
@@ -91,6 +95,8 @@ enum Route {
     Failed(String),
     /// The answer was lost: it may or may not be in the log.
     Unknown,
+    /// The leader's cluster leaves this node out: it was removed.
+    NotMember,
 }
 
 impl Cluster {
@@ -100,6 +106,7 @@ impl Cluster {
         secret: ClusterSecret,
         waiters: std::sync::Arc<Waiters>,
         batcher: mpsc::Sender<batcher::Job>,
+        seen: std::sync::Arc<seen::Seen>,
     ) -> Self {
         Cluster {
             me,
@@ -109,6 +116,7 @@ impl Cluster {
             batcher,
             tickets: AtomicU64::new(1),
             pool: Mutex::default(),
+            seen,
         }
     }
 
@@ -128,8 +136,17 @@ impl Cluster {
         let mut applied = std::pin::pin!(applied);
         let give_up = tokio::time::Instant::now() + FIND_LEADER;
         loop {
+            // A removed node would never apply it: say so, and write nothing.
+            if self.node.is_removed() {
+                self.waiters.forget(ticket);
+                return Err(WriteError::Removed);
+            }
             match self.route(origin, &submission).await {
                 Route::Committed => break,
+                Route::NotMember => {
+                    self.waiters.forget(ticket);
+                    return Err(WriteError::Removed);
+                }
                 // Closing a round twice would make two blocks: wait instead.
                 Route::Unknown if submission == Submission::Round => break,
                 Route::Failed(why) => {
@@ -236,6 +253,7 @@ impl Route {
             Ok(()) => Route::Committed,
             Err(SubmitError::NotLeader) => Route::Retry,
             Err(SubmitError::Failed(why)) => Route::Failed(why),
+            Err(SubmitError::NotMember) => Route::NotMember,
         }
     }
 }

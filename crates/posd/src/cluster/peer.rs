@@ -13,6 +13,8 @@ use tokio_util::task::TaskTracker;
 
 pub(crate) struct PeerServer {
     pub node: Node,
+    /// Where the nodes' reports of their validators go.
+    pub seen: std::sync::Arc<super::seen::Seen>,
     pub secret: ClusterSecret,
     pub batcher: mpsc::Sender<Job>,
     pub shutdown: CancellationToken,
@@ -52,6 +54,11 @@ impl PeerServer {
                 }
             };
             let response = match request {
+                // A node this one's cluster leaves out would never apply
+                // the write: it is not written.
+                PeerRequest::Submit { node, .. } if !self.node.is_member(node) => {
+                    PeerResponse::Submitted(Err(SubmitError::NotMember))
+                }
                 PeerRequest::Submit {
                     node,
                     ticket,
@@ -70,6 +77,12 @@ impl PeerServer {
                         Err(_) => Err(SubmitError::Failed("posd is stopping".into())),
                     };
                     PeerResponse::Submitted(result)
+                }
+                PeerRequest::Seen { node, up_ms, seen } => {
+                    if self.node.is_member(node) {
+                        self.seen.record(node, up_ms, seen);
+                    }
+                    PeerResponse::Noted
                 }
                 raft => match self.node.answer(&raft).await {
                     Some(response) => response,

@@ -37,6 +37,13 @@ impl pos_raft::Observer for Replica {
                     None
                 }
                 Op::Propose { address, bpm } => Some(self.pending.propose(*address, *bpm)),
+                // Every node holds the same chain at this point of the log,
+                // so every node drops the same late copies.
+                Op::ProposeFor {
+                    address,
+                    bpm,
+                    block,
+                } => self.pending.propose_for(*address, *bpm, *block),
                 Op::Withdraw { address } => {
                     self.pending.withdraw(address);
                     None
@@ -59,12 +66,14 @@ impl pos_raft::Observer for Replica {
     }
 
     fn restored(&self) {
-        // The proposals of a state this node never saw are not known here.
-        self.pending.take();
         let spec = self.store.chain_spec();
         self.config
             .send_modify(|config| *config = Arc::new(config.ruled_by_chain(&spec)));
-        if let Ok(tip) = self.store.tip() {
+        let tip = self.store.tip();
+        // The proposals of a state this node never saw are not known here.
+        let next = tip.as_ref().map_or(self.pending.block(), |t| t.index + 1);
+        self.pending.take_opening(next);
+        if let Ok(tip) = tip {
             self.announcer.caught_up(tip.index);
             tracing::info!(height = tip.index, tip = %tip.hash, "chain received from the leader");
         }
@@ -82,7 +91,7 @@ impl Replica {
     fn command(&self, cmd: &Command, outcome: Option<&Outcome>) {
         match (cmd, outcome) {
             (Command::CommitRound { block, round, .. }, Some(Ok(_))) => {
-                self.pending.take();
+                self.pending.take_opening(block.index + 1);
                 self.report().round(Ok(Some((block, round))));
             }
             (Command::CommitRound { .. }, Some(Err(refusal))) => {

@@ -80,6 +80,7 @@ pub(crate) async fn start(
         .local_addr()
         .context("cluster listener has no address")?;
     let waiters = Arc::clone(&replica.waiters);
+    let announcer = replica.announcer.clone();
     let node = pos_raft::Node::start(
         config.node_id,
         config.election_timeout,
@@ -109,14 +110,21 @@ pub(crate) async fn start(
         }
     });
     let listener = TcpListener::from_std(listener).context("cannot serve cluster_listen")?;
+    tracker.spawn(super::removed::watch(
+        node.clone(),
+        announcer,
+        shutdown.clone(),
+    ));
+    let seen = Arc::new(super::seen::Seen::default());
     let peers = PeerServer {
         node: node.clone(),
+        seen: Arc::clone(&seen),
         secret: secret.clone(),
         batcher: tx.clone(),
         shutdown: shutdown.clone(),
     };
     tracker.spawn(peers.serve(listener, tracker.clone()));
-    let cluster = Cluster::new(config.node_id, node, secret, waiters, tx);
+    let cluster = Cluster::new(config.node_id, node, secret, waiters, tx, seen);
     Ok((Arc::new(cluster), addr))
 }
 

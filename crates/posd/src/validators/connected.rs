@@ -72,6 +72,21 @@ impl Connected {
         self.is_connected(address) || self.left().get(address).is_some_and(|at| *at >= since)
     }
 
+    /// Every validator connected now (0) or since `since` (how many ms ago
+    /// it left, at least 1): what a cluster node reports to its leader.
+    pub fn seen(&self, since: Instant) -> Vec<(Address, u64)> {
+        let now = Instant::now();
+        let map = self.lock();
+        let mut seen: Vec<(Address, u64)> = map.keys().map(|a| (*a, 0)).collect();
+        let left = self.left();
+        seen.extend(
+            left.iter()
+                .filter(|(a, at)| **at >= since && !map.contains_key(a))
+                .map(|(a, at)| (*a, (now.duration_since(*at).as_millis() as u64).max(1))),
+        );
+        seen
+    }
+
     /// Forgets departures before `before`: they no longer matter to [`Connected::seen_since`].
     pub fn prune_left(&self, before: Instant) {
         self.left().retain(|_, at| *at >= before);
@@ -136,5 +151,21 @@ mod tests {
         assert!(!ran && reg.is_connected(&a));
         second.release(|_| ran = true);
         assert!(ran && !reg.is_connected(&a));
+    }
+
+    #[test]
+    fn seen_lists_the_connected_and_those_who_left_lately() {
+        let reg = Arc::new(Connected::default());
+        let (here, gone) = (Address(Digest([1; 32])), Address(Digest([2; 32])));
+        let before = Instant::now();
+        let (_claim, _) = reg.claim(here);
+        reg.claim(gone).0.release(|_| {});
+        let mut seen = reg.seen(before);
+        seen.sort();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0], (here, 0));
+        assert!(seen[1].0 == gone && seen[1].1 >= 1);
+        let later = Instant::now() + std::time::Duration::from_millis(1);
+        assert_eq!(reg.seen(later), vec![(here, 0)]);
     }
 }

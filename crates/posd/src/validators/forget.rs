@@ -4,6 +4,8 @@
 //! qualifies (pos-core's `Command::Forget`); this sweep adds what only this
 //! node knows: who was connected lately. A restart counts as everyone having
 //! just been seen, so nobody is forgotten less than `forget_after` after it.
+//! In a cluster every node reports who it saw to the leader, and only the
+//! leader sweeps, with what every node saw (`cluster::seen`).
 
 use crate::clock;
 use crate::shared::Serving;
@@ -34,27 +36,51 @@ pub(crate) async fn run(ctx: Serving) {
             () = ctx.shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
-        if forget_after.is_zero() || started.elapsed() < forget_after {
+        // A cluster node reports at once; the leader waits (`cluster::seen`).
+        let standalone = ctx.chain.submit.cluster().is_none();
+        if forget_after.is_zero() || standalone && started.elapsed() < forget_after {
             continue;
         }
-        if let Err(e) = sweep(&ctx, forget_after).await {
+        if let Err(e) = sweep(&ctx, forget_after, started.elapsed()).await {
             tracing::warn!(error = %e, "forgetting idle validators failed; will retry");
         }
     }
 }
 
-async fn sweep(ctx: &Serving, forget_after: Duration) -> anyhow::Result<()> {
+async fn sweep(ctx: &Serving, forget_after: Duration, up: Duration) -> anyhow::Result<()> {
     let Some(now_ms) = clock::now_ms() else {
         return Ok(()); // no trustworthy clock: forget nobody
     };
     let registered_by_ms = now_ms.saturating_sub(forget_after.as_millis() as u64);
-    // `run` waits `forget_after` after start first, so this is after start.
+    // Only just after boot can the monotonic clock not go back that far.
     let Some(away_since) = Instant::now().checked_sub(forget_after) else {
         return Ok(());
     };
     ctx.clients.connected.prune_left(away_since);
+    // Who was connected lately: this node's knowledge, or the cluster's.
+    let seen: Box<dyn Fn(&Address) -> bool + Send> = match ctx.chain.submit.cluster() {
+        None => {
+            let clients = Arc::clone(&ctx.clients);
+            Box::new(move |a| clients.connected.seen_since(a, away_since))
+        }
+        Some(cluster) => {
+            let mine = ctx.clients.connected.seen(away_since);
+            cluster.report_seen(up, mine).await;
+            if !cluster.is_leader() {
+                return Ok(());
+            }
+            let members: Vec<_> = cluster.node.view().members.iter().map(|m| m.id).collect();
+            match cluster
+                .seen
+                .kept(cluster.node.term(), &members, forget_after)
+            {
+                Some(kept) => Box::new(move |a| kept.contains(a)),
+                None => return Ok(()),
+            }
+        }
+    };
     let idle = {
-        let (chain, clients) = (Arc::clone(&ctx.chain), Arc::clone(&ctx.clients));
+        let chain = Arc::clone(&ctx.chain);
         tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Address>> {
             let mut idle = Vec::new();
             for v in chain.store.validators() {
@@ -62,7 +88,7 @@ async fn sweep(ctx: &Serving, forget_after: Duration) -> anyhow::Result<()> {
                 let qualifies = v.status() == Status::Active
                     && v.blocks_won == 0
                     && v.registered_at_ms <= registered_by_ms
-                    && !clients.connected.seen_since(&v.address, away_since)
+                    && !seen(&v.address)
                     && !chain.store.proposed(&v.address)?;
                 if qualifies {
                     idle.push(v.address);

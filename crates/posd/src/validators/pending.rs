@@ -5,6 +5,9 @@
 //! Rounds are numbered from 0 at start; the writer's `take` ends one. Each
 //! take is followed by exactly one round result from the announcer, in the
 //! same order, so the announcer's n-th result is round n's (see `announce`).
+//!
+//! A cluster node also knows which block the open round makes: there a
+//! proposal names it, so that one sent twice stands in no later round.
 
 use pos_core::Address;
 use std::collections::BTreeMap;
@@ -17,6 +20,9 @@ pub type RoundId = u64;
 struct Round {
     id: RoundId,
     proposals: BTreeMap<Address, u32>,
+    /// The block this round makes, as the applied chain says (a cluster
+    /// node's replica moves it on; standalone nothing reads it).
+    block: u64,
 }
 
 #[derive(Debug, Default)]
@@ -32,6 +38,32 @@ pub struct Proposed {
 }
 
 impl Pending {
+    /// No proposals yet; the open round makes block `block`.
+    pub fn opening(block: u64) -> Self {
+        Pending {
+            round: Mutex::new(Round {
+                block,
+                ..Round::default()
+            }),
+        }
+    }
+
+    /// The block the open round makes.
+    pub fn block(&self) -> u64 {
+        self.lock().block
+    }
+
+    /// Records `bpm` as the validator's proposal if it was made for the
+    /// open round (the round that makes `block`); `None` once that round
+    /// has closed.
+    pub fn propose_for(&self, address: Address, bpm: u32, block: u64) -> Option<Proposed> {
+        let mut round = self.lock();
+        (round.block == block).then(|| Proposed {
+            round: round.id,
+            replaced: round.proposals.insert(address, bpm),
+        })
+    }
+
     /// Records `bpm` as the validator's proposal, replacing an older one.
     pub fn propose(&self, address: Address, bpm: u32) -> Proposed {
         let mut round = self.lock();
@@ -55,6 +87,14 @@ impl Pending {
     pub fn take(&self) -> BTreeMap<Address, u32> {
         let mut round = self.lock();
         round.id += 1;
+        std::mem::take(&mut round.proposals)
+    }
+
+    /// [`Pending::take`], and the next round makes block `block`.
+    pub fn take_opening(&self, block: u64) -> BTreeMap<Address, u32> {
+        let mut round = self.lock();
+        round.id += 1;
+        round.block = block;
         std::mem::take(&mut round.proposals)
     }
 
@@ -106,5 +146,17 @@ mod tests {
                 replaced: None
             }
         );
+    }
+
+    #[test]
+    fn a_proposal_for_a_closed_round_is_dropped() {
+        let p = Pending::opening(9);
+        let a = Address(Digest([1; 32]));
+        assert_eq!(p.propose_for(a, 60, 9).map(|p| p.round), Some(0));
+        assert_eq!(p.take_opening(10).get(&a), Some(&60));
+        // The same proposal again, after its round made block 9.
+        assert_eq!(p.propose_for(a, 60, 9), None);
+        assert_eq!(p.get(&a), None);
+        assert_eq!(p.propose_for(a, 61, 10).map(|p| p.round), Some(1));
     }
 }

@@ -235,6 +235,8 @@ pub mod say {
 
     /// A cluster node that cannot reach a leader (SPEC §9); the connection stays.
     pub const NO_LEADER: &str = "error: no leader reachable, try another node\n";
+    /// A node removed from its cluster (SPEC §13).
+    pub const REMOVED: &str = "error: this node is not in the cluster, connect to another node\n";
 
     pub fn proposal_not_recorded(e: &dyn std::fmt::Display) -> String {
         format!("error: proposal not recorded: {e}\n")

@@ -329,6 +329,7 @@ impl Session {
                 return self.reply(&say::validator_limit(max)).await;
             }
             Err(WriteError::NoLeader) => return self.reply(say::NO_LEADER).await,
+            Err(WriteError::Removed) => return self.reply(say::REMOVED).await,
             Err(e) => return self.reply(&say::could_not_register(&e)).await,
         }
         // A fresh random key: nobody else can hold its address.
@@ -383,12 +384,14 @@ impl Session {
             match self.ctx.chain.submit.proposed(address).await {
                 Ok(_) => self.proposed = true,
                 Err(WriteError::NoLeader) => return self.reply(say::NO_LEADER).await,
+                Err(WriteError::Removed) => return self.reply(say::REMOVED).await,
                 Err(e) => tracing::warn!(%address, error = %e, "cannot record a first proposal"),
             }
         }
         let proposed = match self.ctx.chain.submit.propose(address, bpm).await {
             Ok(proposed) => proposed,
             Err(WriteError::NoLeader) => return self.reply(say::NO_LEADER).await,
+            Err(WriteError::Removed) => return self.reply(say::REMOVED).await,
             Err(e) => return self.reply(&say::proposal_not_recorded(&e)).await,
         };
         self.awaiting = Some(proposed.round);
@@ -422,6 +425,7 @@ impl Session {
             Ok(v) => say::slashed(&reason, &address, v.slashed.map_or(0, |s| s.forfeited)),
             // Nobody is slashed for the cluster's trouble: the connection stays.
             Err(WriteError::NoLeader) => return self.reply(say::NO_LEADER).await,
+            Err(WriteError::Removed) => return self.reply(say::REMOVED).await,
             Err(e) => say::slash_not_stored(&reason, &e),
         };
         self.send(&text).await;

@@ -8,6 +8,7 @@ mod cluster;
 mod cluster_faults;
 mod cluster_partition;
 mod cluster_sealed;
+mod cluster_stale;
 mod config;
 mod crash;
 mod damage;
