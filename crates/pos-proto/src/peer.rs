@@ -112,6 +112,9 @@ pub enum PeerRequest {
         ticket: u64,
         submission: Submission,
     },
+    /// From a leader that is stopping, to the follower it chose: stand for
+    /// election now (answered with an empty [`PeerResponse::Raft`]).
+    Campaign,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

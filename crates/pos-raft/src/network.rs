@@ -125,8 +125,8 @@ impl RaftNetwork<TypeConfig> for Client {
 }
 
 /// The callee's side: hands a Raft request to the local Raft and encodes
-/// its answer (an error included) for the caller. `None` for a request
-/// that is not Raft's.
+/// its answer (an error included) for the caller; a `Campaign` starts an
+/// election here. `None` for a request that is not Raft's.
 pub async fn answer(raft: &crate::Raft, request: &PeerRequest) -> Option<PeerResponse> {
     let encoded = match request {
         PeerRequest::AppendEntries(bytes) => match decode(bytes) {
@@ -140,6 +140,10 @@ pub async fn answer(raft: &crate::Raft, request: &PeerRequest) -> Option<PeerRes
         PeerRequest::InstallSnapshot(bytes) => match decode(bytes) {
             Ok(rpc) => Ok(encode(&raft.install_snapshot(rpc).await)),
             Err(e) => Err(e),
+        },
+        PeerRequest::Campaign => match raft.trigger().elect().await {
+            Ok(()) => Ok(Vec::new()),
+            Err(e) => return Some(PeerResponse::Raft(Err(e.to_string()))),
         },
         PeerRequest::Submit { .. } => return None,
     };
