@@ -7,9 +7,12 @@
 //! Why that wins fast in a 3-node cluster: the other follower refuses the
 //! vote (it heard from the leader within its lease), but the old leader
 //! grants it, since the candidate's log is as long as its own; the two are a
-//! majority. With 5 voters the old leader's vote is not enough: it steps
-//! down, the others' leases run out, and the follower wins about one
-//! election timeout later, still sooner than an election from scratch.
+//! majority. A leader elected less than an election timeout ago refuses too
+//! (its own lease), but steps down on seeing the higher term: asked again,
+//! the follower then wins. With 5 voters the old leader's vote is not
+//! enough: the others' leases run out first, and the follower wins about one
+//! election timeout later, still sooner than an election from scratch. The
+//! stopping leader stands for no election meanwhile.
 
 use crate::node::Node;
 use crate::transport::PeerConn;
@@ -21,6 +24,9 @@ use tokio::time::Instant;
 
 /// How often the leader looks at its followers' progress while handing over.
 const POLL: Duration = Duration::from_millis(5);
+/// The follower is asked again after this share of the election timeout
+/// without a leader.
+const ASK_AGAIN: u32 = 5;
 
 /// How a hand-over ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,14 +63,32 @@ impl Node {
             Ok(found) => found,
             Err(why) => return HandOver::Failed(why),
         };
-        if let Err(why) = self.ask_to_campaign(target, &addr, deadline).await {
-            return HandOver::Failed(format!("node {target}: {why}"));
+        self.raft.runtime_config().elect(false);
+        let mut why = String::new();
+        while Instant::now() < deadline {
+            if let Err(e) = self.ask_to_campaign(target, &addr, deadline).await {
+                why = format!("node {target}: {e}");
+            }
+            let again = deadline.min(Instant::now() + self.lease / ASK_AGAIN);
+            match self.other_leader(again).await {
+                Ok(Some(leader)) => return HandOver::To(leader),
+                Ok(None) => {}
+                Err(e) => return HandOver::Failed(e),
+            }
         }
+        if why.is_empty() {
+            why = format!("node {target} did not win in time");
+        }
+        HandOver::Failed(why)
+    }
+
+    /// Another node, once it leads (by `until`).
+    async fn other_leader(&self, until: Instant) -> Result<Option<NodeId>, String> {
         let mut metrics = self.raft.metrics();
-        let led = tokio::time::timeout_at(deadline, async {
+        let led = tokio::time::timeout_at(until, async {
             loop {
-                let m = metrics.borrow_and_update().clone();
-                if let Some(leader) = m.current_leader.filter(|l| *l != self.me) {
+                let leader = metrics.borrow_and_update().current_leader;
+                if let Some(leader) = leader.filter(|l| *l != self.me) {
                     return Ok(leader);
                 }
                 if metrics.changed().await.is_err() {
@@ -73,11 +97,7 @@ impl Node {
             }
         })
         .await;
-        match led {
-            Ok(Ok(leader)) => HandOver::To(leader),
-            Ok(Err(why)) => HandOver::Failed(why),
-            Err(_) => HandOver::Failed(format!("node {target} did not win in time")),
-        }
+        led.map_or(Ok(None), |found| found.map(Some))
     }
 
     /// The voter (not this node) holding this leader's whole log, once one

@@ -360,6 +360,9 @@ impl Node {
         reloader.abort();
         // Wait until it is gone, with its handle on `shared`.
         let _ = reloader.await;
+        if let Some(cluster) = &shared.cluster {
+            cluster.hand_over().await;
+        }
         token.cancel();
         tracker.close();
         if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())

@@ -7,6 +7,7 @@ mod clock;
 mod cluster;
 mod cluster_faults;
 mod cluster_partition;
+mod cluster_stall;
 mod config;
 mod crash;
 mod damage;
