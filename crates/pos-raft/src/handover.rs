@@ -25,8 +25,10 @@ use tokio::time::Instant;
 /// How often the leader looks at its followers' progress while handing over.
 const POLL: Duration = Duration::from_millis(5);
 /// The follower is asked again after this share of the election timeout
-/// without a leader.
+/// without a leader...
 const ASK_AGAIN: u32 = 5;
+/// ...or after this share once this node stepped down (the first time).
+const STEPPED_DOWN: u32 = 20;
 
 /// How a hand-over ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,12 +67,13 @@ impl Node {
         };
         self.raft.runtime_config().elect(false);
         let mut why = String::new();
+        let mut leads = true;
         while Instant::now() < deadline {
             if let Err(e) = self.ask_to_campaign(target, &addr, deadline).await {
                 why = format!("node {target}: {e}");
             }
             let again = deadline.min(Instant::now() + self.lease / ASK_AGAIN);
-            match self.other_leader(again).await {
+            match self.other_leader(again, &mut leads).await {
                 Ok(Some(leader)) => return HandOver::To(leader),
                 Ok(None) => {}
                 Err(e) => return HandOver::Failed(e),
@@ -82,22 +85,36 @@ impl Node {
         HandOver::Failed(why)
     }
 
-    /// Another node, once it leads (by `until`).
-    async fn other_leader(&self, until: Instant) -> Result<Option<NodeId>, String> {
+    /// Another node, once it leads (by `until`; sooner once this node,
+    /// which `leads`, steps down without a new leader: it refused the vote
+    /// only for its own lease, and grants the next one).
+    async fn other_leader(
+        &self,
+        mut until: Instant,
+        leads: &mut bool,
+    ) -> Result<Option<NodeId>, String> {
         let mut metrics = self.raft.metrics();
-        let led = tokio::time::timeout_at(until, async {
-            loop {
-                let leader = metrics.borrow_and_update().current_leader;
-                if let Some(leader) = leader.filter(|l| *l != self.me) {
-                    return Ok(leader);
-                }
-                if metrics.changed().await.is_err() {
-                    return Err("Raft stopped".to_string());
-                }
+        loop {
+            let (leader, state) = {
+                let m = metrics.borrow_and_update();
+                (m.current_leader, m.state)
+            };
+            if let Some(leader) = leader.filter(|l| *l != self.me) {
+                return Ok(Some(leader));
             }
-        })
-        .await;
-        led.map_or(Ok(None), |found| found.map(Some))
+            if *leads && state != ServerState::Leader {
+                *leads = false;
+                until = until.min(Instant::now() + self.lease / STEPPED_DOWN);
+            }
+            tokio::select! {
+                changed = metrics.changed() => {
+                    if changed.is_err() {
+                        return Err("Raft stopped".into());
+                    }
+                }
+                () = tokio::time::sleep_until(until) => return Ok(None),
+            }
+        }
     }
 
     /// The voter (not this node) holding this leader's whole log, once one
