@@ -42,6 +42,18 @@ pub(super) fn cluster(dir: &ClusterDir, started: u64, members: usize) -> Vec<Nod
     nodes
 }
 
+/// A 3-node cluster with validators on every node, which has committed
+/// 2 blocks under their load.
+pub(super) fn three_under_load(dir: &ClusterDir) -> (Vec<Node>, Roster, Arc<History>, Load) {
+    let nodes = cluster(dir, 3, 3);
+    let roster = Roster::default();
+    nodes.iter().for_each(|n| roster.up(n));
+    let history = Arc::new(History::default());
+    let load = Load::start(&roster, &history, VALIDATORS);
+    grows(&nodes[0], 2);
+    (nodes, roster, history, load)
+}
+
 pub(super) fn refs(nodes: &[Node]) -> Vec<&Node> {
     nodes.iter().collect()
 }
@@ -139,12 +151,7 @@ fn kill9_the_leader_under_load() {
     let kills = env_count("POSD_CLUSTER_KILLS", 3);
     let dir = ClusterDir::new();
     let bin = posd_bin!();
-    let mut nodes = cluster(&dir, 3, 3);
-    let roster = Roster::default();
-    nodes.iter().for_each(|n| roster.up(n));
-    let history = Arc::new(History::default());
-    let load = Load::start(&roster, &history, VALIDATORS);
-    grows(&nodes[0], 2);
+    let (mut nodes, roster, history, load) = three_under_load(&dir);
 
     let (mut elected, mut committed, mut served) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..kills {

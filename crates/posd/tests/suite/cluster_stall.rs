@@ -9,7 +9,7 @@
 
 use super::cluster_faults::{
     by_id, cluster, env_count, grows, height, new_leader_commits, refs, spread, stop_and_check,
-    ARGS, VALIDATORS,
+    three_under_load, ARGS, VALIDATORS,
 };
 use pos_proto::Request;
 use pos_testkit::cluster::{agreed_leader, eventually, ClusterDir, Node};
@@ -39,9 +39,9 @@ fn caught_up(node: &Node, leader: &Node) {
 }
 
 /// The leader frozen under load, election_timeout 1s, validators on the
-/// followers: each of their writes is answered within 2 × election_timeout
-/// + 1 s (resent to the new leader), none hears "no leader reachable", and
-/// the new leader's rounds have candidates (it commits blocks).
+/// followers: each of their writes is answered (resent to the new leader)
+/// within 2 × election_timeout plus 1 s, none hears "no leader reachable",
+/// and the new leader's rounds have candidates (it commits blocks).
 #[test]
 fn sigstop_the_leader_under_load() {
     let dir = ClusterDir::with_election_timeout(ELECTION);
@@ -89,12 +89,7 @@ fn sigstop_the_leader_under_load() {
 fn sigterm_the_leader_hands_over() {
     let dir = ClusterDir::with_election_timeout(ELECTION);
     let bin = posd_bin!();
-    let mut nodes = cluster(&dir, 3, 3);
-    let roster = Roster::default();
-    nodes.iter().for_each(|n| roster.up(n));
-    let history = Arc::new(History::default());
-    let load = Load::start(&roster, &history, VALIDATORS);
-    grows(&nodes[0], 2);
+    let (mut nodes, roster, history, load) = three_under_load(&dir);
 
     let leader = agreed_leader(&refs(&nodes));
     let k = nodes.iter().position(|n| n.id == leader).unwrap();
@@ -137,12 +132,7 @@ fn sigterm_the_leader_hands_over() {
 fn nemesis_freezes_the_leader_and_a_follower() {
     let stalls = env_count("POSD_CLUSTER_STALLS", 2);
     let dir = ClusterDir::new();
-    let nodes = cluster(&dir, 3, 3);
-    let roster = Roster::default();
-    nodes.iter().for_each(|n| roster.up(n));
-    let history = Arc::new(History::default());
-    let load = Load::start(&roster, &history, VALIDATORS);
-    grows(&nodes[0], 2);
+    let (nodes, roster, history, load) = three_under_load(&dir);
 
     let mut replaced = Vec::new();
     for _ in 0..stalls {
