@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 /// a resend comes within seconds, a million writes of one node later at most.
 pub const WINDOW: u64 = 1 << 20;
 /// Most ranges kept per node; the oldest go first (lost writes leave gaps).
-const RANGES: usize = 1024;
+const RANGES: usize = 256;
 
 /// The tickets applied recently, per origin node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

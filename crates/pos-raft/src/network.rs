@@ -1,6 +1,7 @@
 //! openraft's network over [`PeerConn`]: one connection per target, opened
 //! on demand, every call bounded by openraft's own deadline
-//! ([`RPCOption::hard_ttl`]), dropped and reopened after any failure.
+//! ([`RPCOption::hard_ttl`]), dropped and reopened after any failure or a
+//! call openraft gave up on.
 
 use crate::transport::{ClusterSecret, PeerConn, PeerError};
 use crate::types::{decode, encode, NodeId, TypeConfig};
@@ -56,19 +57,24 @@ impl Client {
         limit: Duration,
     ) -> Result<T, RpcError<E>> {
         let started = tokio::time::Instant::now();
-        let conn = match &mut self.conn {
+        // Out of `self` while the call is under way: openraft drops this
+        // future at its own deadline, and a connection left with an answer
+        // unread would give that answer to the next request (a follower
+        // frozen past a deadline then seemed to hold entries it never got,
+        // and the leader counted them as committed).
+        let mut conn = match self.conn.take() {
             Some(conn) => conn,
-            None => {
-                let conn = PeerConn::connect(&self.addr, self.me, self.target, &self.secret)
-                    .await
-                    .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-                self.conn.insert(conn)
-            }
+            None => PeerConn::connect(&self.addr, self.me, self.target, &self.secret)
+                .await
+                .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?,
         };
         let left = limit.saturating_sub(started.elapsed());
         let answer = conn.call(&request, left).await;
         let bytes = match answer {
-            Ok(PeerResponse::Raft(Ok(bytes))) => bytes,
+            Ok(PeerResponse::Raft(Ok(bytes))) => {
+                self.conn = Some(conn);
+                bytes
+            }
             Ok(PeerResponse::Raft(Err(text))) => {
                 return Err(self.failed(PeerError::Refused(text)));
             }

@@ -332,3 +332,22 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Origin;
+
+    #[test]
+    fn a_position_from_before_tickets_reads_as_none_applied() {
+        let position = Position::default();
+        let (_, tickets) = decode_applied(&encode(&position)).unwrap();
+        assert_eq!(tickets, dedup::Applied::default());
+
+        let mut tickets = dedup::Applied::default();
+        assert!(tickets.first(Origin { node: 2, ticket: 9 }));
+        let (_, mut read) = decode_applied(&encode_applied(&position, &tickets)).unwrap();
+        assert_eq!(read, tickets);
+        assert!(!read.first(Origin { node: 2, ticket: 9 }));
+    }
+}
