@@ -103,6 +103,9 @@ pub enum PeerRequest {
         up_ms: u64,
         seen: Vec<(Address, u64)>,
     },
+    /// From a leader that is stopping, to the follower it chose: stand for
+    /// election now (answered with an empty [`PeerResponse::Raft`]).
+    Campaign,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

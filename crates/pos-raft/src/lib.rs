@@ -7,7 +7,8 @@
 //!   before openraft is told.
 //! - [`state_machine`]: committed batches applied by the store's transition;
 //!   snapshots in the export format.
-//! - [`node`]: the node as posd uses it (start, write, membership, view).
+//! - [`node`]: the node as posd uses it (start, write, membership, view);
+//!   [`handover`]: a stopping leader's hand-over to a follower.
 //! - [`transport`]: authenticated TCP between nodes; [`network`]: openraft's
 //!   client over it, and the callee's [`network::answer`].
 
@@ -15,6 +16,8 @@
 // is not ours to choose.
 #![allow(clippy::result_large_err)]
 
+pub mod dedup;
+pub mod handover;
 pub mod log_store;
 pub mod network;
 pub mod node;
@@ -22,6 +25,7 @@ pub mod state_machine;
 pub mod transport;
 pub mod types;
 
+pub use handover::HandOver;
 pub use node::{ClusterError, Member, Node, Role, View, WriteFailure};
 pub use state_machine::{Observer, StateMachine};
 pub use transport::{ClusterSecret, PeerConn, PeerError};

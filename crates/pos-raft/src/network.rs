@@ -1,6 +1,7 @@
 //! openraft's network over [`PeerConn`]: one connection per target, opened
 //! on demand, every call bounded by openraft's own deadline
-//! ([`RPCOption::hard_ttl`]), dropped and reopened after any failure.
+//! ([`RPCOption::hard_ttl`]), dropped and reopened after any failure or a
+//! call openraft gave up on.
 
 use crate::transport::{ClusterSecret, PeerConn, PeerError};
 use crate::types::{decode, encode, NodeId, TypeConfig};
@@ -61,6 +62,9 @@ impl Client {
         limit: Duration,
     ) -> Result<T, RpcError<E>> {
         let started = tokio::time::Instant::now();
+        // A call openraft dropped at its deadline leaves its connection
+        // busy (`is_idle` false), so `connected` makes a new one rather than
+        // read that call's answer as the next one's.
         let conn = self
             .connected()
             .await
@@ -144,8 +148,8 @@ impl RaftNetwork<TypeConfig> for Client {
 }
 
 /// The callee's side: hands a Raft request to the local Raft and encodes
-/// its answer (an error included) for the caller. `None` for a request
-/// that is not Raft's.
+/// its answer (an error included) for the caller; a `Campaign` starts an
+/// election here. `None` for a request that is not Raft's.
 pub async fn answer(raft: &crate::Raft, request: &PeerRequest) -> Option<PeerResponse> {
     let encoded = match request {
         PeerRequest::AppendEntries(bytes) => match decode(bytes) {
@@ -159,6 +163,10 @@ pub async fn answer(raft: &crate::Raft, request: &PeerRequest) -> Option<PeerRes
         PeerRequest::InstallSnapshot(bytes) => match decode(bytes) {
             Ok(rpc) => Ok(encode(&raft.install_snapshot(rpc).await)),
             Err(e) => Err(e),
+        },
+        PeerRequest::Campaign => match raft.trigger().elect().await {
+            Ok(()) => Ok(Vec::new()),
+            Err(e) => return Some(PeerResponse::Raft(Err(e.to_string()))),
         },
         PeerRequest::Submit { .. } | PeerRequest::Seen { .. } => return None,
     };

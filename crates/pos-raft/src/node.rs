@@ -84,14 +84,20 @@ pub struct Member {
 
 #[derive(Clone)]
 pub struct Node {
-    raft: Raft,
-    me: NodeId,
+    pub(crate) raft: Raft,
+    pub(crate) me: NodeId,
     /// How long a leader may go without a majority's acknowledgement and
     /// still take writes: the election timeout, after which the others
     /// may have elected a leader of their own.
-    lease: Duration,
+    pub(crate) lease: Duration,
     /// Shares openraft's state machine, for consistent exports.
     state: StateMachine,
+    /// Closed (`true`) once a stopping leader hands over: it appends no
+    /// more, so the follower it chose can catch up and win. Held (read)
+    /// across each write, so closing it waits for the one in flight.
+    pub(crate) closed: Arc<tokio::sync::RwLock<bool>>,
+    /// To ask a follower over the peer link to campaign.
+    pub(crate) secret: ClusterSecret,
 }
 
 impl Node {
@@ -128,7 +134,10 @@ impl Node {
         let raft = Raft::new(
             me,
             Arc::new(config),
-            Network { me, secret },
+            Network {
+                me,
+                secret: secret.clone(),
+            },
             LogStore::new(store),
             state.clone(),
         )
@@ -145,11 +154,18 @@ impl Node {
             me,
             lease: election_timeout,
             state,
+            closed: Arc::default(),
+            secret,
         })
     }
 
     pub fn id(&self) -> NodeId {
         self.me
+    }
+
+    /// The configured `election_timeout`.
+    pub fn election_timeout(&self) -> Duration {
+        self.lease
     }
 
     pub fn view(&self) -> View {
@@ -215,6 +231,21 @@ impl Node {
         }
     }
 
+    /// Resolves once this node's view of the leader is no longer `leader`
+    /// (another node won, this one did, or an election is under way): a
+    /// write forwarded to `leader` may then never be answered.
+    pub async fn leader_changed(&self, leader: NodeId) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if metrics.borrow_and_update().current_leader != Some(leader) {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// This node's Raft term: a leader that keeps it has led all along.
     pub fn term(&self) -> u64 {
         self.raft.metrics().borrow().current_term
@@ -234,8 +265,13 @@ impl Node {
     /// and applied here. A leader cut off from the majority for longer than
     /// the election timeout refuses at once: openraft would append and wait
     /// for a commit that cannot come while the partition lasts, and the
-    /// client would never hear "no leader reachable".
+    /// client would never hear "no leader reachable". So does a leader
+    /// handing over ([`Node::hand_over`]).
     pub async fn write(&self, batch: Batch) -> Result<(), WriteFailure> {
+        let closed = self.closed.read().await;
+        if *closed {
+            return Err(WriteFailure::NotLeader);
+        }
         let unheard = self.raft.metrics().borrow().millis_since_quorum_ack;
         if unheard.is_some_and(|ms| u128::from(ms) > self.lease.as_millis()) {
             return Err(WriteFailure::NotLeader);
@@ -244,7 +280,9 @@ impl Node {
         // the partition to heal, and every write queued behind it too: give
         // up on hearing its outcome after a few election timeouts (it may
         // still commit later; retrying it is harmless, see posd's cluster).
-        match tokio::time::timeout(self.lease * 3, self.raft.client_write(batch)).await {
+        let written = tokio::time::timeout(self.lease * 3, self.raft.client_write(batch)).await;
+        drop(closed);
+        match written {
             Ok(written) => written.map(|_| ()).map_err(failure),
             Err(_) => Err(WriteFailure::NotLeader),
         }

@@ -1,12 +1,14 @@
 //! The state machine: a committed entry is applied by the store's one
 //! transition (pos-core), in one transaction with the entry's log id, then
 //! synced, then handed to posd's [`Observer`], which answers and announces.
-//! Nothing is announced before it is on stable storage (SPEC §7).
+//! Nothing is announced before it is on stable storage (SPEC §7). A second
+//! copy of an op (same origin) is skipped: see [`crate::dedup`].
 //!
 //! Snapshots are posd's export format (docs/EXPORT.md), streamed through a
 //! file in `<data_dir>/snapshots`, so a joining node receives the chain the
 //! way `posd import` reads one, every hash, link and draw checked.
 
+use crate::dedup;
 use crate::log_store::io_error;
 use crate::types::{decode, encode};
 use crate::types::{
@@ -59,14 +61,18 @@ impl StateMachine {
     }
 
     fn position(store: &Store) -> Result<Position, StorageError> {
+        StateMachine::applied(store).map(|(position, _)| position)
+    }
+
+    /// The position and the tickets applied, as [`encode_applied`] wrote them.
+    fn applied(store: &Store) -> Result<(Position, dedup::Applied), StorageError> {
         let bytes = store
             .raft_applied()
             .map_err(|e| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, e))?;
         match bytes {
-            None => Ok(Position::default()),
-            Some(b) => {
-                decode(&b).map_err(|e| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, e))
-            }
+            None => Ok(Default::default()),
+            Some(b) => decode_applied(&b)
+                .map_err(|e| io_error(ErrorSubject::StateMachine, ErrorVerb::Read, e)),
         }
     }
 
@@ -93,12 +99,29 @@ impl StateMachine {
     }
 }
 
-/// Applies entries in order: each in its own transaction with its position,
-/// one sync for all, then the observer hears of each.
+/// The position, then the tickets applied: a data dir from before tickets
+/// were recorded holds the position alone, and reads as no ticket applied.
+fn encode_applied(position: &Position, tickets: &dedup::Applied) -> Vec<u8> {
+    encode(&(position, tickets))
+}
+
+fn decode_applied(bytes: &[u8]) -> Result<(Position, dedup::Applied), bincode::error::DecodeError> {
+    let config = bincode::config::standard();
+    let (position, read) = bincode::serde::decode_from_slice(bytes, config)?;
+    let tickets = match &bytes[read..] {
+        [] => dedup::Applied::default(),
+        rest => decode(rest)?,
+    };
+    Ok((position, tickets))
+}
+
+/// Applies entries in order: each in its own transaction with its position
+/// and the tickets applied, one sync for all, then the observer hears of
+/// each (the first copy of each op only).
 fn apply_all(
     store: &Store,
     observer: &dyn Observer,
-    mut position: Position,
+    (mut position, mut tickets): (Position, dedup::Applied),
     entries: Vec<Entry>,
 ) -> Result<Vec<()>, StoreError> {
     let mut applied = Vec::with_capacity(entries.len());
@@ -106,7 +129,10 @@ fn apply_all(
         position.last_applied = Some(entry.log_id);
         let ops = match entry.payload {
             EntryPayload::Blank => Vec::new(),
-            EntryPayload::Normal(Batch { ops }) => ops,
+            EntryPayload::Normal(Batch { mut ops }) => {
+                ops.retain(|t| tickets.first(t.origin));
+                ops
+            }
             EntryPayload::Membership(m) => {
                 position.membership = Membership::new(Some(entry.log_id), m);
                 Vec::new()
@@ -120,7 +146,7 @@ fn apply_all(
             })
             .collect();
         let mut results = store
-            .apply_entry(&commands, &encode(&position))?
+            .apply_entry(&commands, &encode_applied(&position, &tickets))?
             .into_iter();
         let outcomes: Vec<Option<Outcome>> = ops
             .iter()
@@ -155,8 +181,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let _only = this.exclusive.lock().unwrap_or_else(|e| e.into_inner());
-            let position = StateMachine::position(&this.store)?;
-            apply_all(&this.store, &*this.observer, position, entries)
+            let applied = StateMachine::applied(&this.store)?;
+            apply_all(&this.store, &*this.observer, applied, entries)
                 .map_err(|e| io_error(ErrorSubject::StateMachine, ErrorVerb::Write, e))
         })
         .await
@@ -305,4 +331,23 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
             .map_err(|e| io(dir, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Origin;
+
+    #[test]
+    fn a_position_from_before_tickets_reads_as_none_applied() {
+        let position = Position::default();
+        let (_, tickets) = decode_applied(&encode(&position)).unwrap();
+        assert_eq!(tickets, dedup::Applied::default());
+
+        let mut tickets = dedup::Applied::default();
+        assert!(tickets.first(Origin { node: 2, ticket: 9 }));
+        let (_, mut read) = decode_applied(&encode_applied(&position, &tickets)).unwrap();
+        assert_eq!(read, tickets);
+        assert!(!read.first(Origin { node: 2, ticket: 9 }));
+    }
 }

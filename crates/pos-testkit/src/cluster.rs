@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct ClusterDir {
     pub dir: tempfile::TempDir,
     pub secret: PathBuf,
+    /// Every node's `--election-timeout` (300ms unless a test needs the default's).
+    pub election_timeout: String,
 }
 
 impl ClusterDir {
@@ -21,7 +23,19 @@ impl ClusterDir {
         let secret = dir.path().join("cluster.secret");
         std::fs::write(&secret, "a test secret of forty characters, no more\n").unwrap();
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-        ClusterDir { dir, secret }
+        ClusterDir {
+            dir,
+            secret,
+            election_timeout: "300ms".into(),
+        }
+    }
+
+    /// [`ClusterDir::new`] for nodes with `--election-timeout` `timeout`.
+    pub fn with_election_timeout(timeout: &str) -> ClusterDir {
+        ClusterDir {
+            election_timeout: timeout.into(),
+            ..ClusterDir::new()
+        }
     }
 
     pub fn data_dir(&self, id: u64) -> PathBuf {
@@ -51,7 +65,7 @@ impl ClusterDir {
             "--cluster-secret-file",
             secret,
             "--election-timeout",
-            "300ms",
+            &self.election_timeout,
             "--registration-rate",
             "0",
         ];

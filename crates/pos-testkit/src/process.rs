@@ -125,6 +125,16 @@ impl Posd {
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
+    /// SIGSTOP: the process is frozen (a paused VM, a long stall) until [`Posd::thaw`].
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`Posd::freeze`].
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
     /// SIGTERM, then the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         self.signal(libc::SIGTERM);

@@ -356,6 +356,9 @@ impl Running {
         reloader.abort();
         // Wait until it is gone, with its handle on `shared`.
         let _ = reloader.await;
+        if let Some(cluster) = &shared.cluster {
+            cluster.hand_over().await;
+        }
         shared.shutdown.cancel();
         tracker.close();
         if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())

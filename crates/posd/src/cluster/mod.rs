@@ -6,6 +6,11 @@
 //! A write is tagged with this node's id and a ticket, and answered when
 //! THIS node has applied it, wherever it was put in the log: a client is
 //! told only what its own node can already show it.
+//!
+//! A forwarded write watches this node's own view of the leader: when the
+//! leader changes under it (a frozen, cut-off or dead leader was replaced),
+//! it is sent to the new one at once, with the same ticket, so that if both
+//! copies reach the log only the first is applied (pos-raft's dedup).
 
 pub(crate) mod admin;
 pub(crate) mod batcher;
@@ -19,7 +24,7 @@ use crate::validators::pending::Proposed;
 use crate::write::WriteError;
 use pos_core::transition::Outcome;
 use pos_proto::peer::{PeerRequest, PeerResponse, Submission, SubmitError};
-use pos_raft::{ClusterSecret, Node, NodeId, Op, Origin, PeerConn, Role};
+use pos_raft::{ClusterSecret, HandOver, Node, NodeId, Op, Origin, PeerConn, Role};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -27,9 +32,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// How long a write may look for a leader before the client hears
-/// "no leader reachable".
+/// "no leader reachable" (at least 3 election timeouts: a frozen leader is
+/// replaced within 2).
 const FIND_LEADER: Duration = Duration::from_secs(5);
-/// How long a forwarded write may take at the leader.
+/// How long a forwarded write may take at the leader, while this node
+/// still sees that leader.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long this node waits to apply a write the leader committed.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,7 +72,7 @@ impl Waiters {
         self.lock().remove(&ticket);
     }
 
-    /// A retried write may be applied twice: the first answers it.
+    /// A resent write is applied once (its first copy), which answers it.
     pub fn resolve(&self, ticket: u64, applied: Applied) {
         if let Some(tx) = self.lock().remove(&ticket) {
             let _ = tx.send(applied);
@@ -114,7 +121,7 @@ impl Cluster {
             secret,
             waiters,
             batcher,
-            tickets: AtomicU64::new(1),
+            tickets: AtomicU64::new(first_ticket()),
             pool: Mutex::default(),
             seen,
         }
@@ -122,6 +129,26 @@ impl Cluster {
 
     pub fn is_leader(&self) -> bool {
         self.node.view().role == Role::Leader
+    }
+
+    /// Before this node stops: if it leads, it hands leadership to its most
+    /// up-to-date follower (SPEC §13), so the cluster does not wait out an
+    /// election; meanwhile its writes go to the next leader.
+    pub async fn hand_over(&self) {
+        let started = std::time::Instant::now();
+        match self.node.hand_over().await {
+            HandOver::NotLeader => {}
+            HandOver::OnlyVoter => tracing::info!("the only voter stops: nobody to hand over to"),
+            HandOver::To(leader) => tracing::info!(
+                leader,
+                took_ms = started.elapsed().as_millis() as u64,
+                "handed leadership over"
+            ),
+            HandOver::Failed(why) => tracing::warn!(
+                error = %why,
+                "leadership not handed over: the others will elect a leader"
+            ),
+        }
     }
 
     /// Puts `submission` in the log through whichever node leads, and
@@ -134,7 +161,8 @@ impl Cluster {
             ticket,
         };
         let mut applied = std::pin::pin!(applied);
-        let give_up = tokio::time::Instant::now() + FIND_LEADER;
+        let give_up =
+            tokio::time::Instant::now() + FIND_LEADER.max(self.node.election_timeout() * 3);
         loop {
             // A removed node would never apply it: say so, and write nothing.
             if self.node.is_removed() {
@@ -147,14 +175,12 @@ impl Cluster {
                     self.waiters.forget(ticket);
                     return Err(WriteError::Removed);
                 }
-                // Closing a round twice would make two blocks: wait instead.
-                Route::Unknown if submission == Submission::Round => break,
                 Route::Failed(why) => {
                     self.waiters.forget(ticket);
                     return Err(WriteError::Leader(why));
                 }
-                // Safe to send again: the first application answers, and a
-                // second one is refused (already registered, slashed...).
+                // Safe to send again, a round's close too: only the first
+                // copy that reaches the log is applied, and it answers.
                 Route::Retry | Route::Unknown => {
                     if tokio::time::Instant::now() >= give_up {
                         self.waiters.forget(ticket);
@@ -198,9 +224,28 @@ impl Cluster {
         let Some(addr) = addr else {
             return Route::Retry;
         };
+        tokio::select! {
+            route = self.forward(leader, &addr, origin, submission) => route,
+            () = self.node.leader_changed(leader) => {
+                // Its answer, if it ever comes, is for a connection dropped here.
+                self.take_all(leader);
+                tracing::debug!(leader, ticket = origin.ticket, "leader changed under a forwarded write: sending it again");
+                Route::Unknown
+            }
+        }
+    }
+
+    /// Sends `submission` to `leader` at `addr` and waits for its answer.
+    async fn forward(
+        &self,
+        leader: NodeId,
+        addr: &str,
+        origin: Origin,
+        submission: &Submission,
+    ) -> Route {
         let mut conn = match self.take_conn(leader) {
             Some(conn) => conn,
-            None => match PeerConn::connect(&addr, self.me, leader, &self.secret).await {
+            None => match PeerConn::connect(addr, self.me, leader, &self.secret).await {
                 Ok(conn) => conn,
                 Err(e) => {
                     tracing::debug!(leader, %addr, error = %e, "cannot reach the leader");
@@ -245,6 +290,14 @@ impl Cluster {
             pool.push((leader, conn));
         }
     }
+}
+
+/// Tickets start from the clock (in microseconds), so a restarted node
+/// does not reuse the tickets its last run put in the log.
+fn first_ticket() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_micros() as u64)
 }
 
 impl Route {

@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Rounds as the load has them.
-const ARGS: [&str; 2] = ["--round-interval", "200ms"];
+pub(super) const ARGS: [&str; 2] = ["--round-interval", "200ms"];
 /// Validator clients under load, spread over the nodes.
-const VALIDATORS: usize = 6;
+pub(super) const VALIDATORS: usize = 6;
 /// SPEC §9: after the leader dies, a new leader commits within this.
 const NEW_LEADER_COMMITS: Duration = Duration::from_secs(5);
 
 /// The node's chain height, `None` while it does not answer.
-fn height(node: &Node) -> Option<u64> {
+pub(super) fn height(node: &Node) -> Option<u64> {
     match node.ask(&Request::Status) {
         Ok(Response::Status(s)) => Some(s.height),
         _ => None,
@@ -31,7 +31,7 @@ fn height(node: &Node) -> Option<u64> {
 
 /// Nodes 1..=`started` running; nodes 1..=`members` in one cluster that
 /// node 1 bootstrapped.
-fn cluster(dir: &ClusterDir, started: u64, members: usize) -> Vec<Node> {
+pub(super) fn cluster(dir: &ClusterDir, started: u64, members: usize) -> Vec<Node> {
     let nodes: Vec<Node> = (1..=started)
         .map(|id| dir.start(posd_bin!(), id, &ARGS))
         .collect();
@@ -42,7 +42,19 @@ fn cluster(dir: &ClusterDir, started: u64, members: usize) -> Vec<Node> {
     nodes
 }
 
-fn refs(nodes: &[Node]) -> Vec<&Node> {
+/// A 3-node cluster with validators on every node, which has committed
+/// 2 blocks under their load.
+pub(super) fn three_under_load(dir: &ClusterDir) -> (Vec<Node>, Roster, Arc<History>, Load) {
+    let nodes = cluster(dir, 3, 3);
+    let roster = Roster::default();
+    nodes.iter().for_each(|n| roster.up(n));
+    let history = Arc::new(History::default());
+    let load = Load::start(&roster, &history, VALIDATORS);
+    grows(&nodes[0], 2);
+    (nodes, roster, history, load)
+}
+
+pub(super) fn refs(nodes: &[Node]) -> Vec<&Node> {
     nodes.iter().collect()
 }
 
@@ -59,15 +71,35 @@ fn leader_among(nodes: &[Node]) -> u64 {
     })
 }
 
-fn by_id(nodes: &[Node], id: u64) -> &Node {
+pub(super) fn by_id(nodes: &[Node], id: u64) -> &Node {
     nodes
         .iter()
         .find(|n| n.id == id)
         .expect("a node with that id")
 }
 
+/// The one of `survivors` that leads in a term after `term`, once it has
+/// committed a block, and how long after `since` it led.
+pub(super) fn new_leader_commits<'a>(
+    survivors: &[&'a Node],
+    term: u64,
+    since: Instant,
+) -> (&'a Node, Duration) {
+    let (new, base) = eventually("a new leader", || {
+        survivors.iter().find_map(|n| {
+            let info = n.cluster(&Request::ClusterStatus).ok()?;
+            (info.role == "leader" && info.term > term).then_some((*n, height(n)?))
+        })
+    });
+    let led = since.elapsed();
+    eventually("a block committed by the new leader", || {
+        (height(new)? > base).then_some(())
+    });
+    (new, led)
+}
+
 /// Waits until `node`'s chain grows by `blocks` from now.
-fn grows(node: &Node, blocks: u64) {
+pub(super) fn grows(node: &Node, blocks: u64) {
     let from = eventually("a height", || height(node));
     eventually("blocks under load", || {
         (height(node)? >= from + blocks).then_some(())
@@ -76,7 +108,7 @@ fn grows(node: &Node, blocks: u64) {
 
 /// Stops the load, lets the cluster settle (no proposal pending anywhere,
 /// one height everywhere), and runs the history checker.
-fn stop_and_check(load: Load, history: &History, nodes: &[&Node]) -> Summary {
+pub(super) fn stop_and_check(load: Load, history: &History, nodes: &[&Node]) -> Summary {
     load.stop();
     eventually("every node settled at one height", || {
         let mut heights = Vec::new();
@@ -94,7 +126,7 @@ fn stop_and_check(load: Load, history: &History, nodes: &[&Node]) -> Summary {
     summary
 }
 
-fn env_count(name: &str, default: usize) -> usize {
+pub(super) fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name).map_or(default, |v| {
         v.parse()
             .unwrap_or_else(|_| panic!("{name}={v:?} is not a count"))
@@ -102,7 +134,7 @@ fn env_count(name: &str, default: usize) -> usize {
 }
 
 /// "max M median D" of `times`.
-fn spread(mut times: Vec<Duration>) -> String {
+pub(super) fn spread(mut times: Vec<Duration>) -> String {
     times.sort();
     format!(
         "max {:?} median {:?}",
@@ -119,12 +151,7 @@ fn kill9_the_leader_under_load() {
     let kills = env_count("POSD_CLUSTER_KILLS", 3);
     let dir = ClusterDir::new();
     let bin = posd_bin!();
-    let mut nodes = cluster(&dir, 3, 3);
-    let roster = Roster::default();
-    nodes.iter().for_each(|n| roster.up(n));
-    let history = Arc::new(History::default());
-    let load = Load::start(&roster, &history, VALIDATORS);
-    grows(&nodes[0], 2);
+    let (mut nodes, roster, history, load) = three_under_load(&dir);
 
     let (mut elected, mut committed, mut served) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..kills {
@@ -136,16 +163,8 @@ fn kill9_the_leader_under_load() {
         nodes[k].posd.kill9();
         let killed = Instant::now();
         let survivors: Vec<&Node> = nodes.iter().filter(|n| n.id != leader).collect();
-        let (new, base) = eventually("a new leader", || {
-            survivors.iter().find_map(|n| {
-                let info = n.cluster(&Request::ClusterStatus).ok()?;
-                (info.role == "leader" && info.term > term).then_some((*n, height(n)?))
-            })
-        });
-        elected.push(killed.elapsed());
-        eventually("a block committed by the new leader", || {
-            (height(new)? > base).then_some(())
-        });
+        let (new, led) = new_leader_commits(&survivors, term, killed);
+        elected.push(led);
         let took = killed.elapsed();
         committed.push(took);
         assert!(

@@ -9,6 +9,7 @@ mod cluster_faults;
 mod cluster_partition;
 mod cluster_sealed;
 mod cluster_stale;
+mod cluster_stall;
 mod config;
 mod crash;
 mod damage;
