@@ -5,6 +5,7 @@
 //! - [`client`]: connect, handshake and ask, for posctl and the load tool.
 //! - [`peer`]: traffic between the nodes of a cluster (handshake, Raft, forwarded writes).
 //! - [`json`]: the JSON objects `posctl --json` prints and posd's HTTP API serves.
+//! - [`text`]: counts in the sentences both programs print.
 //!
 //! A connection starts with [`message::Hello`] from the client and
 //! [`message::Welcome`] (or an error) from the server; then the client sends
@@ -16,6 +17,7 @@ pub mod frame;
 pub mod json;
 pub mod message;
 pub mod peer;
+pub mod text;
 
 pub use client::{Client, ClientError};
 pub use frame::{
