@@ -57,6 +57,10 @@ pub struct Metrics {
     raft_term: Gauge,
     raft_is_leader: Gauge,
     raft_applied: Gauge,
+    /// Free bytes on the data directory's file system, and the part of them
+    /// posd will not write into (writes are refused below it).
+    disk_free: Gauge,
+    disk_reserve: Gauge,
 }
 
 impl Metrics {
@@ -76,6 +80,8 @@ impl Metrics {
             raft_term: Gauge::default(),
             raft_is_leader: Gauge::default(),
             raft_applied: Gauge::default(),
+            disk_free: Gauge::default(),
+            disk_reserve: Gauge::default(),
         };
         // Every outcome shows from the start (as 0), so rate() sees its first one.
         for end in [
@@ -121,6 +127,16 @@ impl Metrics {
             "posd_commit_seconds",
             "Group commits: apply, flush and sync of one batch (in a cluster: the leader's Raft write)",
             m.commit.clone(),
+        );
+        registry.register(
+            "posd_disk_free_bytes",
+            "Bytes free on the data directory's file system",
+            m.disk_free.clone(),
+        );
+        registry.register(
+            "posd_disk_reserve_bytes",
+            "Free bytes posd keeps: below them it refuses writes",
+            m.disk_reserve.clone(),
         );
         if cluster {
             registry.register(
@@ -175,6 +191,9 @@ impl Metrics {
         }
         self.connections.set(shared.clients.slots.active() as i64);
         self.pending.set(shared.chain.pending.len() as i64);
+        let free = crate::writer::free_space(&shared.config.get().data_dir);
+        self.disk_free.set(free.map_err(|e| e.to_string())? as i64);
+        self.disk_reserve.set(crate::writer::DISK_RESERVE as i64);
         if let Some(cluster) = &shared.cluster {
             let view = cluster.node.view();
             self.raft_term.set(view.term as i64);
