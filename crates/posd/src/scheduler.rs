@@ -140,7 +140,10 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(20)).await;
         next.restart();
         tokio::time::sleep(Duration::from_millis(1)).await;
-        assert_eq!(next.remaining(), Duration::from_secs(30) - Duration::from_millis(1));
+        assert_eq!(
+            next.remaining(),
+            Duration::from_secs(30) - Duration::from_millis(1)
+        );
         // The old round would have ended 10 s later; the timer waits the whole 30 s.
         tokio::time::sleep(Duration::from_secs(29)).await;
         assert_eq!(count.load(Ordering::SeqCst), 0);

@@ -17,4 +17,5 @@ mod http;
 mod integrity;
 mod lottery;
 mod open_door;
+mod transcript;
 mod validator;
