@@ -14,6 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +62,10 @@ pub struct Metrics {
     /// posd will not write into (writes are refused below it).
     disk_free: Gauge,
     disk_reserve: Gauge,
+    /// The tip block's timestamp and the round interval: together they tell
+    /// how many rounds went by without a block.
+    tip_timestamp: Gauge<f64, AtomicU64>,
+    round_interval: Gauge<f64, AtomicU64>,
 }
 
 impl Metrics {
@@ -82,6 +87,8 @@ impl Metrics {
             raft_applied: Gauge::default(),
             disk_free: Gauge::default(),
             disk_reserve: Gauge::default(),
+            tip_timestamp: Gauge::default(),
+            round_interval: Gauge::default(),
         };
         // Every outcome shows from the start (as 0), so rate() sees its first one.
         for end in [
@@ -138,6 +145,16 @@ impl Metrics {
             "Free bytes posd keeps: below them it refuses writes",
             m.disk_reserve.clone(),
         );
+        registry.register(
+            "posd_tip_timestamp_seconds",
+            "Timestamp of the last committed block (Unix seconds)",
+            m.tip_timestamp.clone(),
+        );
+        registry.register(
+            "posd_round_interval_seconds",
+            "How often the round timer closes a round (round_interval)",
+            m.round_interval.clone(),
+        );
         if cluster {
             registry.register(
                 "posd_raft_term",
@@ -191,9 +208,13 @@ impl Metrics {
         }
         self.connections.set(shared.clients.slots.active() as i64);
         self.pending.set(shared.chain.pending.len() as i64);
-        let free = crate::writer::free_space(&shared.config.get().data_dir);
-        self.disk_free.set(free.map_err(|e| e.to_string())? as i64);
+        let config = shared.config.get();
+        let free = crate::writer::free_space(&config.data_dir).map_err(|e| e.to_string())?;
+        self.disk_free.set(free as i64);
         self.disk_reserve.set(crate::writer::DISK_RESERVE as i64);
+        let tip = shared.chain.store.tip().map_err(|e| e.to_string())?;
+        self.tip_timestamp.set(tip.timestamp_ms as f64 / 1000.0);
+        self.round_interval.set(config.round_interval.as_secs_f64());
         if let Some(cluster) = &shared.cluster {
             let view = cluster.node.view();
             self.raft_term.set(view.term as i64);
