@@ -1,7 +1,7 @@
 //! The README's command transcripts, run against a real posd so they cannot
 //! drift from what posd prints. A block is checked when the line before its
 //! fence is a `<!-- transcript ... -->` comment; the checked blocks of a file
-//! run in order against one posd (`--round-interval 1h`, data in
+//! run in order against one posd (`--round-interval 1h`, HTTP on, data in
 //! `./posd-data` of a temp dir, posd and posctl on `PATH`), each `$ ` line a
 //! command and the lines under it what it printed (stdout and stderr).
 //! Hashes, times, durations, sizes and the pid match by shape (see
@@ -17,8 +17,9 @@ use pos_testkit::{posd_bin, Posd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where the transcripts say posd listens (the test's posd has its own port).
+/// Where the transcripts say posd listens (the test's posd has its own ports).
 const SHOWN_LISTEN: &str = "127.0.0.1:9000";
+const SHOWN_HTTP: &str = "127.0.0.1:9080";
 
 /// One checked block: its lines' range in the file, then (command, output) pairs.
 struct Block {
@@ -76,14 +77,18 @@ fn run_file(file: &Path) -> Vec<String> {
     );
     let mut cmd = Command::new(bin);
     cmd.current_dir(dir.path());
-    let posd = Posd::spawn(
-        cmd,
-        Path::new("./posd-data"),
-        &["--round-interval", "1h"],
-        &[],
-    );
+    let args = ["--round-interval", "1h", "--http-listen", "127.0.0.1:0"];
+    let posd = Posd::spawn(cmd, Path::new("./posd-data"), &args, &[]);
     let socket = dir.path().join("posd-data/admin.sock");
-    let listen = posd.addr.to_string();
+    let (listen, http) = (posd.addr.to_string(), posd.http().to_string());
+    let as_real = |text: &str| {
+        text.replace(SHOWN_LISTEN, &listen)
+            .replace(SHOWN_HTTP, &http)
+    };
+    let as_shown = |text: &str| {
+        text.replace(&listen, SHOWN_LISTEN)
+            .replace(&http, SHOWN_HTTP)
+    };
 
     let mut bindings = Bindings::default();
     let mut failures = Vec::new();
@@ -92,7 +97,7 @@ fn run_file(file: &Path) -> Vec<String> {
         let mut written = Vec::new();
         let mut whole = true;
         for (shown_command, shown) in &block.steps {
-            let command = bindings.apply(shown_command);
+            let command = as_real(&bindings.apply(shown_command));
             let real = match nc::Input::of(&command) {
                 Some(input) => nc::session(&input, shown, posd.addr, &socket),
                 None if missing_tool(&command).is_some() => {
@@ -103,21 +108,19 @@ fn run_file(file: &Path) -> Vec<String> {
                 }
                 None => shell(&command, dir.path(), &tools),
             };
-            if let Err(why) =
-                pattern::check(&shown.replace(SHOWN_LISTEN, &listen), &real, &mut bindings)
-            {
+            // Overwriting keeps what still matches, so a diff shows what changed.
+            if let Err(why) = pattern::check(&as_real(shown), &real, &mut bindings) {
                 failures.push(format!(
-                    "{}, line {}: `$ {shown_command}`: {why}",
+                    "{}, the block at line {}: `$ {shown_command}`: {why}",
                     file.display(),
                     block.lines.start + 1
                 ));
+                written.push(format!("$ {}", as_shown(&command)));
+                written.extend(as_shown(&real).lines().map(String::from));
+            } else {
+                written.push(format!("$ {shown_command}"));
+                written.extend(shown.lines().map(String::from));
             }
-            written.push(format!("$ {command}"));
-            written.extend(
-                real.replace(&listen, SHOWN_LISTEN)
-                    .lines()
-                    .map(String::from),
-            );
         }
         if whole {
             rewrites.push((block.lines, written));
@@ -136,7 +139,7 @@ fn run_file(file: &Path) -> Vec<String> {
 
 /// A tool `command` calls that this machine lacks (they are few and named here).
 fn missing_tool(command: &str) -> Option<&'static str> {
-    ["jq"].into_iter().find(|tool| {
+    ["jq", "curl"].into_iter().find(|tool| {
         command.split_whitespace().any(|w| w == *tool)
             && !Command::new("sh")
                 .args(["-c", &format!("command -v {tool}")])
