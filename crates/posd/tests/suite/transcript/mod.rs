@@ -1,5 +1,5 @@
-//! The README's command transcripts, run against a real posd so they cannot
-//! drift from what posd prints. A block is checked when the line before its
+//! The command transcripts of the README and docs/, run against a real
+//! posd so they cannot drift from what posd prints. A block is checked when the line before its
 //! fence is a `<!-- transcript ... -->` comment; the checked blocks of a file
 //! run in order against one posd (`--round-interval 1h`, HTTP on, data in
 //! `./posd-data` of a temp dir, posd and posctl on `PATH`), each `$ ` line a
@@ -66,6 +66,9 @@ fn blocks(text: &str) -> Vec<Block> {
 /// overwriting, rewrites the file with what posd printed).
 fn run_file(file: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(file).unwrap();
+    if blocks(&text).is_empty() {
+        return Vec::new();
+    }
     let overwrite = std::env::var("POSD_TRANSCRIPTS").as_deref() == Ok("overwrite");
     let dir = tempfile::tempdir().unwrap();
     let bin = posd_bin!();
@@ -166,9 +169,26 @@ fn shell(command: &str, dir: &Path, tools: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The repository's top directory.
+fn top() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 #[test]
 fn readme() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
-    let failures = run_file(&file);
+    let failures = run_file(&top().join("README.md"));
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Each of docs/*.md with checked blocks, against a posd of its own.
+#[test]
+fn docs() {
+    let mut failures = Vec::new();
+    for entry in std::fs::read_dir(top().join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            failures.extend(run_file(&path));
+        }
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
