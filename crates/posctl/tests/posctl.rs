@@ -34,6 +34,9 @@ fn every_command_in_both_modes() {
     let none = json(&s, &["lottery", "run"]);
     assert_eq!(none, serde_json::json!({"outcome": "no_candidates"}));
     assert!(ok(&s, &["lottery", "run"]).starts_with("no candidates"));
+    // A count of one is singular: genesis alone is "1 block".
+    let verified = ok(&s, &["chain", "verify"]);
+    assert!(verified.starts_with("chain verified: 1 block;"), "{verified}");
 
     let (mut a, addr_a, _) = d.validator(300);
     let (mut b, addr_b, _) = d.validator(100);
@@ -58,6 +61,7 @@ fn every_command_in_both_modes() {
         human.starts_with(&format!("block 2 committed: winner {winner}… (BPM 71)")),
         "{human}"
     );
+    assert!(human.contains("out of 1 candidate\nhash "), "{human}");
 
     let status = json(&s, &["status"]);
     for key in [
