@@ -36,7 +36,10 @@ fn every_command_in_both_modes() {
     assert!(ok(&s, &["lottery", "run"]).starts_with("no candidates"));
     // A count of one is singular: genesis alone is "1 block".
     let verified = ok(&s, &["chain", "verify"]);
-    assert!(verified.starts_with("chain verified: 1 block;"), "{verified}");
+    assert!(
+        verified.starts_with("chain verified: 1 block;"),
+        "{verified}"
+    );
 
     let (mut a, addr_a, _) = d.validator(300);
     let (mut b, addr_b, _) = d.validator(100);
