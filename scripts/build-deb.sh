@@ -26,4 +26,13 @@ sed 's|^ExecStart=/usr/local/bin/posd |ExecStart=/usr/bin/posd |' systemd/posd.s
 grep -q '^ExecStart=/usr/bin/posd ' "$assets/posd.service" \
     || { echo "error: systemd/posd.service: no ExecStart=/usr/local/bin/posd line to rewrite" >&2; exit 1; }
 cp systemd/posd.sysusers "$assets/posd.sysusers"
+# /usr/share/doc/posd/copyright: cargo-deb's header (License: MIT OR
+# Apache-2.0), then each licence's whole text as a copyright-format stanza
+# (continuation lines start with a space, an empty line is " .").
+for licence in "MIT LICENSE-MIT" "Apache-2.0 LICENSE-APACHE"; do
+    read -r name file <<<"$licence"
+    echo
+    echo "License: $name"
+    sed -e 's/^[[:space:]]*$/./' -e 's/^/ /' "$file"
+done > "$assets/licenses"
 cargo deb -p posd --no-build --locked --strip "$@"

@@ -2,7 +2,8 @@
 # Boots a real systemd (Debian bookworm in systemd-nspawn), installs the posd
 # Debian package the way the README says (dpkg -i), checks the unit end to
 # end, upgrades, removes and purges the package, then checks that
-# systemd/install.sh (the route for other distributions) still works. Needs
+# systemd/install.sh (the route for other distributions) still works, and its
+# --uninstall. Needs
 # root and, for the first run, a Debian mirror: the host's own (its apt
 # sources) or POSD_DEBIAN_MIRROR; otherwise it says why and exits 0 (skipped).
 #
@@ -232,4 +233,11 @@ check_installed install.sh /etc/systemd/system/posd.service /usr/local/bin \
     /usr/share/bash-completion/completions/posctl /usr/local/share/zsh/site-functions/_posctl \
     /usr/local/share/fish/vendor_completions.d/posctl.fish
 check "install.sh: a new chain after the purge (height 0)" grep -q '"height":0,' <<<"$(ct posctl --json status)"
+
+say "install.sh --uninstall removes what it installed, keeps config and chain"
+ct bash -c 'cd /opt/posd && systemd/install.sh --uninstall' >"$work/uninstall.log" 2>&1 \
+    || { cat "$work/uninstall.log"; fail "install.sh --uninstall"; }
+check "install.sh --uninstall: posd stopped, programs and unit gone" ct sh -c \
+    '! systemctl is-active --quiet posd && [ ! -e /usr/local/bin/posd ] && [ ! -e /usr/local/bin/posctl ] && [ ! -e /etc/systemd/system/posd.service ]'
+check "install.sh --uninstall: config and chain kept" ct sh -c '[ -e /etc/posd/posd.toml ] && [ -d /var/lib/posd/sled ]'
 echo "systemd container test: PASSED"

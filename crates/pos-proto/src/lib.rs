@@ -6,6 +6,7 @@
 //! - [`peer`]: traffic between the nodes of a cluster (handshake, Raft, forwarded writes).
 //! - [`seal`]: the Noise session that encrypts and authenticates those links.
 //! - [`json`]: the JSON objects `posctl --json` prints and posd's HTTP API serves.
+//! - [`text`]: counts in the sentences both programs print.
 //!
 //! A connection starts with [`message::Hello`] from the client and
 //! [`message::Welcome`] (or an error) from the server; then the client sends
@@ -18,6 +19,7 @@ pub mod json;
 pub mod message;
 pub mod peer;
 pub mod seal;
+pub mod text;
 
 pub use client::{Client, ClientError};
 pub use frame::{decode, encode, read_frame, write_frame, ProtoError, MAX_FRAME};

@@ -62,13 +62,29 @@ pub(crate) fn mark_import(dir: &Path, under_way: bool) -> Result<(), StoreError>
 }
 
 /// Takes `dir`'s lock file, held for as long as the returned file is open:
-/// a second posd (or an import) on the same directory fails to take it.
+/// a second posd (or an import) on the same directory fails to take it, and
+/// reads the holder's pid from it to say who has the directory.
 pub(crate) fn lock(dir: &Path) -> Result<File, StoreError> {
+    use std::io::{Read, Write};
     let path = dir.join(LOCK);
-    let lock = File::create(&path).map_err(io_err(&path))?;
+    let mut lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err(&path))?;
     match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_owned())),
+        Ok(()) => {
+            lock.set_len(0).map_err(io_err(&path))?;
+            writeln!(lock, "{}", std::process::id()).map_err(io_err(&path))?;
+            Ok(lock)
+        }
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = lock.read_to_string(&mut holder);
+            Err(StoreError::Locked(path, holder.trim().parse().ok()))
+        }
         Err(TryLockError::Error(e)) => Err(io_err(&path)(e)),
     }
 }

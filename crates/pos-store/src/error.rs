@@ -12,8 +12,12 @@ pub enum StoreError {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("data directory {0} is in use by another posd")]
-    Locked(PathBuf),
+    /// Its lock file, and the pid written in it (when it says one).
+    #[error("{} is in use by a running posd{} (it holds {})",
+        .0.parent().unwrap_or(.0).display(),
+        .1.map_or(String::new(), |pid| format!(", pid {pid}")),
+        .0.display())]
+    Locked(PathBuf, Option<u32>),
     #[error("data directory has schema version {found}, this posd reads {expected}")]
     Schema { found: u32, expected: u32 },
     #[error("data directory is not a posd chain: {0}")]

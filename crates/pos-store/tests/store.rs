@@ -144,7 +144,7 @@ fn second_open_is_refused() {
     let _first = Store::open(dir.path(), &pos_core::ChainSpec::default()).unwrap();
     assert!(matches!(
         Store::open(dir.path(), &pos_core::ChainSpec::default()),
-        Err(StoreError::Locked(_))
+        Err(StoreError::Locked(..))
     ));
 }
 

@@ -22,8 +22,11 @@ impl std::fmt::Display for Unreachable {
 
 impl std::error::Error for Unreachable {}
 
-const TRY_SYSTEMCTL: &str =
-    "Is posd running? Try: systemctl status posd (or pass --socket / set POSD_SOCKET)";
+/// Where to look next: posd may run under systemd or have been started by hand
+/// in another directory (its socket is then that directory's posd-data/admin.sock).
+const IS_POSD_RUNNING: &str = "Is posd running? Under systemd: systemctl status posd. \
+     Started by hand: run posctl in the directory posd was started in, or pass \
+     --socket DATA_DIR/admin.sock (or set POSD_SOCKET)";
 
 /// A connection to posd where no wait lasts longer than `timeout`: not the
 /// handshake, not an answer, not the gap between two frames of a stream.
@@ -173,14 +176,14 @@ fn diagnose(socket: &Path, who: &str, e: ClientError) -> Unreachable {
         }
         ClientError::Proto(ProtoError::Io(e)) => {
             format!(
-                "connection to posd at {path} failed during the handshake: {e}\n{TRY_SYSTEMCTL}"
+                "connection to posd at {path} failed during the handshake: {e}\n{IS_POSD_RUNNING}"
             )
         }
         ClientError::Proto(e) => not_posd(
             socket,
             &format!("its answer to the handshake is not posd's ({e})"),
         ),
-        e @ ClientError::Unreachable { .. } => format!("{e}\n{TRY_SYSTEMCTL}"),
+        e @ ClientError::Unreachable { .. } => format!("{e}\n{IS_POSD_RUNNING}"),
         e @ (ClientError::Refused { .. } | ClientError::Remote(_)) => e.to_string(),
     })
 }

@@ -34,6 +34,12 @@ fn every_command_in_both_modes() {
     let none = json(&s, &["lottery", "run"]);
     assert_eq!(none, serde_json::json!({"outcome": "no_candidates"}));
     assert!(ok(&s, &["lottery", "run"]).starts_with("no candidates"));
+    // A count of one is singular: genesis alone is "1 block".
+    let verified = ok(&s, &["chain", "verify"]);
+    assert!(
+        verified.starts_with("chain verified: 1 block;"),
+        "{verified}"
+    );
 
     let (mut a, addr_a, _) = d.validator(300);
     let (mut b, addr_b, _) = d.validator(100);
@@ -58,6 +64,7 @@ fn every_command_in_both_modes() {
         human.starts_with(&format!("block 2 committed: winner {winner}… (BPM 71)")),
         "{human}"
     );
+    assert!(human.contains("out of 1 candidate\nhash "), "{human}");
 
     let status = json(&s, &["status"]);
     for key in [
@@ -232,7 +239,13 @@ fn unreachable_posd_is_exit_3_naming_the_socket() {
     let socket = dir.path().join("nobody.sock");
     let err = fails(&socket, &["status"], 3);
     assert!(err.contains(&socket.display().to_string()), "{err}");
-    assert!(err.contains("systemctl status posd"), "{err}");
+    // Both ways posd may run: under systemd, or by hand in another directory.
+    assert!(
+        err.contains("Under systemd: systemctl status posd"),
+        "{err}"
+    );
+    assert!(err.contains("Started by hand: "), "{err}");
+    assert!(err.contains("--socket DATA_DIR/admin.sock"), "{err}");
     // The environment variable is honoured too.
     let out = Command::new(env!("CARGO_BIN_EXE_posctl"))
         .env("POSD_SOCKET", &socket)

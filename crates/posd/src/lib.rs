@@ -41,6 +41,7 @@ pub use node::Node;
 use anyhow::Context;
 use config::Config;
 use futures::Stream;
+use pos_proto::text::count;
 use pos_store::Store;
 use std::fs::File;
 use std::future::Future;
@@ -68,19 +69,28 @@ pub fn check(config: &Config) -> anyhow::Result<String> {
     if !pos_store::data_dir::holds_chain(dir) {
         anyhow::bail!("{} holds no chain", dir.display());
     }
-    let store = Store::open(dir, &config.chain_spec(clock::record_ms()))
-        .with_context(|| format!("data directory {} failed its check", dir.display()))?;
+    let store = match Store::open(dir, &config.chain_spec(clock::record_ms())) {
+        Ok(store) => store,
+        // In use is no fault: the check needs the directory to itself.
+        Err(e @ pos_store::StoreError::Locked(..)) => {
+            anyhow::bail!("{e}: posd --check needs it stopped, or check a backup")
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("data directory {} failed its check", dir.display()))
+        }
+    };
     let tip = store.tip()?;
     let checked = store
         .check_all()
         .with_context(|| format!("data directory {} failed its check", dir.display()))?;
     Ok(format!(
-        "{}: ok: height {}, tip {}, {} blocks verified, {} validators, matches what posd acknowledged",
+        "{}: ok: height {}, tip {}, {} verified, {}, matches what posd acknowledged",
         dir.display(),
         tip.index,
         tip.hash,
-        checked.blocks,
-        checked.validators
+        count(checked.blocks, "block"),
+        count(checked.validators, "validator")
     ))
 }
 
@@ -103,13 +113,13 @@ pub fn import(file: &Path, data_dir: &Path) -> anyhow::Result<String> {
         .with_context(context)?;
     let h = &imported.header;
     Ok(format!(
-        "{}: imported height {}, tip {}: {} blocks, {} validators; every hash, link, draw and \
+        "{}: imported height {}, tip {}: {}, {}; every hash, link, draw and \
          the checksum verified; start posd with --data-dir {}",
         data_dir.display(),
         h.height,
         h.tip,
-        imported.blocks,
-        imported.validators,
+        count(imported.blocks, "block"),
+        count(imported.validators, "validator"),
         data_dir.display()
     ))
 }

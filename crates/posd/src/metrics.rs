@@ -11,6 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 type Label = [(&'static str, &'static str); 1];
@@ -29,6 +30,14 @@ pub struct Gauges {
     /// Open validator connections.
     pub connections: usize,
     pub pending: usize,
+    /// Free bytes on the data directory's file system, and the part of them
+    /// posd will not write into (writes are refused below it).
+    pub disk_free: u64,
+    pub disk_reserve: u64,
+    /// The tip block's timestamp (Unix seconds) and the round interval:
+    /// together they tell how many rounds went by without a block.
+    pub tip_timestamp: f64,
+    pub round_interval: f64,
     /// A cluster node's Raft; `None` standalone.
     pub raft: Option<RaftGauges>,
 }
@@ -55,6 +64,10 @@ pub struct Metrics {
     raft_term: Gauge,
     raft_is_leader: Gauge,
     raft_applied: Gauge,
+    disk_free: Gauge,
+    disk_reserve: Gauge,
+    tip_timestamp: Gauge<f64, AtomicU64>,
+    round_interval: Gauge<f64, AtomicU64>,
 }
 
 impl Metrics {
@@ -74,6 +87,10 @@ impl Metrics {
             raft_term: Gauge::default(),
             raft_is_leader: Gauge::default(),
             raft_applied: Gauge::default(),
+            disk_free: Gauge::default(),
+            disk_reserve: Gauge::default(),
+            tip_timestamp: Gauge::default(),
+            round_interval: Gauge::default(),
         };
         // Every outcome shows from the start (as 0), so rate() sees its first one.
         for outcome in [COMMITTED, NO_CANDIDATES, FAILED] {
@@ -115,6 +132,26 @@ impl Metrics {
             "posd_commit_seconds",
             "Group commits: apply, flush and sync of one batch (in a cluster: the leader's Raft write)",
             m.commit.clone(),
+        );
+        registry.register(
+            "posd_disk_free_bytes",
+            "Bytes free on the data directory's file system",
+            m.disk_free.clone(),
+        );
+        registry.register(
+            "posd_disk_reserve_bytes",
+            "Free bytes posd keeps: below them it refuses writes",
+            m.disk_reserve.clone(),
+        );
+        registry.register(
+            "posd_tip_timestamp_seconds",
+            "Timestamp of the last committed block (Unix seconds)",
+            m.tip_timestamp.clone(),
+        );
+        registry.register(
+            "posd_round_interval_seconds",
+            "How often the round timer closes a round (round_interval)",
+            m.round_interval.clone(),
         );
         if cluster {
             registry.register(
@@ -179,6 +216,10 @@ impl Metrics {
         }
         self.connections.set(now.connections as i64);
         self.pending.set(now.pending as i64);
+        self.disk_free.set(now.disk_free as i64);
+        self.disk_reserve.set(now.disk_reserve as i64);
+        self.tip_timestamp.set(now.tip_timestamp);
+        self.round_interval.set(now.round_interval);
         if let Some(raft) = &now.raft {
             self.raft_term.set(raft.term as i64);
             self.raft_is_leader.set(i64::from(raft.is_leader));

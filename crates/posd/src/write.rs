@@ -68,12 +68,17 @@ pub enum WriteError {
     RoundClosed,
 }
 
-/// `Ok` while the data directory's file system has more than [`DISK_RESERVE`] free.
-pub(crate) fn check_space(dir: &Path) -> Result<(), WriteError> {
+/// Bytes free to posd on the file system that holds `dir`.
+pub(crate) fn free_space(dir: &Path) -> Result<u64, WriteError> {
     let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| {
         WriteError::Storage(format!("cannot check free space on {}: {e}", dir.display()))
     })?;
-    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    Ok(stat.blocks_available() as u64 * stat.fragment_size() as u64)
+}
+
+/// `Ok` while the data directory's file system has more than [`DISK_RESERVE`] free.
+pub(crate) fn check_space(dir: &Path) -> Result<(), WriteError> {
+    let free = free_space(dir)?;
     if free < DISK_RESERVE {
         return Err(WriteError::Storage(format!(
             "disk nearly full: {} MiB free on {}, posd keeps {} MiB in reserve; nothing was written",

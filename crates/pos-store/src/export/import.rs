@@ -132,7 +132,7 @@ pub fn import(input: impl BufRead, target: &Path) -> Result<Imported, StoreError
     let lock = match lock(target) {
         Ok(lock) => lock,
         // Another import or posd got there first: what is there is theirs.
-        Err(StoreError::Locked(_)) => return Err(not_empty(target)),
+        Err(StoreError::Locked(..)) => return Err(not_empty(target)),
         Err(e) => return Err(e),
     };
     // Another import may have filled it between the check and the lock.

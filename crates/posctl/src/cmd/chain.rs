@@ -6,6 +6,7 @@ use anyhow::bail;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use pos_core::{Block, Digest};
+use pos_proto::text::count;
 use pos_proto::{json, Request, Response};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -229,7 +230,8 @@ async fn verify(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCode
                 out.json_line(&json!({"ok": true, "blocks": blocks}))?;
             } else {
                 out.line(format_args!(
-                    "chain verified: {blocks} blocks; every hash, link and lottery draw checks out"
+                    "chain verified: {}; every hash, link and lottery draw checks out",
+                    count(*blocks, "block")
                 ))?;
             }
             ExitCode::SUCCESS

@@ -5,6 +5,7 @@ use crate::client::{unexpected, Client};
 use crate::output::{size, Output};
 use anyhow::{anyhow, Context};
 use indicatif::{ProgressBar, ProgressStyle};
+use pos_proto::text::count;
 use pos_proto::{Request, Response};
 use pos_store::export::import::check_target;
 use pos_store::export::{import, Header, Imported, Record, Trailer};
@@ -131,10 +132,10 @@ pub async fn export(
 
 fn summary(header: &Header, trailer: &Trailer, bytes: u64, to: &str) -> String {
     format!(
-        "exported height {} ({} blocks, {} validators, {} proposed; {}, sha256 {}) to {to}",
+        "exported height {} ({}, {}, {} proposed; {}, sha256 {}) to {to}",
         header.height,
-        trailer.blocks,
-        trailer.validators,
+        count(trailer.blocks, "block"),
+        count(trailer.validators, "validator"),
         trailer.proposed,
         size(bytes),
         trailer.sha256
@@ -223,11 +224,11 @@ fn report(out: &mut Output, dir: &Path, imported: &Imported, bytes: u64) -> anyh
         }))?;
     } else {
         out.line(format_args!(
-            "backup of height {} ({} blocks, {} validators) in {}; every hash, link and draw \
+            "backup of height {} ({}, {}) in {}; every hash, link and draw \
              verified; start posd on it with --data-dir {}",
             h.height,
-            imported.blocks,
-            imported.validators,
+            count(imported.blocks, "block"),
+            count(imported.validators, "validator"),
             dir.display(),
             dir.display()
         ))?;

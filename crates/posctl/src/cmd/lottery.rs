@@ -5,6 +5,7 @@ use crate::output::Output;
 use clap::Subcommand;
 use pos_core::lottery::{Candidate, LotteryError};
 use pos_core::{Digest, RoundRecord};
+use pos_proto::text::count;
 use pos_proto::{LotteryOutcome, Request, Response};
 use serde_json::json;
 use std::process::ExitCode;
@@ -48,10 +49,11 @@ async fn force(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCode>
         (LotteryOutcome::Committed { block, candidates }, false) => {
             let j = block.json();
             out.line(format_args!(
-                "block {} committed: winner {} (BPM {}) out of {candidates} candidate(s)\nhash {}",
+                "block {} committed: winner {} (BPM {}) out of {}\nhash {}",
                 j.index,
                 out.id(&j.validator),
                 j.bpm,
+                count(*candidates, "candidate"),
                 j.hash
             ))?
         }

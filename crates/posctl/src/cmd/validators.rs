@@ -5,6 +5,7 @@ use crate::client::{for_each_chunk, unexpected, Client};
 use crate::output::Output;
 use pos_core::block::format_timestamp;
 use pos_core::{Address, Status};
+use pos_proto::text::count;
 use pos_proto::{json, Request, Response};
 use std::process::ExitCode;
 
@@ -82,7 +83,7 @@ pub async fn one(
         let v = &info.validator;
         let mut rows = vec![
             ("address", v.address.to_string()),
-            ("balance", format!("{} tokens", v.balance)),
+            ("balance", count(v.balance, "token")),
             ("status", v.status().as_str().to_string()),
             ("blocks won", v.blocks_won.to_string()),
             (
@@ -94,7 +95,7 @@ pub async fn one(
         if let Some(s) = &v.slashed {
             rows.push(("slashed at", format_timestamp(s.at_ms)));
             rows.push(("slash reason", s.reason.clone()));
-            rows.push(("forfeited", format!("{} tokens", s.forfeited)));
+            rows.push(("forfeited", count(s.forfeited, "token")));
         }
         out.pairs(&rows)?;
     }

@@ -7,8 +7,13 @@ use crate::write::RoundOutcome;
 use pos_proto::{write_frame, LotteryOutcome, ProtoError, Response, RoundHead};
 
 /// Forces a round through the writer: the same serialized path as the timer.
+/// The round that opens then lasts a whole interval on this node's timer.
 pub async fn run(chain: &Chain, out: &mut Out) -> Result<(), ProtoError> {
-    let response = match chain.submit.round().await {
+    let outcome = chain.submit.round().await;
+    if outcome.is_ok() {
+        chain.next_round.restart();
+    }
+    let response = match outcome {
         Ok(RoundOutcome::Committed { block, round }) => {
             Response::Lottery(LotteryOutcome::Committed {
                 block,

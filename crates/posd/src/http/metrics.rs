@@ -3,6 +3,7 @@
 
 use crate::metrics::{Gauges, RaftGauges};
 use crate::shared::Shared;
+use crate::write::{free_space, DISK_RESERVE};
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -18,6 +19,8 @@ pub async fn get(State(shared): State<Arc<Shared>>) -> Response {
 
 fn scrape(shared: &Shared) -> Result<String, String> {
     let counts = shared.chain.store.counts().map_err(|e| e.to_string())?;
+    let config = shared.config.get();
+    let tip = shared.chain.store.tip().map_err(|e| e.to_string())?;
     let raft = shared.cluster.as_ref().map(|cluster| {
         let view = cluster.node.view();
         RaftGauges {
@@ -32,6 +35,10 @@ fn scrape(shared: &Shared) -> Result<String, String> {
         slashed: counts.slashed,
         connections: shared.clients.slots.active(),
         pending: shared.chain.pending.len(),
+        disk_free: free_space(&config.data_dir).map_err(|e| e.to_string())?,
+        disk_reserve: DISK_RESERVE,
+        tip_timestamp: tip.timestamp_ms as f64 / 1000.0,
+        round_interval: config.round_interval.as_secs_f64(),
         raft,
     };
     shared.metrics.scrape(&now).map_err(|e| e.to_string())

@@ -148,6 +148,7 @@ fn command(prompt: Prompt, word: &str, arg: Option<&str>) -> Input {
 pub mod say {
     use super::{Limits, Prompt, CHAIN_MAX};
     use pos_core::{Address, Block, Validator};
+    use pos_proto::text::count;
     use std::time::Duration;
 
     /// `12.3s`: how long until something happens.
@@ -250,8 +251,10 @@ pub mod say {
     /// the block that round makes.
     pub fn resumed(v: &Validator, pending: Option<(u32, u64)>) -> String {
         let mut text = format!(
-            "Validator address: {}\nresumed: balance {} tokens, {} blocks won",
-            v.address, v.balance, v.blocks_won
+            "Validator address: {}\nresumed: balance {}, {} won",
+            v.address,
+            count(v.balance, "token"),
+            count(v.blocks_won, "block")
         );
         if let Some((bpm, block)) = pending {
             text.push_str(&format!("; proposal {bpm} stands for block {block}"));
@@ -285,7 +288,8 @@ pub mod say {
 
     pub fn slashed(reason: &str, address: &Address, forfeited: u64) -> String {
         format!(
-            "error: {reason}\nvalidator {address} slashed: {forfeited} tokens forfeited; closing\n"
+            "error: {reason}\nvalidator {address} slashed: {} forfeited; closing\n",
+            count(forfeited, "token")
         )
     }
 
@@ -295,8 +299,8 @@ pub mod say {
 
     pub fn balance(v: &Validator) -> String {
         format!(
-            "balance: {} tokens, blocks won: {}, status: {}\n",
-            v.balance,
+            "balance: {}, blocks won: {}, status: {}\n",
+            count(v.balance, "token"),
             v.blocks_won,
             v.status().as_str()
         )
@@ -364,8 +368,10 @@ pub mod say {
     pub fn slashing(v: &Validator) -> Option<String> {
         let s = v.slashed.as_ref()?;
         Some(format!(
-            "slashed validator: {}: {} ({} tokens forfeited)\n",
-            v.address, s.reason, s.forfeited
+            "slashed validator: {}: {} ({} forfeited)\n",
+            v.address,
+            s.reason,
+            count(s.forfeited, "token")
         ))
     }
 

@@ -411,7 +411,7 @@ fn a_slashing_flood_is_summarised_and_drops_no_honest_reader() {
                     let mut c = Client::connect(addr);
                     c.send("1\n72.5\n");
                     let out = c.expect_closed();
-                    assert!(out.contains("slashed: 1 tokens forfeited"), "{out}");
+                    assert!(out.contains("slashed: 1 token forfeited"), "{out}");
                 }
             })
         })

@@ -61,9 +61,13 @@ fn metrics_follow_rounds_slashings_and_connections() {
         ("posd_rounds_total{outcome=\"failed\"}", 0.0),
         ("posd_slashings_total", 0.0),
         ("posd_http_connections", 1.0),
+        ("posd_round_interval_seconds", 3600.0),
+        ("posd_disk_reserve_bytes", 64.0 * 1024.0 * 1024.0),
     ] {
         assert_eq!(value(&m, series), want, "{series}");
     }
+    assert!(value(&m, "posd_disk_free_bytes") > 0.0);
+    let genesis = value(&m, "posd_tip_timestamp_seconds");
     let commits = value(&m, "posd_commit_seconds_count");
 
     force_round(&d.socket);
@@ -85,6 +89,7 @@ fn metrics_follow_rounds_slashings_and_connections() {
     force_round(&d.socket);
     let m = metrics(addr);
     assert_eq!(value(&m, "posd_height"), 1.0);
+    assert!(value(&m, "posd_tip_timestamp_seconds") >= genesis);
     assert_eq!(value(&m, "posd_rounds_total{outcome=\"committed\"}"), 1.0);
     assert_eq!(value(&m, "posd_slashings_total"), 1.0);
     assert_eq!(value(&m, "posd_validators{status=\"slashed\"}"), 1.0);

@@ -150,9 +150,19 @@ fn undecodable_tip_is_refused() {
 #[test]
 fn second_posd_on_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let _first = Posd::start(posd_bin!(), dir.path(), &[]);
+    let first = Posd::start(posd_bin!(), dir.path(), &[]);
     let err = refused(dir.path());
-    assert!(err.contains("is in use by another posd"), "{err}");
+    let in_use = format!("is in use by a running posd, pid {}", first.child.id());
+    assert!(err.contains(&in_use), "{err}");
+    // posd --check says the same, not that the directory failed a check.
+    let check = Command::new(posd_bin!())
+        .args(["--check", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success() && err.contains(&in_use), "{err}");
+    assert!(!err.contains("failed its check"), "{err}");
 }
 
 /// Needs root (to mount a small tmpfs): `.ci/run` runs it as root.

@@ -20,4 +20,5 @@ mod http;
 mod integrity;
 mod lottery;
 mod open_door;
+mod transcript;
 mod validator;

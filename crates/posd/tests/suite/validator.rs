@@ -157,7 +157,7 @@ fn restart_keeps_chain_and_balances_and_resume_works() {
     let reply = c.expect("Enter a new BPM:");
     assert!(
         reply.contains(&format!(
-            "Validator address: {addr}\nresumed: balance 101 tokens, 1 blocks won"
+            "Validator address: {addr}\nresumed: balance 101 tokens, 1 block won"
         )),
         "{reply}"
     );

@@ -13,6 +13,8 @@ const SVG = "http://www.w3.org/2000/svg";
 
 const $ = (id) => document.getElementById(id);
 const fmt = new Intl.NumberFormat();
+// "1 token", "2 tokens": a count in a sentence, as posd and posctl write it.
+const count = (n, noun) => `${fmt.format(n)} ${noun}${n === 1 ? "" : "s"}`;
 
 /** An element with attributes and children (strings become text). */
 function h(tag, attrs = {}, ...children) {
@@ -339,8 +341,8 @@ async function explain(index, chosen = true) {
     ...(mine.commitment === null ? [] : [commitmentStep(r, previous, mine)]),
     h("li", {}, h("strong", {}, "Seed. "), `${mine.rule.says} = `, h("code", { class: "hex" }, mine.seed)),
     h("li", {}, h("strong", {}, "Tickets. "),
-      `The ${fmt.format(mine.candidates.length)} candidate(s), in address order, hold one ticket per ` +
-      `staked token: ${fmt.format(mine.total)} tickets in all.`, tickets(mine)),
+      `The ${count(mine.candidates.length, "candidate")}, in address order, hold one ticket per ` +
+      `staked token: ${count(mine.total, "ticket")} in all.`, tickets(mine)),
     h("li", {}, h("strong", {}, "The ticket. "),
       "Word i is the first 16 bytes of SHA-256(seed ‖ i as 8 bytes); words in the biased top of the " +
       "range are skipped, the first other one modulo the total is the ticket: ",
@@ -444,7 +446,7 @@ function follow(after) {
   });
   events.addEventListener("slashing", (e) => {
     const v = JSON.parse(e.data);
-    log(`validator ${short(v.address)} slashed: ${v.slash_reason} (${fmt.format(v.forfeited)} tokens forfeited)`);
+    log(`validator ${short(v.address)} slashed: ${v.slash_reason} (${count(v.forfeited, "token")} forfeited)`);
     soon();
   });
   events.addEventListener("notice", (e) => { log(JSON.parse(e.data).text); soon(); });
