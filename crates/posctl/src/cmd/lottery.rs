@@ -3,8 +3,8 @@
 use crate::client::{for_each_chunk, unexpected, Client};
 use crate::output::Output;
 use clap::Subcommand;
-use pos_core::lottery::Candidate;
-use pos_core::RoundRecord;
+use pos_core::lottery::{Candidate, LotteryError};
+use pos_core::{Digest, RoundRecord};
 use pos_proto::{LotteryOutcome, Request, Response};
 use serde_json::json;
 use std::process::ExitCode;
@@ -88,7 +88,6 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
     };
     // Replayed here, with posctl's own copy of the lottery: posd is not trusted.
     let replay = record.replay(&head.prev_hash, head.commitment.as_ref());
-    let total = record.total_stake();
     if out.json {
         let commitment = head.commitment.as_ref();
         out.json_line(&pos_proto::json::round(
@@ -98,64 +97,12 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
             &replay,
         ))?;
     } else {
-        let reveal = record.rule.reveal().map(|r| r.to_hex());
-        let next_commitment = record.rule.next_commitment().map(|c| c.to_string());
-        let commitment = head.commitment.map(|c| c.to_string());
-        let mut rows = vec![
-            ("block", record.index.to_string()),
-            ("prev hash", head.prev_hash.to_string()),
-        ];
-        match reveal {
-            Some(reveal) => rows.extend([
-                (
-                    "lottery",
-                    "v2: the seed mixes in a secret revealed now".into(),
-                ),
-                ("commitment", commitment.unwrap_or_else(|| "none".into())),
-                ("reveal", reveal),
-            ]),
-            None => rows.push(("lottery", "v1: the seed is the chain's alone".into())),
-        }
-        rows.extend([
-            ("seed", record.seed.to_string()),
-            ("total stake", total.to_string()),
-            (
-                "ticket",
-                format!("{} (uniform in [0, total stake))", record.ticket),
-            ),
-        ]);
-        if let Some(next) = next_commitment {
-            rows.push(("next commit", next));
-        }
-        rows.push((
-            "replayed",
-            match &replay {
-                Ok(()) if record.rule.version() > 1 => {
-                    "ok: reveal, seed, ticket and winner checked here".to_string()
-                }
-                Ok(()) => "ok: seed, ticket and winner recomputed here".to_string(),
-                Err(e) => format!("FAILED: {e}"),
-            },
-        ));
-        out.pairs(&rows)?;
-        out.line("")?;
-        let w = out.id_width();
-        out.line(format_args!(
-            "   {:<w$}  {:<12}  {:<4}  TICKETS",
-            "ADDRESS", "STAKE", "BPM"
-        ))?;
-        let mut start: u128 = 0;
-        for (i, c) in record.candidates.iter().enumerate() {
-            let end = start + c.stake as u128;
-            let mark = if i == record.winner { "*" } else { " " };
-            out.line(format_args!(
-                "{mark}  {:<w$}  {:<12}  {:<4}  [{start}, {end})",
-                out.id(&c.address.to_string()),
-                c.stake,
-                c.bpm
-            ))?;
-            start = end;
-        }
+        print_round(
+            &mut out,
+            &record,
+            (&head.prev_hash, head.commitment.as_ref()),
+            &replay,
+        )?;
     }
     out.flush()?;
     Ok(if replay.is_ok() {
@@ -163,4 +110,74 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `explain`'s text: the draw's inputs, whether it replayed, and every
+/// candidate's ticket range with the winner marked.
+fn print_round(
+    out: &mut Output,
+    record: &RoundRecord,
+    (prev_hash, commitment): (&Digest, Option<&Digest>),
+    replay: &Result<(), LotteryError>,
+) -> anyhow::Result<()> {
+    let total = record.total_stake();
+    let reveal = record.rule.reveal().map(|r| r.to_hex());
+    let next_commitment = record.rule.next_commitment().map(|c| c.to_string());
+    let commitment = commitment.map(|c| c.to_string());
+    let mut rows = vec![
+        ("block", record.index.to_string()),
+        ("prev hash", prev_hash.to_string()),
+    ];
+    match reveal {
+        Some(reveal) => rows.extend([
+            (
+                "lottery",
+                "v2: the seed mixes in a secret revealed now".into(),
+            ),
+            ("commitment", commitment.unwrap_or_else(|| "none".into())),
+            ("reveal", reveal),
+        ]),
+        None => rows.push(("lottery", "v1: the seed is the chain's alone".into())),
+    }
+    rows.extend([
+        ("seed", record.seed.to_string()),
+        ("total stake", total.to_string()),
+        (
+            "ticket",
+            format!("{} (uniform in [0, total stake))", record.ticket),
+        ),
+    ]);
+    if let Some(next) = next_commitment {
+        rows.push(("next commit", next));
+    }
+    rows.push((
+        "replayed",
+        match &replay {
+            Ok(()) if record.rule.version() > 1 => {
+                "ok: reveal, seed, ticket and winner checked here".to_string()
+            }
+            Ok(()) => "ok: seed, ticket and winner recomputed here".to_string(),
+            Err(e) => format!("FAILED: {e}"),
+        },
+    ));
+    out.pairs(&rows)?;
+    out.line("")?;
+    let w = out.id_width();
+    out.line(format_args!(
+        "   {:<w$}  {:<12}  {:<4}  TICKETS",
+        "ADDRESS", "STAKE", "BPM"
+    ))?;
+    let mut start: u128 = 0;
+    for (i, c) in record.candidates.iter().enumerate() {
+        let end = start + c.stake as u128;
+        let mark = if i == record.winner { "*" } else { " " };
+        out.line(format_args!(
+            "{mark}  {:<w$}  {:<12}  {:<4}  [{start}, {end})",
+            out.id(&c.address.to_string()),
+            c.stake,
+            c.bpm
+        ))?;
+        start = end;
+    }
+    Ok(())
 }

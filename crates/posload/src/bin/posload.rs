@@ -266,33 +266,33 @@ struct Audience {
 impl Audience {
     fn listen(validators: Vec<Validator>) -> Audience {
         let (arrivals, confirmed) = (Arc::new(Arrivals::default()), Arc::new(AtomicU64::new(0)));
-        let mut writers = Vec::with_capacity(validators.len());
-        let mut readers = tokio::task::JoinSet::new();
-        for v in validators {
-            let (arrivals, confirmed) = (Arc::clone(&arrivals), Arc::clone(&confirmed));
-            writers.push(v.wr);
-            let mut rd = v.rd;
-            readers.spawn(async move {
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if rd.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if let Some(index) = block_index(&line) {
-                        arrivals.push(index, Instant::now());
-                    } else if line.contains("proposal ") {
-                        confirmed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            });
-        }
+        let (writers, readers) = spawn_readers(validators, &arrivals, &confirmed);
         Audience {
             arrivals,
             confirmed,
             writers,
             readers,
         }
+    }
+
+    /// Every client proposes; returns once posd has confirmed all of them
+    /// (`round` rounds' worth so far).
+    async fn propose(&mut self, round: usize) -> anyhow::Result<()> {
+        for wr in &mut self.writers {
+            wr.write_all(b"72\n").await?;
+        }
+        let want = (round * self.writers.len()) as u64;
+        let confirmed = &self.confirmed;
+        wait(
+            || confirmed.load(Ordering::Relaxed) >= want,
+            || {
+                format!(
+                    "only {} of {want} proposals confirmed",
+                    confirmed.load(Ordering::Relaxed)
+                )
+            },
+        )
+        .await
     }
 
     /// Waits until every client has block `index`; the last arrival.
@@ -347,23 +347,7 @@ impl Broadcast {
                     read_until(&mut p.rd, "height: ").await?;
                 }
                 // Every reader proposes; its confirmation line proves it was taken.
-                None => {
-                    for wr in &mut posd.writers {
-                        wr.write_all(b"72\n").await?;
-                    }
-                    let want = (round * readers_n) as u64;
-                    let confirmed = &posd.confirmed;
-                    wait(
-                        || confirmed.load(Ordering::Relaxed) >= want,
-                        || {
-                            format!(
-                                "only {} of {want} proposals confirmed",
-                                confirmed.load(Ordering::Relaxed)
-                            )
-                        },
-                    )
-                    .await?;
-                }
+                None => posd.propose(round).await?,
             }
             proposing.push(started.elapsed());
             let asked = Instant::now();
@@ -436,6 +420,41 @@ async fn floor_rounds(connections: usize, rounds: usize) -> anyhow::Result<Vec<D
         times.push(last.saturating_duration_since(asked));
     }
     Ok(times)
+}
+
+/// A reader task per validator, recording when each block arrives and
+/// counting proposal confirmations; returns the write halves (dropping one
+/// would hang up) and the readers.
+fn spawn_readers(
+    validators: Vec<Validator>,
+    arrivals: &Arc<Arrivals>,
+    confirmed: &Arc<AtomicU64>,
+) -> (
+    Vec<tokio::net::tcp::OwnedWriteHalf>,
+    tokio::task::JoinSet<()>,
+) {
+    let mut writers = Vec::with_capacity(validators.len());
+    let mut readers = tokio::task::JoinSet::new();
+    for v in validators {
+        let (arrivals, confirmed) = (Arc::clone(arrivals), Arc::clone(confirmed));
+        writers.push(v.wr);
+        let mut rd = v.rd;
+        readers.spawn(async move {
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if rd.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if let Some(index) = block_index(&line) {
+                    arrivals.push(index, Instant::now());
+                } else if line.contains("proposal ") {
+                    confirmed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    (writers, readers)
 }
 
 /// When each reader saw each block.
@@ -573,23 +592,7 @@ async fn flood(
     let mut flooders = tokio::task::JoinSet::new();
     for _ in 0..connections {
         let (stop, accepted, refused) = (stop.clone(), accepted.clone(), refused.clone());
-        flooders.spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                match register(addr, 10).await {
-                    Ok(mut v) => {
-                        accepted.fetch_add(1, Ordering::Relaxed);
-                        if slash {
-                            // posd slashes, says so and hangs up.
-                            let _ = v.wr.write_all(b"72.5\n").await;
-                            let _ = v.rd.read_to_end(&mut Vec::new()).await;
-                        }
-                    }
-                    Err(_) => {
-                        refused.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        });
+        flooders.spawn(register_until(addr, slash, stop, (accepted, refused)));
     }
 
     let start = Instant::now();
@@ -651,6 +654,31 @@ async fn flood(
         lines.load(Ordering::Relaxed) as f64 / secs
     );
     Ok(())
+}
+
+/// One flooder: registers again and again (and, with `slash`, gets each
+/// new validator slashed) until `stop`, counting registrations accepted and refused.
+async fn register_until(
+    addr: SocketAddr,
+    slash: bool,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    (accepted, refused): (Arc<AtomicU64>, Arc<AtomicU64>),
+) {
+    while !stop.load(Ordering::Relaxed) {
+        match register(addr, 10).await {
+            Ok(mut v) => {
+                accepted.fetch_add(1, Ordering::Relaxed);
+                if slash {
+                    // posd slashes, says so and hangs up.
+                    let _ = v.wr.write_all(b"72.5\n").await;
+                    let _ = v.rd.read_to_end(&mut Vec::new()).await;
+                }
+            }
+            Err(_) => {
+                refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// Waits up to `patience` for an event `want` accepts, dropping others.
