@@ -270,6 +270,21 @@ mod tests {
         out
     }
 
+    #[test]
+    fn lines_are_the_text_on_a_line_of_its_own_then_the_prompt() {
+        let lines = Lines::new("winning validator: x\n{}\n");
+        assert_eq!(lines.text(), "winning validator: x\n{}\n");
+        assert_eq!(lines.with(None), "\nwinning validator: x\n{}\n");
+        assert_eq!(
+            lines.with(Some(Prompt::Bpm)),
+            "\nwinning validator: x\n{}\nEnter a new BPM:"
+        );
+        assert_eq!(
+            lines.with(Some(Prompt::Stake)),
+            "\nwinning validator: x\n{}\nEnter token balance:"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_burst_of_slashings_becomes_one_summary_a_second() {
         let a = Announcer::new(Handle::current(), 0);

@@ -187,3 +187,19 @@ impl Floor {
         anyhow::bail!("the floor exited")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_announcement_reads_as_posd_s_block_line() {
+        let text = announcement(7);
+        let lines: Vec<&str> = text.split('\n').collect();
+        assert_eq!(lines[0], "");
+        assert!(lines[1].starts_with("winning validator: "), "{text}");
+        let json: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+        assert_eq!(json["Index"], 7);
+        assert_eq!(lines[3], BPM_PROMPT);
+    }
+}
