@@ -4,12 +4,16 @@
 # from 100 (group commit), entering at the leader and at a follower (which
 # forwards to the leader), and `posctl lottery run` (a round's commit).
 #
-#   cargo build --release && scripts/bench-cluster.sh [WORK_DIR] [RUNS]
+#   cargo build --release && scripts/bench-cluster.sh [WORK_DIR] [RUNS] [RELEASE_DIR ...]
+# With several release dirs (e.g. before and after a change), each run goes
+# through them in turn, so their runs are interleaved.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/posd-cluster-bench}
 runs=${2:-3}
-bin=$PWD/target/release
+shift 2 || shift $#
+dirs=("$@")
+[ ${#dirs[@]} -gt 0 ] || dirs=("$PWD/target/release")
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 ready() { until "$bin/posctl" --socket "$1" status >/dev/null 2>&1 \
@@ -22,6 +26,7 @@ rounds() { # SOCKET
     for _ in $(seq 20); do "$bin/posctl" --socket "$1" lottery run >/dev/null; done
     t1=$(date +%s%N); echo "lottery run $(( (t1 - t0) / 20000 )) us"; }
 for run in $(seq "$runs"); do
+  for bin in "${dirs[@]}"; do
     rm -rf "$work"; mkdir -p "$work"; umask 077
     head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/secret"
     common=(--round-interval 1h --registration-rate 0 --log-level warn)
@@ -37,7 +42,7 @@ for run in $(seq "$runs"); do
     for id in 2 3; do
         "$bin/posctl" --socket "$work/node1/admin.sock" cluster add "$id" "127.0.0.1:1930$id" >/dev/null
     done
-    echo "run $run"
+    echo "run $run, $bin (load $(cut -d' ' -f1-3 /proc/loadavg))"
     echo "  standalone: 1 client $(register 127.0.0.1:19200 "$work/solo/admin.sock" 1 1000);" \
         "100 clients $(register 127.0.0.1:19200 "$work/solo/admin.sock" 100 10000); $(rounds "$work/solo/admin.sock")"
     echo "  cluster, at the leader: 1 client $(register 127.0.0.1:19201 "$work/node1/admin.sock" 1 1000);" \
@@ -45,4 +50,5 @@ for run in $(seq "$runs"); do
     echo "  cluster, at a follower: 1 client $(register 127.0.0.1:19202 "$work/node2/admin.sock" 1 1000);" \
         "100 clients $(register 127.0.0.1:19202 "$work/node2/admin.sock" 100 10000); $(rounds "$work/node2/admin.sock")"
     kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true; pids=()
+  done
 done

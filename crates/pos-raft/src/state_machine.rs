@@ -1,8 +1,16 @@
 //! The state machine: a committed entry is applied by the store's one
 //! transition (pos-core), in one transaction with the entry's log id, then
-//! synced, then handed to posd's [`Observer`], which answers and announces.
-//! Nothing is announced before it is on stable storage (SPEC §7). A second
-//! copy of an op (same origin) is skipped: see [`crate::dedup`].
+//! handed to posd's [`Observer`], which answers and announces. Nothing is
+//! announced before it is on stable storage: an entry is applied
+//! only once committed, that is synced in the Raft logs of a majority, so
+//! the log is the write-ahead log (as in etcd and TiKV) and the apply does
+//! not sync on its own. The state on disk is always the one after some
+//! entry, with that entry's log id beside it (one transaction; sled
+//! recovers a prefix); after a crash openraft re-applies the entries past
+//! it from the log. The state is synced, and the acknowledgement record
+//! written, at most every [`SYNC_EVERY`], so that record trails the state
+//! by about that much (docs/CLUSTER.md, "Durability"). A second copy of an
+//! op (same origin) is skipped: see [`crate::dedup`].
 //!
 //! Snapshots are posd's export format (docs/EXPORT.md), streamed through a
 //! file in `<data_dir>/snapshots`, so a joining node receives the chain the
@@ -21,6 +29,12 @@ use pos_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often an apply also syncs the state and writes the acknowledgement
+/// record: what a node checks at start, in place of every acknowledged write
+/// (those are in the synced log).
+const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// What posd does with each applied entry (on every node, leader included):
 /// update the round's pending proposals, announce, answer waiting clients.
@@ -46,7 +60,8 @@ pub struct StateMachine {
     snapshots: PathBuf,
     /// Held while applying and while exporting: sled has no point-in-time
     /// reads, so a snapshot is consistent only if nothing applies meanwhile.
-    exclusive: Arc<Mutex<()>>,
+    /// Holds when an apply last synced the state.
+    exclusive: Arc<Mutex<Instant>>,
 }
 
 impl StateMachine {
@@ -56,7 +71,7 @@ impl StateMachine {
             store,
             observer,
             snapshots: data_dir.join("snapshots"),
-            exclusive: Arc::default(),
+            exclusive: Arc::new(Mutex::new(Instant::now())),
         }
     }
 
@@ -116,13 +131,15 @@ fn decode_applied(bytes: &[u8]) -> Result<(Position, dedup::Applied), bincode::e
 }
 
 /// Applies entries in order: each in its own transaction with its position
-/// and the tickets applied, one sync for all, then the observer hears of
-/// each (the first copy of each op only).
+/// and the tickets applied, then the observer hears of each (the first copy
+/// of each op only). `sync`: also make the state durable and record it as
+/// acknowledged; otherwise the synced log stands for it.
 fn apply_all(
     store: &Store,
     observer: &dyn Observer,
     (mut position, mut tickets): (Position, dedup::Applied),
     entries: Vec<Entry>,
+    sync: bool,
 ) -> Result<Vec<()>, StoreError> {
     let mut applied = Vec::with_capacity(entries.len());
     for entry in entries {
@@ -157,7 +174,11 @@ fn apply_all(
             .collect();
         applied.push((entry.log_id.index, ops, outcomes));
     }
-    store.flush()?;
+    if sync {
+        store.flush()?;
+    } else {
+        store.durable_in_log()?;
+    }
     Ok(applied
         .into_iter()
         .map(|(index, ops, outcomes)| observer.applied(index, &ops, &outcomes))
@@ -180,9 +201,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            let _only = this.exclusive.lock().unwrap_or_else(|e| e.into_inner());
+            let mut synced = this.exclusive.lock().unwrap_or_else(|e| e.into_inner());
+            let sync = synced.elapsed() >= SYNC_EVERY;
+            if sync {
+                *synced = Instant::now();
+            }
             let applied = StateMachine::applied(&this.store)?;
-            apply_all(&this.store, &*this.observer, applied, entries)
+            apply_all(&this.store, &*this.observer, applied, entries, sync)
                 .map_err(|e| io_error(ErrorSubject::StateMachine, ErrorVerb::Write, e))
         })
         .await

@@ -118,8 +118,10 @@ impl Store {
     /// Applies one replicated entry: its commands in order, and `applied`
     /// (the entry's log id and membership) as the state machine's position,
     /// all in ONE transaction, so a crash never leaves half an entry applied
-    /// or an entry applied without its position. Not durable until
-    /// [`Store::flush`]. `Err` is the store failing, never a command refused.
+    /// or an entry applied without its position. Not durable until the
+    /// next sync of the log or [`Store::flush`] (sled recovers its log as a
+    /// prefix, so the state on disk is always the one after some entry).
+    /// `Err` is the store failing, never a command refused.
     pub fn apply_entry(
         &self,
         commands: &[&Command],

@@ -452,6 +452,19 @@ impl Store {
         self.durable.store(now.height, Ordering::Release);
         Ok(())
     }
+
+    /// Counts everything applied so far as durable without syncing it; for
+    /// a cluster node only. There an entry is applied once it is committed,
+    /// that is synced in the Raft logs of a majority: the log is the
+    /// write-ahead log, and a crash before the state's own sync costs a
+    /// re-apply from the log, never an acknowledged write (pos-raft's state
+    /// machine). The acknowledgement record is left as it is.
+    pub fn durable_in_log(&self) -> Result<(), StoreError> {
+        if self.has_chain()? {
+            self.durable.store(self.tip()?.index, Ordering::Release);
+        }
+        Ok(())
+    }
 }
 
 pub(crate) type ChainTrees<'a> = (

@@ -10,7 +10,7 @@
 //! most one per round.
 
 use crate::validators::pending::RoundId;
-use crate::validators::protocol::say;
+use crate::validators::protocol::{say, Prompt};
 use pos_core::{Block, Validator};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -30,17 +30,56 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub enum Announcement {
     /// Text for every client: a summary of slashings, a notice.
-    Text(Arc<str>),
+    Text(Arc<Lines>),
     /// One validator slashed: its line for clients, its record for the web feed.
     Slashed {
-        text: Arc<str>,
+        text: Arc<Lines>,
         validator: Arc<Validator>,
     },
     /// Round `round` (see `pending`) ended, with its block's text if it made one.
     Round {
         round: RoundId,
-        block: Option<Arc<str>>,
+        block: Option<Arc<Lines>>,
     },
+}
+
+/// An announcement's text as sessions write it, rendered once for all of
+/// them (10,000 sessions each formatting their own copy cost a round's
+/// fan-out that much more): on a line of its own, then the prompt the
+/// client is at, if it can still type.
+#[derive(Debug)]
+pub struct Lines {
+    /// `\n` and the text.
+    bare: Box<str>,
+    /// The same, then the BPM prompt.
+    at_bpm: Box<str>,
+    /// The same, then the stake prompt.
+    at_stake: Box<str>,
+}
+
+impl Lines {
+    pub fn new(text: &str) -> Lines {
+        let bare = format!("\n{text}");
+        Lines {
+            at_bpm: format!("{bare}{}", Prompt::Bpm.text()).into(),
+            at_stake: format!("{bare}{}", Prompt::Stake.text()).into(),
+            bare: bare.into(),
+        }
+    }
+
+    /// The text alone.
+    pub fn text(&self) -> &str {
+        &self.bare[1..]
+    }
+
+    /// What a session sends: the text on a line of its own, then `prompt`.
+    pub fn with(&self, prompt: Option<Prompt>) -> &str {
+        match prompt {
+            None => &self.bare,
+            Some(Prompt::Bpm) => &self.at_bpm,
+            Some(Prompt::Stake) => &self.at_stake,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -123,7 +162,7 @@ impl Announcer {
         let round = self.inner.rounds.fetch_add(1, Ordering::Relaxed);
         self.inner.send(Announcement::Round {
             round,
-            block: block.map(Into::into),
+            block: block.map(|text| Arc::new(Lines::new(&text))),
         });
     }
 
@@ -147,7 +186,7 @@ impl Announcer {
         if s.shown < FEW {
             s.shown += 1;
             self.inner.send(Announcement::Slashed {
-                text: text.into(),
+                text: Arc::new(Lines::new(&text)),
                 validator: Arc::new(v.clone()),
             });
         } else {
@@ -160,7 +199,9 @@ impl Announcer {
     /// A one-line message to everyone, e.g. a round that could not be committed.
     pub fn notice(&self, text: &str) {
         self.inner
-            .send(Announcement::Text(format!("{text}\n").into()));
+            .send(Announcement::Text(Arc::new(Lines::new(&format!(
+                "{text}\n"
+            )))));
     }
 }
 
@@ -187,7 +228,7 @@ async fn summarise(inner: Weak<Inner>) {
         match s.held {
             Some(n) if n > 0 => {
                 s.held = Some(0);
-                inner.send(Announcement::Text(say::slashings(n).into()));
+                inner.send(Announcement::Text(Arc::new(Lines::new(&say::slashings(n)))));
             }
             _ => {
                 *s = Slashings::default();
@@ -221,12 +262,27 @@ mod tests {
         while let Ok(a) = rx.try_recv() {
             match a {
                 Announcement::Text(t) | Announcement::Slashed { text: t, .. } => {
-                    out.push(t.to_string())
+                    out.push(t.text().to_string())
                 }
                 Announcement::Round { .. } => out.push("round".into()),
             }
         }
         out
+    }
+
+    #[test]
+    fn lines_are_the_text_on_a_line_of_its_own_then_the_prompt() {
+        let lines = Lines::new("winning validator: x\n{}\n");
+        assert_eq!(lines.text(), "winning validator: x\n{}\n");
+        assert_eq!(lines.with(None), "\nwinning validator: x\n{}\n");
+        assert_eq!(
+            lines.with(Some(Prompt::Bpm)),
+            "\nwinning validator: x\n{}\nEnter a new BPM:"
+        );
+        assert_eq!(
+            lines.with(Some(Prompt::Stake)),
+            "\nwinning validator: x\n{}\nEnter token balance:"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -2,8 +2,10 @@
 //! running posd over TCP (as `nc` would) and its admin socket; `posgen`
 //! writes a long chain straight into a data directory; `sled-open-rss`
 //! measures bare sled's memory on such a directory; `powerloss` cuts the
-//! power under a loaded posd on LazyFS (tests/powerloss/run.sh).
+//! power under a loaded posd on LazyFS (tests/powerloss/run.sh); `posload
+//! floor` is the fan-out floor posd's broadcast is measured against.
 
+pub mod floor;
 pub mod lazyfs;
 pub mod nc;
 pub mod stats;

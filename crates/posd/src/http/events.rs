@@ -115,7 +115,7 @@ impl Feed {
                     let info = self.shared.clients.info((*validator).clone());
                     return Some(event("slashing", &json::validator(&info)));
                 }
-                Ok(Announcement::Text(text)) => return Some(notice(text.trim_end())),
+                Ok(Announcement::Text(text)) => return Some(notice(text.text().trim_end())),
                 Err(RecvError::Lagged(missed)) => {
                     let text =
                         format!("{missed} announcements missed (blocks follow from the chain)");

@@ -1,7 +1,7 @@
 //! One validator connection: the line protocol of docs/PROTOCOL.md, as `nc` sees it.
 //! What each line means is in `protocol`; what posd says, in `protocol::say`.
 
-use crate::announce::Announcement;
+use crate::announce::{Announcement, Lines};
 use crate::config::Config;
 use crate::shared::Serving;
 use crate::validators::connected::Claim;
@@ -182,13 +182,9 @@ impl Session {
 
     /// Sends an announcement on a line of its own; the prompt follows unless
     /// the client can no longer type.
-    async fn announce(&mut self, text: &str) -> Flow {
-        let text = format!("\n{text}");
-        if self.half_closed {
-            self.send(&text).await
-        } else {
-            self.reply(&text).await
-        }
+    async fn announce(&mut self, lines: &Lines) -> Flow {
+        let prompt = (!self.half_closed).then(|| self.prompt_kind());
+        self.send(lines.with(prompt)).await
     }
 
     async fn on_announcement(&mut self, msg: Result<Announcement, RecvError>) -> Flow {
@@ -204,13 +200,13 @@ impl Session {
                 if answered && self.half_closed {
                     // The result this client stayed for; then goodbye.
                     match block {
-                        Some(text) => self.send(&format!("\n{text}")).await,
+                        Some(lines) => self.send(lines.with(None)).await,
                         None => self.send(say::NO_BLOCK).await,
                     };
                     return Flow::Close;
                 }
                 match block {
-                    Some(text) => self.announce(&text).await,
+                    Some(lines) => self.announce(&lines).await,
                     None => Flow::Continue,
                 }
             }

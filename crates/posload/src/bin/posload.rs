@@ -6,6 +6,8 @@
 //!   posload propose   --connections 1000 --lines 200
 //!   posload broadcast --connections 10000 --rounds 20 --socket ./posd-data/admin.sock
 //!   posload broadcast --connections 10000 --rounds 20 --all-propose
+//!   posload broadcast --connections 10000 --rounds 20 --all-propose --floor
+//!   posload floor --listen 127.0.0.1:9100     (triggers on stdin)
 //!   posload flood     --connections 100 --rounds 20 [--slash]
 
 use anyhow::{bail, Context};
@@ -65,6 +67,18 @@ enum Scenario {
         /// of one proposer beside connections - 1 listeners.
         #[arg(long)]
         all_propose: bool,
+        /// Then run the fan-out floor (`posload floor`, a child process)
+        /// as many rounds to as many connections, once posd's are closed,
+        /// and report posd ÷ floor.
+        #[arg(long)]
+        floor: bool,
+    },
+    /// The fan-out floor: accepts, answers the two prompts, and for each
+    /// block index read on stdin writes one ready-made announcement to every
+    /// connection, nothing else.
+    Floor {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
     },
     /// A registration flood beside one honest proposer: registrations/s the
     /// flood gets, how long forced rounds take, whether the honest one is served.
@@ -88,6 +102,9 @@ enum Scenario {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Scenario::Floor { listen } = cli.run {
+        return posload::floor::serve(listen).await;
+    }
     if let Scenario::Flood {
         connections,
         rounds,
@@ -112,8 +129,17 @@ async fn main() -> anyhow::Result<()> {
             connections,
             rounds,
             all_propose,
-        } => broadcast(cli.addr, &mut admin, connections, rounds, all_propose, pid).await?,
-        Scenario::Flood { .. } => unreachable!("handled above"),
+            floor,
+        } => {
+            let run = Broadcast {
+                connections,
+                rounds,
+                all_propose,
+                pid,
+            };
+            run.measure(cli.addr, &mut admin, floor).await?
+        }
+        Scenario::Flood { .. } | Scenario::Floor { .. } => unreachable!("handled above"),
     }
     println!("posd rss: {} KiB", rss_kib(pid).unwrap_or(0));
     Ok(())
@@ -219,99 +245,181 @@ async fn proposals(addr: SocketAddr, connections: usize, lines: usize) -> anyhow
     Ok(())
 }
 
-async fn broadcast(
-    addr: SocketAddr,
-    admin: &mut Client,
+/// `posload broadcast`: one block at a time to every connected client.
+struct Broadcast {
     connections: usize,
     rounds: usize,
     all_propose: bool,
+    /// posd's pid, for its CPU time and RSS.
     pid: u32,
-) -> anyhow::Result<()> {
-    let t = Instant::now();
-    let mut validators = many(addr, connections).await?;
-    println!(
-        "connected and registered {connections} validators in {:.2}s; posd rss {} KiB",
-        t.elapsed().as_secs_f64(),
-        rss_kib(pid).unwrap_or(0)
-    );
-    // One proposer that only proposes, or every connection proposing and reading.
-    let mut proposer = if all_propose {
-        None
-    } else {
-        Some(validators.pop().expect("at least one connection"))
-    };
-    let readers_n = validators.len();
-    let (arrivals, confirmed) = (Arc::new(Arrivals::default()), Arc::new(AtomicU64::new(0)));
-    let (mut writers, mut readers) = spawn_readers(validators, &arrivals, &confirmed);
-    let (mut commit_reply, mut after_request, mut proposing) = (Vec::new(), Vec::new(), Vec::new());
-    let cpu_before = cpu_time(pid);
-    for round in 1..=rounds {
-        let started = Instant::now();
-        match &mut proposer {
-            // `status` after the proposal: its reply proves the proposal was taken.
-            Some(p) => {
-                p.wr.write_all(b"72\nstatus\n").await?;
-                read_until(&mut p.rd, "height: ").await?;
-            }
-            // Every reader proposes; its confirmation line proves it was taken.
-            None => {
-                for wr in &mut writers {
-                    wr.write_all(b"72\n").await?;
-                }
-                let want = (round * readers_n) as u64;
-                wait(
-                    || confirmed.load(Ordering::Relaxed) >= want,
-                    || {
-                        format!(
-                            "only {} of {want} proposals confirmed",
-                            confirmed.load(Ordering::Relaxed)
-                        )
-                    },
-                )
-                .await?;
-            }
-        }
-        proposing.push(started.elapsed());
-        let asked = Instant::now();
-        let index = match admin.ask(&Request::LotteryRun).await? {
-            Response::Lottery(LotteryOutcome::Committed { block, .. }) => block.index,
-            other => bail!("round did not commit: {other:?}"),
-        };
-        let committed = Instant::now();
-        // Wait until every reader has this block.
-        wait(
-            || arrivals.count(index) >= readers_n,
-            || format!("only {} clients got block {index}", arrivals.count(index)),
-        )
-        .await?;
-        commit_reply.push(committed - asked);
-        after_request.push(arrivals.take_last(index).saturating_duration_since(asked));
-        if let Some(p) = &mut proposer {
-            // Drain the proposer's own copy.
-            read_until(&mut p.rd, "{\"Index\":").await?;
+}
+
+/// Clients of one server, each reading every line it sends.
+struct Audience {
+    arrivals: Arc<Arrivals>,
+    confirmed: Arc<AtomicU64>,
+    /// Write halves: dropping one would hang up.
+    writers: Vec<tokio::net::tcp::OwnedWriteHalf>,
+    readers: tokio::task::JoinSet<()>,
+}
+
+impl Audience {
+    fn listen(validators: Vec<Validator>) -> Audience {
+        let (arrivals, confirmed) = (Arc::new(Arrivals::default()), Arc::new(AtomicU64::new(0)));
+        let (writers, readers) = spawn_readers(validators, &arrivals, &confirmed);
+        Audience {
+            arrivals,
+            confirmed,
+            writers,
+            readers,
         }
     }
-    let cpu = cpu_time(pid)
-        .zip(cpu_before)
-        .map_or(Duration::ZERO, |(after, before)| after - before);
-    let (c50, _, cmax) = summary(&mut commit_reply);
-    let (r50, r99, rmax) = summary(&mut after_request);
-    let (p50, _, _) = summary(&mut proposing);
-    let who = if all_propose {
-        format!("{readers_n} clients, every one proposing (proposals confirmed p50 {p50:?})")
-    } else {
-        format!("{readers_n} clients, one other proposing")
-    };
-    // posd announces before it answers posctl, so "request -> last client"
-    // bounds "commit -> last client" from above; it includes the flush.
+
+    /// Every client proposes; returns once posd has confirmed all of them
+    /// (`round` rounds' worth so far).
+    async fn propose(&mut self, round: usize) -> anyhow::Result<()> {
+        for wr in &mut self.writers {
+            wr.write_all(b"72\n").await?;
+        }
+        let want = (round * self.writers.len()) as u64;
+        let confirmed = &self.confirmed;
+        wait(
+            || confirmed.load(Ordering::Relaxed) >= want,
+            || {
+                format!(
+                    "only {} of {want} proposals confirmed",
+                    confirmed.load(Ordering::Relaxed)
+                )
+            },
+        )
+        .await
+    }
+
+    /// Waits until every client has block `index`; the last arrival.
+    async fn delivered(&self, index: u64) -> anyhow::Result<Instant> {
+        let all = self.writers.len();
+        wait(
+            || self.arrivals.count(index) >= all,
+            || {
+                format!(
+                    "only {} clients got block {index}",
+                    self.arrivals.count(index)
+                )
+            },
+        )
+        .await?;
+        Ok(self.arrivals.take_last(index))
+    }
+}
+
+impl Broadcast {
+    async fn measure(
+        &self,
+        addr: SocketAddr,
+        admin: &mut Client,
+        with_floor: bool,
+    ) -> anyhow::Result<()> {
+        let (connections, rounds, pid) = (self.connections, self.rounds, self.pid);
+        let t = Instant::now();
+        let mut validators = many(addr, connections).await?;
+        println!(
+            "connected and registered {connections} validators in {:.2}s; posd rss {} KiB",
+            t.elapsed().as_secs_f64(),
+            rss_kib(pid).unwrap_or(0)
+        );
+        // One proposer that only proposes, or every connection proposing and reading.
+        let mut proposer = if self.all_propose {
+            None
+        } else {
+            Some(validators.pop().expect("at least one connection"))
+        };
+        let mut posd = Audience::listen(validators);
+        let readers_n = posd.writers.len();
+        let (mut commit_reply, mut after_request, mut proposing) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let cpu_before = cpu_time(pid);
+        for round in 1..=rounds {
+            let started = Instant::now();
+            match &mut proposer {
+                // `status` after the proposal: its reply proves the proposal was taken.
+                Some(p) => {
+                    p.wr.write_all(b"72\nstatus\n").await?;
+                    read_until(&mut p.rd, "height: ").await?;
+                }
+                // Every reader proposes; its confirmation line proves it was taken.
+                None => posd.propose(round).await?,
+            }
+            proposing.push(started.elapsed());
+            let asked = Instant::now();
+            let index = match admin.ask(&Request::LotteryRun).await? {
+                Response::Lottery(LotteryOutcome::Committed { block, .. }) => block.index,
+                other => bail!("round did not commit: {other:?}"),
+            };
+            let committed = Instant::now();
+            let last = posd.delivered(index).await?;
+            commit_reply.push(committed - asked);
+            after_request.push(last.saturating_duration_since(asked));
+            if let Some(p) = &mut proposer {
+                // Drain the proposer's own copy.
+                read_until(&mut p.rd, "{\"Index\":").await?;
+            }
+        }
+        let cpu = cpu_time(pid)
+            .zip(cpu_before)
+            .map_or(Duration::ZERO, |(after, before)| after - before);
+        let (c50, _, cmax) = summary(&mut commit_reply);
+        let (r50, r99, rmax) = summary(&mut after_request);
+        let (p50, _, _) = summary(&mut proposing);
+        let who = if self.all_propose {
+            format!("{readers_n} clients, every one proposing (proposals confirmed p50 {p50:?})")
+        } else {
+            format!("{readers_n} clients, one other proposing")
+        };
+        // posd announces before it answers posctl, so "request -> last client"
+        // bounds "commit -> last client" from above; it includes the flush.
+        println!(
+            "broadcast to {who} over {rounds} rounds: lottery run request -> last client has the block: \
+             p50 {r50:?}, p99 {r99:?}, max {rmax:?} (request -> commit reply p50 {c50:?}, max {cmax:?}); \
+             posd CPU {:?} per round, proposals included",
+            cpu / rounds as u32
+        );
+        posd.readers.abort_all();
+        if with_floor {
+            // posd's connections close first: one process may not hold both sets.
+            drop((posd, proposer));
+            let mut at_floor = floor_rounds(connections, rounds).await?;
+            let (f50, f99, fmax) = summary(&mut at_floor);
+            let ratio = |posd: Duration, floor: Duration| {
+                posd.as_secs_f64() / floor.as_secs_f64().max(1e-9)
+            };
+            println!(
+                "floor, {connections} clients over {rounds} rounds: trigger -> last client has the block: \
+                 p50 {f50:?}, p99 {f99:?}, max {fmax:?}; posd ÷ floor: p50 {:.2}, p99 {:.2}",
+                ratio(r50, f50),
+                ratio(r99, f99)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The same fan-out from `posload floor`: trigger -> last client, per round.
+async fn floor_rounds(connections: usize, rounds: usize) -> anyhow::Result<Vec<Duration>> {
+    let mut floor = posload::floor::Floor::spawn().await?;
+    let audience = Audience::listen(many(floor.addr, connections).await?);
+    let rss = floor.pid().and_then(rss_kib).unwrap_or(0);
     println!(
-        "broadcast to {who} over {rounds} rounds: lottery run request -> last client has the block: \
-         p50 {r50:?}, p99 {r99:?}, max {rmax:?} (request -> commit reply p50 {c50:?}, max {cmax:?}); \
-         posd CPU {:?} per round, proposals included",
-        cpu / rounds as u32
+        "floor at {}: {connections} connected; floor rss {rss} KiB",
+        floor.addr
     );
-    readers.abort_all();
-    Ok(())
+    let mut times = Vec::with_capacity(rounds);
+    for index in 1..=rounds as u64 {
+        let asked = Instant::now();
+        floor.trigger(index).await?;
+        let last = audience.delivered(index).await?;
+        times.push(last.saturating_duration_since(asked));
+    }
+    Ok(times)
 }
 
 /// A reader task per validator, recording when each block arrives and
