@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 /// Rounds as the load has them.
 const ARGS: [&str; 2] = ["--round-interval", "200ms"];
 /// Validator clients under load, spread over the nodes.
-const VALIDATORS: usize = 6;
+pub(crate) const VALIDATORS: usize = 6;
 /// SPEC §9: after the leader dies, a new leader commits within this.
 const NEW_LEADER_COMMITS: Duration = Duration::from_secs(5);
 
 /// The node's chain height, `None` while it does not answer.
-fn height(node: &Node) -> Option<u64> {
+pub(crate) fn height(node: &Node) -> Option<u64> {
     match node.ask(&Request::Status) {
         Ok(Response::Status(s)) => Some(s.height),
         _ => None,
@@ -67,7 +67,7 @@ fn by_id(nodes: &[Node], id: u64) -> &Node {
 }
 
 /// Waits until `node`'s chain grows by `blocks` from now.
-fn grows(node: &Node, blocks: u64) {
+pub(crate) fn grows(node: &Node, blocks: u64) {
     let from = eventually("a height", || height(node));
     eventually("blocks under load", || {
         (height(node)? >= from + blocks).then_some(())
@@ -76,7 +76,7 @@ fn grows(node: &Node, blocks: u64) {
 
 /// Stops the load, lets the cluster settle (no proposal pending anywhere,
 /// one height everywhere), and runs the history checker.
-fn stop_and_check(load: Load, history: &History, nodes: &[&Node]) -> Summary {
+pub(crate) fn stop_and_check(load: Load, history: &History, nodes: &[&Node]) -> Summary {
     load.stop();
     eventually("every node settled at one height", || {
         let mut heights = Vec::new();
