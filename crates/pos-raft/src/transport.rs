@@ -351,6 +351,32 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_call_given_up_midway_retires_its_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (mut conn, _) = PeerConn::accept(stream, 2, &secret("shared"))
+                .await
+                .unwrap();
+            while let Ok(Some(_)) = conn.next_request().await {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let _ = conn.respond(&PeerResponse::Raft(Ok(vec![]))).await;
+            }
+        });
+        let mut conn = PeerConn::connect(&addr, 1, 2, &secret("shared"))
+            .await
+            .unwrap();
+        let vote = PeerRequest::Vote(vec![]);
+        let late = conn.call(&vote, Duration::from_millis(50)).await;
+        assert!(matches!(late, Err(PeerError::Timeout)), "{late:?}");
+        // Its late answer must not pass for the next call's.
+        assert!(!conn.is_idle());
+        let next = conn.call(&vote, HANDSHAKE_TIMEOUT).await;
+        assert!(matches!(next, Err(PeerError::Abandoned)), "{next:?}");
+    }
+
     /// A proxy that flips the byte at `at` of what the caller sends.
     async fn flipping_proxy(to: String, at: usize) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -3,6 +3,7 @@
 //! so every byte the leader (node 1) replicates to them crosses a proxy
 //! (every command in the log does), along with their answers.
 
+use super::cluster_faults::{grows, stop_and_check, VALIDATORS};
 use super::lottery::{reveal_of, round_head};
 use pos_proto::peer::{PeerHandshake, PeerHello};
 use pos_proto::{Request, Response};
@@ -15,7 +16,6 @@ use std::sync::Arc;
 
 /// Rounds as the cluster fault tests have them.
 const UNDER_LOAD: [&str; 2] = ["--round-interval", "200ms"];
-const VALIDATORS: usize = 6;
 /// What the leader logs, once, when a frame fails authentication.
 const BROKEN: &str = "cluster link broken";
 
@@ -38,21 +38,6 @@ fn sealed_cluster(args: &[&str]) -> (ClusterDir, Vec<Node>, Vec<Proxy>) {
     (dir, nodes, proxies)
 }
 
-fn height(node: &Node) -> Option<u64> {
-    match node.ask(&Request::Status) {
-        Ok(Response::Status(s)) => Some(s.height),
-        _ => None,
-    }
-}
-
-/// Waits until `node`'s chain grows by `blocks` from now.
-fn grows(node: &Node, blocks: u64) {
-    let from = eventually("a height", || height(node));
-    eventually("blocks under load", || {
-        (height(node)? >= from + blocks).then_some(())
-    });
-}
-
 /// Validators on every node until `until` returns; then the history check:
 /// identical chains that verify everywhere, nothing acknowledged lost.
 fn under_load(nodes: &[Node], until: impl FnOnce()) -> Summary {
@@ -62,21 +47,7 @@ fn under_load(nodes: &[Node], until: impl FnOnce()) -> Summary {
     let load = Load::start(&roster, &history, VALIDATORS);
     grows(&nodes[0], 2);
     until();
-    load.stop();
-    let refs: Vec<&Node> = nodes.iter().collect();
-    eventually("every node settled at one height", || {
-        let mut heights = Vec::new();
-        for n in &refs {
-            match n.ask(&Request::Status) {
-                Ok(Response::Status(s)) if s.pending_proposals == 0 => heights.push(s.height),
-                _ => return None,
-            }
-        }
-        heights.windows(2).all(|w| w[0] == w[1]).then_some(())
-    });
-    let summary = history.check(&refs);
-    assert!(summary.registrations >= VALIDATORS, "{summary:?}");
-    summary
+    stop_and_check(load, &history, &nodes.iter().collect::<Vec<_>>())
 }
 
 /// The node's last applied log index, once it has applied all it knows committed.
