@@ -85,6 +85,8 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
         ticket: head.ticket,
         winner: head.winner as usize,
         rule: head.rule,
+        weighting: pos_core::Weighting::Stake,
+        weights: Vec::new(),
     };
     // Replayed here, with posctl's own copy of the lottery: posd is not trusted.
     let replay = record.replay(&head.prev_hash, head.commitment.as_ref());
