@@ -137,6 +137,12 @@ pub enum Submission {
     },
     /// Close the round now (`posctl lottery run`).
     Round,
+    /// A proposal with a nonce, on a `stake_work` chain.
+    ProposeWork {
+        address: Address,
+        bpm: u32,
+        nonce: u64,
+    },
 }
 
 /// A change to a validator as a client asked for it; the node that writes

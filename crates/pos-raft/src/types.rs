@@ -63,6 +63,12 @@ pub enum Op {
     Withdraw { address: Address },
     /// The round ended without a block (no candidates).
     EndRound,
+    /// The validator's proposal with a nonce (`stake_work` chains).
+    ProposeWork {
+        address: Address,
+        bpm: u32,
+        nonce: u64,
+    },
 }
 
 /// bincode, as everywhere in posd: entries, votes and log ids as bytes.

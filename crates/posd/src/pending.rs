@@ -13,10 +13,17 @@ use std::sync::Mutex;
 /// A round's number since posd started.
 pub type RoundId = u64;
 
+/// A validator's proposal: its BPM and, under `stake_work`, its nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proposal {
+    pub bpm: u32,
+    pub nonce: Option<u64>,
+}
+
 #[derive(Debug, Default)]
 struct Round {
     id: RoundId,
-    proposals: BTreeMap<Address, u32>,
+    proposals: BTreeMap<Address, Proposal>,
 }
 
 #[derive(Debug, Default)]
@@ -34,17 +41,25 @@ pub struct Proposed {
 impl Pending {
     /// Records `bpm` as the validator's proposal, replacing an older one.
     pub fn propose(&self, address: Address, bpm: u32) -> Proposed {
+        self.propose_work(address, bpm, None)
+    }
+
+    /// Records `bpm` with `nonce` (`stake_work`) as the validator's proposal.
+    pub fn propose_work(&self, address: Address, bpm: u32, nonce: Option<u64>) -> Proposed {
         let mut round = self.lock();
         Proposed {
             round: round.id,
-            replaced: round.proposals.insert(address, bpm),
+            replaced: round
+                .proposals
+                .insert(address, Proposal { bpm, nonce })
+                .map(|p| p.bpm),
         }
     }
 
     /// The validator's proposal in the open round, if any.
     pub fn get(&self, address: &Address) -> Option<(u32, RoundId)> {
         let round = self.lock();
-        round.proposals.get(address).map(|&bpm| (bpm, round.id))
+        round.proposals.get(address).map(|p| (p.bpm, round.id))
     }
 
     pub fn withdraw(&self, address: &Address) {
@@ -52,14 +67,14 @@ impl Pending {
     }
 
     /// Ends the round: hands over every proposal and opens the next round.
-    pub fn take(&self) -> BTreeMap<Address, u32> {
+    pub fn take(&self) -> BTreeMap<Address, Proposal> {
         let mut round = self.lock();
         round.id += 1;
         std::mem::take(&mut round.proposals)
     }
 
     /// A copy of the open round's proposals, for readers outside the writer.
-    pub fn snapshot(&self) -> BTreeMap<Address, u32> {
+    pub fn snapshot(&self) -> BTreeMap<Address, Proposal> {
         self.lock().proposals.clone()
     }
 
@@ -97,7 +112,7 @@ mod tests {
             }
         );
         assert_eq!(p.get(&a), Some((72, 0)));
-        assert_eq!(p.take().get(&a), Some(&72));
+        assert_eq!(p.take().get(&a).map(|p| p.bpm), Some(72));
         assert_eq!(p.get(&a), None);
         assert_eq!(
             p.propose(a, 80),

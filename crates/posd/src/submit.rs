@@ -54,12 +54,26 @@ impl Submit {
         }
     }
 
-    /// The validator's proposal for the open round.
-    pub async fn propose(&self, address: Address, bpm: u32) -> Result<Proposed, WriteError> {
+    /// The validator's proposal for the open round, with its nonce on a
+    /// `stake_work` chain.
+    pub async fn propose(
+        &self,
+        address: Address,
+        bpm: u32,
+        nonce: Option<u64>,
+    ) -> Result<Proposed, WriteError> {
+        let submission = match nonce {
+            None => Submission::Propose { address, bpm },
+            Some(nonce) => Submission::ProposeWork {
+                address,
+                bpm,
+                nonce,
+            },
+        };
         match self {
-            Submit::Local { pending, .. } => Ok(pending.propose(address, bpm)),
+            Submit::Local { pending, .. } => Ok(pending.propose_work(address, bpm, nonce)),
             Submit::Cluster { cluster: c, .. } => c
-                .submit(Submission::Propose { address, bpm })
+                .submit(submission)
                 .await?
                 .proposed
                 .ok_or_else(|| unexpected("a proposal")),

@@ -60,6 +60,15 @@ impl Batcher {
                     }
                     Submission::Ledger(write) => self.command(Request::Ledger(write)),
                     Submission::Propose { address, bpm } => Op::Propose { address, bpm },
+                    Submission::ProposeWork {
+                        address,
+                        bpm,
+                        nonce,
+                    } => Op::ProposeWork {
+                        address,
+                        bpm,
+                        nonce,
+                    },
                     Submission::Withdraw { address } => Op::Withdraw { address },
                 };
                 ops.push(Tagged {

@@ -37,6 +37,11 @@ impl pos_raft::Observer for Replica {
                     None
                 }
                 Op::Propose { address, bpm } => Some(self.pending.propose(*address, *bpm)),
+                Op::ProposeWork {
+                    address,
+                    bpm,
+                    nonce,
+                } => Some(self.pending.propose_work(*address, *bpm, Some(*nonce))),
                 Op::Withdraw { address } => {
                     self.pending.withdraw(address);
                     None

@@ -242,7 +242,7 @@ pub async fn open_round(State(shared): State<Arc<Shared>>) -> Response {
     let proposals = shared.chain.pending.snapshot();
     let store = &shared.chain.store;
     let found = store.tip().and_then(|tip| {
-        let candidates = round::candidates(store, proposals, reward, |_| {})?;
+        let (candidates, _) = round::candidates(store, proposals, reward, |_| {})?;
         Ok((tip, candidates, store.next_commitment()?))
     });
     let (tip, candidates, commitment) = match found {

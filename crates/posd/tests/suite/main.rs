@@ -18,3 +18,4 @@ mod integrity;
 mod lottery;
 mod open_door;
 mod validator;
+mod weighting;
