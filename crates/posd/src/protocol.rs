@@ -498,7 +498,7 @@ mod tests {
                 9,
                 None,
                 &say::weight(&w(300, Why::Age(2)), age),
-                Duration::from_secs(12)
+                std::time::Duration::from_secs(12)
             ),
             "proposal 72 for block 9, weight 300 (age 2); round ends in 12.0s\n"
         );

@@ -229,7 +229,7 @@ pub async fn round(State(shared): State<Arc<Shared>>, Path(index): Path<String>)
     };
     answer(query::round(&shared.chain.store, index), |d| {
         let commitment = d.commitment.as_ref();
-        let replay = d.record.replay(&d.prev_hash, commitment);
+        let replay = d.record.replay_after(&d.prev_hash, commitment, &d.history);
         json::round(&d.record, &d.prev_hash, commitment, &replay)
     })
 }
