@@ -39,6 +39,16 @@ pub enum StoreError {
     Damaged { path: PathBuf, detail: String },
 }
 
+impl StoreError {
+    /// Block `index` should be stored but is not.
+    pub(crate) fn missing_block(index: u64) -> StoreError {
+        StoreError::Corrupt {
+            tree: crate::layout::BLOCKS,
+            detail: format!("block {index} is missing"),
+        }
+    }
+}
+
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         StoreError::Sled(e)
@@ -52,7 +62,7 @@ impl From<VerifyError> for StoreError {
 }
 
 /// sled's own text, minus its debug noise ("at file offset None backtrace ()").
-fn engine(e: &sled::Error) -> String {
+pub(crate) fn engine(e: &sled::Error) -> String {
     match e {
         sled::Error::Corruption { at: Some(at), .. } => format!("corrupted data at {at}"),
         sled::Error::Corruption { at: None, .. } => "corrupted data".into(),

@@ -2,7 +2,11 @@
 //! engine here and nothing else changes.
 //!
 //! - [`layout`]: tree names and key/value formats.
-//! - [`store`]: open, integrity check on start, apply a [`pos_core::Command`], flush, reads.
+//! - [`data_dir`]: what a chain's directory holds: lock, modes, import
+//!   marker, someone else's directory refused, sled opened inside it.
+//! - [`store`]: open, integrity check on start, apply a [`pos_core::Command`],
+//!   flush; `reads`: everything read back; `lottery`: the lottery's anchor and
+//!   pending secret as stored.
 //! - `machine`: pos-core's transition state over one sled transaction.
 //! - `check`: the whole chain and every record verified, in constant memory.
 //! - `raft`: a cluster node's Raft log and vote, and entries applied atomically.
@@ -16,11 +20,14 @@
 pub mod acked;
 mod check;
 mod codec;
+pub mod data_dir;
 pub mod error;
 pub mod export;
 pub mod layout;
+mod lottery;
 mod machine;
 mod raft;
+mod reads;
 pub mod store;
 mod sync;
 

@@ -68,7 +68,7 @@ impl State for TxState<'_> {
         let index = u64_value(META, &index).map_err(abort)?;
         match self.blocks.get(index.to_be_bytes())? {
             Some(v) => decode(BLOCKS, &v).map_err(abort),
-            None => Err(abort(crate::store::missing_block(index))),
+            None => Err(abort(StoreError::missing_block(index))),
         }
     }
 

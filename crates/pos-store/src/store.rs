@@ -1,32 +1,20 @@
 //! The store: opening a data directory, applying commands, reading the chain.
 
 use crate::acked::{self, AckFile, Acked};
-use crate::codec::{
-    bytes32, decode, decode_round, decode_spec, encode, encode_spec, secret_value, u64_value,
-};
-use crate::export::import::PARTIAL;
+use crate::codec::{decode_spec, encode, encode_spec, u64_value};
 use crate::layout::*;
 use crate::machine::TxState;
-use crate::sync::{io_err, SledFiles};
-use crate::StoreError;
-use pos_core::lottery::{expected_commitment, Anchor};
-use pos_core::transition::{self, Counts, Outcome};
+use crate::sync::SledFiles;
+use crate::{data_dir, lottery, StoreError};
+use pos_core::lottery::Anchor;
+use pos_core::transition::{self, Outcome};
 use pos_core::verify::check_link;
-use pos_core::{Address, Block, ChainSpec, Command, Digest, RoundRecord, Secret, Validator};
-use rand::RngCore;
+use pos_core::{ChainSpec, Command, Digest};
 use sled::transaction::{TransactionError, Transactional, TransactionalTree};
-use std::fs::{File, TryLockError};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
-
-/// Names of the files posd itself keeps in a data directory; anything else
-/// in a directory without a chain means it belongs to someone else.
-const OWN_FILES: &[&str] = &[LOCK, "sled", "admin.sock", acked::FILE];
-
-/// The lock file's name in a data directory.
-pub(crate) const LOCK: &str = "posd.lock";
 
 /// An open data directory. Cheap to share behind an `Arc`: sled is
 /// thread-safe, and only posd's single writer calls [`Store::apply`].
@@ -51,10 +39,10 @@ pub struct Store {
     migrated: bool,
     /// Where lottery v2 begins; `None` only in a schema-1 store not yet
     /// migrated. Replaced only by an import.
-    anchor: RwLock<Option<Anchor>>,
+    pub(crate) anchor: RwLock<Option<Anchor>>,
     /// Height of the last block made durable by [`Store::flush`] (or found
     /// at open): round records above it are not served yet.
-    durable: AtomicU64,
+    pub(crate) durable: AtomicU64,
 }
 
 /// What a store on disk keeps open besides sled.
@@ -87,23 +75,8 @@ impl Store {
     }
 
     fn open_with(dir: &Path, spec: &ChainSpec, genesis: Genesis) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        if dir.join(PARTIAL).exists() {
-            return Err(StoreError::Damaged {
-                path: dir.to_owned(),
-                detail: "an import into it (posd import, or a cluster snapshot) did not finish, \
-                    so it holds part of a chain; remove the directory, then import again or \
-                    re-add the node to its cluster"
-                    .into(),
-            });
-        }
-        let sled_dir = dir.join("sled");
-        let no_store = !sled_dir.exists();
-        // Someone else's directory is refused before posd leaves a file in it.
-        if no_store && !dir.join(acked::FILE).exists() {
-            refuse_foreign(dir)?;
-        }
-        Store::open_locked(dir, spec, lock(dir)?, genesis)
+        data_dir::prepare(dir)?;
+        Store::open_locked(dir, spec, data_dir::lock(dir)?, genesis)
     }
 
     /// [`Store::open`] once `dir`'s lock is taken (`lock`, held from now on).
@@ -113,7 +86,7 @@ impl Store {
         lock: File,
         genesis: Genesis,
     ) -> Result<Store, StoreError> {
-        let sled_dir = dir.join("sled");
+        let sled_dir = dir.join(data_dir::SLED);
         let no_store = !sled_dir.exists();
         let record = AckFile::read(dir)?;
         if let (true, Some((_, acked))) = (no_store, &record) {
@@ -125,10 +98,10 @@ impl Store {
                 ),
             });
         }
-        private_dir(&sled_dir)?;
-        let db = open_sled(&sled_dir).map_err(|e| StoreError::Damaged {
+        data_dir::private_dir(&sled_dir)?;
+        let db = data_dir::open_sled(&sled_dir).map_err(|e| StoreError::Damaged {
             path: sled_dir.clone(),
-            detail: format!("the store cannot be opened: {e}"),
+            detail: format!("the store cannot be opened: {}", crate::error::engine(&e)),
         })?;
         let mut store = Store::init(db, spec, genesis)?;
         let files = SledFiles::open(dir, &sled_dir)?;
@@ -211,7 +184,8 @@ impl Store {
                     // Migrated by `open`, once the store has passed its checks.
                     1 => {}
                     SCHEMA_VERSION => {
-                        *store.anchor.get_mut().expect("new") = Some(store.read_anchor()?)
+                        *store.anchor.get_mut().expect("new") =
+                            Some(lottery::read_anchor(&store.meta)?)
                     }
                     _ => {
                         return Err(StoreError::Schema {
@@ -232,7 +206,9 @@ impl Store {
             Some(v) => decode_spec(&v, store.meta.get(META_WEIGHTING)?.as_deref())?,
             None => {
                 // A chain from before chain specs: its draws were by stake.
-                let genesis = store.block(0)?.ok_or_else(|| missing_block(0))?;
+                let genesis = store
+                    .block(0)?
+                    .ok_or_else(|| StoreError::missing_block(0))?;
                 let kept = ChainSpec {
                     genesis_ms: genesis.timestamp_ms,
                     weighting: pos_core::Weighting::Stake,
@@ -293,10 +269,10 @@ impl Store {
     /// A crash before the sync leaves schema 1, migrated again at the next
     /// start; nothing was published in between.
     fn migrate_v1(&mut self) -> Result<(), StoreError> {
-        let (anchor, secret) = first_round(self.tip()?.index + 1);
+        let (anchor, secret) = lottery::first_round(self.tip()?.index + 1);
         self.meta
             .transaction(|meta| {
-                start_lottery(meta, &anchor, &secret)?;
+                lottery::start_lottery(meta, &anchor, &secret)?;
                 meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
                 Ok(())
             })
@@ -304,61 +280,6 @@ impl Store {
         *write(&self.anchor) = Some(anchor);
         self.migrated = true;
         self.flush()
-    }
-
-    fn read_anchor(&self) -> Result<Anchor, StoreError> {
-        let get = |key: &[u8]| {
-            self.meta.get(key)?.ok_or_else(|| StoreError::Corrupt {
-                tree: META,
-                detail: format!("{} is missing", String::from_utf8_lossy(key)),
-            })
-        };
-        Ok(Anchor {
-            from: u64_value(META, &get(META_LOTTERY_FROM)?)?,
-            commitment: Digest(bytes32(META, &get(META_LOTTERY_ANCHOR)?)?),
-        })
-    }
-
-    /// Where the chain's lottery v2 begins; `None` before a schema-1 store's
-    /// migration (which [`Store::open`] does).
-    pub fn lottery_anchor(&self) -> Option<Anchor> {
-        *read(&self.anchor)
-    }
-
-    /// The secret the next block's round will reveal. For the proposer that
-    /// closes that round only: nothing may serve it (posctl, HTTP, the
-    /// validator protocol, logs) before then.
-    pub fn pending_secret(&self) -> Result<Secret, StoreError> {
-        match self.meta.get(META_LOTTERY_SECRET)? {
-            Some(v) => secret_value(META, &v),
-            None => Err(StoreError::Corrupt {
-                tree: META,
-                detail: "the lottery's pending secret is missing".into(),
-            }),
-        }
-    }
-
-    /// The open round's commitment: public, so that anyone can hold the
-    /// node to it when the round closes.
-    pub fn next_commitment(&self) -> Result<Digest, StoreError> {
-        Ok(self.pending_secret()?.commitment())
-    }
-
-    /// What the round of block `index` had to reveal a preimage of (`None`
-    /// under v1): the anchor's commitment, or the previous round's.
-    pub fn commitment_for(&self, index: u64) -> Result<Option<Digest>, StoreError> {
-        let anchor = self.lottery_anchor();
-        let anchor = anchor.as_ref();
-        let previous = match anchor {
-            Some(a) if index > a.from => self
-                .round(index - 1)?
-                .and_then(|r| r.rule.next_commitment()),
-            _ => None,
-        };
-        expected_commitment(anchor, index, previous).map_err(|e| StoreError::Corrupt {
-            tree: ROUNDS,
-            detail: format!("round {index}: {e}"),
-        })
     }
 
     /// The store must hold everything `record` (read from `path`) says was acknowledged.
@@ -414,21 +335,12 @@ impl Store {
     }
 
     fn is_empty(&self) -> bool {
-        [
-            &self.blocks,
-            &self.block_index,
-            &self.rounds,
-            &self.validators,
-            &self.proposed,
-            &self.meta,
-        ]
-        .iter()
-        .all(|t| t.is_empty())
+        self.chain_trees().iter().all(|t| t.is_empty())
     }
 
     fn create_genesis(&self, spec: &ChainSpec) -> Result<(), StoreError> {
         let genesis = spec.genesis();
-        let (anchor, secret) = first_round(1);
+        let (anchor, secret) = lottery::first_round(1);
         (&self.blocks, &self.block_index, &self.meta)
             .transaction(|(blocks, index, meta)| {
                 blocks.insert(&0u64.to_be_bytes(), encode(&genesis))?;
@@ -440,7 +352,7 @@ impl Store {
                 meta.insert(META_WEIGHTING, weighting)?;
                 meta.insert(META_PROPOSALS_SINCE, &spec.genesis_ms.to_be_bytes())?;
                 meta.remove(META_AWAITING_CHAIN)?;
-                start_lottery(meta, &anchor, &secret)
+                lottery::start_lottery(meta, &anchor, &secret)
             })
             .map_err(flatten)?;
         self.replaced(spec.clone(), anchor);
@@ -499,16 +411,23 @@ impl Store {
             .map_err(flatten)
     }
 
-    /// The trees a command may write, for one multi-tree transaction.
-    pub(crate) fn trees(&self) -> ChainTrees<'_> {
-        (
+    /// The chain's trees, in the order of [`ChainTrees`] (an export's
+    /// spool numbers them so): everything but the Raft log and vote.
+    pub(crate) fn chain_trees(&self) -> [&sled::Tree; 6] {
+        [
             &self.blocks,
             &self.block_index,
             &self.rounds,
             &self.validators,
             &self.proposed,
             &self.meta,
-        )
+        ]
+    }
+
+    /// The trees a command may write, for one multi-tree transaction.
+    pub(crate) fn trees(&self) -> ChainTrees<'_> {
+        let [blocks, block_index, rounds, validators, proposed, meta] = self.chain_trees();
+        (blocks, block_index, rounds, validators, proposed, meta)
     }
 
     /// pos-core's state over the transactional views of [`Store::trees`].
@@ -536,267 +455,6 @@ impl Store {
         }
         self.durable.store(now.height, Ordering::Release);
         Ok(())
-    }
-
-    pub fn tip(&self) -> Result<Block, StoreError> {
-        let index = match self.meta.get(META_TIP)? {
-            Some(v) => u64_value(META, &v)?,
-            None => return Err(StoreError::Foreign("no tip".into())),
-        };
-        self.block(index)?.ok_or_else(|| missing_block(index))
-    }
-
-    pub fn block(&self, index: u64) -> Result<Option<Block>, StoreError> {
-        self.blocks
-            .get(index.to_be_bytes())?
-            .map(|v| decode(BLOCKS, &v))
-            .transpose()
-    }
-
-    pub fn block_by_hash(&self, hash: &Digest) -> Result<Option<Block>, StoreError> {
-        match self.block_index.get(hash.0)? {
-            Some(i) => self.block(u64_value(BLOCK_INDEX, &i)?),
-            None => Ok(None),
-        }
-    }
-
-    /// The record of block `index`'s round, once durable: a record reveals
-    /// its round's secret, which must never be seen while a crash could
-    /// still bring that secret back as the pending one.
-    pub fn round(&self, index: u64) -> Result<Option<RoundRecord>, StoreError> {
-        if index > self.durable_height() {
-            return Ok(None);
-        }
-        self.rounds
-            .get(index.to_be_bytes())?
-            .map(|v| decode_round(self.lottery_anchor().as_ref(), index, &v))
-            .transpose()
-    }
-
-    /// The records a draw of block `index` under `weighting` reads (the
-    /// last `age_window` under `stake_age`, none otherwise), oldest first,
-    /// durable or not: for the node's own draw, never to be served.
-    pub fn history(
-        &self,
-        index: u64,
-        weighting: &pos_core::Weighting,
-    ) -> Result<Vec<RoundRecord>, StoreError> {
-        let anchor = self.lottery_anchor();
-        let from = index.saturating_sub(weighting.history()).max(1);
-        let mut out = Vec::new();
-        for i in from..index {
-            if let Some(v) = self.rounds.get(i.to_be_bytes())? {
-                out.push(decode_round(anchor.as_ref(), i, &v)?);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Height of the last block on stable storage.
-    pub fn durable_height(&self) -> u64 {
-        self.durable.load(Ordering::Acquire)
-    }
-
-    /// Blocks `from..=to` in order, read lazily: constant memory whatever the range.
-    pub fn blocks(
-        &self,
-        from: u64,
-        to: u64,
-    ) -> impl Iterator<Item = Result<Block, StoreError>> + Send + 'static {
-        height_range(&self.blocks, BLOCKS, from, to)
-    }
-
-    /// Durable round records `from..=to` in order, read lazily (genesis has none).
-    pub fn rounds(
-        &self,
-        from: u64,
-        to: u64,
-    ) -> impl Iterator<Item = Result<RoundRecord, StoreError>> + Send + 'static {
-        let anchor = self.lottery_anchor();
-        let to = to.min(self.durable_height());
-        self.rounds
-            .range(from.to_be_bytes()..=to.to_be_bytes())
-            .map(move |kv| {
-                let (key, value) = kv?;
-                decode_round(anchor.as_ref(), u64_value(ROUNDS, &key)?, &value)
-            })
-    }
-
-    pub fn validator(&self, address: &Address) -> Result<Option<Validator>, StoreError> {
-        self.validators
-            .get(address.0 .0)?
-            .map(|v| decode(VALIDATORS, &v))
-            .transpose()
-    }
-
-    /// Whether the validator ever proposed (it is then never forgotten).
-    pub fn proposed(&self, address: &Address) -> Result<bool, StoreError> {
-        Ok(self.proposed.get(address.0 .0)?.is_some())
-    }
-
-    /// Every validator, by address, read lazily.
-    pub fn validators(
-        &self,
-    ) -> impl Iterator<Item = Result<Validator, StoreError>> + Send + 'static {
-        self.validators.iter().map(|kv| decode(VALIDATORS, &kv?.1))
-    }
-
-    pub fn counts(&self) -> Result<Counts, StoreError> {
-        let read = |key| -> Result<u64, StoreError> {
-            self.meta.get(key)?.map_or(Ok(0), |v| u64_value(META, &v))
-        };
-        Ok(Counts {
-            active: read(META_ACTIVE)?,
-            slashed: read(META_SLASHED)?,
-        })
-    }
-
-    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
-    }
-
-    /// Up to `limit` block hashes, in order, that start with `prefix` and then
-    /// with the high half `nibble` of the next byte (an odd count of hex digits).
-    pub fn hashes_with_prefix(
-        &self,
-        prefix: &[u8],
-        nibble: Option<u8>,
-        limit: usize,
-    ) -> Result<Vec<Digest>, StoreError> {
-        keys_with_prefix(&self.block_index, BLOCK_INDEX, prefix, nibble, limit)
-    }
-
-    /// Up to `limit` validator addresses, in order, selected as by [`Store::hashes_with_prefix`].
-    pub fn addresses_with_prefix(
-        &self,
-        prefix: &[u8],
-        nibble: Option<u8>,
-        limit: usize,
-    ) -> Result<Vec<Address>, StoreError> {
-        let keys = keys_with_prefix(&self.validators, VALIDATORS, prefix, nibble, limit)?;
-        Ok(keys.into_iter().map(Address).collect())
-    }
-}
-
-/// A scan of a tree of 32-byte keys from the first key the prefix allows,
-/// up to the first key it does not.
-fn keys_with_prefix(
-    tree: &sled::Tree,
-    name: &'static str,
-    prefix: &[u8],
-    nibble: Option<u8>,
-    limit: usize,
-) -> Result<Vec<Digest>, StoreError> {
-    let mut start = prefix.to_vec();
-    start.extend(nibble.map(|n| n << 4));
-    let selected = |key: &[u8]| {
-        key.starts_with(prefix)
-            && (nibble.is_none() || key.get(prefix.len()).map(|b| b >> 4) == nibble)
-    };
-    let mut found = Vec::new();
-    for key in tree.range(start..).keys() {
-        let key = key?;
-        if found.len() == limit || !selected(&key) {
-            break;
-        }
-        let key = key.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-            tree: name,
-            detail: format!("a key of {} bytes, not 32", key.len()),
-        })?;
-        found.push(Digest(key));
-    }
-    Ok(found)
-}
-
-/// Opens sled in `sled_dir`. We hold `posd.lock`, so if sled's own file lock
-/// is busy its holder is a store this process just dropped, whose flusher
-/// thread sled lets finish in the background: wait for it, briefly.
-fn open_sled(sled_dir: &Path) -> sled::Result<sled::Db> {
-    let config = sled::Config::new()
-        .path(sled_dir)
-        .cache_capacity(8 * 1024 * 1024);
-    let mut waits = 0;
-    loop {
-        match config.open() {
-            // sled says so only in its message (ErrorKind::Other).
-            Err(sled::Error::Io(e))
-                if e.to_string().starts_with("could not acquire lock") && waits < 200 =>
-            {
-                waits += 1;
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Takes `dir`'s lock file, held for as long as the returned file is open:
-/// a second posd (or an import) on the same directory fails to take it.
-pub(crate) fn lock(dir: &Path) -> Result<File, StoreError> {
-    let path = dir.join(LOCK);
-    let lock = File::create(&path).map_err(io_err(&path))?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_owned())),
-        Err(TryLockError::Error(e)) => Err(io_err(&path)(e)),
-    }
-}
-
-/// Decoded values of a tree keyed by height, `from..=to`, read lazily.
-pub(crate) fn height_range<T: serde::de::DeserializeOwned>(
-    tree: &sled::Tree,
-    name: &'static str,
-    from: u64,
-    to: u64,
-) -> impl Iterator<Item = Result<T, StoreError>> + Send + 'static {
-    tree.range(from.to_be_bytes()..=to.to_be_bytes())
-        .map(move |kv| decode(name, &kv?.1))
-}
-
-pub(crate) fn missing_block(index: u64) -> StoreError {
-    StoreError::Corrupt {
-        tree: BLOCKS,
-        detail: format!("block {index} is missing"),
-    }
-}
-
-/// The first v2 round, that of block `from`: its secret, 32 bytes from the
-/// OS RNG (drawn outside any transaction body, which sled may run twice),
-/// and the anchor committing to it.
-fn first_round(from: u64) -> (Anchor, Secret) {
-    let mut secret = Secret([0; 32]);
-    rand::rngs::OsRng.fill_bytes(&mut secret.0);
-    let anchor = Anchor {
-        from,
-        commitment: secret.commitment(),
-    };
-    (anchor, secret)
-}
-
-/// Records where lottery v2 starts, and its first secret as the pending one.
-fn start_lottery(
-    meta: &TransactionalTree,
-    anchor: &Anchor,
-    secret: &Secret,
-) -> Result<(), sled::transaction::ConflictableTransactionError<StoreError>> {
-    meta.insert(META_LOTTERY_FROM, &anchor.from.to_be_bytes())?;
-    meta.insert(META_LOTTERY_ANCHOR, &anchor.commitment.0)?;
-    meta.insert(META_LOTTERY_SECRET, &secret.0)?;
-    Ok(())
-}
-
-/// Creates `dir` with mode 0700, or takes group and other access away from
-/// an existing one: the store holds the lottery's pending secret.
-fn private_dir(dir: &Path) -> Result<(), StoreError> {
-    match std::fs::metadata(dir) {
-        Ok(meta) if meta.permissions().mode() & 0o077 == 0 => Ok(()),
-        Ok(_) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(io_err(dir)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_err(dir)),
-        Err(e) => Err(io_err(dir)(e)),
     }
 }
 
@@ -827,7 +485,7 @@ pub(crate) enum Genesis {
 
 /// A lock's value; a panic elsewhere while holding it left it whole (each
 /// write is one assignment).
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -840,21 +498,4 @@ pub(crate) fn flatten(e: TransactionError<StoreError>) -> StoreError {
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => e.into(),
     }
-}
-
-fn refuse_foreign(dir: &Path) -> Result<(), StoreError> {
-    let entries = std::fs::read_dir(dir).map_err(io_err(dir))?;
-    let strangers: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| !OWN_FILES.iter().any(|own| e.file_name() == *own))
-        .map(|e| e.path())
-        .collect();
-    if let Some(first) = strangers.first() {
-        return Err(StoreError::Foreign(format!(
-            "{} has no chain but holds other files (e.g. {}); use a new or empty directory",
-            dir.display(),
-            first.display()
-        )));
-    }
-    Ok(())
 }

@@ -82,8 +82,18 @@ impl Client {
     /// "is posd still responsive" probe of the hostile-client tests.
     pub fn registration_time(addr: SocketAddr) -> Duration {
         let start = Instant::now();
-        let _ = Client::validator(addr, 1);
+        Client::assert_serves(addr);
         start.elapsed()
+    }
+
+    /// Asserts that posd at `addr` still serves validators: a new one
+    /// registers and is given an address that parses as one.
+    pub fn assert_serves(addr: SocketAddr) {
+        let (_, address, _) = Client::validator(addr, 1);
+        assert!(
+            address.parse::<pos_core::Address>().is_ok(),
+            "posd at {addr} no longer serves: registration gave address {address:?}"
+        );
     }
 
     /// Proposes `bpm` and waits for its confirmation, so a round forced next

@@ -9,8 +9,8 @@
 //! line a second until they calm down. Blocks are never coalesced; there is at
 //! most one per round.
 
-use crate::pending::RoundId;
-use crate::protocol::say;
+use crate::validators::pending::RoundId;
+use crate::validators::protocol::say;
 use pos_core::{Block, Validator};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};

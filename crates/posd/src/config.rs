@@ -560,12 +560,10 @@ impl Config {
         .expect("each key was checked when loaded")
     }
 
-    /// This config with `chain`'s rules in place of its own, and `(key,
-    /// configured, chain's)` for each rule that differed.
-    pub fn with_chain_rules(
-        &self,
-        chain: &ChainSpec,
-    ) -> (Config, Vec<(&'static str, String, String)>) {
+    /// This config with `chain`'s rules in place of its own: they are chain
+    /// data, so a config that differs does not change them (each difference
+    /// is logged).
+    pub fn ruled_by_chain(&self, chain: &ChainSpec) -> Config {
         let ruled = Config {
             block_reward: chain.block_reward,
             max_stake: chain.max_stake,
@@ -590,8 +588,15 @@ impl Config {
                 ..ruled
             },
         };
-        let differing = self.changes(&ruled);
-        (ruled, differing)
+        for (key, configured, chain_value) in self.changes(&ruled) {
+            tracing::warn!(
+                key,
+                chain = %chain_value,
+                config = %configured,
+                "chain rule set when this chain was created; the config's value does not apply"
+            );
+        }
+        ruled
     }
 
     /// `(key, old, new)` for every key whose value differs in `new`.

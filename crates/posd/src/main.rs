@@ -8,6 +8,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use tokio::sync::{mpsc, oneshot};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
@@ -61,11 +62,32 @@ fn posd_main() -> anyhow::Result<()> {
 
 /// `RUST_LOG` wins over `log_level`.
 fn filter_for(config: &Config) -> anyhow::Result<EnvFilter> {
-    match std::env::var("RUST_LOG") {
-        Ok(spec) => EnvFilter::try_new(&spec).with_context(|| format!("bad RUST_LOG {spec:?}")),
-        Err(_) => EnvFilter::try_new(&config.log_level)
-            .with_context(|| format!("bad log_level {:?}", config.log_level)),
+    let (spec, filter) = match std::env::var("RUST_LOG") {
+        Ok(spec) => {
+            let filter =
+                EnvFilter::try_new(&spec).with_context(|| format!("bad RUST_LOG {spec:?}"))?;
+            (spec, filter)
+        }
+        Err(_) => {
+            let filter = EnvFilter::try_new(&config.log_level)
+                .with_context(|| format!("bad log_level {:?}", config.log_level))?;
+            (config.log_level.clone(), filter)
+        }
+    };
+    Ok(quiet_sled(filter, &spec))
+}
+
+/// sled logs its own view of a fault (WARN and ERROR lines in its wording)
+/// before it returns the error posd reports in one line of its own: its
+/// lines are shown only when logging at debug, or when the filter names sled.
+fn quiet_sled(filter: EnvFilter, spec: &str) -> EnvFilter {
+    let debugging = filter
+        .max_level_hint()
+        .is_some_and(|level| level >= LevelFilter::DEBUG);
+    if debugging || spec.contains("sled") {
+        return filter;
     }
+    filter.add_directive("sled=off".parse().expect("a valid directive"))
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<FilterHandle> {

@@ -5,9 +5,9 @@
 
 use crate::clock;
 use crate::config::Config;
-use crate::pending::{Pending, Proposal};
 use crate::round;
-use crate::writer::{Request, WriteError};
+use crate::validators::pending::{Pending, Proposal};
+use crate::write::{Request, WriteError};
 use pos_core::{Address, Command};
 use pos_proto::peer::LedgerWrite;
 use pos_store::{Store, StoreError};

@@ -4,24 +4,14 @@
 //! storage, so the two cannot tell clients different things.
 
 use crate::announce::Announcer;
-use crate::http::metrics::{Metrics, RoundEnd};
-use pos_core::{Block, RoundRecord, Validator};
+use crate::metrics::Metrics;
+use pos_core::transition::Change;
+use pos_core::{Block, Command, RoundRecord, Validator};
 use std::fmt::Display;
 
 pub(crate) struct Report<'a> {
     pub announcer: &'a Announcer,
     pub metrics: &'a Metrics,
-}
-
-/// How a round ended.
-pub(crate) enum RoundEnded<'a> {
-    Block {
-        block: &'a Block,
-        round: &'a RoundRecord,
-    },
-    NoCandidates,
-    /// Its proposals were taken but no block was committed, for this reason.
-    Failed(&'a dyn Display),
 }
 
 impl Report<'_> {
@@ -31,10 +21,12 @@ impl Report<'_> {
         self.announcer.slashed(v);
     }
 
-    pub fn round(&self, ended: RoundEnded) {
+    /// A round ended: with its block, without candidates (`Ok(None)`), or
+    /// with its proposals taken but no block committed, for this reason (`Err`).
+    pub fn round(&self, ended: Result<Option<(&Block, &RoundRecord)>, &dyn Display>) {
         match ended {
-            RoundEnded::Block { block, round } => {
-                self.metrics.round(RoundEnd::Committed);
+            Ok(Some((block, round))) => {
+                self.metrics.round_committed();
                 tracing::info!(
                     index = block.index,
                     winner = %round.winner().address,
@@ -43,15 +35,36 @@ impl Report<'_> {
                 );
                 self.announcer.block(block);
             }
-            RoundEnded::NoCandidates => {
-                self.metrics.round(RoundEnd::NoCandidates);
+            Ok(None) => {
+                self.metrics.round_no_candidates();
                 self.announcer.no_block();
             }
-            RoundEnded::Failed(why) => {
-                self.metrics.round(RoundEnd::Failed);
+            Err(why) => {
+                self.metrics.round_failed();
                 self.announcer
                     .round_failed(&format!("error: round not committed: {why}"));
             }
         }
+    }
+}
+
+/// Logs a change applied to the ledger (a round is logged once durable, by [`Report::round`]).
+pub(crate) fn log(cmd: &Command, change: &Change) {
+    match (cmd, change) {
+        (Command::Register { address, stake, .. }, _) => {
+            tracing::info!(%address, stake, "validator registered")
+        }
+        (
+            Command::Slash {
+                address, reason, ..
+            },
+            _,
+        ) => {
+            tracing::warn!(%address, %reason, "validator slashed")
+        }
+        (_, Change::Forgotten(gone)) if !gone.is_empty() => {
+            tracing::info!(count = gone.len(), "idle validators forgotten")
+        }
+        _ => {}
     }
 }

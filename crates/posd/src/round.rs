@@ -1,6 +1,6 @@
 //! Closing a round: from pending proposals to the command that commits a block.
 
-use crate::pending::Proposal;
+use crate::validators::pending::Proposal;
 use pos_core::lottery::{Ballot, Candidate};
 use pos_core::weighting::{weigh, Weighed};
 use pos_core::{Address, Command, Secret, Status, Validator};

@@ -1,8 +1,8 @@
 //! The validator listener: accepts connections within the connection limit,
 //! shedding connections that have not registered when it is reached.
 
-use crate::session;
 use crate::shared::Serving;
+use crate::validators::session;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};

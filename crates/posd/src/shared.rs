@@ -14,13 +14,13 @@
 use crate::announce::Announcer;
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::connected::Connected;
-use crate::http::metrics::Metrics;
-use crate::pending::Pending;
-use crate::ratelimit::RegistrationRate;
+use crate::metrics::Metrics;
 use crate::scheduler::NextRound;
-use crate::slots::Slots;
 use crate::submit::Submit;
+use crate::validators::connected::Connected;
+use crate::validators::pending::Pending;
+use crate::validators::ratelimit::RegistrationRate;
+use crate::validators::slots::Slots;
 use pos_core::Validator;
 use pos_proto::{StatusInfo, ValidatorInfo};
 use pos_store::{Store, StoreError};

@@ -3,8 +3,9 @@
 //! Everything above this module is the same in both.
 
 use crate::cluster::{Applied, Cluster};
-use crate::pending::{Pending, Proposed};
-use crate::writer::{RoundOutcome, WriteError, Writer};
+use crate::validators::pending::{Pending, Proposed};
+use crate::write::{RoundOutcome, WriteError};
+use crate::writer::Writer;
 use pos_core::transition::Change;
 use pos_core::{Address, Command, Validator};
 use pos_proto::peer::{LedgerWrite, Submission};

@@ -17,24 +17,20 @@
 //! non-zero so that systemd restarts it from what the disk really holds.
 
 use crate::announce::Announcer;
-use crate::http::metrics::{Metrics, RoundEnd};
-use crate::pending::Pending;
+use crate::metrics::Metrics;
 use crate::proposer::Proposer;
-use crate::report::{Report, RoundEnded};
+use crate::report::{self, Report};
+use crate::validators::pending::Pending;
+use crate::write::{check_space, Request, RoundOutcome, WriteError};
 use pos_core::transition::Change;
-use pos_core::{Address, Block, Command, Outcome, Refusal, RoundRecord, Validator};
+use pos_core::{Address, Command, Outcome, Validator};
 use pos_proto::peer::LedgerWrite;
 use pos_store::export::Snapshot;
 use pos_store::{Store, StoreError};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-
-/// Free space kept on the data directory's file system. Below it posd
-/// refuses writes before touching sled, so a full disk never leaves a commit
-/// half-flushed, and writing resumes by itself once space returns.
-pub const DISK_RESERVE: u64 = 64 * 1024 * 1024;
 
 /// Most requests sharing one flush.
 const BATCH: usize = 512;
@@ -44,7 +40,7 @@ const QUEUE: usize = 4096;
 type Responder<T> = oneshot::Sender<Result<T, WriteError>>;
 
 /// What the writer is asked to do, with where its answer goes.
-enum Job {
+enum Task {
     Ledger {
         request: Request,
         reply: Responder<Change>,
@@ -58,55 +54,13 @@ enum Job {
     },
 }
 
-/// A ledger change as asked for; the proposer completes it into a
-/// [`Command`] with the clock and the chain's limits.
-pub(crate) enum Request {
-    Ledger(LedgerWrite),
-    /// The forget sweep's: local to a standalone node.
-    Forget {
-        addresses: Vec<Address>,
-        registered_by_ms: u64,
-    },
-}
-
-/// A job applied but not yet answered: answers wait for the batch's flush.
+/// A task applied but not yet answered: answers wait for the batch's flush.
 // A batch holds a few of these at once: boxing the round would buy nothing.
 #[allow(clippy::large_enum_variant)]
-enum Applied {
+enum Answer {
     Ledger(Result<Change, WriteError>, Responder<Change>),
     Round(Result<RoundOutcome, WriteError>, Responder<RoundOutcome>),
     Snapshot(Responder<Snapshot>),
-}
-
-/// How a round ended.
-// One of these exists per round: boxing the big variant would buy nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-pub enum RoundOutcome {
-    Committed { block: Block, round: RoundRecord },
-    NoCandidates,
-}
-
-/// Why a write was not acknowledged.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum WriteError {
-    /// The chain's rules refused it (e.g. already slashed); nothing changed.
-    #[error("{0}")]
-    Refused(Refusal),
-    /// The node's clock cannot stamp a block; the proposals stay.
-    #[error("the node's clock is outside the years 1970-9999")]
-    Clock,
-    /// Storage failed (e.g. disk full); the change is not acknowledged.
-    #[error("storage failure: {0}")]
-    Storage(String),
-    #[error("posd is shutting down")]
-    Stopped,
-    /// A cluster node found no leader in time (SPEC §9's wording).
-    #[error("no leader reachable, try another node")]
-    NoLeader,
-    /// The cluster's leader could not write it; nothing changed.
-    #[error("{0}")]
-    Leader(String),
 }
 
 /// Everything the writer thread owns or shares.
@@ -126,7 +80,7 @@ pub struct WriterContext {
 /// A cheap handle for asking the writer; clone it freely.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Task>,
 }
 
 impl Writer {
@@ -142,7 +96,7 @@ impl Writer {
         Ok((Writer { tx }, thread))
     }
 
-    async fn ask<T>(&self, job: impl FnOnce(Responder<T>) -> Job) -> Result<T, WriteError> {
+    async fn ask<T>(&self, job: impl FnOnce(Responder<T>) -> Task) -> Result<T, WriteError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(job(reply))
@@ -152,7 +106,7 @@ impl Writer {
     }
 
     async fn ledger(&self, request: Request) -> Result<Change, WriteError> {
-        self.ask(|reply| Job::Ledger { request, reply }).await
+        self.ask(|reply| Task::Ledger { request, reply }).await
     }
 
     /// A ledger change that yields the validator it changed.
@@ -200,18 +154,18 @@ impl Writer {
 
     /// Closes the current round now; returns once its block is on disk and announced.
     pub async fn round(&self) -> Result<RoundOutcome, WriteError> {
-        self.ask(|reply| Job::Round { reply }).await
+        self.ask(|reply| Task::Round { reply }).await
     }
 
     /// A snapshot of what is on disk, taken on the writer thread after a
     /// flush, so no command is half seen. Writes wait while the snapshot
     /// copies the validator records aside (see `pos_store::export::snapshot`).
     pub async fn snapshot(&self) -> Result<Snapshot, WriteError> {
-        self.ask(|reply| Job::Snapshot { reply }).await
+        self.ask(|reply| Task::Snapshot { reply }).await
     }
 }
 
-fn writer_loop(ctx: WriterContext, rx: mpsc::Receiver<Job>) -> Result<(), StoreError> {
+fn writer_loop(ctx: WriterContext, rx: mpsc::Receiver<Task>) -> Result<(), StoreError> {
     let result = commit_loop(&ctx, rx);
     if let Err(e) = &result {
         tracing::error!(
@@ -226,7 +180,7 @@ fn writer_loop(ctx: WriterContext, rx: mpsc::Receiver<Job>) -> Result<(), StoreE
 
 /// Group commits until every handle is gone. A storage failure returns at
 /// once: the batch's requesters are dropped unanswered (they see "stopped").
-fn commit_loop(ctx: &WriterContext, mut rx: mpsc::Receiver<Job>) -> Result<(), StoreError> {
+fn commit_loop(ctx: &WriterContext, mut rx: mpsc::Receiver<Task>) -> Result<(), StoreError> {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.blocking_recv_many(&mut batch, BATCH) > 0 {
         if let Err(full) = check_space(&ctx.data_dir) {
@@ -240,7 +194,7 @@ fn commit_loop(ctx: &WriterContext, mut rx: mpsc::Receiver<Job>) -> Result<(), S
         let applied = batch
             .drain(..)
             .map(|job| execute(ctx, job))
-            .collect::<Result<Vec<Applied>, StoreError>>()?;
+            .collect::<Result<Vec<Answer>, StoreError>>()?;
         ctx.store.flush()?;
         ctx.metrics.commit(started.elapsed());
         for done in applied {
@@ -255,46 +209,29 @@ fn answer(outcome: Result<Outcome, StoreError>) -> Result<Result<Change, WriteEr
     Ok(outcome?.map_err(WriteError::Refused))
 }
 
-/// `Ok` while the data directory's file system has more than [`DISK_RESERVE`] free.
-pub(crate) fn check_space(dir: &Path) -> Result<(), WriteError> {
-    let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| {
-        WriteError::Storage(format!("cannot check free space on {}: {e}", dir.display()))
-    })?;
-    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
-    if free < DISK_RESERVE {
-        return Err(WriteError::Storage(format!(
-            "disk nearly full: {} MiB free on {}, posd keeps {} MiB in reserve; nothing was written",
-            free >> 20,
-            dir.display(),
-            DISK_RESERVE >> 20
-        )));
-    }
-    Ok(())
-}
-
-impl Job {
+impl Task {
     /// Answers without doing anything; a refused round keeps its proposals
     /// for the next one.
     fn refuse(self, why: WriteError, ctx: &WriterContext) {
         match self {
-            Job::Ledger { reply, .. } => {
+            Task::Ledger { reply, .. } => {
                 let _ = reply.send(Err(why));
             }
-            Job::Round { reply } => {
-                ctx.metrics.round(RoundEnd::Failed);
+            Task::Round { reply } => {
+                ctx.metrics.round_failed();
                 ctx.announcer.notice(&format!(
                     "error: round not committed: {why}; proposals stay for the next round"
                 ));
                 let _ = reply.send(Err(why));
             }
-            Job::Snapshot { reply } => {
+            Task::Snapshot { reply } => {
                 let _ = reply.send(Err(why));
             }
         }
     }
 }
 
-impl Applied {
+impl Answer {
     /// Answers (and announces) what the batch's flush made durable.
     fn finish(self, ctx: &WriterContext) {
         let report = Report {
@@ -303,23 +240,20 @@ impl Applied {
         };
         // A requester that went away (client hung up) needs no answer: ignore send errors.
         match self {
-            Applied::Ledger(result, reply) => {
+            Answer::Ledger(result, reply) => {
                 if let Ok(Change::Validator(v)) = &result {
                     report.validator(v);
                 }
                 let _ = reply.send(result);
             }
-            Applied::Round(result, reply) => {
-                report.round(match &result {
-                    Ok(RoundOutcome::Committed { block, round }) => {
-                        RoundEnded::Block { block, round }
-                    }
-                    Ok(RoundOutcome::NoCandidates) => RoundEnded::NoCandidates,
-                    Err(e) => RoundEnded::Failed(e),
-                });
+            Answer::Round(result, reply) => {
+                match &result {
+                    Ok(outcome) => report.round(Ok(outcome.block())),
+                    Err(e) => report.round(Err(e)),
+                }
                 let _ = reply.send(result);
             }
-            Applied::Snapshot(reply) => {
+            Answer::Snapshot(reply) => {
                 // A failed snapshot (e.g. no room for its spool) fails only its requester.
                 let started = std::time::Instant::now();
                 let snapshot = ctx.store.snapshot(None).map_err(|e| {
@@ -339,39 +273,19 @@ impl Applied {
     }
 }
 
-fn execute(ctx: &WriterContext, job: Job) -> Result<Applied, StoreError> {
+fn execute(ctx: &WriterContext, job: Task) -> Result<Answer, StoreError> {
     Ok(match job {
-        Job::Ledger { request, reply } => {
+        Task::Ledger { request, reply } => {
             let cmd = ctx.proposer.command(request);
             let result = answer(ctx.store.apply(&cmd))?;
             if let Ok(change) = &result {
-                log(&cmd, change);
+                report::log(&cmd, change);
             }
-            Applied::Ledger(result, reply)
+            Answer::Ledger(result, reply)
         }
-        Job::Round { reply } => Applied::Round(close_round(ctx)?, reply),
-        Job::Snapshot { reply } => Applied::Snapshot(reply),
+        Task::Round { reply } => Answer::Round(close_round(ctx)?, reply),
+        Task::Snapshot { reply } => Answer::Snapshot(reply),
     })
-}
-
-pub(crate) fn log(cmd: &Command, change: &Change) {
-    match (cmd, change) {
-        (Command::Register { address, stake, .. }, _) => {
-            tracing::info!(%address, stake, "validator registered")
-        }
-        (
-            Command::Slash {
-                address, reason, ..
-            },
-            _,
-        ) => {
-            tracing::warn!(%address, %reason, "validator slashed")
-        }
-        (_, Change::Forgotten(gone)) if !gone.is_empty() => {
-            tracing::info!(count = gone.len(), "idle validators forgotten")
-        }
-        _ => {}
-    }
 }
 
 /// Closes the round: the proposer's `CommitRound` applied, no block, or a

@@ -6,7 +6,7 @@
 //! the tip's round committed to, and the trailer's checksum and counts; what
 //! passes is spooled, as the store's own entries, to an unlinked file. Only a
 //! stream that passes whole reaches the second pass, which sets a marker
-//! ([`PARTIAL`]) in the data directory, replaces every tree with the spooled
+//! ([`data_dir::PARTIAL`]) in the data directory, replaces every tree with the spooled
 //! entries, flushes and syncs, rewrites the acknowledgement record, and
 //! removes the marker. A crash in between leaves the marker, and the next
 //! open refuses the directory as damaged instead of serving part of a chain.
@@ -15,19 +15,15 @@ use super::lines::{bad, LineReader};
 use super::spool::Spool;
 use super::{Header, Proposed, Record};
 use crate::codec::{encode, encode_round_at, encode_spec};
+use crate::data_dir::{self, lock, LOCK};
 use crate::layout::*;
-use crate::store::{lock, LOCK};
-use crate::sync::{io_err, sync_path};
+use crate::sync::io_err;
 use crate::{Counts, Store, StoreError};
 use pos_core::lottery::{expected_commitment, Anchor};
 use pos_core::verify::{check_link, ChainVerifier, VerifyError};
 use pos_core::{Address, Block, Digest, RoundRecord, Status, Validator};
-use std::fs::File;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-
-/// The marker of an import under way, in the data directory.
-pub const PARTIAL: &str = "import.partial";
 
 /// What an import installed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,19 +74,12 @@ impl Store {
         verified: Verified,
         raft_applied: Option<&[u8]>,
     ) -> Result<Imported, StoreError> {
-        let marker = self.data_dir().map(|dir| (dir.join(PARTIAL), dir));
-        if let Some((marker, dir)) = &marker {
-            File::create(marker).map_err(io_err(marker))?;
-            sync_path(dir)?;
+        let dir = self.data_dir();
+        if let Some(dir) = dir {
+            data_dir::mark_import(dir, true)?;
         }
-        let trees = [
-            &self.blocks,
-            &self.block_index,
-            &self.rounds,
-            &self.validators,
-            &self.proposed,
-        ];
-        for tree in trees.iter().chain([&&self.meta]) {
+        let trees = self.chain_trees();
+        for tree in trees {
             tree.clear()?;
         }
         // One insert at a time: sled's batches hold far more memory.
@@ -124,9 +113,8 @@ impl Store {
         }
         self.replaced(h.chain_spec.clone(), anchor);
         self.flush()?;
-        if let Some((marker, dir)) = &marker {
-            std::fs::remove_file(marker).map_err(io_err(marker))?;
-            sync_path(dir)?;
+        if let Some(dir) = dir {
+            data_dir::mark_import(dir, false)?;
         }
         Ok(Imported {
             header: verified.header,

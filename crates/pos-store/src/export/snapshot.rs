@@ -11,7 +11,7 @@ use super::spool::Spool;
 use super::{ExportSummary, Header, Lottery, Proposed, Record, FORMAT, VERSION};
 use crate::codec::{decode, decode_round, u64_value};
 use crate::layout::{BLOCKS, META, META_PROPOSALS_SINCE, PROPOSED, ROUNDS, SCHEMA_VERSION};
-use crate::store::{height_range, missing_block};
+use crate::reads::height_range;
 use crate::{Store, StoreError};
 use pos_core::lottery::Anchor;
 use std::io::Write;
@@ -41,7 +41,7 @@ impl Store {
                 tip.index
             )));
         }
-        let genesis = self.block(0)?.ok_or_else(|| missing_block(0))?;
+        let genesis = self.block(0)?.ok_or_else(|| StoreError::missing_block(0))?;
         let proposals_since_ms = match self.meta.get(META_PROPOSALS_SINCE)? {
             Some(v) => u64_value(META, &v)?,
             None => return Err(StoreError::Foreign("no proposals_since".into())),
@@ -116,7 +116,7 @@ impl Snapshot {
         for block in height_range(&self.blocks, BLOCKS, 0, height) {
             let block: pos_core::Block = block?;
             if block.index != next {
-                return Err(missing_block(next));
+                return Err(StoreError::missing_block(next));
             }
             out.write(&Record::Block(block))
                 .map_err(StoreError::Write)?;
@@ -136,7 +136,7 @@ impl Snapshot {
             next += 1;
         }
         if next != height + 1 {
-            return Err(missing_block(next));
+            return Err(StoreError::missing_block(next));
         }
         let mut validators = self.validators.read()?;
         while let Some(entry) = validators.next()? {

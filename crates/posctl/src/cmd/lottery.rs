@@ -3,8 +3,8 @@
 use crate::client::{for_each_chunk, unexpected, Client};
 use crate::output::Output;
 use clap::Subcommand;
-use pos_core::lottery::Candidate;
-use pos_core::RoundRecord;
+use pos_core::lottery::{Candidate, LotteryError};
+use pos_core::{Digest, RoundRecord};
 use pos_proto::{LotteryOutcome, Request, Response};
 use serde_json::json;
 use std::process::ExitCode;
@@ -112,7 +112,6 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
     };
     // Replayed here, with posctl's own copy of the lottery: posd is not trusted.
     let replay = record.replay_after(&head.prev_hash, head.commitment.as_ref(), &history);
-    let total = record.total_weight();
     if out.json {
         let commitment = head.commitment.as_ref();
         out.json_line(&pos_proto::json::round(
@@ -122,84 +121,12 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
             &replay,
         ))?;
     } else {
-        let reveal = record.rule.reveal().map(|r| r.to_hex());
-        let next_commitment = record.rule.next_commitment().map(|c| c.to_string());
-        let commitment = head.commitment.map(|c| c.to_string());
-        let mut rows = vec![
-            ("block", record.index.to_string()),
-            ("prev hash", head.prev_hash.to_string()),
-        ];
-        match reveal {
-            Some(reveal) => rows.extend([
-                (
-                    "lottery",
-                    "v2: the seed mixes in a secret revealed now".into(),
-                ),
-                ("commitment", commitment.unwrap_or_else(|| "none".into())),
-                ("reveal", reveal),
-            ]),
-            None => rows.push(("lottery", "v1: the seed is the chain's alone".into())),
-        }
-        let total_name = match record.weighting {
-            pos_core::Weighting::Stake => "total stake",
-            _ => "total weight",
-        };
-        rows.extend([
-            ("weighting", record.weighting.to_string()),
-            ("seed", record.seed.to_string()),
-            (total_name, total.to_string()),
-            (
-                "ticket",
-                format!("{} (uniform in [0, {total_name}))", record.ticket),
-            ),
-        ]);
-        if let Some(next) = next_commitment {
-            rows.push(("next commit", next));
-        }
-        rows.push((
-            "replayed",
-            match &replay {
-                Ok(()) if record.rule.version() > 1 => {
-                    "ok: reveal, seed, ticket and winner checked here".to_string()
-                }
-                Ok(()) => "ok: seed, ticket and winner recomputed here".to_string(),
-                Err(e) => format!("FAILED: {e}"),
-            },
-        ));
-        out.pairs(&rows)?;
-        out.line("")?;
-        let w = out.id_width();
-        let weighted = !record.weights.is_empty();
-        match weighted {
-            true => out.line(format_args!(
-                "   {:<w$}  {:<12}  {:<12}  {:<4}  {:<14}  TICKETS",
-                "ADDRESS", "STAKE", "WEIGHT", "BPM", "WHY"
-            ))?,
-            false => out.line(format_args!(
-                "   {:<w$}  {:<12}  {:<4}  TICKETS",
-                "ADDRESS", "STAKE", "BPM"
-            ))?,
-        }
-        let mut start: u128 = 0;
-        for (i, c) in record.candidates.iter().enumerate() {
-            let end = start.saturating_add(record.weight(i));
-            let mark = if i == record.winner { "*" } else { " " };
-            let address = out.id(&c.address.to_string());
-            match record.weights.get(i) {
-                Some(wd) => out.line(format_args!(
-                    "{mark}  {address:<w$}  {:<12}  {:<12}  {:<4}  {:<14}  [{start}, {end})",
-                    c.stake,
-                    wd.weight,
-                    c.bpm,
-                    why(&wd.why)
-                ))?,
-                None => out.line(format_args!(
-                    "{mark}  {address:<w$}  {:<12}  {:<4}  [{start}, {end})",
-                    c.stake, c.bpm
-                ))?,
-            }
-            start = end;
-        }
+        print_round(
+            &mut out,
+            &record,
+            (&head.prev_hash, head.commitment.as_ref()),
+            &replay,
+        )?;
     }
     out.flush()?;
     Ok(if replay.is_ok() {
@@ -207,6 +134,101 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `explain`'s text: the draw's inputs, whether it replayed, and every
+/// candidate's ticket range with the winner marked.
+fn print_round(
+    out: &mut Output,
+    record: &RoundRecord,
+    (prev_hash, commitment): (&Digest, Option<&Digest>),
+    replay: &Result<(), LotteryError>,
+) -> anyhow::Result<()> {
+    let total = record.total_weight();
+    let reveal = record.rule.reveal().map(|r| r.to_hex());
+    let next_commitment = record.rule.next_commitment().map(|c| c.to_string());
+    let commitment = commitment.map(|c| c.to_string());
+    let mut rows = vec![
+        ("block", record.index.to_string()),
+        ("prev hash", prev_hash.to_string()),
+    ];
+    match reveal {
+        Some(reveal) => rows.extend([
+            (
+                "lottery",
+                "v2: the seed mixes in a secret revealed now".into(),
+            ),
+            ("commitment", commitment.unwrap_or_else(|| "none".into())),
+            ("reveal", reveal),
+        ]),
+        None => rows.push(("lottery", "v1: the seed is the chain's alone".into())),
+    }
+    let total_name = match record.weighting {
+        pos_core::Weighting::Stake => "total stake",
+        _ => "total weight",
+    };
+    rows.extend([
+        ("weighting", record.weighting.to_string()),
+        ("seed", record.seed.to_string()),
+        (total_name, total.to_string()),
+        (
+            "ticket",
+            format!("{} (uniform in [0, {total_name}))", record.ticket),
+        ),
+    ]);
+    if let Some(next) = next_commitment {
+        rows.push(("next commit", next));
+    }
+    rows.push((
+        "replayed",
+        match &replay {
+            Ok(()) if record.rule.version() > 1 => {
+                "ok: reveal, seed, ticket and winner checked here".to_string()
+            }
+            Ok(()) => "ok: seed, ticket and winner recomputed here".to_string(),
+            Err(e) => format!("FAILED: {e}"),
+        },
+    ));
+    out.pairs(&rows)?;
+    out.line("")?;
+    print_candidates(out, record)
+}
+
+/// Each candidate's stake (and weight and why, for a weighted draw) and
+/// ticket range, the winner marked.
+fn print_candidates(out: &mut Output, record: &RoundRecord) -> anyhow::Result<()> {
+    let w = out.id_width();
+    match record.weights.is_empty() {
+        false => out.line(format_args!(
+            "   {:<w$}  {:<12}  {:<12}  {:<4}  {:<14}  TICKETS",
+            "ADDRESS", "STAKE", "WEIGHT", "BPM", "WHY"
+        ))?,
+        true => out.line(format_args!(
+            "   {:<w$}  {:<12}  {:<4}  TICKETS",
+            "ADDRESS", "STAKE", "BPM"
+        ))?,
+    }
+    let mut start: u128 = 0;
+    for (i, c) in record.candidates.iter().enumerate() {
+        let end = start.saturating_add(record.weight(i));
+        let mark = if i == record.winner { "*" } else { " " };
+        let address = out.id(&c.address.to_string());
+        match record.weights.get(i) {
+            Some(wd) => out.line(format_args!(
+                "{mark}  {address:<w$}  {:<12}  {:<12}  {:<4}  {:<14}  [{start}, {end})",
+                c.stake,
+                wd.weight,
+                c.bpm,
+                why(&wd.why)
+            ))?,
+            None => out.line(format_args!(
+                "{mark}  {address:<w$}  {:<12}  {:<4}  [{start}, {end})",
+                c.stake, c.bpm
+            ))?,
+        }
+        start = end;
+    }
+    Ok(())
 }
 
 /// Why a candidate weighs what it does, in a few columns: `age 2`,

@@ -3,7 +3,7 @@
 use super::{send_chunks, store_error, Out};
 use crate::query;
 use crate::shared::Chain;
-use crate::writer::RoundOutcome;
+use crate::write::RoundOutcome;
 use pos_proto::{write_frame, LotteryOutcome, ProtoError, Response, RoundHead};
 
 /// Forces a round through the writer: the same serialized path as the timer.

@@ -12,6 +12,7 @@ pub mod socket;
 mod status;
 mod validators;
 
+use crate::cluster::admin::Ask;
 use crate::query::Found;
 use crate::shared::Shared;
 use pos_proto::{
@@ -140,23 +141,27 @@ async fn dispatch(request: Request, shared: &Shared, out: &mut Out) -> Result<()
             chain::follow(chain, &shared.shutdown, out, from, heartbeat_ms).await
         }
         Request::Export => export::export(chain, out).await,
-        Request::ClusterInit
-        | Request::ClusterAdd { .. }
-        | Request::ClusterRemove { .. }
-        | Request::ClusterStatus => {
-            let spec = shared.config().chain_spec(crate::clock::record_ms());
-            let answer = crate::cluster::admin::answer(
-                shared.cluster.as_deref(),
-                &chain.store,
-                &spec,
-                shared.cluster_addr,
-                &request,
-            )
-            .await
-            .expect("a cluster request");
-            write_frame(out, &answer).await
+        Request::ClusterInit => cluster(shared, out, Ask::Init).await,
+        Request::ClusterAdd { node_id, addr } => {
+            cluster(shared, out, Ask::Add { node_id, addr }).await
         }
+        Request::ClusterRemove { node_id } => cluster(shared, out, Ask::Remove { node_id }).await,
+        Request::ClusterStatus => cluster(shared, out, Ask::Status).await,
     }
+}
+
+/// `posctl cluster ...`: answered by this node's cluster, or refused standalone.
+async fn cluster(shared: &Shared, out: &mut Out, ask: Ask) -> Result<(), ProtoError> {
+    let spec = shared.config().chain_spec(crate::clock::record_ms());
+    let answer = crate::cluster::admin::answer(
+        shared.cluster.as_deref(),
+        &shared.chain.store,
+        &spec,
+        shared.cluster_addr,
+        ask,
+    )
+    .await;
+    write_frame(out, &answer).await
 }
 
 /// Sends what a lookup found, wrapped by `wrap`, or `Error` saying why not.

@@ -28,55 +28,52 @@ impl Cluster {
     }
 }
 
-/// Answers a cluster request, or `None` when it is not one.
+/// What posctl asks of the cluster.
+pub(crate) enum Ask {
+    Init,
+    Add { node_id: u64, addr: String },
+    Remove { node_id: u64 },
+    Status,
+}
+
+/// Answers a cluster request: `cluster` and `advertised` are `None` on a
+/// standalone node; `spec` is the genesis an `Init` on an empty node makes.
 pub(crate) async fn answer(
     cluster: Option<&Cluster>,
     store: &Store,
     spec: &pos_core::ChainSpec,
     advertised: Option<std::net::SocketAddr>,
-    request: &pos_proto::Request,
-) -> Option<Response> {
-    use pos_proto::Request;
-    let is_cluster_request = matches!(
-        request,
-        Request::ClusterInit
-            | Request::ClusterAdd { .. }
-            | Request::ClusterRemove { .. }
-            | Request::ClusterStatus
-    );
-    if !is_cluster_request {
-        return None;
-    }
+    ask: Ask,
+) -> Response {
     let (Some(cluster), Some(addr)) = (cluster, advertised) else {
-        return Some(Response::Error(
+        return Response::Error(
             "this posd is standalone: set cluster_listen, node_id and cluster_secret_file to run it as a cluster node (docs/CLUSTER.md)".into(),
-        ));
+        );
     };
-    let done = match request {
-        Request::ClusterStatus => Ok(()),
-        Request::ClusterInit => init(cluster, store, spec, addr).await,
-        Request::ClusterAdd { node_id, addr } => match leader_only(cluster) {
+    let done = match ask {
+        Ask::Status => Ok(()),
+        Ask::Init => init(cluster, store, spec, addr).await,
+        Ask::Add { node_id, addr } => match leader_only(cluster) {
             Err(e) => Err(e),
             Ok(()) => cluster
                 .node
-                .add(*node_id, addr.clone())
+                .add(node_id, addr.clone())
                 .await
                 .map_err(|e| format!("cannot add node {node_id} at {addr}: {e}")),
         },
-        Request::ClusterRemove { node_id } => match leader_only(cluster) {
+        Ask::Remove { node_id } => match leader_only(cluster) {
             Err(e) => Err(e),
             Ok(()) => cluster
                 .node
-                .remove(*node_id)
+                .remove(node_id)
                 .await
                 .map_err(|e| format!("cannot remove node {node_id}: {e}")),
         },
-        _ => unreachable!("only cluster requests get here"),
     };
-    Some(match done {
+    match done {
         Ok(()) => Response::Cluster(cluster.info(store)),
         Err(e) => Response::Error(e),
-    })
+    }
 }
 
 /// Membership changes are made by the leader.

@@ -7,10 +7,10 @@
 //! it still leads and applied everything before it, and goes in an entry
 //! of its own, so its candidates are those of the state it extends.
 
-use crate::http::metrics::Metrics;
-use crate::pending::Pending;
+use crate::metrics::Metrics;
 use crate::proposer::Proposer;
-use crate::writer::{check_space, Request};
+use crate::validators::pending::Pending;
+use crate::write::{check_space, Request};
 use pos_proto::peer::{Submission, SubmitError};
 use pos_raft::{Batch, Node, Op, Origin, Tagged, WriteFailure};
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! A cluster node (SPEC §9): this node's Raft, where writes go (the local
 //! leader's [`batcher`], or forwarded to the leader over [`peer`]), and what
-//! every node does with an applied entry ([`replica`]).
+//! every node does with an applied entry ([`replica`]); [`start`]: the
+//! node's start and stop.
 //!
 //! A write is tagged with this node's id and a ticket, and answered when
 //! THIS node has applied it, wherever it was put in the log: a client is
@@ -10,9 +11,10 @@ pub(crate) mod admin;
 pub(crate) mod batcher;
 pub(crate) mod peer;
 pub(crate) mod replica;
+pub(crate) mod start;
 
-use crate::pending::Proposed;
-use crate::writer::WriteError;
+use crate::validators::pending::Proposed;
+use crate::write::WriteError;
 use pos_core::transition::Outcome;
 use pos_proto::peer::{PeerRequest, PeerResponse, Submission, SubmitError};
 use pos_raft::{ClusterSecret, Node, NodeId, Op, Origin, PeerConn, Role};

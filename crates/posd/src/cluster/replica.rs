@@ -7,9 +7,9 @@
 use super::{Applied, Waiters};
 use crate::announce::Announcer;
 use crate::config::Config;
-use crate::http::metrics::Metrics;
-use crate::pending::Pending;
-use crate::report::{Report, RoundEnded};
+use crate::metrics::Metrics;
+use crate::report::{self, Report};
+use crate::validators::pending::Pending;
 use pos_core::transition::{Change, Outcome};
 use pos_core::Command;
 use pos_raft::{NodeId, Op, Tagged};
@@ -48,7 +48,7 @@ impl pos_raft::Observer for Replica {
                 }
                 Op::EndRound => {
                     self.pending.take();
-                    self.report().round(RoundEnded::NoCandidates);
+                    self.report().round(Ok(None));
                     None
                 }
             };
@@ -68,7 +68,7 @@ impl pos_raft::Observer for Replica {
         self.pending.take();
         let spec = self.store.chain_spec();
         self.config
-            .send_modify(|config| *config = Arc::new(crate::ruled_by_chain(config, &spec)));
+            .send_modify(|config| *config = Arc::new(config.ruled_by_chain(&spec)));
         if let Ok(tip) = self.store.tip() {
             self.announcer.caught_up(tip.index);
             tracing::info!(height = tip.index, tip = %tip.hash, "chain received from the leader");
@@ -88,15 +88,15 @@ impl Replica {
         match (cmd, outcome) {
             (Command::CommitRound { block, round, .. }, Some(Ok(_))) => {
                 self.pending.take();
-                self.report().round(RoundEnded::Block { block, round });
+                self.report().round(Ok(Some((block, round))));
             }
             (Command::CommitRound { .. }, Some(Err(refusal))) => {
                 self.pending.take();
                 tracing::error!(error = %refusal, "round refused by the store; proposals dropped");
-                self.report().round(RoundEnded::Failed(refusal));
+                self.report().round(Err(refusal));
             }
             (_, Some(Ok(change))) => {
-                crate::writer::log(cmd, change);
+                report::log(cmd, change);
                 if let Change::Validator(v) = change {
                     if matches!(cmd, Command::Slash { .. }) {
                         self.pending.withdraw(&v.address);

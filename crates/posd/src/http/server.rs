@@ -30,6 +30,20 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// How long a refused connection is given to read its 503.
 const REFUSAL_GRACE: Duration = Duration::from_secs(1);
 
+/// Binds `http_listen` before the runtime serves it, so a port in use stops
+/// the start before the node says it is listening.
+pub fn bind(addr: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    use anyhow::Context;
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} (http_listen)"))?;
+    listener
+        .set_nonblocking(true)
+        .with_context(|| format!("cannot listen on {addr} (http_listen)"))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!("http listening on http://{bound}/");
+    Ok(listener)
+}
+
 /// Accepts until shutdown; every connection runs on `tracker`.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));

@@ -53,9 +53,9 @@ fn holds_everything(dir: &Path, acked: &Acked, what: &str) {
     }
 }
 
-/// posd refused `dir` (exit 1, one `posd: error:` line naming a file in it,
-/// last; sled may log what it found before it), or `dir` still holds
-/// everything acknowledged.
+/// posd refused `dir` (exit 1, one `posd: error:` line naming a file in it
+/// and the way back, and nothing else: sled's own log lines and wording stay
+/// at debug), or `dir` still holds everything acknowledged.
 fn refused_or_whole(outcome: Result<(), String>, dir: &Path, acked: &Acked, what: &str) -> bool {
     match outcome {
         Ok(()) => {
@@ -69,6 +69,14 @@ fn refused_or_whole(outcome: Result<(), String>, dir: &Path, acked: &Acked, what
             assert!(last.starts_with("posd: error: "), "{what}: {err}");
             assert!(last.contains(&dir.display().to_string()), "{what}: {err}");
             assert!(!err.contains("panicked"), "{what}: {err}");
+            // The first line the user sees is posd's, in posd's words.
+            assert_eq!(
+                err.lines().next(),
+                Some(last),
+                "{what}: lines before: {err}"
+            );
+            assert!(!err.contains("sled::"), "{what}: {err}");
+            assert!(!err.contains("backtrace"), "{what}: {err}");
             true
         }
     }

@@ -199,5 +199,5 @@ fn full_disk_refuses_writes_keeps_reads_and_recovers() {
     std::fs::remove_file(&filler).unwrap();
     let (winner, block) = v.next_block();
     assert_eq!((winner, block["BPM"].as_u64()), (addr, Some(66)));
-    let _ = Client::validator(posd.addr, 2);
+    Client::assert_serves(posd.addr);
 }

@@ -242,28 +242,7 @@ async fn broadcast(
     };
     let readers_n = validators.len();
     let (arrivals, confirmed) = (Arc::new(Arrivals::default()), Arc::new(AtomicU64::new(0)));
-    let mut writers = Vec::with_capacity(validators.len());
-    let mut readers = tokio::task::JoinSet::new();
-    for v in validators {
-        let (arrivals, confirmed) = (Arc::clone(&arrivals), Arc::clone(&confirmed));
-        // The write half stays in `writers`: dropping it would hang up.
-        writers.push(v.wr);
-        let mut rd = v.rd;
-        readers.spawn(async move {
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if rd.read_line(&mut line).await.unwrap_or(0) == 0 {
-                    return;
-                }
-                if let Some(index) = block_index(&line) {
-                    arrivals.push(index, Instant::now());
-                } else if line.contains("proposal ") {
-                    confirmed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-    }
+    let (mut writers, mut readers) = spawn_readers(validators, &arrivals, &confirmed);
     let (mut commit_reply, mut after_request, mut proposing) = (Vec::new(), Vec::new(), Vec::new());
     let cpu_before = cpu_time(pid);
     for round in 1..=rounds {
@@ -333,6 +312,41 @@ async fn broadcast(
     );
     readers.abort_all();
     Ok(())
+}
+
+/// A reader task per validator, recording when each block arrives and
+/// counting proposal confirmations; returns the write halves (dropping one
+/// would hang up) and the readers.
+fn spawn_readers(
+    validators: Vec<Validator>,
+    arrivals: &Arc<Arrivals>,
+    confirmed: &Arc<AtomicU64>,
+) -> (
+    Vec<tokio::net::tcp::OwnedWriteHalf>,
+    tokio::task::JoinSet<()>,
+) {
+    let mut writers = Vec::with_capacity(validators.len());
+    let mut readers = tokio::task::JoinSet::new();
+    for v in validators {
+        let (arrivals, confirmed) = (Arc::clone(arrivals), Arc::clone(confirmed));
+        writers.push(v.wr);
+        let mut rd = v.rd;
+        readers.spawn(async move {
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if rd.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if let Some(index) = block_index(&line) {
+                    arrivals.push(index, Instant::now());
+                } else if line.contains("proposal ") {
+                    confirmed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    (writers, readers)
 }
 
 /// When each reader saw each block.
@@ -470,23 +484,7 @@ async fn flood(
     let mut flooders = tokio::task::JoinSet::new();
     for _ in 0..connections {
         let (stop, accepted, refused) = (stop.clone(), accepted.clone(), refused.clone());
-        flooders.spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                match register(addr, 10).await {
-                    Ok(mut v) => {
-                        accepted.fetch_add(1, Ordering::Relaxed);
-                        if slash {
-                            // posd slashes, says so and hangs up.
-                            let _ = v.wr.write_all(b"72.5\n").await;
-                            let _ = v.rd.read_to_end(&mut Vec::new()).await;
-                        }
-                    }
-                    Err(_) => {
-                        refused.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        });
+        flooders.spawn(register_until(addr, slash, stop, (accepted, refused)));
     }
 
     let start = Instant::now();
@@ -548,6 +546,31 @@ async fn flood(
         lines.load(Ordering::Relaxed) as f64 / secs
     );
     Ok(())
+}
+
+/// One flooder: registers again and again (and, with `slash`, gets each
+/// new validator slashed) until `stop`, counting registrations accepted and refused.
+async fn register_until(
+    addr: SocketAddr,
+    slash: bool,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    (accepted, refused): (Arc<AtomicU64>, Arc<AtomicU64>),
+) {
+    while !stop.load(Ordering::Relaxed) {
+        match register(addr, 10).await {
+            Ok(mut v) => {
+                accepted.fetch_add(1, Ordering::Relaxed);
+                if slash {
+                    // posd slashes, says so and hangs up.
+                    let _ = v.wr.write_all(b"72.5\n").await;
+                    let _ = v.rd.read_to_end(&mut Vec::new()).await;
+                }
+            }
+            Err(_) => {
+                refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// Waits up to `patience` for an event `want` accepts, dropping others.

@@ -3,13 +3,13 @@
 
 use crate::announce::Announcement;
 use crate::config::Config;
-use crate::connected::Claim;
-use crate::line::{Line, LineCodec, LineError};
-use crate::pending::RoundId;
-use crate::protocol::{self, say, Input, Limits, Prompt};
 use crate::shared::Serving;
-use crate::slots::Slot;
-use crate::writer::WriteError;
+use crate::validators::connected::Claim;
+use crate::validators::line::{Line, LineCodec, LineError};
+use crate::validators::pending::RoundId;
+use crate::validators::protocol::{self, say, Input, Limits, Prompt};
+use crate::validators::slots::Slot;
+use crate::write::WriteError;
 use futures::StreamExt;
 use pos_core::{Address, Refusal, ValidatorKey};
 use rand::RngCore;

@@ -1,7 +1,7 @@
 //! The validator protocol's grammar: what a line means at each prompt.
 //! Pure, so it is unit-tested and fuzzed without a socket.
 
-use crate::line::Line;
+use crate::validators::line::Line;
 use pos_core::{ValidatorKey, Weighting};
 
 /// Characters of a bad input echoed back in an `error:` line.
