@@ -167,7 +167,7 @@ fn stake_work_takes_mined_nonces_and_slashes_malformed_ones() {
         .iter()
         .map(|w| w["why"]["work"]["nonce"].as_u64())
         .collect();
-    let mut expected = vec![(a_addr, Some(nonce)), (b_addr, Some(low))];
+    let mut expected = [(a_addr, Some(nonce)), (b_addr, Some(low))];
     expected.sort();
     assert_eq!(nonces, expected.iter().map(|e| e.1).collect::<Vec<_>>());
     assert_eq!(block.index, 2);
