@@ -33,7 +33,7 @@
 //! scan for the winner, whatever the stake sizes (u128 sums cannot overflow for u64 stakes and < 2^64 candidates).
 
 use crate::digest::{Address, Digest};
-use crate::weighting::{weigh, Weighed, Weighting};
+use crate::weighting::{Weighed, Weighting};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
@@ -564,6 +564,67 @@ pub fn draw_weighted(
     })
 }
 
+/// The age of each of `candidates` (sorted by address) in the round of block
+/// `index`: over the records of blocks `index − window .. index` in
+/// `history` (ascending index; others are ignored), one more for each round
+/// it was a candidate in, back to zero at each round it won. One merge per
+/// record: O(window × candidates), whatever the chain's length.
+pub fn ages(
+    index: u64,
+    window: u32,
+    history: &[RoundRecord],
+    candidates: &[Candidate],
+) -> Vec<u32> {
+    let mut age = vec![0u32; candidates.len()];
+    let first = index.saturating_sub(window as u64);
+    for record in history
+        .iter()
+        .filter(|r| r.index >= first && r.index < index)
+    {
+        let winner = record.candidates.get(record.winner).map(|c| c.address);
+        let (mut i, mut j) = (0, 0);
+        while i < candidates.len() && j < record.candidates.len() {
+            let (a, b) = (&candidates[i].address, &record.candidates[j].address);
+            match a.cmp(b) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    age[i] = if Some(*a) == winner { 0 } else { age[i] + 1 };
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+    }
+    age
+}
+
+/// The weights of `candidates` (sorted by address) in the round of block
+/// `index` on `prev_hash`: `nonces` aligned with them (or empty: none),
+/// `history` the previous rounds' records (read under `stake_age` only).
+pub fn weigh(
+    weighting: &Weighting,
+    prev_hash: &Digest,
+    index: u64,
+    candidates: &[Candidate],
+    nonces: &[Option<u64>],
+    history: &[RoundRecord],
+) -> Vec<Weighed> {
+    let ages = match *weighting {
+        Weighting::StakeAge { age_window } => ages(index, age_window, history, candidates),
+        _ => Vec::new(),
+    };
+    candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let nonce = nonces.get(i).copied().flatten();
+            let age = ages.get(i).copied().unwrap_or(0);
+            weighting.weigh((prev_hash, index), (&c.address, c.stake, c.bpm), nonce, age)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1048,5 +1109,89 @@ mod tests {
             // A one-sided bias (e.g. always the first candidate) would blow this up.
             assert!(wins.iter().all(|&w| w > 0));
         }
+    }
+
+    use crate::weighting::{work_weight, work_zeros, Why};
+
+    fn record(index: u64, members: &[u8], winner: u8) -> RoundRecord {
+        let candidates: Vec<_> = members.iter().map(|&n| cand(n, 1)).collect();
+        let winner = members.iter().position(|&n| n == winner).unwrap();
+        RoundRecord {
+            index,
+            seed: Digest::default(),
+            candidates,
+            ticket: 0,
+            winner,
+            rule: Rule::V1,
+            weighting: Weighting::Stake,
+            weights: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn age_counts_rounds_proposed_since_the_last_win_in_the_window() {
+        // Rounds 1..=6: 1 wins round 2; 2 is in every round, wins none; 3 only in round 6.
+        let history = [
+            record(1, &[1, 2], 2),
+            record(2, &[1, 2], 1),
+            record(3, &[1, 2], 2),
+            record(4, &[1, 2], 2),
+            record(5, &[2], 2),
+            record(6, &[2, 3], 2),
+        ];
+        // 2 won rounds 1, 3, 4, 5 and 6: age 0; 1 counts 3 and 4; 3 counts 6; 4 is new.
+        let cands = [cand(1, 5), cand(2, 5), cand(3, 5), cand(4, 5)];
+        assert_eq!(ages(7, 10, &history, &cands), vec![2, 0, 1, 0]);
+        // A window of 3 sees rounds 4..=6 only.
+        assert_eq!(ages(7, 3, &history, &cands), vec![1, 0, 1, 0]);
+        // Block 3 with a window of 1 sees round 2 alone (1 won it); later records are ignored.
+        assert_eq!(ages(3, 1, &history, &cands), vec![0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn weights_follow_the_rule() {
+        let prev = Digest::of(b"w");
+        let cands = [cand(1, 10), cand(2, 20)];
+        let history = [record(1, &[1, 2], 2), record(2, &[1, 2], 2)];
+        let w = weigh(
+            &Weighting::StakeAge { age_window: 10 },
+            &prev,
+            3,
+            &cands,
+            &[],
+            &history,
+        );
+        assert_eq!(
+            w,
+            vec![
+                Weighed {
+                    weight: 30,
+                    why: Why::Age(2)
+                },
+                Weighed {
+                    weight: 20,
+                    why: Why::Age(0)
+                }
+            ]
+        );
+        let w = weigh(&Weighting::Stake, &prev, 3, &cands, &[], &[]);
+        assert_eq!(w[1].weight, 20);
+        let work = Weighting::StakeWork {
+            work_bits: 1,
+            work_bonus_max: 4,
+        };
+        let w = weigh(&work, &prev, 3, &cands, &[None, Some(7)], &[]);
+        assert_eq!(
+            w[0],
+            Weighed {
+                weight: 10,
+                why: Why::Work {
+                    nonce: None,
+                    zeros: 0
+                }
+            }
+        );
+        let z = work_zeros(&prev, 3, &addr(2), 2, 7);
+        assert_eq!(w[1].weight, work_weight(20, z, 1, 4));
     }
 }

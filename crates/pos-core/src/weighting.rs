@@ -2,6 +2,9 @@
 //! weighting rule, fixed at genesis, and the pure functions that give every
 //! candidate an integer weight the draw then uses in place of its stake.
 //!
+//! The functions that need candidates and round records (`ages`, `weigh`)
+//! live in [`crate::lottery`], which draws over their weights.
+//!
 //! - `stake`: weight = stake (the draw is byte for byte the original one).
 //! - `stake_age`: weight = stake × (1 + a), a = how many of the previous
 //!   `age_window` rounds had the validator as a candidate, counted only after
@@ -16,7 +19,6 @@
 //! Weights are u128: a u64 stake times at most 1001 or 2^16 cannot overflow.
 
 use crate::digest::{Address, Digest};
-use crate::lottery::{Candidate, RoundRecord};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -141,16 +143,16 @@ impl Weighting {
         }
     }
 
-    /// The weight and reason of `candidate` (a position in sorted order)
-    /// given its `nonce` and its `age` (computed by [`ages`]).
-    fn weigh(
+    /// The weight and reason of a candidate (address, stake, BPM) given its
+    /// `nonce` and its `age` (see `lottery::ages`).
+    pub(crate) fn weigh(
         &self,
         round: (&Digest, u64),
-        candidate: &Candidate,
+        (address, stake, bpm): (&Address, u64, u32),
         nonce: Option<u64>,
         age: u32,
     ) -> Weighed {
-        let stake = candidate.stake as u128;
+        let (stake_u64, stake) = (stake, stake as u128);
         match *self {
             Weighting::Stake => Weighed {
                 weight: stake,
@@ -164,11 +166,9 @@ impl Weighting {
                 work_bits,
                 work_bonus_max,
             } => {
-                let zeros = nonce.map_or(0, |n| {
-                    work_zeros(round.0, round.1, &candidate.address, candidate.bpm, n)
-                });
+                let zeros = nonce.map_or(0, |n| work_zeros(round.0, round.1, address, bpm, n));
                 Weighed {
-                    weight: work_weight(candidate.stake, zeros, work_bits, work_bonus_max),
+                    weight: work_weight(stake_u64, zeros, work_bits, work_bonus_max),
                     why: Why::Work { nonce, zeros },
                 }
             }
@@ -254,81 +254,12 @@ pub fn work_weight(stake: u64, zeros: u32, work_bits: u32, work_bonus_max: u32) 
     (stake as u128) << bonus
 }
 
-/// The age of each of `candidates` (sorted by address) in the round of block
-/// `index`: over the records of blocks `index − window .. index` in
-/// `history` (ascending index; others are ignored), one more for each round
-/// it was a candidate in, back to zero at each round it won. One merge per
-/// record: O(window × candidates), whatever the chain's length.
-pub fn ages(
-    index: u64,
-    window: u32,
-    history: &[RoundRecord],
-    candidates: &[Candidate],
-) -> Vec<u32> {
-    let mut age = vec![0u32; candidates.len()];
-    let first = index.saturating_sub(window as u64);
-    for record in history
-        .iter()
-        .filter(|r| r.index >= first && r.index < index)
-    {
-        let winner = record.candidates.get(record.winner).map(|c| c.address);
-        let (mut i, mut j) = (0, 0);
-        while i < candidates.len() && j < record.candidates.len() {
-            let (a, b) = (&candidates[i].address, &record.candidates[j].address);
-            match a.cmp(b) {
-                std::cmp::Ordering::Less => i += 1,
-                std::cmp::Ordering::Greater => j += 1,
-                std::cmp::Ordering::Equal => {
-                    age[i] = if Some(*a) == winner { 0 } else { age[i] + 1 };
-                    i += 1;
-                    j += 1;
-                }
-            }
-        }
-    }
-    age
-}
-
-/// The weights of `candidates` (sorted by address) in the round of block
-/// `index` on `prev_hash`: `nonces` aligned with them (or empty: none),
-/// `history` the previous rounds' records (read under `stake_age` only).
-pub fn weigh(
-    weighting: &Weighting,
-    prev_hash: &Digest,
-    index: u64,
-    candidates: &[Candidate],
-    nonces: &[Option<u64>],
-    history: &[RoundRecord],
-) -> Vec<Weighed> {
-    let ages = match *weighting {
-        Weighting::StakeAge { age_window } => ages(index, age_window, history, candidates),
-        _ => Vec::new(),
-    };
-    candidates
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let nonce = nonces.get(i).copied().flatten();
-            let age = ages.get(i).copied().unwrap_or(0);
-            weighting.weigh((prev_hash, index), c, nonce, age)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn addr(n: u8) -> Address {
         Address(Digest([n; 32]))
-    }
-
-    fn cand(n: u8, stake: u64) -> Candidate {
-        Candidate {
-            address: addr(n),
-            stake,
-            bpm: n as u32,
-        }
     }
 
     /// Computed independently (Python hashlib) from the module docs.
@@ -358,89 +289,6 @@ mod tests {
         assert_eq!(work_weight(100, 200, 20, 0), 100);
         assert_eq!(work_weight(u64::MAX, 256, 1, 16), (u64::MAX as u128) << 16);
     }
-
-    fn record(index: u64, members: &[u8], winner: u8) -> RoundRecord {
-        let candidates: Vec<_> = members.iter().map(|&n| cand(n, 1)).collect();
-        let winner = members.iter().position(|&n| n == winner).unwrap();
-        RoundRecord {
-            index,
-            seed: Digest::default(),
-            candidates,
-            ticket: 0,
-            winner,
-            rule: crate::lottery::Rule::V1,
-            weighting: Weighting::Stake,
-            weights: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn age_counts_rounds_proposed_since_the_last_win_in_the_window() {
-        // Rounds 1..=6: 1 wins round 2; 2 is in every round, wins none; 3 only in round 6.
-        let history = [
-            record(1, &[1, 2], 2),
-            record(2, &[1, 2], 1),
-            record(3, &[1, 2], 2),
-            record(4, &[1, 2], 2),
-            record(5, &[2], 2),
-            record(6, &[2, 3], 2),
-        ];
-        // 2 won rounds 1, 3, 4, 5 and 6: age 0; 1 counts 3 and 4; 3 counts 6; 4 is new.
-        let cands = [cand(1, 5), cand(2, 5), cand(3, 5), cand(4, 5)];
-        assert_eq!(ages(7, 10, &history, &cands), vec![2, 0, 1, 0]);
-        // A window of 3 sees rounds 4..=6 only.
-        assert_eq!(ages(7, 3, &history, &cands), vec![1, 0, 1, 0]);
-        // Block 3 with a window of 1 sees round 2 alone (1 won it); later records are ignored.
-        assert_eq!(ages(3, 1, &history, &cands), vec![0, 1, 0, 0]);
-    }
-
-    #[test]
-    fn weights_follow_the_rule() {
-        let prev = Digest::of(b"w");
-        let cands = [cand(1, 10), cand(2, 20)];
-        let history = [record(1, &[1, 2], 2), record(2, &[1, 2], 2)];
-        let w = weigh(
-            &Weighting::StakeAge { age_window: 10 },
-            &prev,
-            3,
-            &cands,
-            &[],
-            &history,
-        );
-        assert_eq!(
-            w,
-            vec![
-                Weighed {
-                    weight: 30,
-                    why: Why::Age(2)
-                },
-                Weighed {
-                    weight: 20,
-                    why: Why::Age(0)
-                }
-            ]
-        );
-        let w = weigh(&Weighting::Stake, &prev, 3, &cands, &[], &[]);
-        assert_eq!(w[1].weight, 20);
-        let work = Weighting::StakeWork {
-            work_bits: 1,
-            work_bonus_max: 4,
-        };
-        let w = weigh(&work, &prev, 3, &cands, &[None, Some(7)], &[]);
-        assert_eq!(
-            w[0],
-            Weighed {
-                weight: 10,
-                why: Why::Work {
-                    nonce: None,
-                    zeros: 0
-                }
-            }
-        );
-        let z = work_zeros(&prev, 3, &addr(2), 2, 7);
-        assert_eq!(w[1].weight, work_weight(20, z, 1, 4));
-    }
-
     #[test]
     fn parameters_are_checked() {
         assert_eq!(

@@ -1,8 +1,9 @@
 //! Closing a round: from pending proposals to the command that commits a block.
 
 use crate::validators::pending::Proposal;
+use pos_core::lottery::weigh;
 use pos_core::lottery::{Ballot, Candidate};
-use pos_core::weighting::{weigh, Weighed};
+use pos_core::weighting::Weighed;
 use pos_core::{Address, Command, Secret, Status, Validator};
 use pos_store::{Store, StoreError};
 use rand::RngCore;
