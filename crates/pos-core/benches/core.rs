@@ -3,7 +3,8 @@
 //! cargo bench -p pos-core --bench core
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
-use pos_core::lottery::{draw, Candidate, Rule};
+use pos_core::lottery::{draw, draw_weighted, Ballot, Candidate, RoundRecord, Rule};
+use pos_core::Weighting;
 use pos_core::{Address, Block, Digest};
 
 fn hashing(c: &mut Criterion) {
@@ -75,5 +76,50 @@ fn lottery(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hashing, lottery);
+/// The draw under each weighting at 10,000 candidates, and under stake_age
+/// at 1,000,000 (its ages read the last `age_window` records, each holding
+/// every candidate: the worst case, never the chain's length).
+fn weighted(c: &mut Criterion) {
+    let prev = Digest::of(b"tip");
+    let mut group = c.benchmark_group("weighted");
+    group.sample_size(10);
+    for n in [10_000usize, 1_000_000] {
+        let table = candidates(n, 1_000_000_000_000, true);
+        let history: Vec<RoundRecord> = (1..=10u64)
+            .map(|i| draw(&prev, i, Rule::V1, table.clone()).unwrap())
+            .collect();
+        let rules = [
+            Weighting::Stake,
+            Weighting::StakeAge { age_window: 10 },
+            Weighting::StakeWork {
+                work_bits: 20,
+                work_bonus_max: 4,
+            },
+        ];
+        for weighting in rules {
+            if n > 10_000 && !matches!(weighting, Weighting::StakeAge { .. }) {
+                continue;
+            }
+            let nonces: Vec<_> = match weighting {
+                Weighting::StakeWork { .. } => (0..n as u64).map(Some).collect(),
+                _ => Vec::new(),
+            };
+            let id = BenchmarkId::new(format!("build+draw/{}", weighting.name()), n);
+            group.bench_with_input(id, &table, |b, input| {
+                b.iter(|| {
+                    let ballot = Ballot {
+                        weighting,
+                        candidates: input.clone(),
+                        nonces: nonces.clone(),
+                        history: &history,
+                    };
+                    draw_weighted(&prev, 11, Rule::V1, ballot).unwrap().winner
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, hashing, lottery, weighted);
 criterion_main!(benches);

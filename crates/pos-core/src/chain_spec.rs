@@ -3,6 +3,7 @@
 //! a cluster) applies the same ones, whatever its config file says.
 
 use crate::block::Block;
+use crate::weighting::Weighting;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +18,10 @@ pub struct ChainSpec {
     pub max_bpm: u32,
     /// Whether a malformed proposal forfeits the proposer's stake.
     pub slash_on_invalid_bpm: bool,
+    /// What a candidate weighs in the draw (SPEC §12); chains made before
+    /// the rule existed weigh by stake.
+    #[serde(default)]
+    pub weighting: Weighting,
 }
 
 impl ChainSpec {
@@ -35,6 +40,7 @@ impl Default for ChainSpec {
             max_stake: 1_000_000_000_000,
             max_bpm: 1000,
             slash_on_invalid_bpm: true,
+            weighting: Weighting::Stake,
         }
     }
 }

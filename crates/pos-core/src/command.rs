@@ -6,7 +6,7 @@
 
 use crate::block::{next_timestamp, Block};
 use crate::digest::Address;
-use crate::lottery::{draw, Candidate, LotteryError, RoundRecord, Rule, Secret};
+use crate::lottery::{draw_weighted, Ballot, Candidate, LotteryError, RoundRecord, Rule, Secret};
 use serde::{Deserialize, Serialize};
 
 // Commands are made one at a time and applied at once: boxing the round
@@ -65,11 +65,25 @@ impl Command {
         clock_ms: u64,
         reward: u64,
     ) -> Result<Command, LotteryError> {
+        let ballot = Ballot::stake(candidates);
+        Self::commit_weighted(tip, ballot, reveal, next_secret, clock_ms, reward)
+    }
+
+    /// [`Command::commit_round`] drawn over the weights `ballot` gives
+    /// (the chain's weighting, the proposals' nonces, the previous rounds).
+    pub fn commit_weighted(
+        tip: &Block,
+        ballot: Ballot<'_>,
+        reveal: Secret,
+        next_secret: Secret,
+        clock_ms: u64,
+        reward: u64,
+    ) -> Result<Command, LotteryError> {
         let rule = Rule::V2 {
             reveal,
             next_commitment: next_secret.commitment(),
         };
-        let round = draw(&tip.hash, tip.index + 1, rule, candidates)?;
+        let round = draw_weighted(&tip.hash, tip.index + 1, rule, ballot)?;
         let winner = round.winner();
         let at_ms = next_timestamp(tip.timestamp_ms, clock_ms);
         let block = Block::next(tip, at_ms, winner.bpm, winner.address);

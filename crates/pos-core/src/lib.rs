@@ -6,6 +6,8 @@
 //! - [`chain_spec`]: the rules a chain is created with, stored with it.
 //! - [`lottery`]: the stake-weighted draw, its SHA-256 random stream, and
 //!   the v2 seed's commit–reveal secrets.
+//! - [`weighting`]: what a candidate weighs in the draw (stake, stake_age,
+//!   stake_work): the chain's rule and its pure functions.
 //! - [`ledger`]: validator records and how commands change them.
 //! - [`command`]: the closed set of state changes a single writer applies.
 //! - [`transition`]: what each command does to the state; the only place
@@ -20,6 +22,7 @@ pub mod ledger;
 pub mod lottery;
 pub mod transition;
 pub mod verify;
+pub mod weighting;
 
 pub use block::{Block, BlockJson};
 pub use chain_spec::ChainSpec;
@@ -28,3 +31,4 @@ pub use digest::{Address, Digest, ValidatorKey};
 pub use ledger::{LedgerError, SlashInfo, Status, Validator};
 pub use lottery::{Anchor, Candidate, LotteryError, RoundRecord, Rule, Secret};
 pub use transition::{Counts, Outcome, Refusal};
+pub use weighting::Weighting;

@@ -12,10 +12,16 @@
 //!      [`Anchor`] for the first v2 round); the round commits to the next secret in turn;
 //! 2. word `i` of the stream = the first 16 bytes, big-endian, of
 //!    `SHA-256(seed || i (u64 BE))`, for i = 0, 1, 2, ...
-//! 3. candidates are sorted by address; `total` = the sum of their stakes;
+//! 3. candidates are sorted by address; `total` = the sum of their weights
+//!    (under the chain's [`Weighting`]; under `stake` weight = stake);
 //!    a ticket uniform in `[0, total)` is drawn by rejection (words at or
 //!    above the largest multiple of `total` are skipped, never reduced modulo);
-//! 4. the winner is the first candidate whose running stake sum exceeds the ticket.
+//! 4. the winner is the first candidate whose running weight sum exceeds the ticket.
+//!
+//! Under `stake_age` and `stake_work` the seed's domain string is the
+//! version's followed by `/` and the rule's name (`posd-lottery-v2/stake_age`),
+//! so a draw under one rule never replays under another; `stake` keeps the
+//! plain domain, so its seeds, draws and vectors are unchanged.
 //!
 //! Under v1 anyone can compute a draw as soon as the previous block is known,
 //! so a party with several validators can choose whom to keep in a round.
@@ -27,6 +33,7 @@
 //! scan for the winner, whatever the stake sizes (u128 sums cannot overflow for u64 stakes and < 2^64 candidates).
 
 use crate::digest::{Address, Digest};
+use crate::weighting::{Weighed, Weighting};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
@@ -55,24 +62,44 @@ pub enum LotteryError {
     RevealMismatch,
     #[error("the round before committed to no secret for this one")]
     NoCommitment,
+    #[error("drawn under weighting {found}, but this chain weighs by {expected}")]
+    WrongWeighting {
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("the candidates' weights overflow 128 bits")]
+    Overflow,
 }
 
 /// The v1 seed of the round that produces block `index` on top of `prev_hash`.
 pub fn seed_v1(prev_hash: &Digest, index: u64) -> Digest {
-    let mut h = Sha256::new();
-    h.update(SEED_DOMAIN);
-    h.update(prev_hash.0);
-    h.update(index.to_be_bytes());
-    Digest(h.finalize().into())
+    seed_in(SEED_DOMAIN, None, prev_hash, index, None)
 }
 
 /// The v2 seed: v1's inputs and the round's revealed secret.
 pub fn seed_v2(prev_hash: &Digest, index: u64, reveal: &Secret) -> Digest {
+    seed_in(SEED_DOMAIN_V2, None, prev_hash, index, Some(reveal))
+}
+
+/// A seed under `domain`, followed by `/<tag>` for a weighting other than stake.
+fn seed_in(
+    domain: &[u8],
+    tag: Option<&str>,
+    prev_hash: &Digest,
+    index: u64,
+    reveal: Option<&Secret>,
+) -> Digest {
     let mut h = Sha256::new();
-    h.update(SEED_DOMAIN_V2);
+    h.update(domain);
+    if let Some(tag) = tag {
+        h.update(b"/");
+        h.update(tag.as_bytes());
+    }
     h.update(prev_hash.0);
     h.update(index.to_be_bytes());
-    h.update(reveal.0);
+    if let Some(reveal) = reveal {
+        h.update(reveal.0);
+    }
     Digest(h.finalize().into())
 }
 
@@ -144,10 +171,12 @@ impl Rule {
         }
     }
 
-    fn seed(&self, prev_hash: &Digest, index: u64) -> Digest {
+    /// The seed of the round of block `index` on `prev_hash` drawn under `weighting`.
+    pub fn seed(&self, weighting: &Weighting, prev_hash: &Digest, index: u64) -> Digest {
+        let tag = weighting.seed_tag();
         match self {
-            Rule::V1 => seed_v1(prev_hash, index),
-            Rule::V2 { reveal, .. } => seed_v2(prev_hash, index, reveal),
+            Rule::V1 => seed_in(SEED_DOMAIN, tag, prev_hash, index, None),
+            Rule::V2 { reveal, .. } => seed_in(SEED_DOMAIN_V2, tag, prev_hash, index, Some(reveal)),
         }
     }
 }
@@ -236,6 +265,13 @@ pub struct RoundRecord {
     pub winner: usize,
     /// How the seed was made (and, from v2, the reveal and next commitment).
     pub rule: Rule,
+    /// The chain's weighting rule the draw used.
+    #[serde(default)]
+    pub weighting: Weighting,
+    /// Each candidate's weight and why, in `candidates`' order; empty under
+    /// `stake` (weight = stake).
+    #[serde(default)]
+    pub weights: Vec<Weighed>,
 }
 
 impl RoundRecord {
@@ -247,14 +283,53 @@ impl RoundRecord {
         self.candidates.iter().map(|c| c.stake as u128).sum()
     }
 
-    /// Re-runs the draw from `prev_hash` and checks every stored field.
-    /// `commitment` is what the round committed to before it opened (see
-    /// [`expected_commitment`]): `None` for a v1 round; under v2 the reveal
-    /// must be its preimage.
+    /// Candidate `i`'s weight in the draw (its stake under `stake`).
+    pub fn weight(&self, i: usize) -> u128 {
+        match self.weights.get(i) {
+            Some(w) => w.weight,
+            None => self.candidates.get(i).map_or(0, |c| c.stake as u128),
+        }
+    }
+
+    /// The sum of the candidates' weights (saturating: a stored record's
+    /// weights are checked by [`RoundRecord::replay_after`]).
+    pub fn total_weight(&self) -> u128 {
+        (0..self.candidates.len()).fold(0u128, |sum, i| sum.saturating_add(self.weight(i)))
+    }
+
+    /// The nonces the candidates proposed with, in their order (`stake_work`).
+    pub fn nonces(&self) -> Vec<Option<u64>> {
+        use crate::weighting::Why;
+        self.weights
+            .iter()
+            .map(|w| match w.why {
+                Why::Work { nonce, .. } => nonce,
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// [`RoundRecord::replay_after`] with no previous rounds: enough for
+    /// every rule but `stake_age`.
     pub fn replay(
         &self,
         prev_hash: &Digest,
         commitment: Option<&Digest>,
+    ) -> Result<(), LotteryError> {
+        self.replay_after(prev_hash, commitment, &[])
+    }
+
+    /// Re-runs the draw from `prev_hash` and checks every stored field.
+    /// `commitment` is what the round committed to before it opened (see
+    /// [`expected_commitment`]): `None` for a v1 round; under v2 the reveal
+    /// must be its preimage. `history`: the previous rounds' records in
+    /// ascending order (at least the last `age_window` under `stake_age`),
+    /// from which every weight is recomputed.
+    pub fn replay_after(
+        &self,
+        prev_hash: &Digest,
+        commitment: Option<&Digest>,
+        history: &[RoundRecord],
     ) -> Result<(), LotteryError> {
         match (&self.rule, commitment) {
             (Rule::V1, None) => {}
@@ -270,14 +345,21 @@ impl RoundRecord {
                 })
             }
         }
+        if self.weighting != Weighting::Stake {
+            return self.replay_weighted(prev_hash, history);
+        }
+        if !self.weights.is_empty() {
+            return Err(LotteryError::Mismatch("weights"));
+        }
         // Stored candidates in strict address order (the only order a draw
         // leaves) replay in place; others go through a full draw, whose
         // error or reordering says what is wrong.
         let drawn = match ordered_total(&self.candidates) {
             Some(total) => {
                 let total = total?;
-                let seed = self.rule.seed(prev_hash, self.index);
-                let (ticket, winner) = pick(&self.candidates, seed, total);
+                let seed = self.rule.seed(&Weighting::Stake, prev_hash, self.index);
+                let stakes = self.candidates.iter().map(|c| c.stake as u128);
+                let (ticket, winner) = pick(stakes, seed, total);
                 (seed, ticket, winner)
             }
             None => {
@@ -308,6 +390,59 @@ impl RoundRecord {
         }
         Ok(())
     }
+
+    /// A draw under `stake_age` or `stake_work`, done again from the
+    /// stored candidates and nonces: every field must come out the same.
+    fn replay_weighted(
+        &self,
+        prev_hash: &Digest,
+        history: &[RoundRecord],
+    ) -> Result<(), LotteryError> {
+        if self.weights.len() != self.candidates.len() {
+            return Err(LotteryError::Mismatch("weights"));
+        }
+        let ballot = Ballot {
+            weighting: self.weighting,
+            candidates: self.candidates.clone(),
+            nonces: self.nonces(),
+            history,
+        };
+        let again = draw_weighted(prev_hash, self.index, self.rule.clone(), ballot)?;
+        let fields: [(&'static str, bool); 5] = [
+            ("seed", again.seed == self.seed),
+            ("candidate order", again.candidates == self.candidates),
+            ("weights", again.weights == self.weights),
+            ("ticket", again.ticket == self.ticket),
+            ("winner", again.winner == self.winner),
+        ];
+        match fields.iter().find(|(_, same)| !same) {
+            Some((what, _)) => Err(LotteryError::Mismatch(what)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a draw weighs: the chain's rule, the candidates, the nonces they
+/// proposed with (aligned with `candidates`, or empty: none) and the previous
+/// rounds' records in ascending order (read under `stake_age` only).
+#[derive(Debug, Clone)]
+pub struct Ballot<'a> {
+    pub weighting: Weighting,
+    pub candidates: Vec<Candidate>,
+    pub nonces: Vec<Option<u64>>,
+    pub history: &'a [RoundRecord],
+}
+
+impl Ballot<'_> {
+    /// Candidates weighed by stake alone.
+    pub fn stake(candidates: Vec<Candidate>) -> Ballot<'static> {
+        Ballot {
+            weighting: Weighting::Stake,
+            candidates,
+            nonces: Vec::new(),
+            history: &[],
+        }
+    }
 }
 
 /// The sum of the stakes of `candidates` if they are in strict address
@@ -333,45 +468,90 @@ fn ordered_total(candidates: &[Candidate]) -> Option<Result<u128, LotteryError>>
     Some(Ok(total))
 }
 
-/// The ticket `seed` draws below `total` (the stakes' sum) and the winner's
-/// position: the first candidate whose running stake sum exceeds it.
-fn pick(candidates: &[Candidate], seed: Digest, total: u128) -> (u128, usize) {
+/// The ticket `seed` draws below `total` (the weights' sum) and the winner's
+/// position: the first candidate whose running weight sum exceeds it.
+fn pick(weights: impl Iterator<Item = u128>, seed: Digest, total: u128) -> (u128, usize) {
     let ticket = ShaStream::new(seed).below(total);
     let mut running: u128 = 0;
-    let winner = candidates
-        .iter()
-        .position(|c| {
-            running += c.stake as u128;
+    let winner = weights
+        .into_iter()
+        .position(|w| {
+            running += w;
             running > ticket
         })
         .expect("ticket < total, so some running sum exceeds it");
     (ticket, winner)
 }
 
-/// Draws the proposer of block `index` on top of `prev_hash`, seeded by `rule`.
+/// Draws the proposer of block `index` on top of `prev_hash` by stake, seeded by `rule`.
 pub fn draw(
     prev_hash: &Digest,
     index: u64,
     rule: Rule,
-    mut candidates: Vec<Candidate>,
+    candidates: Vec<Candidate>,
 ) -> Result<RoundRecord, LotteryError> {
+    draw_weighted(prev_hash, index, rule, Ballot::stake(candidates))
+}
+
+/// Draws the proposer of block `index` on top of `prev_hash`, seeded by
+/// `rule`, over the weights `ballot`'s rule gives its candidates.
+pub fn draw_weighted(
+    prev_hash: &Digest,
+    index: u64,
+    rule: Rule,
+    ballot: Ballot<'_>,
+) -> Result<RoundRecord, LotteryError> {
+    let Ballot {
+        weighting,
+        mut candidates,
+        mut nonces,
+        history,
+    } = ballot;
     if candidates.is_empty() {
         return Err(LotteryError::NoCandidates);
+    }
+    if !nonces.is_empty() && nonces.len() != candidates.len() {
+        return Err(LotteryError::Mismatch("one nonce per candidate"));
     }
     // posd hands candidates over in strict address order (which also rules
     // out duplicates): then one pass checks the order and sums the stakes.
     let total = match ordered_total(&candidates) {
         Some(total) => total?,
         None => {
-            candidates.sort_unstable_by_key(|c| c.address);
+            if nonces.is_empty() {
+                candidates.sort_unstable_by_key(|c| c.address);
+            } else {
+                let mut pairs: Vec<_> = candidates.into_iter().zip(nonces).collect();
+                pairs.sort_unstable_by_key(|(c, _)| c.address);
+                (candidates, nonces) = pairs.into_iter().unzip();
+            }
             if let Some(w) = candidates.windows(2).find(|w| w[0].address == w[1].address) {
                 return Err(LotteryError::Duplicate(w[0].address));
             }
             ordered_total(&candidates).expect("sorted without duplicates")?
         }
     };
-    let seed = rule.seed(prev_hash, index);
-    let (ticket, winner) = pick(&candidates, seed, total);
+    let seed = rule.seed(&weighting, prev_hash, index);
+    if weighting == Weighting::Stake {
+        let stakes = candidates.iter().map(|c| c.stake as u128);
+        let (ticket, winner) = pick(stakes, seed, total);
+        return Ok(RoundRecord {
+            index,
+            seed,
+            candidates,
+            ticket,
+            winner,
+            rule,
+            weighting,
+            weights: Vec::new(),
+        });
+    }
+    let weights = weigh(&weighting, prev_hash, index, &candidates, &nonces, history);
+    let total = weights
+        .iter()
+        .try_fold(0u128, |sum, w| sum.checked_add(w.weight))
+        .ok_or(LotteryError::Overflow)?;
+    let (ticket, winner) = pick(weights.iter().map(|w| w.weight), seed, total);
     Ok(RoundRecord {
         index,
         seed,
@@ -379,7 +559,70 @@ pub fn draw(
         ticket,
         winner,
         rule,
+        weighting,
+        weights,
     })
+}
+
+/// The age of each of `candidates` (sorted by address) in the round of block
+/// `index`: over the records of blocks `index − window .. index` in
+/// `history` (ascending index; others are ignored), one more for each round
+/// it was a candidate in, back to zero at each round it won. One merge per
+/// record: O(window × candidates), whatever the chain's length.
+pub fn ages(
+    index: u64,
+    window: u32,
+    history: &[RoundRecord],
+    candidates: &[Candidate],
+) -> Vec<u32> {
+    let mut age = vec![0u32; candidates.len()];
+    let first = index.saturating_sub(window as u64);
+    for record in history
+        .iter()
+        .filter(|r| r.index >= first && r.index < index)
+    {
+        let winner = record.candidates.get(record.winner).map(|c| c.address);
+        let (mut i, mut j) = (0, 0);
+        while i < candidates.len() && j < record.candidates.len() {
+            let (a, b) = (&candidates[i].address, &record.candidates[j].address);
+            match a.cmp(b) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    age[i] = if Some(*a) == winner { 0 } else { age[i] + 1 };
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+    }
+    age
+}
+
+/// The weights of `candidates` (sorted by address) in the round of block
+/// `index` on `prev_hash`: `nonces` aligned with them (or empty: none),
+/// `history` the previous rounds' records (read under `stake_age` only).
+pub fn weigh(
+    weighting: &Weighting,
+    prev_hash: &Digest,
+    index: u64,
+    candidates: &[Candidate],
+    nonces: &[Option<u64>],
+    history: &[RoundRecord],
+) -> Vec<Weighed> {
+    let ages = match *weighting {
+        Weighting::StakeAge { age_window } => ages(index, age_window, history, candidates),
+        _ => Vec::new(),
+    };
+    candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let nonce = nonces.get(i).copied().flatten();
+            let age = ages.get(i).copied().unwrap_or(0);
+            weighting.weigh((prev_hash, index), (&c.address, c.stake, c.bpm), nonce, age)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -522,6 +765,227 @@ mod tests {
         assert_eq!(format!("{:?}", Secret([3; 32])), "Secret(..)");
     }
 
+    fn v2(k: u8) -> Rule {
+        Rule::V2 {
+            reveal: Secret(Digest::of(&[b'r', k]).0),
+            next_commitment: Digest::default(),
+        }
+    }
+
+    /// A record of block `index`'s round for the age vectors: only its
+    /// candidates and winner matter.
+    fn past(index: u64, members: &[u8], winner: u8) -> RoundRecord {
+        RoundRecord {
+            index,
+            seed: Digest::default(),
+            candidates: members.iter().map(|&n| cand(n, 1)).collect(),
+            ticket: 0,
+            winner: members.iter().position(|&n| n == winner).unwrap(),
+            rule: Rule::V1,
+            weighting: Weighting::Stake,
+            weights: Vec::new(),
+        }
+    }
+
+    /// stake_age and stake_work vectors, computed independently (Python
+    /// hashlib, docs/LOTTERY.md) with reveal = SHA-256("r" || k as one byte).
+    #[test]
+    fn pinned_weighted_draws() {
+        use crate::weighting::{Weighed, Why};
+        let prev = Digest::of(b"posd");
+        let cands = vec![cand(3, 700), cand(1, 100), cand(2, 200)];
+        assert_eq!(
+            v2(1)
+                .seed(&Weighting::StakeAge { age_window: 10 }, &prev, 4)
+                .to_hex(),
+            "ccc56af62041b9ba6a5b2882ff1e64e68a3057eee225f7415254c550c69026ac"
+        );
+        // Ages 3, 1, 0: weights 400, 400, 700.
+        let history = [
+            past(1, &[1, 2, 3], 3),
+            past(2, &[1, 2], 2),
+            past(3, &[1, 2, 3], 3),
+        ];
+        let age = Weighting::StakeAge { age_window: 10 };
+        for (k, ticket, winner) in [(1u8, 151, 1), (6, 490, 2), (2, 1440, 3)] {
+            let ballot = Ballot {
+                weighting: age,
+                candidates: cands.clone(),
+                nonces: Vec::new(),
+                history: &history,
+            };
+            let r = draw_weighted(&prev, 4, v2(k), ballot).unwrap();
+            assert_eq!((r.ticket, r.winner().address), (ticket, addr(winner)));
+            let weights: Vec<_> = r.weights.iter().map(|w| (w.weight, w.why)).collect();
+            assert_eq!(
+                weights,
+                [(400, Why::Age(3)), (400, Why::Age(1)), (700, Why::Age(0))]
+            );
+            assert_eq!(r.total_weight(), 1500);
+            r.replay_after(&prev, None, &history).unwrap_err();
+            let commitment = r.rule.reveal().unwrap().commitment();
+            r.replay_after(&prev, Some(&commitment), &history).unwrap();
+            // Without the previous rounds every age is 0: the weights differ.
+            assert_eq!(
+                r.replay_after(&prev, Some(&commitment), &[]),
+                Err(LotteryError::Mismatch("weights"))
+            );
+        }
+        // Nonces 160 (z = 6: 100 × 2^4), 1 (z = 2: 200 × 2), 0 (z = 0 < work_bits: 700).
+        let work = Weighting::StakeWork {
+            work_bits: 1,
+            work_bonus_max: 4,
+        };
+        for (k, ticket, winner) in [(1u8, 157, 1), (8, 1855, 2), (2, 2310, 3)] {
+            let ballot = Ballot {
+                weighting: work,
+                candidates: cands.clone(),
+                nonces: vec![Some(0), Some(160), Some(1)],
+                history: &[],
+            };
+            let r = draw_weighted(&prev, 4, v2(k), ballot).unwrap();
+            assert_eq!((r.ticket, r.winner().address), (ticket, addr(winner)));
+            let work = |weight, nonce, zeros| Weighed {
+                weight,
+                why: Why::Work {
+                    nonce: Some(nonce),
+                    zeros,
+                },
+            };
+            assert_eq!(
+                r.weights,
+                [work(1600, 160, 6), work(400, 1, 2), work(700, 0, 0)]
+            );
+            let commitment = r.rule.reveal().unwrap().commitment();
+            r.replay(&prev, Some(&commitment)).unwrap();
+        }
+    }
+
+    /// A weighted record replays only with the weights its inputs give.
+    #[test]
+    fn a_weighted_replay_catches_tampered_weights() {
+        use crate::weighting::Why;
+        let prev = Digest::of(b"t");
+        let ballot = Ballot {
+            weighting: Weighting::StakeWork {
+                work_bits: 1,
+                work_bonus_max: 4,
+            },
+            candidates: (1..=5).map(|n| cand(n, n as u64)).collect(),
+            nonces: (1..=5).map(Some).collect(),
+            history: &[],
+        };
+        let r = draw_weighted(&prev, 3, Rule::V1, ballot).unwrap();
+        r.replay(&prev, None).unwrap();
+        let tampered = |f: &dyn Fn(&mut RoundRecord)| {
+            let mut t = r.clone();
+            f(&mut t);
+            t.replay(&prev, None)
+        };
+        let mismatch = |what| Err(LotteryError::Mismatch(what));
+        assert_eq!(tampered(&|t| t.weights[0].weight += 1), mismatch("weights"));
+        assert_eq!(
+            tampered(&|t| t.weights[1].why = Why::Work {
+                nonce: Some(99),
+                zeros: 9
+            }),
+            mismatch("weights")
+        );
+        assert_eq!(
+            tampered(&|t| {
+                t.weights.pop();
+            }),
+            mismatch("weights")
+        );
+        assert_eq!(tampered(&|t| t.ticket += 1), mismatch("ticket"));
+        // The seed names the rule: the same draw claimed as another rule fails.
+        assert_eq!(
+            tampered(&|t| t.weighting = Weighting::StakeAge { age_window: 3 }),
+            mismatch("seed")
+        );
+        // A stake record carries no weights.
+        let s = draw(&prev, 3, Rule::V1, vec![cand(1, 5)]).unwrap();
+        let mut t = s.clone();
+        t.weights = r.weights[..1].to_vec();
+        assert_eq!(t.replay(&prev, None), mismatch("weights"));
+    }
+
+    /// Wins follow weight / total weight round by round: a conditional
+    /// chi-square over 3,000 simulated rounds per rule (expected wins = the
+    /// sum over rounds of each candidate's weight / total weight). Under
+    /// stake_age the chain is simulated (each validator proposes in a
+    /// round with some chance, ages come from the previous records); under
+    /// stake_work each proposer tries a number of nonces and keeps its best.
+    #[test]
+    fn wins_follow_weights_round_by_round() {
+        use crate::weighting::work_zeros;
+        let rules = [
+            Weighting::StakeAge { age_window: 10 },
+            Weighting::StakeWork {
+                work_bits: 2,
+                work_bonus_max: 4,
+            },
+        ];
+        for weighting in rules {
+            let stakes = [1u64, 2, 3, 4, 10];
+            let rounds = 3_000u64;
+            let mut history: Vec<RoundRecord> = Vec::new();
+            let mut prev = Digest::of(b"chi");
+            let (mut wins, mut expected) = ([0u64; 5], [0f64; 5]);
+            for index in 1..=rounds {
+                // Who proposes, and with which nonces, depends on the round.
+                let roll = Digest::of(&index.to_le_bytes());
+                let members: Vec<usize> =
+                    (0..5).filter(|&i| !roll.0[i].is_multiple_of(4)).collect();
+                if members.is_empty() {
+                    continue;
+                }
+                let candidates: Vec<_> = members
+                    .iter()
+                    .map(|&i| cand(i as u8 + 1, stakes[i]))
+                    .collect();
+                let nonces = candidates
+                    .iter()
+                    .enumerate()
+                    .map(|(k, c)| {
+                        let tries = 1 + (roll.0[8 + k] % 16) as u64;
+                        (0..tries).max_by_key(|&n| work_zeros(&prev, index, &c.address, c.bpm, n))
+                    })
+                    .collect();
+                let from = history.len().saturating_sub(10);
+                let ballot = Ballot {
+                    weighting,
+                    candidates,
+                    nonces,
+                    history: &history[from..],
+                };
+                let r = draw_weighted(&prev, index, Rule::V1, ballot).unwrap();
+                let total = r.total_weight() as f64;
+                for (k, &i) in members.iter().enumerate() {
+                    expected[i] += r.weight(k) as f64 / total;
+                }
+                wins[members[r.winner]] += 1;
+                prev = Digest::of(&r.seed.0);
+                history.push(r);
+            }
+            let chi2: f64 = (0..5)
+                .map(|i| (wins[i] as f64 - expected[i]).powi(2) / expected[i])
+                .sum();
+            // 4 degrees of freedom: p = 0.001 at 18.47.
+            assert!(
+                chi2 < 18.47,
+                "{weighting}: chi2 {chi2}, wins {wins:?}, expected {expected:?}"
+            );
+            // The rule moved the odds away from stake alone.
+            let n: u64 = wins.iter().sum();
+            let by_stake = stakes[4] as f64 / 20.0 * n as f64;
+            assert!(
+                (expected[4] - by_stake).abs() > 10.0,
+                "{weighting}: {expected:?}"
+            );
+        }
+    }
+
     #[test]
     fn rejection_skips_the_biased_top() {
         // n = 2^127 + 1 rejects about half of all words; the results must still be < n.
@@ -645,5 +1109,89 @@ mod tests {
             // A one-sided bias (e.g. always the first candidate) would blow this up.
             assert!(wins.iter().all(|&w| w > 0));
         }
+    }
+
+    use crate::weighting::{work_weight, work_zeros, Why};
+
+    fn record(index: u64, members: &[u8], winner: u8) -> RoundRecord {
+        let candidates: Vec<_> = members.iter().map(|&n| cand(n, 1)).collect();
+        let winner = members.iter().position(|&n| n == winner).unwrap();
+        RoundRecord {
+            index,
+            seed: Digest::default(),
+            candidates,
+            ticket: 0,
+            winner,
+            rule: Rule::V1,
+            weighting: Weighting::Stake,
+            weights: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn age_counts_rounds_proposed_since_the_last_win_in_the_window() {
+        // Rounds 1..=6: 1 wins round 2; 2 is in every round, wins none; 3 only in round 6.
+        let history = [
+            record(1, &[1, 2], 2),
+            record(2, &[1, 2], 1),
+            record(3, &[1, 2], 2),
+            record(4, &[1, 2], 2),
+            record(5, &[2], 2),
+            record(6, &[2, 3], 2),
+        ];
+        // 2 won rounds 1, 3, 4, 5 and 6: age 0; 1 counts 3 and 4; 3 counts 6; 4 is new.
+        let cands = [cand(1, 5), cand(2, 5), cand(3, 5), cand(4, 5)];
+        assert_eq!(ages(7, 10, &history, &cands), vec![2, 0, 1, 0]);
+        // A window of 3 sees rounds 4..=6 only.
+        assert_eq!(ages(7, 3, &history, &cands), vec![1, 0, 1, 0]);
+        // Block 3 with a window of 1 sees round 2 alone (1 won it); later records are ignored.
+        assert_eq!(ages(3, 1, &history, &cands), vec![0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn weights_follow_the_rule() {
+        let prev = Digest::of(b"w");
+        let cands = [cand(1, 10), cand(2, 20)];
+        let history = [record(1, &[1, 2], 2), record(2, &[1, 2], 2)];
+        let w = weigh(
+            &Weighting::StakeAge { age_window: 10 },
+            &prev,
+            3,
+            &cands,
+            &[],
+            &history,
+        );
+        assert_eq!(
+            w,
+            vec![
+                Weighed {
+                    weight: 30,
+                    why: Why::Age(2)
+                },
+                Weighed {
+                    weight: 20,
+                    why: Why::Age(0)
+                }
+            ]
+        );
+        let w = weigh(&Weighting::Stake, &prev, 3, &cands, &[], &[]);
+        assert_eq!(w[1].weight, 20);
+        let work = Weighting::StakeWork {
+            work_bits: 1,
+            work_bonus_max: 4,
+        };
+        let w = weigh(&work, &prev, 3, &cands, &[None, Some(7)], &[]);
+        assert_eq!(
+            w[0],
+            Weighed {
+                weight: 10,
+                why: Why::Work {
+                    nonce: None,
+                    zeros: 0
+                }
+            }
+        );
+        let z = work_zeros(&prev, 3, &addr(2), 2, 7);
+        assert_eq!(w[1].weight, work_weight(20, z, 1, 4));
     }
 }

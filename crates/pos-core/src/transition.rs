@@ -11,7 +11,8 @@ use crate::command::Command;
 use crate::digest::Address;
 use crate::ledger::{LedgerError, Status, Validator};
 use crate::lottery::{RoundRecord, Secret};
-use crate::verify::{check_round, VerifyError};
+use crate::verify::{check_round, Expect, VerifyError};
+use crate::weighting::Weighting;
 
 /// Validator totals, kept by the state so that limits and `status` cost O(1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,6 +50,11 @@ pub trait State {
     /// have proposed unrecorded, so they are never forgotten.
     fn proposals_since_ms(&self) -> Result<u64, Self::Error>;
     fn remove_validator(&self, address: &Address) -> Result<(), Self::Error>;
+    /// The chain's weighting rule (fixed at genesis).
+    fn weighting(&self) -> Result<Weighting, Self::Error>;
+    /// The record of block `index`'s round (a `stake_age` round reads the
+    /// last `age_window` of them).
+    fn round(&self, index: u64) -> Result<Option<RoundRecord>, Self::Error>;
 }
 
 /// Why a command changed nothing.
@@ -228,7 +234,17 @@ fn round_fits<S: State>(
     round: &RoundRecord,
     secret: &Secret,
 ) -> Result<Result<(), Refusal>, S::Error> {
-    if let Err(e) = check_round(tip, block, round, Some(&secret.commitment())) {
+    let weighting = state.weighting()?;
+    let mut history = Vec::new();
+    for index in tip.index.saturating_sub(weighting.history()).max(1)..=tip.index {
+        history.extend(state.round(index)?);
+    }
+    let expect = Expect {
+        commitment: Some(&secret.commitment()),
+        weighting: &weighting,
+        history: &history,
+    };
+    if let Err(e) = check_round(tip, block, round, expect) {
         return Ok(Err(e.into()));
     }
     for c in &round.candidates {
@@ -261,6 +277,7 @@ pub(crate) mod memory {
         pub counts: RefCell<Counts>,
         pub proposed: RefCell<BTreeMap<Address, u64>>,
         pub secret: RefCell<Secret>,
+        pub weighting: Weighting,
     }
 
     impl Memory {
@@ -272,6 +289,7 @@ pub(crate) mod memory {
                 counts: RefCell::default(),
                 proposed: RefCell::default(),
                 secret: RefCell::new(secret),
+                weighting: Weighting::Stake,
             }
         }
     }
@@ -321,6 +339,13 @@ pub(crate) mod memory {
         fn remove_validator(&self, a: &Address) -> Result<(), Self::Error> {
             self.validators.borrow_mut().remove(a);
             Ok(())
+        }
+        fn weighting(&self) -> Result<Weighting, Self::Error> {
+            Ok(self.weighting)
+        }
+        fn round(&self, index: u64) -> Result<Option<RoundRecord>, Self::Error> {
+            let blocks = self.blocks.borrow();
+            Ok(blocks.get(index as usize).and_then(|(_, r)| r.clone()))
         }
     }
 }

@@ -3,6 +3,8 @@
 use crate::block::{Block, MAX_TIMESTAMP_MS};
 use crate::digest::Digest;
 use crate::lottery::{expected_commitment, Anchor, LotteryError, RoundRecord};
+use crate::weighting::Weighting;
+use std::collections::VecDeque;
 
 /// What is wrong at one block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,23 +53,43 @@ pub fn check_link(parent: &Block, block: &Block) -> Result<(), VerifyError> {
     check_hash(block)
 }
 
+/// What a round is checked against besides its block: the commitment its
+/// reveal must answer (see [`expected_commitment`]), the chain's weighting
+/// and the previous rounds' records in ascending order (the last
+/// `age_window` under `stake_age`; otherwise none are needed).
+#[derive(Debug, Clone, Copy)]
+pub struct Expect<'a> {
+    pub commitment: Option<&'a Digest>,
+    pub weighting: &'a Weighting,
+    pub history: &'a [RoundRecord],
+}
+
 /// Checks that `block` follows `parent` and that `round` is its draw: the
-/// draw replays from the parent (revealing the preimage of `commitment`
-/// under v2, see [`RoundRecord::replay`]) and its winner proposed the block.
-/// The store applies a round only if this holds, and verification re-checks it.
+/// draw was made under the chain's weighting, replays from the parent
+/// (revealing the preimage of the expected commitment under v2, see
+/// [`RoundRecord::replay_after`], every weight recomputed) and its winner
+/// proposed the block. The store applies a round only if this holds, and
+/// verification re-checks it.
 pub fn check_round(
     parent: &Block,
     block: &Block,
     round: &RoundRecord,
-    commitment: Option<&Digest>,
+    expect: Expect<'_>,
 ) -> Result<(), VerifyError> {
     let index = block.index;
     check_link(parent, block)?;
     if round.index != index {
         return Err(VerifyError::MissingRound { index });
     }
+    if round.weighting != *expect.weighting {
+        let source = LotteryError::WrongWeighting {
+            expected: expect.weighting.name(),
+            found: round.weighting.name(),
+        };
+        return Err(VerifyError::Draw { index, source });
+    }
     round
-        .replay(&parent.hash, commitment)
+        .replay_after(&parent.hash, expect.commitment, expect.history)
         .map_err(|source| VerifyError::Draw { index, source })?;
     let winner = round.winner();
     if Some(winner.address) != block.validator || winner.bpm != block.bpm {
@@ -86,8 +108,9 @@ fn check_hash(block: &Block) -> Result<(), VerifyError> {
     Ok(())
 }
 
-/// Feeds on blocks in index order, holding only the previous one and what
-/// its round committed the next one to.
+/// Feeds on blocks in index order, holding only the previous one, what
+/// its round committed the next one to and, under `stake_age`, the last
+/// `age_window` rounds' records.
 #[derive(Debug, Default)]
 pub struct ChainVerifier {
     parent: Option<Block>,
@@ -95,6 +118,10 @@ pub struct ChainVerifier {
     anchor: Option<Anchor>,
     /// The previous round's next commitment (v2).
     committed: Option<Digest>,
+    /// The chain's weighting rule.
+    weighting: Weighting,
+    /// The records a `stake_age` draw reads, oldest first.
+    history: VecDeque<RoundRecord>,
 }
 
 impl ChainVerifier {
@@ -106,6 +133,11 @@ impl ChainVerifier {
             anchor,
             ..Self::default()
         }
+    }
+
+    /// The verifier for a chain weighted by `weighting` (default: stake).
+    pub fn weighted(self, weighting: Weighting) -> Self {
+        ChainVerifier { weighting, ..self }
     }
 
     /// How many blocks passed so far.
@@ -130,8 +162,20 @@ impl ChainVerifier {
                 let round = round.ok_or(VerifyError::MissingRound { index })?;
                 let commitment = expected_commitment(self.anchor.as_ref(), index, self.committed)
                     .map_err(|source| VerifyError::Draw { index, source })?;
-                check_round(parent, &block, round, commitment.as_ref())?;
+                let expect = Expect {
+                    commitment: commitment.as_ref(),
+                    weighting: &self.weighting,
+                    history: self.history.make_contiguous(),
+                };
+                check_round(parent, &block, round, expect)?;
                 self.committed = round.rule.next_commitment();
+                let keep = self.weighting.history() as usize;
+                if keep > 0 {
+                    if self.history.len() == keep {
+                        self.history.pop_front();
+                    }
+                    self.history.push_back(round.clone());
+                }
             }
         }
         self.parent = Some(block);
@@ -240,6 +284,84 @@ mod tests {
             verify(c),
             Err(VerifyError::BadIndex { index: 3, .. })
         ));
+    }
+
+    /// `n` v2 blocks under `stake_age` (window 3): candidates 1..=3 every
+    /// round, 4 every other round.
+    fn age_chain(n: u64) -> Vec<(Block, Option<RoundRecord>)> {
+        use crate::lottery::{draw_weighted, Ballot};
+        let weighting = Weighting::StakeAge { age_window: 3 };
+        let mut out = vec![(Block::genesis(1_000), None)];
+        let mut history: Vec<RoundRecord> = Vec::new();
+        for i in 1..=n {
+            let parent = &out.last().unwrap().0;
+            let candidates = (1..=4u8)
+                .filter(|&k| k < 4 || i % 2 == 0)
+                .map(|k| Candidate {
+                    address: Address(Digest([k; 32])),
+                    stake: k as u64 * 10,
+                    bpm: 60 + k as u32,
+                })
+                .collect();
+            let rule = Rule::V2 {
+                reveal: secret(i),
+                next_commitment: secret(i + 1).commitment(),
+            };
+            let from = history.len().saturating_sub(3);
+            let ballot = Ballot {
+                weighting,
+                candidates,
+                nonces: Vec::new(),
+                history: &history[from..],
+            };
+            let round = draw_weighted(&parent.hash, i, rule, ballot).unwrap();
+            let w = round.winner().clone();
+            let block = Block::next(parent, 1_000 + i, w.bpm, w.address);
+            history.push(round.clone());
+            out.push((block, Some(round)));
+        }
+        out
+    }
+
+    #[test]
+    fn age_chains_are_checked_with_their_window() {
+        let verify_as = |blocks: Vec<(Block, Option<RoundRecord>)>, weighting| {
+            let anchor = Anchor {
+                from: 1,
+                commitment: secret(1).commitment(),
+            };
+            let mut v = ChainVerifier::new(Some(anchor)).weighted(weighting);
+            for (b, r) in blocks {
+                v.push(b, r.as_ref())?;
+            }
+            Ok::<_, VerifyError>(())
+        };
+        let age = Weighting::StakeAge { age_window: 3 };
+        let chain = age_chain(12);
+        assert!(chain.iter().filter_map(|(_, r)| r.as_ref()).any(|r| r
+            .weights
+            .iter()
+            .any(|w| w.weight > r.candidates[0].stake as u128 * 2)));
+        verify_as(chain.clone(), age).unwrap();
+        // Another window, or another rule, does not verify.
+        assert!(verify_as(chain.clone(), Weighting::StakeAge { age_window: 4 }).is_err());
+        assert!(matches!(
+            verify_as(chain.clone(), Weighting::Stake),
+            Err(VerifyError::Draw {
+                index: 1,
+                source: LotteryError::WrongWeighting { .. }
+            })
+        ));
+        // A stored weight raised by one is caught at its block.
+        let mut c = chain;
+        c[7].1.as_mut().unwrap().weights[0].weight += 1;
+        assert_eq!(
+            verify_as(c, age),
+            Err(VerifyError::Draw {
+                index: 7,
+                source: LotteryError::Mismatch("weights")
+            })
+        );
     }
 
     #[test]

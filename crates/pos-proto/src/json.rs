@@ -53,12 +53,30 @@ pub fn status(s: &StatusInfo) -> Value {
         "data_size_bytes": s.data_size_bytes,
         "lottery_commitment": s.lottery_commitment.to_string(),
     });
+    weighting(&mut obj, &s.weighting);
     if let Some(c) = &s.cluster {
         obj["node_id"] = json!(c.node_id);
         obj["role"] = json!(c.role);
         obj["leader_id"] = json!(c.leader_id);
     }
     obj
+}
+
+/// Adds `lottery_weighting` and the parameters its rule uses to `obj`.
+pub fn weighting(obj: &mut Value, w: &pos_core::Weighting) {
+    use pos_core::Weighting;
+    obj["lottery_weighting"] = json!(w.name());
+    match *w {
+        Weighting::Stake => {}
+        Weighting::StakeAge { age_window } => obj["age_window"] = json!(age_window),
+        Weighting::StakeWork {
+            work_bits,
+            work_bonus_max,
+        } => {
+            obj["work_bits"] = json!(work_bits);
+            obj["work_bonus_max"] = json!(work_bonus_max);
+        }
+    }
 }
 
 /// A node's view of its cluster (SPEC §9's keys).
@@ -104,9 +122,33 @@ pub fn round(
         "total_stake": record.total_stake().to_string(),
         "ticket": record.ticket.to_string(),
         "winner": record.candidates.get(record.winner).map(|c| c.address.to_string()),
-        "candidates": record.candidates.iter().map(candidate).collect::<Vec<_>>(),
+        "candidates": record.candidates.iter().enumerate().map(|(i, c)| {
+            let mut obj = candidate(c);
+            if let Some(w) = record.weights.get(i) {
+                weighed(&mut obj, w);
+            }
+            obj
+        }).collect::<Vec<_>>(),
         "next_commitment": record.rule.next_commitment().map(|c| c.to_string()),
         "replay_ok": replay.is_ok(),
         "replay_error": replay.as_ref().err().map(ToString::to_string),
+        "weighting": record.weighting.name(),
+        "total_weight": record.total_weight().to_string(),
     })
+}
+
+/// A candidate's `weight` (decimal string: it may pass 2^53) and why:
+/// `age`, or `work_bits` (the nonce's leading zero bits) and `nonce` (a
+/// decimal string, or null without one).
+fn weighed(obj: &mut Value, w: &pos_core::weighting::Weighed) {
+    use pos_core::weighting::Why;
+    obj["weight"] = json!(w.weight.to_string());
+    match w.why {
+        Why::Stake => {}
+        Why::Age(age) => obj["age"] = json!(age),
+        Why::Work { nonce, zeros } => {
+            obj["work_bits"] = json!(zeros);
+            obj["nonce"] = json!(nonce.map(|n| n.to_string()));
+        }
+    }
 }

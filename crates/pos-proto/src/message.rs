@@ -9,7 +9,10 @@ use std::str::FromStr;
 /// Version of this protocol; bumped on any change an older peer could misread.
 /// 2: round heads carry the lottery rule and commitment, status the open
 /// round's commitment (lottery v2).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: status carries the chain's lottery weighting; round heads too, and a
+/// weighted draw's head is followed by its weights and (stake_age) the
+/// previous rounds' records, each a chunk stream of its own.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The client's first frame. Its layout never changes, so any posd can read
 /// any posctl's hello and answer with a clear version error.
@@ -106,6 +109,8 @@ pub struct StatusInfo {
     pub lottery_commitment: Digest,
     /// This node's view of its cluster; `None` when standalone.
     pub cluster: Option<ClusterInfo>,
+    /// The chain's lottery weighting and its parameters (SPEC §12).
+    pub weighting: pos_core::Weighting,
 }
 
 /// A node's view of its cluster (`posctl cluster status`, SPEC §9).
@@ -159,6 +164,8 @@ pub struct RoundHead {
     /// What the reveal must answer (v2): the previous round's next
     /// commitment, or the chain's anchor for its first v2 round.
     pub commitment: Option<Digest>,
+    /// The weighting the draw used (SPEC §12).
+    pub weighting: pos_core::Weighting,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,6 +192,10 @@ pub enum Response {
     /// The next bytes of an export's lines.
     ExportData(Bytes),
     Cluster(ClusterInfo),
+    /// A weighted draw's weights, in candidate order (after its candidates).
+    Weights(Vec<pos_core::weighting::Weighed>),
+    /// The round records a stake_age draw's ages come from (after its weights).
+    Rounds(Vec<pos_core::RoundRecord>),
 }
 
 /// Bytes that serde moves as one run, not one element at a time.

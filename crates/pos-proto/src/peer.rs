@@ -133,12 +133,14 @@ pub enum Submission {
     },
     /// Close the round now (`posctl lottery run`).
     Round,
-    /// The validator's proposal for the round that makes block `block`;
-    /// it stands in no later round (`Propose` is older nodes' form).
+    /// The validator's proposal for the round that makes block `block`,
+    /// with its nonce on a `stake_work` chain; it stands in no later round
+    /// (`Propose` is older nodes' form).
     ProposeFor {
         address: Address,
         bpm: u32,
         block: u64,
+        nonce: Option<u64>,
     },
     /// The leader's `forget_after` sweep: remove those of `addresses` that
     /// still qualify (registered at or before `registered_by_ms`).

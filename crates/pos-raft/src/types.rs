@@ -64,14 +64,16 @@ pub enum Op {
     /// The round ended without a block (no candidates).
     EndRound,
     /// The validator's proposal for the round that makes block `block`
-    /// (the newest one counts). Applied once that round has closed (a
-    /// write sent again after a lost answer) it is dropped: a proposal
-    /// stands at most in the round it was made for. `Propose` is what
-    /// older nodes wrote; it stands in whichever round is open.
+    /// (the newest one counts), with its nonce on a `stake_work` chain.
+    /// Applied once that round has closed (a write sent again after a lost
+    /// answer) it is dropped: a proposal stands at most in the round it was
+    /// made for. `Propose` is what older nodes wrote; it stands in whichever
+    /// round is open.
     ProposeFor {
         address: Address,
         bpm: u32,
         block: u64,
+        nonce: Option<u64>,
     },
 }
 

@@ -24,7 +24,8 @@ impl Store {
         mut progress: impl FnMut(u64, u64) -> bool,
     ) -> Result<Option<u64>, StoreError> {
         let height = self.durable_height();
-        let mut verifier = ChainVerifier::new(self.lottery_anchor());
+        let mut verifier =
+            ChainVerifier::new(self.lottery_anchor()).weighted(self.chain_spec().weighting);
         let mut checked = 0u64;
         let mut rounds = self.rounds(1, height);
         let at = |checked: u64| {

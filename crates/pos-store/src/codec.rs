@@ -1,9 +1,9 @@
 //! Value encoding: bincode's standard (varint) configuration over serde.
 
-use crate::layout::{ROUNDS, ROUND_LAYOUT};
+use crate::layout::{META, ROUNDS, ROUND_LAYOUT, ROUND_LAYOUT_STAKE};
 use crate::StoreError;
 use pos_core::lottery::{Anchor, Candidate, Rule, Secret};
-use pos_core::{Digest, RoundRecord};
+use pos_core::{ChainSpec, Digest, RoundRecord, Weighting};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,51 @@ pub(crate) fn secret_value(tree: &'static str, bytes: &[u8]) -> Result<Secret, S
     bytes32(tree, bytes).map(Secret)
 }
 
+/// `meta/chain_spec` as it has always been laid out: the spec without its
+/// weighting, which `meta/lottery_weighting` holds.
+#[derive(Serialize, Deserialize)]
+struct StoredSpec {
+    genesis_ms: u64,
+    block_reward: u64,
+    max_stake: u64,
+    max_bpm: u32,
+    slash_on_invalid_bpm: bool,
+}
+
+/// The values of `meta/chain_spec` and `meta/lottery_weighting` for `spec`.
+pub(crate) fn encode_spec(spec: &ChainSpec) -> (Vec<u8>, Vec<u8>) {
+    let stored = StoredSpec {
+        genesis_ms: spec.genesis_ms,
+        block_reward: spec.block_reward,
+        max_stake: spec.max_stake,
+        max_bpm: spec.max_bpm,
+        slash_on_invalid_bpm: spec.slash_on_invalid_bpm,
+    };
+    (encode(&stored), encode(&spec.weighting))
+}
+
+/// The chain spec from `meta/chain_spec` and `meta/lottery_weighting`
+/// (absent: stake).
+pub(crate) fn decode_spec(spec: &[u8], weighting: Option<&[u8]>) -> Result<ChainSpec, StoreError> {
+    let s: StoredSpec = decode(META, spec)?;
+    let weighting: Weighting = weighting
+        .map(|w| decode(META, w))
+        .transpose()?
+        .unwrap_or_default();
+    weighting.check().map_err(|e| StoreError::Corrupt {
+        tree: META,
+        detail: format!("the chain's weighting: {e}"),
+    })?;
+    Ok(ChainSpec {
+        genesis_ms: s.genesis_ms,
+        block_reward: s.block_reward,
+        max_stake: s.max_stake,
+        max_bpm: s.max_bpm,
+        slash_on_invalid_bpm: s.slash_on_invalid_bpm,
+        weighting,
+    })
+}
+
 /// A round record as schema 1 stored it.
 #[derive(Deserialize)]
 struct RoundV1 {
@@ -84,8 +129,43 @@ pub(crate) fn encode_round_at(from: u64, round: &RoundRecord) -> Vec<u8> {
     })
 }
 
-/// A round record as schema 2 writes it: the layout byte, then bincode.
+/// A stake-drawn round record as schema 2 lays it out.
+#[derive(Deserialize)]
+struct RoundV2 {
+    index: u64,
+    seed: Digest,
+    candidates: Vec<Candidate>,
+    ticket: u128,
+    winner: usize,
+    rule: Rule,
+}
+
+/// A stake-drawn round record in schema 2's layout, for writing one.
+#[derive(Serialize)]
+struct RoundV2Ref<'a> {
+    index: u64,
+    seed: &'a Digest,
+    candidates: &'a [Candidate],
+    ticket: u128,
+    winner: usize,
+    rule: &'a Rule,
+}
+
+/// A round record as schema 2 writes it: the layout byte, then bincode:
+/// schema 2's record for a stake draw, the whole record for any other.
 pub(crate) fn encode_round(round: &RoundRecord) -> Vec<u8> {
+    if round.weighting == Weighting::Stake && round.weights.is_empty() {
+        let mut out = vec![ROUND_LAYOUT_STAKE];
+        out.extend(encode(&RoundV2Ref {
+            index: round.index,
+            seed: &round.seed,
+            candidates: &round.candidates,
+            ticket: round.ticket,
+            winner: round.winner,
+            rule: &round.rule,
+        }));
+        return out;
+    }
     let mut out = vec![ROUND_LAYOUT];
     out.extend(encode(round));
     out
@@ -107,14 +187,29 @@ pub(crate) fn decode_round(
             ticket: r.ticket,
             winner: r.winner,
             rule: Rule::V1,
+            weighting: Weighting::Stake,
+            weights: Vec::new(),
         });
     }
     match bytes.split_first() {
+        Some((&ROUND_LAYOUT_STAKE, body)) => {
+            let r: RoundV2 = decode(ROUNDS, body)?;
+            Ok(RoundRecord {
+                index: r.index,
+                seed: r.seed,
+                candidates: r.candidates,
+                ticket: r.ticket,
+                winner: r.winner,
+                rule: r.rule,
+                weighting: Weighting::Stake,
+                weights: Vec::new(),
+            })
+        }
         Some((&ROUND_LAYOUT, body)) => decode(ROUNDS, body),
         other => Err(StoreError::Corrupt {
             tree: ROUNDS,
             detail: format!(
-                "round {index} has layout version {:?}, this posd reads {ROUND_LAYOUT}",
+                "round {index} has layout version {:?}, this posd reads {ROUND_LAYOUT_STAKE} and {ROUND_LAYOUT}",
                 other.map(|(v, _)| *v)
             ),
         }),

@@ -8,9 +8,11 @@ pub const BLOCK_INDEX: &str = "block_index";
 /// `u64 BE index -> round record`: the draw that produced that block.
 /// Below [`META_LOTTERY_FROM`] (rounds written by schema 1): bincode of
 /// schema 1's record (index, seed, candidates, ticket, winner), no version
-/// byte. From it: one byte, the record's layout version ([`ROUND_LAYOUT`]),
-/// then bincode `RoundRecord` (which also names its lottery rule). The
-/// height says which, so no record is ever decoded by guessing.
+/// byte. From it: one byte, the record's layout version, then bincode:
+/// [`ROUND_LAYOUT_STAKE`] a record drawn by stake (schema 2's record: index,
+/// seed, candidates, ticket, winner, rule), [`ROUND_LAYOUT`] the whole
+/// `RoundRecord` with its weighting and weights. The height and the version
+/// byte say which, so no record is ever decoded by guessing.
 pub const ROUNDS: &str = "rounds";
 /// `32-byte address -> bincode Validator`.
 pub const VALIDATORS: &str = "validators";
@@ -42,9 +44,13 @@ pub const META_APPLIED: &[u8] = b"applied";
 /// opens with it): validators registered earlier are never forgotten.
 pub const META_PROPOSALS_SINCE: &[u8] = b"proposals_since";
 
-/// `bincode ChainSpec`: the rules the chain was created with (genesis time,
-/// reward, stake and BPM limits, slashing); written with genesis, never changed.
+/// bincode of the rules the chain was created with (genesis time, reward,
+/// stake and BPM limits, slashing: `ChainSpec` without its weighting);
+/// written with genesis, never changed.
 pub const META_CHAIN_SPEC: &[u8] = b"chain_spec";
+/// `bincode Weighting`: the chain's lottery weighting, written with genesis
+/// (absent: a chain made before weightings existed, weighed by stake).
+pub const META_WEIGHTING: &[u8] = b"lottery_weighting";
 
 /// `u64 BE`: the first block drawn by lottery v2 (1 on a chain created by
 /// schema 2; the tip + 1 when a schema-1 store was migrated). Never changes.
@@ -63,8 +69,11 @@ pub const META_RAFT_APPLIED: &[u8] = b"raft_applied";
 /// empty data directory and never makes a genesis of its own.
 pub const META_AWAITING_CHAIN: &[u8] = b"awaiting_chain";
 
-/// The layout version byte of round records from schema 2 on.
-pub const ROUND_LAYOUT: u8 = 2;
+/// The layout version byte of round records drawn by stake from schema 2 on
+/// (written so still: a `stake` chain's records stay byte for byte as they were).
+pub const ROUND_LAYOUT_STAKE: u8 = 2;
+/// The layout version byte of round records drawn under another weighting.
+pub const ROUND_LAYOUT: u8 = 3;
 
 /// The layout this code reads and writes. Schema 1 (lottery v1 only) is
 /// migrated in place when opened: the lottery keys above are added.

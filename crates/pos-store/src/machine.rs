@@ -1,11 +1,12 @@
 //! pos-core's [`State`] over one sled transaction: how the trees of
 //! `layout` hold the records a command reads and writes. It decides nothing.
 
-use crate::codec::{decode, encode, encode_round, secret_value, u64_value};
+use crate::codec::{decode, decode_round, encode, encode_round, secret_value, u64_value};
 use crate::layout::*;
 use crate::StoreError;
+use pos_core::lottery::Anchor;
 use pos_core::transition::{Counts, State};
-use pos_core::{Address, Block, RoundRecord, Secret, Validator};
+use pos_core::{Address, Block, RoundRecord, Secret, Validator, Weighting};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 pub(crate) type TxError = ConflictableTransactionError<StoreError>;
@@ -127,5 +128,29 @@ impl State for TxState<'_> {
     fn remove_validator(&self, address: &Address) -> Result<(), TxError> {
         self.validators.remove(&address.0 .0)?;
         Ok(())
+    }
+
+    fn weighting(&self) -> Result<Weighting, TxError> {
+        match self.meta.get(META_WEIGHTING)? {
+            Some(v) => decode(META, &v).map_err(abort),
+            None => Ok(Weighting::Stake),
+        }
+    }
+
+    fn round(&self, index: u64) -> Result<Option<RoundRecord>, TxError> {
+        let Some(bytes) = self.rounds.get(index.to_be_bytes())? else {
+            return Ok(None);
+        };
+        // Only where v2 begins matters to the layout (the commitment does not).
+        let anchor = match self.meta.get(META_LOTTERY_FROM)? {
+            Some(v) => Some(Anchor {
+                from: u64_value(META, &v).map_err(abort)?,
+                commitment: pos_core::Digest::default(),
+            }),
+            None => None,
+        };
+        decode_round(anchor.as_ref(), index, &bytes)
+            .map(Some)
+            .map_err(abort)
     }
 }

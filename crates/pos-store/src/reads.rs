@@ -48,6 +48,25 @@ impl Store {
             .transpose()
     }
 
+    /// The records a draw of block `index` under `weighting` reads (the
+    /// last `age_window` under `stake_age`, none otherwise), oldest first,
+    /// durable or not: for the node's own draw, never to be served.
+    pub fn history(
+        &self,
+        index: u64,
+        weighting: &pos_core::Weighting,
+    ) -> Result<Vec<RoundRecord>, StoreError> {
+        let anchor = self.lottery_anchor();
+        let from = index.saturating_sub(weighting.history()).max(1);
+        let mut out = Vec::new();
+        for i in from..index {
+            if let Some(v) = self.rounds.get(i.to_be_bytes())? {
+                out.push(decode_round(anchor.as_ref(), i, &v)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Height of the last block on stable storage.
     pub fn durable_height(&self) -> u64 {
         self.durable.load(Ordering::Acquire)

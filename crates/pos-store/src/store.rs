@@ -1,7 +1,7 @@
 //! The store: opening a data directory, applying commands, reading the chain.
 
 use crate::acked::{self, AckFile, Acked};
-use crate::codec::{decode, encode, u64_value};
+use crate::codec::{decode_spec, encode, encode_spec, u64_value};
 use crate::layout::*;
 use crate::machine::TxState;
 use crate::sync::SledFiles;
@@ -203,16 +203,18 @@ impl Store {
                 .insert(META_PROPOSALS_SINCE, &spec.genesis_ms.to_be_bytes())?;
         }
         *store.spec.get_mut().expect("new") = match store.meta.get(META_CHAIN_SPEC)? {
-            Some(v) => decode(META, &v)?,
+            Some(v) => decode_spec(&v, store.meta.get(META_WEIGHTING)?.as_deref())?,
             None => {
+                // A chain from before chain specs: its draws were by stake.
                 let genesis = store
                     .block(0)?
                     .ok_or_else(|| StoreError::missing_block(0))?;
                 let kept = ChainSpec {
                     genesis_ms: genesis.timestamp_ms,
+                    weighting: pos_core::Weighting::Stake,
                     ..spec.clone()
                 };
-                store.meta.insert(META_CHAIN_SPEC, encode(&kept))?;
+                store.meta.insert(META_CHAIN_SPEC, encode_spec(&kept).0)?;
                 kept
             }
         };
@@ -345,7 +347,9 @@ impl Store {
                 index.insert(&genesis.hash.0, &0u64.to_be_bytes())?;
                 meta.insert(META_TIP, &0u64.to_be_bytes())?;
                 meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
-                meta.insert(META_CHAIN_SPEC, encode(spec))?;
+                let (stored, weighting) = encode_spec(spec);
+                meta.insert(META_CHAIN_SPEC, stored)?;
+                meta.insert(META_WEIGHTING, weighting)?;
                 meta.insert(META_PROPOSALS_SINCE, &spec.genesis_ms.to_be_bytes())?;
                 meta.remove(META_AWAITING_CHAIN)?;
                 lottery::start_lottery(meta, &anchor, &secret)

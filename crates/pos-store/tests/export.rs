@@ -50,6 +50,7 @@ fn spec() -> pos_core::ChainSpec {
         max_stake: MAX,
         max_bpm: 300,
         slash_on_invalid_bpm: true,
+        weighting: pos_core::Weighting::Stake,
     }
 }
 

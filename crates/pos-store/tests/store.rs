@@ -243,12 +243,17 @@ fn a_chain_keeps_the_rules_it_was_created_with() {
         genesis_ms: 5,
         max_bpm: 500,
         block_reward: 3,
+        weighting: pos_core::Weighting::StakeAge { age_window: 7 },
         ..Default::default()
     };
     drop(Store::open(dir.path(), &created).unwrap());
     let other = pos_core::ChainSpec {
         genesis_ms: 9,
         max_bpm: 2000,
+        weighting: pos_core::Weighting::StakeWork {
+            work_bits: 3,
+            work_bonus_max: 1,
+        },
         ..Default::default()
     };
     let store = Store::open(dir.path(), &other).unwrap();

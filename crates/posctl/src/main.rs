@@ -111,6 +111,17 @@ enum DaemonCommand {
     /// Several nodes, one chain: make, grow, shrink and inspect a cluster.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCommand),
+    /// Find a nonce for the open round of a stake_work chain, on this
+    /// machine; propose it as '<bpm> <nonce>'.
+    Work {
+        /// The validator's address (all 64 hex digits).
+        address: pos_core::Address,
+        /// The BPM the proposal will carry.
+        bpm: u32,
+        /// Leading zero bits to find [default: the chain's work_bits].
+        #[arg(long, value_name = "N")]
+        bits: Option<u32>,
+    },
 }
 
 /// posd's socket under the shipped systemd unit.
@@ -198,6 +209,9 @@ async fn run(
             cmd::validators::one(&mut client, out, address).await
         }
         DaemonCommand::Lottery(c) => cmd::lottery::run(&mut client, out, c).await,
+        DaemonCommand::Work { address, bpm, bits } => {
+            cmd::work::run(&mut client, out, (address, bpm, bits)).await
+        }
         DaemonCommand::Export { file } => cmd::export::export(&mut client, out, file).await,
         DaemonCommand::Backup { dir } => cmd::export::backup(&mut client, out, dir).await,
         DaemonCommand::Cluster(c) => cmd::cluster::run(&mut client, out, c).await,

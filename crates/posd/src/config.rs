@@ -4,7 +4,8 @@
 //! `--print-config`, and what SIGHUP may change.
 
 use clap::Parser;
-use pos_core::ChainSpec;
+use pos_core::weighting::{AGE_WINDOW, WORK_BITS, WORK_BONUS_MAX};
+use pos_core::{ChainSpec, Weighting};
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -241,6 +242,18 @@ settings! {
     /// Slash a validator whose proposal is not a BPM (else reply `error:` only).
     slash_on_invalid_bpm: bool = "true", No, boolean, "BOOL",
         "Slash malformed proposals: true or false [default: true]";
+    /// What a candidate weighs in the lottery: stake, stake_age or stake_work.
+    lottery_weighting: String = "stake", No, weighting_name, "RULE",
+        "Lottery weighting: stake, stake_age or stake_work [default: stake]";
+    /// stake_age: how many previous rounds a validator's age counts.
+    age_window: u32 = "10", No, |v| number(v, AGE_WINDOW), "ROUNDS",
+        "stake_age: rounds of age counted, 1 to 1000 [default: 10]";
+    /// stake_work: the leading zero bits a nonce needs for a bonus.
+    work_bits: u32 = "20", No, |v| number(v, WORK_BITS), "BITS",
+        "stake_work: leading zero bits a nonce needs for a bonus, 1 to 48 [default: 20]";
+    /// stake_work: the most doublings a nonce's bonus gives.
+    work_bonus_max: u32 = "4", No, |v| number(v, WORK_BONUS_MAX), "DOUBLINGS",
+        "stake_work: most doublings of the stake a nonce earns, 0 to 16 [default: 4]";
     /// Validator connections served at once.
     max_connections: u32 = "10000", Yes, |v| number(v, MAX_CONNECTIONS), "N",
         "Validator connections at once, 1 to 1000000 [default: 10000]";
@@ -441,6 +454,13 @@ fn optional_path(v: &str) -> Result<Option<PathBuf>, String> {
     Ok((!v.is_empty()).then(|| PathBuf::from(v)))
 }
 
+fn weighting_name(v: &str) -> Result<String, String> {
+    match Weighting::NAMES.contains(&v) {
+        true => Ok(v.to_string()),
+        false => Err(format!("expected one of: {}", Weighting::NAMES.join(", "))),
+    }
+}
+
 fn boolean(v: &str) -> Result<bool, String> {
     v.parse().map_err(|_| "expected true or false".to_string())
 }
@@ -525,7 +545,19 @@ impl Config {
             max_stake: self.max_stake,
             max_bpm: self.max_bpm,
             slash_on_invalid_bpm: self.slash_on_invalid_bpm,
+            weighting: self.weighting(),
         }
+    }
+
+    /// The lottery weighting these keys name.
+    pub fn weighting(&self) -> Weighting {
+        Weighting::from_parts(
+            &self.lottery_weighting,
+            self.age_window,
+            self.work_bits,
+            self.work_bonus_max,
+        )
+        .expect("each key was checked when loaded")
     }
 
     /// This config with `chain`'s rules in place of its own: they are chain
@@ -537,7 +569,24 @@ impl Config {
             max_stake: chain.max_stake,
             max_bpm: chain.max_bpm,
             slash_on_invalid_bpm: chain.slash_on_invalid_bpm,
+            lottery_weighting: chain.weighting.name().to_string(),
             ..self.clone()
+        };
+        // The parameters the chain's rule uses are its; the others stay unused.
+        let ruled = match chain.weighting {
+            Weighting::Stake => ruled,
+            Weighting::StakeAge { age_window } => Config {
+                age_window,
+                ..ruled
+            },
+            Weighting::StakeWork {
+                work_bits,
+                work_bonus_max,
+            } => Config {
+                work_bits,
+                work_bonus_max,
+                ..ruled
+            },
         };
         for (key, configured, chain_value) in self.changes(&ruled) {
             tracing::warn!(
@@ -616,6 +665,10 @@ mod tests {
         ("max_stake", "5"),
         ("max_bpm", "7"),
         ("slash_on_invalid_bpm", "false"),
+        ("lottery_weighting", "stake_age"),
+        ("age_window", "5"),
+        ("work_bits", "12"),
+        ("work_bonus_max", "2"),
         ("max_connections", "9"),
         ("max_line_bytes", "256"),
         ("stake_timeout", "3s"),

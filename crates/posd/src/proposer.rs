@@ -6,7 +6,7 @@
 use crate::clock;
 use crate::config::Config;
 use crate::round;
-use crate::validators::pending::Pending;
+use crate::validators::pending::{Pending, Proposal};
 use crate::write::{Request, WriteError};
 use pos_core::{Address, Command};
 use pos_proto::peer::LedgerWrite;
@@ -68,7 +68,7 @@ impl Proposer {
     /// node takes them when it applies the round).
     pub fn round(
         &self,
-        proposals: impl FnOnce(&Pending) -> BTreeMap<Address, u32>,
+        proposals: impl FnOnce(&Pending) -> BTreeMap<Address, Proposal>,
     ) -> Result<Result<Option<Command>, WriteError>, StoreError> {
         let Some(clock_ms) = clock::now_ms() else {
             tracing::error!("system clock is outside the years 1970-9999: round skipped");

@@ -102,6 +102,8 @@ pub struct Draw {
     pub prev_hash: Digest,
     /// What the reveal must answer (`None` under lottery v1).
     pub commitment: Option<Digest>,
+    /// The previous rounds' records a stake_age draw's ages come from.
+    pub history: Vec<RoundRecord>,
 }
 
 /// The stored draw of block `index`. Only durable rounds are stored to be
@@ -115,10 +117,16 @@ pub fn round(store: &Store, index: u64) -> Result<Found<Draw>, StoreError> {
     let (Some(record), Some(parent)) = (store.round(index)?, parent) else {
         return Ok(Err(format!("no lottery round stored for block {index}")));
     };
+    let from = index.saturating_sub(record.weighting.history()).max(1);
+    let history = match from < index {
+        true => store.rounds(from, index - 1).collect::<Result<_, _>>()?,
+        false => Vec::new(),
+    };
     Ok(Ok(Draw {
         record,
         prev_hash: parent.hash,
         commitment: store.commitment_for(index)?,
+        history,
     }))
 }
 

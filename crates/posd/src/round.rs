@@ -1,6 +1,9 @@
 //! Closing a round: from pending proposals to the command that commits a block.
 
-use pos_core::lottery::Candidate;
+use crate::validators::pending::Proposal;
+use pos_core::lottery::weigh;
+use pos_core::lottery::{Ballot, Candidate};
+use pos_core::weighting::Weighed;
 use pos_core::{Address, Command, Secret, Status, Validator};
 use pos_store::{Store, StoreError};
 use rand::RngCore;
@@ -14,18 +17,19 @@ pub fn fresh_secret() -> Secret {
 }
 
 /// Builds the `CommitRound` for these proposals on top of the current tip,
-/// or `None` when no active validator proposed. The draw reveals the
-/// store's pending secret and commits to `next_secret`, which the command
-/// carries so that applying it keeps it. The block is stamped with
-/// `clock_ms`, or just after the tip if the clock is behind it.
+/// or `None` when no active validator proposed. The draw weighs them by the
+/// chain's rule (reading the last `age_window` rounds under `stake_age`),
+/// reveals the store's pending secret and commits to `next_secret`, which
+/// the command carries so that applying it keeps it. The block is stamped
+/// with `clock_ms`, or just after the tip if the clock is behind it.
 pub fn prepare(
     store: &Store,
-    proposals: BTreeMap<Address, u32>,
+    proposals: BTreeMap<Address, Proposal>,
     clock_ms: u64,
     reward: u64,
     next_secret: Secret,
 ) -> Result<Option<Command>, StoreError> {
-    let candidates = candidates(store, proposals, reward, |v| {
+    let (candidates, nonces) = candidates(store, proposals, reward, |v| {
         tracing::warn!(address = %v.address, balance = v.balance, reward,
             "validator cannot take the block reward without overflow; not a candidate");
     })?;
@@ -33,23 +37,53 @@ pub fn prepare(
         return Ok(None);
     }
     let tip = store.tip()?;
+    let weighting = store.chain_spec().weighting;
+    let history = store.history(tip.index + 1, &weighting)?;
+    let ballot = Ballot {
+        weighting,
+        candidates,
+        nonces,
+        history: &history,
+    };
     let reveal = store.pending_secret()?;
-    let cmd = Command::commit_round(&tip, candidates, reveal, next_secret, clock_ms, reward)
-        .expect("candidates are non-empty, unique, staked");
+    let cmd = Command::commit_weighted(&tip, ballot, reveal, next_secret, clock_ms, reward)
+        .expect("candidates are non-empty, unique, staked; weights fit 128 bits");
     Ok(Some(cmd))
 }
 
-/// The candidates these proposals make in address order: active, staked
-/// validators only. `overflow` hears of any skipped because `reward` would
-/// overflow its balance.
+/// What a proposal of `candidate` with `nonce` weighs if the round closes
+/// on the current tip: for the proposal's confirmation.
+pub fn weight_now(
+    store: &Store,
+    candidate: &Candidate,
+    nonce: Option<u64>,
+) -> Result<Weighed, StoreError> {
+    let tip = store.tip()?;
+    let weighting = store.chain_spec().weighting;
+    let history = store.history(tip.index + 1, &weighting)?;
+    let weights = weigh(
+        &weighting,
+        &tip.hash,
+        tip.index + 1,
+        std::slice::from_ref(candidate),
+        &[nonce],
+        &history,
+    );
+    Ok(weights[0])
+}
+
+/// The candidates these proposals make in address order, with their nonces:
+/// active, staked validators only. `overflow` hears of any skipped because
+/// `reward` would overflow its balance.
 pub fn candidates(
     store: &Store,
-    proposals: BTreeMap<Address, u32>,
+    proposals: BTreeMap<Address, Proposal>,
     reward: u64,
     mut overflow: impl FnMut(&Validator),
-) -> Result<Vec<Candidate>, StoreError> {
+) -> Result<(Vec<Candidate>, Vec<Option<u64>>), StoreError> {
     let mut candidates = Vec::with_capacity(proposals.len());
-    for (address, bpm) in proposals {
+    let mut nonces = Vec::with_capacity(proposals.len());
+    for (address, Proposal { bpm, nonce }) in proposals {
         // Slashed (or vanished) validators' proposals are dropped here.
         let Some(v) = store.validator(&address)? else {
             continue;
@@ -68,8 +102,9 @@ pub fn candidates(
             stake: v.balance,
             bpm,
         });
+        nonces.push(nonce);
     }
-    Ok(candidates)
+    Ok((candidates, nonces))
 }
 
 #[cfg(test)]
@@ -98,7 +133,8 @@ mod tests {
         let store = Store::temporary(&pos_core::ChainSpec::default()).unwrap();
         let whale = register(&store, 1, u64::MAX - 1);
         let small = register(&store, 2, 1);
-        let proposals = BTreeMap::from([(whale, 70), (small, 80)]);
+        let bpm = |bpm| Proposal { bpm, nonce: None };
+        let proposals = BTreeMap::from([(whale, bpm(70)), (small, bpm(80))]);
         let next = fresh_secret();
         let cmd = prepare(&store, proposals.clone(), 1, 2, next)
             .unwrap()

@@ -138,6 +138,7 @@ impl Shared {
             data_size_bytes: size,
             lottery_commitment,
             cluster,
+            weighting: store.chain_spec().weighting,
         })
     }
 }

@@ -55,10 +55,16 @@ impl Submit {
         }
     }
 
-    /// The validator's proposal for the open round.
-    pub async fn propose(&self, address: Address, bpm: u32) -> Result<Proposed, WriteError> {
+    /// The validator's proposal for the open round, with its nonce on a
+    /// `stake_work` chain.
+    pub async fn propose(
+        &self,
+        address: Address,
+        bpm: u32,
+        nonce: Option<u64>,
+    ) -> Result<Proposed, WriteError> {
         match self {
-            Submit::Local { pending, .. } => Ok(pending.propose(address, bpm)),
+            Submit::Local { pending, .. } => Ok(pending.propose_work(address, bpm, nonce)),
             Submit::Cluster {
                 cluster: c,
                 pending,
@@ -66,13 +72,14 @@ impl Submit {
                 // Made for the open round. Should that close before the
                 // proposal reaches the log, it goes to the next round once,
                 // as on a standalone node; a copy sent again after a lost
-                // answer stands in no later round (SPEC §13).
+                // answer stands in no later round.
                 for _ in 0..2 {
                     let block = pending.block();
                     let submission = Submission::ProposeFor {
                         address,
                         bpm,
                         block,
+                        nonce,
                     };
                     if let Some(proposed) = c.submit(submission).await?.proposed {
                         return Ok(proposed);

@@ -14,7 +14,7 @@
 use super::lines::{bad, LineReader};
 use super::spool::Spool;
 use super::{Header, Proposed, Record};
-use crate::codec::{encode, encode_round_at};
+use crate::codec::{encode, encode_round_at, encode_spec};
 use crate::data_dir::{self, lock, LOCK};
 use crate::layout::*;
 use crate::sync::io_err;
@@ -102,7 +102,9 @@ impl Store {
         meta.insert(META_SLASHED, &verified.counts.slashed.to_be_bytes())?;
         meta.insert(META_APPLIED, &h.applied.to_be_bytes())?;
         meta.insert(META_PROPOSALS_SINCE, &h.proposals_since_ms.to_be_bytes())?;
-        meta.insert(META_CHAIN_SPEC, encode(&h.chain_spec))?;
+        let (stored, weighting) = encode_spec(&h.chain_spec);
+        meta.insert(META_CHAIN_SPEC, stored)?;
+        meta.insert(META_WEIGHTING, weighting)?;
         meta.insert(META_LOTTERY_FROM, &anchor.from.to_be_bytes())?;
         meta.insert(META_LOTTERY_ANCHOR, &anchor.commitment.0)?;
         meta.insert(META_LOTTERY_SECRET, &h.lottery.pending_secret.0)?;
@@ -267,12 +269,15 @@ impl Verifier {
                 ),
             ));
         }
+        if let Err(e) = header.chain_spec.weighting.check() {
+            return Err(bad(1, format!("the chain spec's weighting: {e}")));
+        }
         let anchor = Anchor {
             from: header.lottery.from,
             commitment: header.lottery.commitment,
         };
         Ok(Verifier {
-            chain: ChainVerifier::new(Some(anchor)),
+            chain: ChainVerifier::new(Some(anchor)).weighted(header.chain_spec.weighting),
             in_validators: false,
             parent: None,
             pending: None,

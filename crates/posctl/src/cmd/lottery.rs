@@ -80,6 +80,28 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
         Ok(())
     })
     .await?;
+    // A weighted draw: its weights, then the rounds its ages come from.
+    let (mut weights, mut history) = (Vec::new(), Vec::new());
+    if head.weighting != pos_core::Weighting::Stake {
+        let pick = |r| match r {
+            Response::Weights(chunk) => Ok(chunk),
+            other => Err(Box::new(other)),
+        };
+        for_each_chunk(client, pick, |chunk| {
+            weights.extend(chunk);
+            Ok(())
+        })
+        .await?;
+        let pick = |r| match r {
+            Response::Rounds(chunk) => Ok(chunk),
+            other => Err(Box::new(other)),
+        };
+        for_each_chunk(client, pick, |chunk| {
+            history.extend(chunk);
+            Ok(())
+        })
+        .await?;
+    }
     let record = RoundRecord {
         index: head.index,
         seed: head.seed,
@@ -87,9 +109,11 @@ async fn explain(client: &mut Client, mut out: Output, index: u64) -> anyhow::Re
         ticket: head.ticket,
         winner: head.winner as usize,
         rule: head.rule,
+        weighting: head.weighting,
+        weights,
     };
     // Replayed here, with posctl's own copy of the lottery: posd is not trusted.
-    let replay = record.replay(&head.prev_hash, head.commitment.as_ref());
+    let replay = record.replay_after(&head.prev_hash, head.commitment.as_ref(), &history);
     if out.json {
         let commitment = head.commitment.as_ref();
         out.json_line(&pos_proto::json::round(
@@ -122,7 +146,7 @@ fn print_round(
     (prev_hash, commitment): (&Digest, Option<&Digest>),
     replay: &Result<(), LotteryError>,
 ) -> anyhow::Result<()> {
-    let total = record.total_stake();
+    let total = record.total_weight();
     let reveal = record.rule.reveal().map(|r| r.to_hex());
     let next_commitment = record.rule.next_commitment().map(|c| c.to_string());
     let commitment = commitment.map(|c| c.to_string());
@@ -141,12 +165,17 @@ fn print_round(
         ]),
         None => rows.push(("lottery", "v1: the seed is the chain's alone".into())),
     }
+    let total_name = match record.weighting {
+        pos_core::Weighting::Stake => "total stake",
+        _ => "total weight",
+    };
     rows.extend([
+        ("weighting", record.weighting.to_string()),
         ("seed", record.seed.to_string()),
-        ("total stake", total.to_string()),
+        (total_name, total.to_string()),
         (
             "ticket",
-            format!("{} (uniform in [0, total stake))", record.ticket),
+            format!("{} (uniform in [0, {total_name}))", record.ticket),
         ),
     ]);
     if let Some(next) = next_commitment {
@@ -164,22 +193,54 @@ fn print_round(
     ));
     out.pairs(&rows)?;
     out.line("")?;
+    print_candidates(out, record)
+}
+
+/// Each candidate's stake (and weight and why, for a weighted draw) and
+/// ticket range, the winner marked.
+fn print_candidates(out: &mut Output, record: &RoundRecord) -> anyhow::Result<()> {
     let w = out.id_width();
-    out.line(format_args!(
-        "   {:<w$}  {:<12}  {:<4}  TICKETS",
-        "ADDRESS", "STAKE", "BPM"
-    ))?;
+    match record.weights.is_empty() {
+        false => out.line(format_args!(
+            "   {:<w$}  {:<12}  {:<12}  {:<4}  {:<14}  TICKETS",
+            "ADDRESS", "STAKE", "WEIGHT", "BPM", "WHY"
+        ))?,
+        true => out.line(format_args!(
+            "   {:<w$}  {:<12}  {:<4}  TICKETS",
+            "ADDRESS", "STAKE", "BPM"
+        ))?,
+    }
     let mut start: u128 = 0;
     for (i, c) in record.candidates.iter().enumerate() {
-        let end = start + c.stake as u128;
+        let end = start.saturating_add(record.weight(i));
         let mark = if i == record.winner { "*" } else { " " };
-        out.line(format_args!(
-            "{mark}  {:<w$}  {:<12}  {:<4}  [{start}, {end})",
-            out.id(&c.address.to_string()),
-            c.stake,
-            c.bpm
-        ))?;
+        let address = out.id(&c.address.to_string());
+        match record.weights.get(i) {
+            Some(wd) => out.line(format_args!(
+                "{mark}  {address:<w$}  {:<12}  {:<12}  {:<4}  {:<14}  [{start}, {end})",
+                c.stake,
+                wd.weight,
+                c.bpm,
+                why(&wd.why)
+            ))?,
+            None => out.line(format_args!(
+                "{mark}  {address:<w$}  {:<12}  {:<4}  [{start}, {end})",
+                c.stake, c.bpm
+            ))?,
+        }
         start = end;
     }
     Ok(())
+}
+
+/// Why a candidate weighs what it does, in a few columns: `age 2`,
+/// `work_bits 22`, `no nonce`.
+fn why(why: &pos_core::weighting::Why) -> String {
+    use pos_core::weighting::Why;
+    match why {
+        Why::Stake => "stake".into(),
+        Why::Age(age) => format!("age {age}"),
+        Why::Work { nonce: None, .. } => "no nonce".into(),
+        Why::Work { zeros, .. } => format!("work_bits {zeros}"),
+    }
 }

@@ -7,6 +7,7 @@ pub mod export;
 pub mod lottery;
 pub mod status;
 pub mod validators;
+pub mod work;
 
 use crate::output::ELLIPSIS;
 use pos_core::Digest;

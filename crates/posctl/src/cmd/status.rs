@@ -48,6 +48,7 @@ pub async fn run(client: &mut Client, mut out: Output) -> anyhow::Result<ExitCod
                 "lottery commitment",
                 out.id(&s.lottery_commitment.to_string()),
             ),
+            ("lottery weighting", s.weighting.to_string()),
             ("listen", s.listen),
             ("admin socket", s.admin_socket),
             ("data dir", s.data_dir),

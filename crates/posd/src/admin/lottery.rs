@@ -32,6 +32,7 @@ pub async fn explain(chain: &Chain, out: &mut Out, index: u64) -> Result<(), Pro
         record: round,
         prev_hash,
         commitment,
+        history,
     } = match query::round(&chain.store, index) {
         Ok(Ok(found)) => found,
         Ok(Err(why)) => return write_frame(out, &Response::Error(why)).await,
@@ -46,6 +47,7 @@ pub async fn explain(chain: &Chain, out: &mut Out, index: u64) -> Result<(), Pro
         candidates: round.candidates.len() as u64,
         rule: round.rule,
         commitment,
+        weighting: round.weighting,
     };
     write_frame(out, &Response::RoundHead(head)).await?;
     send_chunks(
@@ -53,5 +55,10 @@ pub async fn explain(chain: &Chain, out: &mut Out, index: u64) -> Result<(), Pro
         round.candidates.into_iter().map(Ok),
         Response::Candidates,
     )
-    .await
+    .await?;
+    if round.weighting != pos_core::Weighting::Stake {
+        send_chunks(out, round.weights.into_iter().map(Ok), Response::Weights).await?;
+        send_chunks(out, history.into_iter().map(Ok), Response::Rounds).await?;
+    }
+    Ok(())
 }

@@ -65,10 +65,12 @@ impl Batcher {
                         address,
                         bpm,
                         block,
+                        nonce,
                     } => Op::ProposeFor {
                         address,
                         bpm,
                         block,
+                        nonce,
                     },
                     Submission::Forget {
                         addresses,

@@ -43,7 +43,8 @@ impl pos_raft::Observer for Replica {
                     address,
                     bpm,
                     block,
-                } => self.pending.propose_for(*address, *bpm, *block),
+                    nonce,
+                } => self.pending.propose_for(*address, *bpm, *nonce, *block),
                 Op::Withdraw { address } => {
                     self.pending.withdraw(address);
                     None

@@ -229,7 +229,7 @@ pub async fn round(State(shared): State<Arc<Shared>>, Path(index): Path<String>)
     };
     answer(query::round(&shared.chain.store, index), |d| {
         let commitment = d.commitment.as_ref();
-        let replay = d.record.replay(&d.prev_hash, commitment);
+        let replay = d.record.replay_after(&d.prev_hash, commitment, &d.history);
         json::round(&d.record, &d.prev_hash, commitment, &replay)
     })
 }
@@ -242,7 +242,7 @@ pub async fn open_round(State(shared): State<Arc<Shared>>) -> Response {
     let proposals = shared.chain.pending.snapshot();
     let store = &shared.chain.store;
     let found = store.tip().and_then(|tip| {
-        let candidates = round::candidates(store, proposals, reward, |_| {})?;
+        let (candidates, _) = round::candidates(store, proposals, reward, |_| {})?;
         Ok((tip, candidates, store.next_commitment()?))
     });
     let (tip, candidates, commitment) = match found {

@@ -16,10 +16,17 @@ use std::sync::Mutex;
 /// A round's number since posd started.
 pub type RoundId = u64;
 
+/// A validator's proposal: its BPM and, under `stake_work`, its nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proposal {
+    pub bpm: u32,
+    pub nonce: Option<u64>,
+}
+
 #[derive(Debug, Default)]
 struct Round {
     id: RoundId,
-    proposals: BTreeMap<Address, u32>,
+    proposals: BTreeMap<Address, Proposal>,
     /// The block this round makes, as the applied chain says (a cluster
     /// node's replica moves it on; standalone nothing reads it).
     block: u64,
@@ -53,30 +60,40 @@ impl Pending {
         self.lock().block
     }
 
-    /// Records `bpm` as the validator's proposal if it was made for the
-    /// open round (the round that makes `block`); `None` once that round
-    /// has closed.
-    pub fn propose_for(&self, address: Address, bpm: u32, block: u64) -> Option<Proposed> {
+    /// Records the proposal if it was made for the open round (the round
+    /// that makes `block`); `None` once that round has closed.
+    pub fn propose_for(
+        &self,
+        address: Address,
+        bpm: u32,
+        nonce: Option<u64>,
+        block: u64,
+    ) -> Option<Proposed> {
         let mut round = self.lock();
-        (round.block == block).then(|| Proposed {
-            round: round.id,
-            replaced: round.proposals.insert(address, bpm),
-        })
+        (round.block == block).then(|| Self::insert(&mut round, address, Proposal { bpm, nonce }))
     }
 
     /// Records `bpm` as the validator's proposal, replacing an older one.
     pub fn propose(&self, address: Address, bpm: u32) -> Proposed {
-        let mut round = self.lock();
+        self.propose_work(address, bpm, None)
+    }
+
+    /// Records `bpm` with `nonce` (`stake_work`) as the validator's proposal.
+    pub fn propose_work(&self, address: Address, bpm: u32, nonce: Option<u64>) -> Proposed {
+        Self::insert(&mut self.lock(), address, Proposal { bpm, nonce })
+    }
+
+    fn insert(round: &mut Round, address: Address, proposal: Proposal) -> Proposed {
         Proposed {
             round: round.id,
-            replaced: round.proposals.insert(address, bpm),
+            replaced: round.proposals.insert(address, proposal).map(|p| p.bpm),
         }
     }
 
     /// The validator's proposal in the open round, if any.
     pub fn get(&self, address: &Address) -> Option<(u32, RoundId)> {
         let round = self.lock();
-        round.proposals.get(address).map(|&bpm| (bpm, round.id))
+        round.proposals.get(address).map(|p| (p.bpm, round.id))
     }
 
     pub fn withdraw(&self, address: &Address) {
@@ -84,14 +101,14 @@ impl Pending {
     }
 
     /// Ends the round: hands over every proposal and opens the next round.
-    pub fn take(&self) -> BTreeMap<Address, u32> {
+    pub fn take(&self) -> BTreeMap<Address, Proposal> {
         let mut round = self.lock();
         round.id += 1;
         std::mem::take(&mut round.proposals)
     }
 
     /// [`Pending::take`], and the next round makes block `block`.
-    pub fn take_opening(&self, block: u64) -> BTreeMap<Address, u32> {
+    pub fn take_opening(&self, block: u64) -> BTreeMap<Address, Proposal> {
         let mut round = self.lock();
         round.id += 1;
         round.block = block;
@@ -99,7 +116,7 @@ impl Pending {
     }
 
     /// A copy of the open round's proposals, for readers outside the writer.
-    pub fn snapshot(&self) -> BTreeMap<Address, u32> {
+    pub fn snapshot(&self) -> BTreeMap<Address, Proposal> {
         self.lock().proposals.clone()
     }
 
@@ -137,7 +154,7 @@ mod tests {
             }
         );
         assert_eq!(p.get(&a), Some((72, 0)));
-        assert_eq!(p.take().get(&a), Some(&72));
+        assert_eq!(p.take().get(&a).map(|p| p.bpm), Some(72));
         assert_eq!(p.get(&a), None);
         assert_eq!(
             p.propose(a, 80),
@@ -152,11 +169,11 @@ mod tests {
     fn a_proposal_for_a_closed_round_is_dropped() {
         let p = Pending::opening(9);
         let a = Address(Digest([1; 32]));
-        assert_eq!(p.propose_for(a, 60, 9).map(|p| p.round), Some(0));
-        assert_eq!(p.take_opening(10).get(&a), Some(&60));
+        assert_eq!(p.propose_for(a, 60, None, 9).map(|p| p.round), Some(0));
+        assert_eq!(p.take_opening(10).get(&a).map(|p| p.bpm), Some(60));
         // The same proposal again, after its round made block 9.
-        assert_eq!(p.propose_for(a, 60, 9), None);
+        assert_eq!(p.propose_for(a, 60, None, 9), None);
         assert_eq!(p.get(&a), None);
-        assert_eq!(p.propose_for(a, 61, 10).map(|p| p.round), Some(1));
+        assert_eq!(p.propose_for(a, 61, None, 10).map(|p| p.round), Some(1));
     }
 }

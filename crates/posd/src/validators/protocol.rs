@@ -2,7 +2,7 @@
 //! Pure, so it is unit-tested and fuzzed without a socket.
 
 use crate::validators::line::Line;
-use pos_core::ValidatorKey;
+use pos_core::{ValidatorKey, Weighting};
 
 /// Characters of a bad input echoed back in an `error:` line.
 const ECHO_MAX: usize = 40;
@@ -35,6 +35,8 @@ impl Prompt {
 pub struct Limits {
     pub max_stake: u64,
     pub max_bpm: u32,
+    /// The chain's lottery weighting: `stake_work` takes `<bpm> <nonce>`.
+    pub weighting: Weighting,
 }
 
 /// What a line asks for.
@@ -52,6 +54,8 @@ pub enum Input {
     BadStake(String),
     /// A valid proposal (BPM prompt).
     Bpm(u32),
+    /// A valid `<bpm> <nonce>` proposal (BPM prompt, `stake_work` chains).
+    Work(u32, u64),
     Balance,
     /// `chain [N]`: the count, or `None` when N is out of range.
     Chain(Option<u64>),
@@ -110,14 +114,32 @@ pub fn parse(prompt: Prompt, line: &Line, limits: Limits) -> Input {
             Ok(s) if (1..=limits.max_stake).contains(&s) => Input::Stake(s),
             _ => Input::BadStake(format!("'{}' is not a stake", shown(text))),
         },
-        Prompt::Bpm => match text.parse::<u32>() {
-            Ok(bpm) if bpm <= limits.max_bpm => Input::Bpm(bpm),
-            _ => Input::Malformed(format!(
-                "'{}' is not a whole number from 0 to {}",
-                shown(text),
-                limits.max_bpm
-            )),
+        Prompt::Bpm => match (limits.weighting, arg) {
+            (Weighting::StakeWork { .. }, Some(nonce)) => {
+                match (bpm(word, limits), nonce.parse()) {
+                    (Ok(bpm), Ok(nonce)) => Input::Work(bpm, nonce),
+                    (Err(why), _) => why,
+                    (_, Err(_)) => Input::Malformed(format!(
+                        "'{}' is not a nonce: a whole number from 0 to {}",
+                        shown(nonce),
+                        u64::MAX
+                    )),
+                }
+            }
+            _ => bpm(text, limits).map_or_else(|why| why, Input::Bpm),
         },
+    }
+}
+
+/// A BPM from 0 to `max_bpm`, or the malformed proposal it is.
+fn bpm(text: &str, limits: Limits) -> Result<u32, Input> {
+    match text.parse::<u32>() {
+        Ok(bpm) if bpm <= limits.max_bpm => Ok(bpm),
+        _ => Err(Input::Malformed(format!(
+            "'{}' is not a whole number from 0 to {}",
+            shown(text),
+            limits.max_bpm
+        ))),
     }
 }
 
@@ -147,7 +169,8 @@ fn command(prompt: Prompt, word: &str, arg: Option<&str>) -> Input {
 /// start with `\n`, so they begin on a line of their own after a prompt.
 pub mod say {
     use super::{Limits, Prompt, CHAIN_MAX};
-    use pos_core::{Address, Block, Validator};
+    use pos_core::weighting::{Weighed, Why};
+    use pos_core::{Address, Block, Validator, Weighting};
     use pos_proto::text::count;
     use std::time::Duration;
 
@@ -176,10 +199,43 @@ pub mod say {
                  balance       your balance, blocks won and status\n  \
                  chain [N]     the last N blocks as JSON lines (default 10, at most {CHAIN_MAX})\n  \
                  status        height, time to the end of the round, candidates\n  \
-                 help          this text\n  quit          close the connection\n",
-                limits.max_bpm
+                 help          this text\n  quit          close the connection\n{}",
+                limits.max_bpm,
+                rule(limits.weighting)
             ),
         }
+    }
+
+    /// One line on the chain's weighting (none under plain stake).
+    fn rule(weighting: Weighting) -> String {
+        match weighting {
+            Weighting::Stake => String::new(),
+            Weighting::StakeAge { age_window } => format!(
+                "lottery: stake_age: weight = stake x (1 + rounds of the last {age_window} you proposed in since your last win)\n"
+            ),
+            Weighting::StakeWork { work_bits, work_bonus_max } => format!(
+                "lottery: stake_work: '<bpm> <nonce>': weight = stake x 2^min(z - {work_bits}, {work_bonus_max}) \
+                 if SHA-256 of 'posd-work-v1|<prev hash>|<block>|<address>|<bpm>|<nonce>' has z >= {work_bits} \
+                 leading zero bits (posctl work finds one), else stake\n"
+            ),
+        }
+    }
+
+    /// `, weight 300 (age 2)`: a proposal's weight and why, under the
+    /// chain's weighting; nothing under plain stake.
+    pub fn weight(w: &Weighed, weighting: Weighting) -> String {
+        let why = match (w.why, weighting) {
+            (Why::Stake, _) => return String::new(),
+            (Why::Age(age), _) => format!("age {age}"),
+            (Why::Work { nonce: None, .. }, _) => "no nonce: weight = stake".into(),
+            (Why::Work { zeros, .. }, Weighting::StakeWork { work_bits, .. })
+                if zeros < work_bits =>
+            {
+                format!("work_bits {zeros}, below {work_bits}: weight = stake")
+            }
+            (Why::Work { zeros, .. }, _) => format!("work_bits {zeros}"),
+        };
+        format!(", weight {} ({why})", w.weight)
     }
 
     pub const BYE: &str = "bye\n";
@@ -273,10 +329,17 @@ pub mod say {
     }
 
     /// A proposal accepted for the round that makes `block`.
-    pub fn proposal(bpm: u32, block: u64, replaced: Option<u32>, left: Duration) -> String {
+    /// `weight` is [`weight`]'s text.
+    pub fn proposal(
+        bpm: u32,
+        block: u64,
+        replaced: Option<u32>,
+        weight: &str,
+        left: Duration,
+    ) -> String {
         let replaced = replaced.map_or(String::new(), |old| format!(" (replaces {old})"));
         format!(
-            "proposal {bpm} for block {block}{replaced}; round ends in {}\n",
+            "proposal {bpm} for block {block}{replaced}{weight}; round ends in {}\n",
             secs(left)
         )
     }
@@ -388,7 +451,83 @@ mod tests {
     const LIMITS: Limits = Limits {
         max_stake: 1000,
         max_bpm: 200,
+        weighting: Weighting::Stake,
     };
+
+    /// Under stake_work a second number is the nonce: a decimal u64, or the
+    /// proposal is malformed; other rules take no second number.
+    #[test]
+    fn work_proposals_carry_a_nonce() {
+        let work = Limits {
+            weighting: Weighting::StakeWork {
+                work_bits: 20,
+                work_bonus_max: 4,
+            },
+            ..LIMITS
+        };
+        let at_work = |text: &str| parse(Prompt::Bpm, &Line::Text(text.into()), work);
+        assert_eq!(at_work("72 123"), Input::Work(72, 123));
+        assert_eq!(
+            at_work("72  18446744073709551615 "),
+            Input::Work(72, u64::MAX)
+        );
+        assert_eq!(at_work("72"), Input::Bpm(72));
+        for bad in [
+            "72 -1",
+            "72 1.5",
+            "72 0x10",
+            "72 18446744073709551616",
+            "72 1 2",
+            "300 1",
+        ] {
+            assert!(matches!(at_work(bad), Input::Malformed(_)), "{bad}");
+        }
+        let Input::Malformed(why) = at_work("72 abc") else {
+            panic!("malformed")
+        };
+        assert!(why.contains("'abc' is not a nonce"), "{why}");
+        assert!(matches!(at(Prompt::Bpm, "72 123"), Input::Malformed(_)));
+        assert!(say::help(Prompt::Bpm, work).contains("'<bpm> <nonce>'"));
+        assert!(!say::help(Prompt::Bpm, LIMITS).contains("lottery:"));
+    }
+
+    #[test]
+    fn confirmations_name_the_weight_and_why() {
+        use pos_core::weighting::{Weighed, Why};
+        let work = Weighting::StakeWork {
+            work_bits: 20,
+            work_bonus_max: 4,
+        };
+        let w = |weight, why| Weighed { weight, why };
+        let age = Weighting::StakeAge { age_window: 10 };
+        assert_eq!(
+            say::proposal(
+                72,
+                9,
+                None,
+                &say::weight(&w(300, Why::Age(2)), age),
+                std::time::Duration::from_secs(12)
+            ),
+            "proposal 72 for block 9, weight 300 (age 2); round ends in 12.0s\n"
+        );
+        let mined = Why::Work {
+            nonce: Some(5),
+            zeros: 22,
+        };
+        assert_eq!(
+            say::weight(&w(400, mined), work),
+            ", weight 400 (work_bits 22)"
+        );
+        let short = Why::Work {
+            nonce: Some(5),
+            zeros: 3,
+        };
+        assert_eq!(
+            say::weight(&w(100, short), work),
+            ", weight 100 (work_bits 3, below 20: weight = stake)"
+        );
+        assert_eq!(say::weight(&w(100, Why::Stake), Weighting::Stake), "");
+    }
 
     fn at(prompt: Prompt, text: &str) -> Input {
         parse(prompt, &Line::Text(text.into()), LIMITS)

@@ -260,6 +260,7 @@ impl Session {
         Limits {
             max_stake: self.config.max_stake,
             max_bpm: self.config.max_bpm,
+            weighting: self.config.weighting(),
         }
     }
 
@@ -296,7 +297,8 @@ impl Session {
                 self.reply(&text).await
             }
             Input::NoArgument(command) => self.reply(&say::no_argument(&command)).await,
-            Input::Bpm(bpm) => self.propose(bpm).await,
+            Input::Bpm(bpm) => self.propose(bpm, None).await,
+            Input::Work(bpm, nonce) => self.propose(bpm, Some(nonce)).await,
             Input::Balance => self.balance().await,
             Input::Chain(Some(n)) => self.chain(n).await,
             Input::Chain(None) => self.reply(&say::chain_range()).await,
@@ -371,7 +373,7 @@ impl Session {
         self.reply(&text).await
     }
 
-    async fn propose(&mut self, bpm: u32) -> Flow {
+    async fn propose(&mut self, bpm: u32, nonce: Option<u64>) -> Flow {
         let Some(address) = self.address() else {
             return Flow::Close;
         };
@@ -384,7 +386,7 @@ impl Session {
                 Err(e) => tracing::warn!(%address, error = %e, "cannot record a first proposal"),
             }
         }
-        let proposed = match self.ctx.chain.submit.propose(address, bpm).await {
+        let proposed = match self.ctx.chain.submit.propose(address, bpm, nonce).await {
             Ok(proposed) => proposed,
             Err(WriteError::NoLeader) => return self.reply(say::NO_LEADER).await,
             Err(WriteError::Removed) => return self.reply(say::REMOVED).await,
@@ -392,8 +394,35 @@ impl Session {
         };
         self.awaiting = Some(proposed.round);
         let left = self.ctx.chain.next_round.remaining();
-        let text = say::proposal(bpm, self.next_block(), proposed.replaced, left);
+        let weight = self.weight(address, bpm, nonce);
+        let text = say::proposal(bpm, self.next_block(), proposed.replaced, &weight, left);
         self.reply(&text).await
+    }
+
+    /// What the proposal weighs if the round closes on the current tip, as
+    /// the confirmation says it (nothing under plain stake).
+    fn weight(&self, address: Address, bpm: u32, nonce: Option<u64>) -> String {
+        let weighting = self.config.weighting();
+        if weighting == pos_core::Weighting::Stake {
+            return String::new();
+        }
+        let store = &self.ctx.chain.store;
+        let weighed = store.validator(&address).and_then(|v| {
+            let stake = v.map_or(0, |v| v.balance);
+            let candidate = pos_core::Candidate {
+                address,
+                stake,
+                bpm,
+            };
+            crate::round::weight_now(store, &candidate, nonce)
+        });
+        match weighed {
+            Ok(w) => say::weight(&w, weighting),
+            Err(e) => {
+                tracing::warn!(%address, error = %e, "cannot weigh a proposal");
+                String::new()
+            }
+        }
     }
 
     async fn store_error(&mut self, e: pos_store::StoreError) -> Flow {

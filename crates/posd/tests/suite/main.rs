@@ -22,3 +22,4 @@ mod lottery;
 mod open_door;
 mod transcript;
 mod validator;
+mod weighting;

@@ -1,0 +1,180 @@
+//! stake_age and stake_work on a real posd (SPEC §12): the rule kept with the
+//! chain, weights named in the confirmations and stored with each round,
+//! mined nonces and malformed ones, and an age chain through export, import
+//! and `posd --check`.
+
+use pos_core::weighting::{work_weight, work_zeros};
+use pos_core::{Address, Block};
+use pos_testkit::{posd_bin, Posd};
+use std::process::Command;
+
+fn round(posd: &Posd) -> Block {
+    pos_testkit::admin::lottery_run(&posd.socket())
+        .unwrap()
+        .expect("a block")
+}
+
+fn posd_cmd(args: &[&str]) -> std::process::Output {
+    Command::new(posd_bin!()).args(args).output().unwrap()
+}
+
+/// The round records of an export, as JSON.
+fn rounds(export: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(export)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("round").cloned())
+        .collect()
+}
+
+#[test]
+fn stake_age_weights_grow_while_proposing_and_reset_on_a_win() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("age");
+    let args = [
+        "--round-interval",
+        "1h",
+        "--lottery-weighting",
+        "stake_age",
+        "--age-window",
+        "3",
+    ];
+    let posd = Posd::start(posd_bin!(), &dir, &args);
+    let (mut a, a_addr, _) = posd.validator(10);
+    let (mut b, _, _) = posd.validator(10);
+    a.send("70\n");
+    a.expect("proposal 70 for block 1, weight 10 (age 0); round ends in");
+    b.propose(71);
+    let first = round(&posd);
+    // The loser of round 1 proposed in it: age 1; the winner starts again.
+    let (mut winner, mut loser) = if first.validator.unwrap().to_string() == a_addr {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    winner.send("72\n");
+    winner.expect("proposal 72 for block 2, weight 11 (age 0)");
+    loser.send("73\n");
+    loser.expect("proposal 73 for block 2, weight 20 (age 1)");
+    for _ in 0..6 {
+        round(&posd);
+        winner.propose(74);
+        loser.propose(75);
+    }
+    round(&posd);
+    assert_eq!(pos_testkit::admin::chain_verify(&posd.socket()).unwrap(), 9);
+    let export = pos_testkit::admin::export(&posd.socket()).unwrap();
+    let records = rounds(&export);
+    assert_eq!(records.len(), 8);
+    for r in &records {
+        assert_eq!(
+            r["weighting"],
+            serde_json::json!({"stake_age": {"age_window": 3}})
+        );
+        assert_eq!(r["weights"].as_array().unwrap().len(), 2);
+    }
+    // Age never passes the window.
+    assert!(records
+        .iter()
+        .flat_map(|r| r["weights"].as_array().unwrap().iter())
+        .all(|w| w["why"]["age"].as_u64().unwrap() <= 3));
+
+    // The chain keeps its rule whatever the config says, and says so.
+    drop((winner, loser));
+    drop(posd);
+    let posd = Posd::start(posd_bin!(), &dir, &["--round-interval", "1h"]);
+    posd.wait_log("posd ready");
+    assert!(posd.log().contains("lottery_weighting"), "{}", posd.log());
+    let (mut c, _, _) = posd.validator(5);
+    c.send("60\n");
+    c.expect("proposal 60 for block 9, weight 5 (age 0)");
+    drop(c);
+    drop(posd);
+
+    // Export, import, check: every weight re-checked.
+    let file = root.path().join("age.jsonl");
+    std::fs::write(&file, &export).unwrap();
+    let copy = root.path().join("copy");
+    let out = posd_cmd(&[
+        "import",
+        file.to_str().unwrap(),
+        "--data-dir",
+        copy.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check = posd_cmd(&["--check", "--data-dir", copy.to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// The first nonce from 0 on whose work has `wanted` leading zero bits.
+fn mine(prev: &Block, address: &Address, bpm: u32, wanted: impl Fn(u32) -> bool) -> (u64, u32) {
+    (0..)
+        .map(|n| (n, work_zeros(&prev.hash, prev.index + 1, address, bpm, n)))
+        .find(|&(_, z)| wanted(z))
+        .unwrap()
+}
+
+#[test]
+fn stake_work_takes_mined_nonces_and_slashes_malformed_ones() {
+    let root = tempfile::tempdir().unwrap();
+    let args = [
+        "--round-interval",
+        "1h",
+        "--lottery-weighting",
+        "stake_work",
+        "--work-bits",
+        "4",
+        "--work-bonus-max",
+        "2",
+    ];
+    let posd = Posd::start(posd_bin!(), &root.path().join("work"), &args);
+    let (mut a, a_addr, _) = posd.validator(10);
+    let (mut b, b_addr, _) = posd.validator(10);
+    a.send("help\n");
+    a.expect("lottery: stake_work: '<bpm> <nonce>'");
+    a.send("70\n");
+    a.expect("proposal 70 for block 1, weight 10 (no nonce: weight = stake)");
+    let tip = round(&posd);
+    let (a_addr, b_addr): (Address, Address) = (a_addr.parse().unwrap(), b_addr.parse().unwrap());
+    let stake = |addr: &Address| if Some(*addr) == tip.validator { 11 } else { 10 };
+
+    let (nonce, z) = mine(&tip, &a_addr, 72, |z| z >= 5);
+    let weight = work_weight(stake(&a_addr), z, 4, 2);
+    a.send(&format!("72 {nonce}\n"));
+    a.expect(&format!(
+        "proposal 72 for block 2, weight {weight} (work_bits {z})"
+    ));
+    let (low, z) = mine(&tip, &b_addr, 73, |z| z < 4);
+    b.send(&format!("73 {low}\n"));
+    b.expect(&format!(
+        "proposal 73 for block 2, weight {} (work_bits {z}, below 4: weight = stake)",
+        stake(&b_addr)
+    ));
+    let block = round(&posd);
+    let export = pos_testkit::admin::export(&posd.socket()).unwrap();
+    let records = rounds(&export);
+    let nonces: Vec<_> = records[1]["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["why"]["work"]["nonce"].as_u64())
+        .collect();
+    let mut expected = [(a_addr, Some(nonce)), (b_addr, Some(low))];
+    expected.sort();
+    assert_eq!(nonces, expected.iter().map(|e| e.1).collect::<Vec<_>>());
+    assert_eq!(block.index, 2);
+
+    // A nonce that is not a decimal u64 is a malformed proposal.
+    b.send("74 12ab\n");
+    b.expect("'12ab' is not a nonce");
+    b.expect_closed();
+    assert_eq!(pos_testkit::admin::chain_verify(&posd.socket()).unwrap(), 3);
+}
