@@ -142,6 +142,7 @@ fn a_proposal_sent_twice_stands_only_in_its_round() {
             address: address.parse().unwrap(),
             bpm: 70,
             block,
+            nonce: None,
         },
     };
     let committed = PeerResponse::Submitted(Ok(()));
