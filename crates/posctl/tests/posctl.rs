@@ -885,3 +885,205 @@ fn cluster_commands_in_both_modes() {
     let err = fails(&node.socket, &["cluster", "remove", "9"], 1);
     assert!(err.contains("node 9 is not a member"), "{err}");
 }
+
+/// A `stake_work` daemon (work_bits 4, bonus up to 2 doublings) with two
+/// validators of stake 10.
+fn work_daemon(dir: &Path) -> (Daemon, [(Client, String); 2]) {
+    let args = [
+        "--round-interval",
+        "1h",
+        "--lottery-weighting",
+        "stake_work",
+        "--work-bits",
+        "4",
+        "--work-bonus-max",
+        "2",
+    ];
+    let d = Daemon::start(dir, &args);
+    let (a, addr_a, _) = d.validator(10);
+    let (b, addr_b, _) = d.validator(10);
+    (d, [(a, addr_a), (b, addr_b)])
+}
+
+/// The weight a nonce with `zeros` leading zero bits earns a stake of 10.
+fn work_weight_of(zeros: u64) -> u64 {
+    10 << zeros.saturating_sub(4).min(2)
+}
+
+#[test]
+fn work_finds_nonces_posd_accepts_and_explain_shows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, [(mut a, addr_a), (mut b, addr_b)]) = work_daemon(dir.path());
+    let s = d.socket.clone();
+
+    // --bits above the chain's: a weight above the stake.
+    let found = json(&s, &["work", &addr_a, "72", "--bits", "6"]);
+    assert_eq!(
+        (found["index"].as_u64(), found["bpm"].as_u64()),
+        (Some(1), Some(72))
+    );
+    let zeros_a = found["work_bits"].as_u64().unwrap();
+    assert!(zeros_a >= 6, "{found}");
+    let nonce_a = found["nonce"].as_str().unwrap().to_string();
+    a.send(&format!("72 {nonce_a}\n"));
+    a.expect(&format!(
+        "proposal 72 for block 1, weight 40 (work_bits {zeros_a})"
+    ));
+
+    // No --bits: the chain's work_bits; the text names the line to send.
+    let text = ok(&s, &["work", &addr_b, "73"]);
+    let nonce_b = text.rsplit("propose with: 73 ").next().unwrap().trim();
+    let zeros_b: u64 = text
+        .split(" gives ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|z| z.parse().ok())
+        .expect(&text);
+    assert!(zeros_b >= 4, "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "nonce {nonce_b} gives {zeros_b} leading zero bits for block 1 ("
+        )),
+        "{text}"
+    );
+    b.send(&format!("73 {nonce_b}\n"));
+    b.expect(&format!(
+        "proposal 73 for block 1, weight {} (work_bits {zeros_b})",
+        work_weight_of(zeros_b)
+    ));
+
+    assert_eq!(json(&s, &["lottery", "run"])["outcome"], "committed");
+    let explained = json(&s, &["lottery", "explain", "1"]);
+    assert_eq!(explained["weighting"], "stake_work");
+    assert_eq!(explained["replay_ok"], true);
+    let total = 40 + work_weight_of(zeros_b);
+    assert_eq!(explained["total_weight"], total.to_string());
+    assert_eq!(explained["total_stake"], "20");
+    let mut by_address = std::collections::HashMap::new();
+    for c in explained["candidates"].as_array().unwrap() {
+        by_address.insert(c["address"].as_str().unwrap().to_string(), c.clone());
+    }
+    for (addr, weight, zeros, nonce) in [
+        (&addr_a, 40, zeros_a, nonce_a.as_str()),
+        (&addr_b, work_weight_of(zeros_b), zeros_b, nonce_b),
+    ] {
+        let c = &by_address[addr.as_str()];
+        assert_eq!(c["weight"], weight.to_string(), "{c}");
+        assert_eq!(c["work_bits"], zeros, "{c}");
+        assert_eq!(c["nonce"], nonce, "{c}");
+        assert!(c.get("age").is_none(), "{c}");
+    }
+
+    let human = ok(&s, &["lottery", "explain", "1"]);
+    for needle in [
+        "stake_work (work_bits 4, work_bonus_max 2)".to_string(),
+        "(uniform in [0, total weight))".to_string(),
+        "WEIGHT".to_string(),
+        format!("work_bits {zeros_a}"),
+        "replayed".to_string(),
+    ] {
+        assert!(human.contains(&needle), "{needle} not in\n{human}");
+    }
+    let total_line = human.lines().find(|l| l.starts_with("total weight"));
+    assert!(
+        total_line.is_some_and(|l| l.trim_end().ends_with(&format!(" {total}"))),
+        "{human}"
+    );
+    assert!(human.lines().all(|l| l.chars().count() <= 80), "{human}");
+}
+
+/// On a long search `posctl work` rewrites one progress line on stderr:
+/// hashes so far, the rate and the time to expect.
+#[test]
+fn work_reports_progress_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, [(_a, addr_a), _]) = work_daemon(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_posctl"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["work", &addr_a, "72", "--bits", "48"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n @ 1..) = stderr.read(&mut buf) {
+            seen.extend_from_slice(&buf[..n]);
+            if seen.ends_with(b"   ") {
+                break;
+            }
+        }
+        let _ = tx.send(String::from_utf8_lossy(&seen).into_owned());
+    });
+    // 2^18 hashes before the first update: seconds in a debug build.
+    let progress = rx.recv_timeout(Duration::from_secs(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let progress = progress.expect("a progress line within 300 s");
+    assert!(
+        progress.starts_with("\rblock 1: 262144 hashes, ")
+            && progress.contains("/s, 48 bits expect ~"),
+        "{progress:?}"
+    );
+}
+
+#[test]
+fn explain_shows_ages_under_stake_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--round-interval",
+        "1h",
+        "--lottery-weighting",
+        "stake_age",
+        "--age-window",
+        "3",
+    ];
+    let d = Daemon::start(dir.path(), &args);
+    let s = d.socket.clone();
+    let (mut a, _, _) = d.validator(10);
+    let (mut b, _, _) = d.validator(10);
+    a.propose(70);
+    b.propose(71);
+    let first = json(&s, &["lottery", "run"]);
+    let winner = first["block"]["Validator"].as_str().unwrap().to_string();
+    a.propose(72);
+    b.propose(73);
+    assert_eq!(json(&s, &["lottery", "run"])["outcome"], "committed");
+
+    // Round 2: the loser of round 1 has age 1, the winner (stake 11) age 0.
+    let explained = json(&s, &["lottery", "explain", "2"]);
+    assert_eq!(explained["weighting"], "stake_age");
+    assert_eq!(explained["replay_ok"], true);
+    assert_eq!(explained["total_weight"], "31");
+    for c in explained["candidates"].as_array().unwrap() {
+        let (weight, age) = match c["address"] == winner.as_str() {
+            true => ("11", 0),
+            false => ("20", 1),
+        };
+        assert_eq!(
+            (&c["weight"], &c["age"]),
+            (&weight.into(), &age.into()),
+            "{c}"
+        );
+        assert!(c.get("nonce").is_none(), "{c}");
+    }
+    let human = ok(&s, &["lottery", "explain", "2"]);
+    for needle in [
+        "stake_age (age_window 3)",
+        "(uniform in [0, total weight))",
+        "age 0",
+        "age 1",
+    ] {
+        assert!(human.contains(needle), "{needle} not in\n{human}");
+    }
+    let total_line = human.lines().find(|l| l.starts_with("total weight"));
+    assert!(
+        total_line.is_some_and(|l| l.trim_end().ends_with(" 31")),
+        "{human}"
+    );
+    assert!(human.lines().all(|l| l.chars().count() <= 80), "{human}");
+}
