@@ -19,7 +19,7 @@ fn posd_cmd(args: &[&str]) -> std::process::Output {
 }
 
 /// The round records of an export, as JSON.
-fn rounds(export: &[u8]) -> Vec<serde_json::Value> {
+fn rounds_of(export: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(export)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -64,7 +64,7 @@ fn stake_age_weights_grow_while_proposing_and_reset_on_a_win() {
     round(&posd);
     assert_eq!(pos_testkit::admin::chain_verify(&posd.socket()).unwrap(), 9);
     let export = pos_testkit::admin::export(&posd.socket()).unwrap();
-    let records = rounds(&export);
+    let records = rounds_of(&export);
     assert_eq!(records.len(), 8);
     for r in &records {
         assert_eq!(
@@ -160,7 +160,7 @@ fn stake_work_takes_mined_nonces_and_slashes_malformed_ones() {
     ));
     let block = round(&posd);
     let export = pos_testkit::admin::export(&posd.socket()).unwrap();
-    let records = rounds(&export);
+    let records = rounds_of(&export);
     let nonces: Vec<_> = records[1]["weights"]
         .as_array()
         .unwrap()
@@ -177,4 +177,90 @@ fn stake_work_takes_mined_nonces_and_slashes_malformed_ones() {
     b.expect("'12ab' is not a nonce");
     b.expect_closed();
     assert_eq!(pos_testkit::admin::chain_verify(&posd.socket()).unwrap(), 3);
+}
+
+/// χ² critical value at p = 0.001 for 3 degrees of freedom (4 validators).
+const CHI2_001_DF3: f64 = 16.266;
+
+/// `rounds` rounds of a real posd under `args`' rule with four validators of
+/// stakes 10, 20, 30, 40 (under `stake_work` validator i keeps the best of
+/// 4^i nonces): the conditional χ² of wins against the sum over rounds of
+/// weight/total, from the stored round records; asserted p > 0.001.
+fn chi2_of_real_rounds(args: &[&str], rounds: usize) -> f64 {
+    let root = tempfile::tempdir().unwrap();
+    let mut args = args.to_vec();
+    args.extend(["--round-interval", "1h"]);
+    let posd = Posd::start(posd_bin!(), &root.path().join("chi2"), &args);
+    let mut validators: Vec<_> = [10, 20, 30, 40]
+        .into_iter()
+        .map(|stake| {
+            let (client, addr, _) = posd.validator(stake);
+            (client, addr.parse::<Address>().unwrap())
+        })
+        .collect();
+    let work = args.contains(&"stake_work");
+    let mut tip: Option<Block> = None;
+    for _ in 0..rounds {
+        for (i, (client, address)) in validators.iter_mut().enumerate() {
+            let bpm = 60 + i as u32;
+            let nonce = match (&tip, work) {
+                (Some(tip), true) => {
+                    let zeros = |n| work_zeros(&tip.hash, tip.index + 1, address, bpm, n);
+                    let best = (0..4u64.pow(i as u32)).max_by_key(|&n| zeros(n)).unwrap();
+                    format!(" {best}")
+                }
+                _ => String::new(),
+            };
+            client.send(&format!("{bpm}{nonce}\n"));
+            client.expect(&format!("proposal {bpm} for block"));
+        }
+        tip = Some(round(&posd));
+    }
+    let export = pos_testkit::admin::export(&posd.socket()).unwrap();
+    let records: Vec<pos_core::RoundRecord> = rounds_of(&export)
+        .into_iter()
+        .map(|r| serde_json::from_value(r).unwrap())
+        .collect();
+    assert_eq!(records.len(), rounds);
+    let mut wins = std::collections::HashMap::<Address, f64>::new();
+    let mut expected = std::collections::HashMap::<Address, f64>::new();
+    for r in &records {
+        let total = r.total_weight() as f64;
+        for (i, c) in r.candidates.iter().enumerate() {
+            *expected.entry(c.address).or_default() += r.weight(i) as f64 / total;
+        }
+        *wins.entry(r.winner().address).or_default() += 1.0;
+    }
+    assert_eq!(expected.len(), 4);
+    let chi2: f64 = expected
+        .iter()
+        .map(|(a, e)| (wins.get(a).copied().unwrap_or(0.0) - e).powi(2) / e)
+        .sum();
+    assert!(chi2 < CHI2_001_DF3, "{args:?}: chi2 {chi2}");
+    chi2
+}
+
+/// 200 rounds per rule of a real posd (each proposal over TCP, each round a
+/// durable commit): about 6 s for the three in a debug build.
+/// `cargo test -p posd --test suite -- wins_follow_weights_on_a_real_posd --nocapture`
+#[test]
+fn wins_follow_weights_on_a_real_posd() {
+    for args in [
+        &["--lottery-weighting", "stake"][..],
+        &["--lottery-weighting", "stake_age", "--age-window", "10"],
+        &[
+            "--lottery-weighting",
+            "stake_work",
+            "--work-bits",
+            "2",
+            "--work-bonus-max",
+            "4",
+        ],
+    ] {
+        let chi2 = chi2_of_real_rounds(args, 200);
+        println!(
+            "{}: 200 rounds, chi2 {chi2:.2} (3 df, p = 0.001 at {CHI2_001_DF3})",
+            args[1]
+        );
+    }
 }
