@@ -532,26 +532,19 @@ pub fn draw_weighted(
         }
     };
     let seed = rule.seed(&weighting, prev_hash, index);
-    if weighting == Weighting::Stake {
+    // Under `stake` the weights are the stakes, and the record keeps none.
+    let (weights, (ticket, winner)) = if weighting == Weighting::Stake {
         let stakes = candidates.iter().map(|c| c.stake as u128);
-        let (ticket, winner) = pick(stakes, seed, total);
-        return Ok(RoundRecord {
-            index,
-            seed,
-            candidates,
-            ticket,
-            winner,
-            rule,
-            weighting,
-            weights: Vec::new(),
-        });
-    }
-    let weights = weigh(&weighting, prev_hash, index, &candidates, &nonces, history);
-    let total = weights
-        .iter()
-        .try_fold(0u128, |sum, w| sum.checked_add(w.weight))
-        .ok_or(LotteryError::Overflow)?;
-    let (ticket, winner) = pick(weights.iter().map(|w| w.weight), seed, total);
+        (Vec::new(), pick(stakes, seed, total))
+    } else {
+        let weights = weigh(&weighting, prev_hash, index, &candidates, &nonces, history);
+        let total = weights
+            .iter()
+            .try_fold(0u128, |sum, w| sum.checked_add(w.weight))
+            .ok_or(LotteryError::Overflow)?;
+        let drawn = pick(weights.iter().map(|w| w.weight), seed, total);
+        (weights, drawn)
+    };
     Ok(RoundRecord {
         index,
         seed,

@@ -27,18 +27,22 @@ fn rounds_of(export: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A `stake_age` chain with a window of 3 rounds and hour-long rounds
+/// (closed by hand).
+const AGE_WINDOW_3: [&str; 6] = [
+    "--round-interval",
+    "1h",
+    "--lottery-weighting",
+    "stake_age",
+    "--age-window",
+    "3",
+];
+
 #[test]
 fn stake_age_weights_grow_while_proposing_and_reset_on_a_win() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("age");
-    let args = [
-        "--round-interval",
-        "1h",
-        "--lottery-weighting",
-        "stake_age",
-        "--age-window",
-        "3",
-    ];
+    let args = AGE_WINDOW_3;
     let posd = Posd::start(posd_bin!(), &dir, &args);
     let (mut a, a_addr, _) = posd.validator(10);
     let (mut b, _, _) = posd.validator(10);
@@ -272,14 +276,7 @@ fn wins_follow_weights_on_a_real_posd() {
 fn a_stake_age_cluster_agrees_on_every_weight() {
     use pos_testkit::cluster::{eventually, ClusterDir, Node};
     let dir = ClusterDir::new();
-    let args = [
-        "--round-interval",
-        "1h",
-        "--lottery-weighting",
-        "stake_age",
-        "--age-window",
-        "3",
-    ];
+    let args = AGE_WINDOW_3;
     let nodes: Vec<Node> = (1..=3)
         .map(|id| dir.start(posd_bin!(), id, &args))
         .collect();
