@@ -124,18 +124,13 @@ pub enum PeerResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Submission {
     Ledger(LedgerWrite),
-    Propose {
-        address: Address,
-        bpm: u32,
-    },
     Withdraw {
         address: Address,
     },
     /// Close the round now (`posctl lottery run`).
     Round,
     /// The validator's proposal for the round that makes block `block`,
-    /// with its nonce on a `stake_work` chain; it stands in no later round
-    /// (`Propose` is older nodes' form).
+    /// with its nonce on a `stake_work` chain; it stands in no later round.
     ProposeFor {
         address: Address,
         bpm: u32,

@@ -59,7 +59,6 @@ impl Batcher {
                         continue;
                     }
                     Submission::Ledger(write) => self.command(Request::Ledger(write)),
-                    Submission::Propose { address, bpm } => Op::Propose { address, bpm },
                     Submission::Withdraw { address } => Op::Withdraw { address },
                     Submission::ProposeFor {
                         address,
