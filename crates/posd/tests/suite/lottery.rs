@@ -295,7 +295,14 @@ const FIXTURE_SEED_1: &str = "79807c37feedc27b57dd7078e5bb730c84b648e9b752f90e84
 /// Unpacks the data directory the schema-1 posd wrote (see
 /// fixtures/README.md) into `dir`.
 pub(crate) fn schema1(dir: &Path) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema1.tar.gz");
+    unpack_fixture("schema1.tar.gz", dir);
+}
+
+/// Unpacks `tests/fixtures/<name>` into `dir`.
+pub(crate) fn unpack_fixture(name: &str, dir: &Path) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let status = std::process::Command::new("tar")
         .arg("-xzf")
         .arg(&fixture)

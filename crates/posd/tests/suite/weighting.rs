@@ -321,3 +321,51 @@ fn a_stake_age_cluster_agrees_on_every_weight() {
         .flat_map(|r| r["weights"].as_array().unwrap().iter())
         .any(|w| w["why"]["age"].as_u64() > Some(0)));
 }
+
+/// A data directory written by the round-2 posd (schema 2, before the
+/// weightings; fixtures/README.md) is a `stake` chain: a config asking for
+/// another rule is logged and the chain keeps its own, every stored byte and
+/// hash stays, the old draws replay, and new rounds are drawn by stake and
+/// stored in round 2's layout.
+#[test]
+fn a_schema2_data_dir_is_a_stake_chain_and_keeps_every_hash() {
+    use crate::lottery::{raw_rounds, round_head, status, unpack_fixture};
+    const TIP: &str = "29fc6d2926a58006a430039730c3bc4d6eba616b398a930e745ad4fe03885171";
+    const SEED_1: &str = "9d62547a612ffdcbd32df6a56f266bea137ba473c7672382d9cef266fea85842";
+    let dir = tempfile::tempdir().unwrap();
+    unpack_fixture("schema2.tar.gz", dir.path());
+    let before = raw_rounds(dir.path());
+    assert_eq!(before.len(), 3);
+
+    let mut posd = Posd::start(posd_bin!(), dir.path(), &AGE_WINDOW_3);
+    let log = posd.wait_log("posd ready");
+    assert!(!log.contains("migrated"), "{log}");
+    assert!(
+        log.contains("lottery_weighting") && log.contains("stake_age"),
+        "the differing rule is logged: {log}"
+    );
+    let socket = posd.socket();
+    let s = status(&socket);
+    assert_eq!((s.height, s.tip_hash.to_hex()), (3, TIP.to_string()));
+    assert_eq!(s.weighting, pos_core::Weighting::Stake);
+    assert_eq!(pos_testkit::admin::chain_verify(&socket), Ok(4));
+    let first = round_head(&socket, 1);
+    assert_eq!(first.seed.to_hex(), SEED_1);
+    assert_eq!(
+        (first.ticket, first.weighting),
+        (355, pos_core::Weighting::Stake)
+    );
+
+    // A new round: a stake confirmation (no weight named), a stake draw.
+    let (mut v, _, _) = posd.validator(10);
+    v.send("75\n");
+    v.expect("proposal 75 for block 4; round ends in");
+    assert_eq!(round(&posd).index, 4);
+    assert_eq!(pos_testkit::admin::chain_verify(&socket), Ok(5));
+    drop(v);
+    assert!(posd.terminate().success());
+
+    let after = raw_rounds(dir.path());
+    assert_eq!(after[..3], before[..], "stored rounds kept byte for byte");
+    assert_eq!(after[3][0], pos_store::layout::ROUND_LAYOUT_STAKE);
+}
