@@ -133,7 +133,10 @@ pub fn round(
 
 /// Candidates with their weights and why (`weights` aligned with them, or
 /// empty under `stake`: weight = stake, not repeated).
-pub fn candidates(candidates: &[Candidate], weights: &[pos_core::weighting::Weighed]) -> Vec<Value> {
+pub fn candidates(
+    candidates: &[Candidate],
+    weights: &[pos_core::weighting::Weighed],
+) -> Vec<Value> {
     candidates
         .iter()
         .enumerate()

@@ -259,7 +259,9 @@ pub async fn open_round(State(shared): State<Arc<Shared>>) -> Response {
     let total: u128 = candidates.iter().map(|c| u128::from(c.stake)).sum();
     let total_weight = match weights.is_empty() {
         true => total,
-        false => weights.iter().fold(0u128, |t, w| t.saturating_add(w.weight)),
+        false => weights
+            .iter()
+            .fold(0u128, |t, w| t.saturating_add(w.weight)),
     };
     Json(json!({
         "index": tip.index + 1,

@@ -394,7 +394,11 @@ fn the_open_round_weighs_by_the_chains_rule() {
     let (a, b) = (a[0], b[0]);
     assert_eq!(
         (&a["weight"], &a["work_bits"], &a["nonce"]),
-        (&json!(weight.to_string()), &json!(z), &json!(nonce.to_string()))
+        (
+            &json!(weight.to_string()),
+            &json!(z),
+            &json!(nonce.to_string())
+        )
     );
     assert_eq!(
         (&b["weight"], &b["work_bits"], &b["nonce"]),
