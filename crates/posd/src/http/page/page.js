@@ -148,6 +148,9 @@ function ruleSays(c) {
 function showRule() {
   $("s-rule").textContent = ruleName(chain);
   $("s-rule").title = ruleSays(chain);
+  $("chart-rule").textContent = chain.weighting === "stake" ? ""
+    : ` Under ${chain.weighting} wins follow weight (${ruleSays(chain)}), not stake alone, so dots ` +
+      "may sit off the diagonal by design.";
 }
 
 async function refreshStatus() {
@@ -630,7 +633,8 @@ function tickets(r, mine) {
             same ? "" : ` ✗ stored ${kept.weight ?? kept.stake}`),
           h("td", {}, w.age !== undefined ? `age ${w.age}`
             : w.nonce === null ? "no nonce"
-              : `nonce ${w.nonce}: ${w.zeros} zero bits${w.zeros < mine.rule.work_bits ? ", below the gate" : ""}`),
+              : `nonce ${w.nonce}: ${w.zeros} zero bits${w.zeros < mine.rule.work_bits
+                ? `, below ${mine.rule.work_bits}` : ""}`),
         ] : []),
         h("td", {}, `${from} … ${to - 1n}`));
       from = to;
