@@ -1,8 +1,8 @@
 //! The live page (SPEC §10) in a real browser: headless Chromium from the
 //! Debian packages (CI installs it and runs the ignored tests as root).
 
-use pos_core::weighting::work_zeros;
-use pos_core::Digest;
+use crate::weighting::mine;
+use pos_core::{Address, Block};
 use pos_testkit::browser::Browser;
 use pos_testkit::{force_round, posd_bin, Client, Posd};
 
@@ -362,21 +362,19 @@ fn chances_by_weight(b: &mut Browser, rows: usize, whys: &[&str]) {
     );
 }
 
+/// posd with HTTP on, rounds closed by hand, under `--lottery-weighting` `rule`.
+fn weighted_posd(dir: &std::path::Path, rule: &[&str]) -> Posd {
+    let mut args = vec!["--round-interval", "1h", "--http-listen", "127.0.0.1:0"];
+    args.push("--lottery-weighting");
+    args.extend(rule);
+    Posd::start(posd_bin!(), dir, &args)
+}
+
 #[test]
 #[ignore = "needs chromium"]
 fn the_page_rechecks_stake_age_draws_from_the_rounds_before() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "--round-interval",
-        "1h",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--lottery-weighting",
-        "stake_age",
-        "--age-window",
-        "3",
-    ];
-    let posd = Posd::start(posd_bin!(), dir.path(), &args);
+    let posd = weighted_posd(dir.path(), &["stake_age", "--age-window", "3"]);
     let mut validators: Vec<_> = [300, 200, 100, 50]
         .into_iter()
         .map(|stake| posd.validator(stake))
@@ -397,62 +395,39 @@ fn the_page_rechecks_stake_age_draws_from_the_rounds_before() {
     assert_eq!(b.errors(), Vec::<String>::new(), "the page reported errors");
 }
 
-/// The first nonce from 0 on for `address` and `bpm` in the round after
-/// the tip (its hash and index) whose work has `wanted` leading zero bits.
-fn mine(tip: (Digest, u64), address: &str, bpm: u32, wanted: impl Fn(u32) -> bool) -> u64 {
-    let address: pos_core::Address = address.parse().unwrap();
-    (0..)
-        .find(|&n| wanted(work_zeros(&tip.0, tip.1 + 1, &address, bpm, n)))
-        .unwrap()
-}
-
 #[test]
 #[ignore = "needs chromium"]
 fn the_page_rechecks_stake_work_draws_with_webcrypto() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "--round-interval",
-        "1h",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--lottery-weighting",
-        "stake_work",
-        "--work-bits",
-        "4",
-        "--work-bonus-max",
-        "2",
-    ];
-    let posd = Posd::start(posd_bin!(), dir.path(), &args);
-    let http = posd.http();
+    let rule = ["stake_work", "--work-bits", "4", "--work-bonus-max", "2"];
+    let posd = weighted_posd(dir.path(), &rule);
     let mut validators: Vec<_> = [100, 100, 100]
         .into_iter()
         .map(|stake| posd.validator(stake))
         .collect();
-    let genesis = pos_testkit::http::get(http, "/api/blocks/0").json();
-    let mut tip: (Digest, u64) = (genesis["Hash"].as_str().unwrap().parse().unwrap(), 0);
-    // Each round: one proposal with work above the gate, one below it, one bare.
+    // After a first round of bare proposals, each round has one proposal
+    // with work above the gate, one below it and one bare.
     let propose =
-        |validators: &mut [(Client, String, String)], tip: (Digest, u64), round: usize| {
+        |validators: &mut [(Client, String, String)], tip: Option<&Block>, round: usize| {
             for (i, (c, address, _)) in validators.iter_mut().enumerate() {
                 let bpm = 60 + (round * 7 + i * 13) as u32 % 40;
-                let line = match (round + i) % 3 {
-                    0 => format!("{bpm} {}", mine(tip, address, bpm, |z| z >= 5)),
-                    1 => format!("{bpm} {}", mine(tip, address, bpm, |z| z < 4)),
+                let address: Address = address.parse().unwrap();
+                let line = match (tip, (round + i) % 3) {
+                    (Some(tip), 0) => format!("{bpm} {}", mine(tip, &address, bpm, |z| z >= 5).0),
+                    (Some(tip), 1) => format!("{bpm} {}", mine(tip, &address, bpm, |z| z < 4).0),
                     _ => bpm.to_string(),
                 };
                 c.send(&format!("{line}\n"));
-                c.expect(&format!("proposal {bpm} for block {}, weight", tip.1 + 1));
+                c.expect(&format!("proposal {bpm} for block {}, weight", round + 1));
             }
         };
+    let mut tip = None;
     for round in 0..6 {
-        propose(&mut validators, tip, round);
-        let block = pos_testkit::admin::lottery_run(&posd.socket())
-            .unwrap()
-            .unwrap();
-        tip = (block.hash, block.index);
+        propose(&mut validators, tip.as_ref(), round);
+        tip = pos_testkit::admin::lottery_run(&posd.socket()).unwrap();
     }
     let mut b = the_page_rechecks_a_weighted_chain(
-        http,
+        posd.http(),
         6,
         "stake_work (work_bits 4, work_bonus_max 2)",
         "work_bits => work bits of ",
@@ -463,7 +438,7 @@ fn the_page_rechecks_stake_work_draws_with_webcrypto() {
         shown.contains("zero bits") && shown.contains("no nonce"),
         "{shown}"
     );
-    propose(&mut validators, tip, 6);
+    propose(&mut validators, tip.as_ref(), 6);
     chances_by_weight(&mut b, 3, &["zero bits", "no nonce"]);
     assert_eq!(b.errors(), Vec::<String>::new(), "the page reported errors");
 }

@@ -2,7 +2,8 @@
 //! server-sent events and limits. (That `/api/...` answers exactly what
 //! `posctl --json` prints is checked with the posctl binary, in posctl's tests.)
 
-use pos_core::weighting::{work_weight, work_zeros};
+use crate::weighting::mine;
+use pos_core::weighting::work_weight;
 use pos_testkit::http::{self, Events};
 use pos_testkit::{force_round, Daemon, Posd, PATIENCE};
 use serde_json::json;
@@ -374,18 +375,15 @@ fn the_open_round_weighs_by_the_chains_rule() {
     let (d, http) = daemon(&root.path().join("work"), &work);
     let (mut a, a_addr, _) = d.validator(10);
     let (mut b, _, _) = d.validator(10);
-    let genesis = http::get(http, "/api/blocks/0").json();
-    let prev: pos_core::Digest = genesis["Hash"].as_str().unwrap().parse().unwrap();
-    let address: pos_core::Address = a_addr.parse().unwrap();
-    let (nonce, z) = (0..)
-        .map(|n| (n, work_zeros(&prev, 1, &address, 72, n)))
-        .find(|&(_, z)| z >= 5)
-        .unwrap();
+    // a alone proposes for block 1, wins it and its reward: stake 11.
+    a.propose(70);
+    let tip = pos_testkit::admin::lottery_run(&d.socket).unwrap().unwrap();
+    let (nonce, z) = mine(&tip, &a_addr.parse().unwrap(), 72, |z| z >= 5);
     a.send(&format!("72 {nonce}\n"));
-    a.expect("proposal 72 for block 1, weight");
+    a.expect("proposal 72 for block 2, weight");
     b.propose(73);
     let r = open_round(http);
-    let weight = work_weight(10, z, 4, 2);
+    let weight = work_weight(11, z, 4, 2);
     let (a, b): (Vec<_>, Vec<_>) = r["candidates"]
         .as_array()
         .unwrap()
