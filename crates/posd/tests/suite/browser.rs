@@ -320,7 +320,8 @@ fn the_page_rechecks_a_weighted_chain(
     );
     assert!(shown.contains("Weights. The chain's rule is"), "{shown}");
 
-    // A stored weight that was altered does not pass, nor a reason.
+    // A stored weight that was altered does not pass, nor one that is no
+    // number, nor a reason.
     let c = "round.candidates[0]";
     let heavier = tamper(
         &mut b,
@@ -329,6 +330,9 @@ fn the_page_rechecks_a_weighted_chain(
     );
     let says = format!("✗ Block {height}'s draw does not match: weight of ");
     assert!(heavier.starts_with(&says), "{heavier}");
+    let malformed = tamper(&mut b, height, &format!("{c}.weight = 'heavy'"));
+    let says = format!("✗ cannot re-check block {height}'s draw: the stored round holds a number");
+    assert!(malformed.starts_with(&says), "{malformed}");
     let (field, says) = why.split_once(" => ").unwrap();
     let older = tamper(&mut b, height, &format!("{c}.{field} += 1"));
     assert!(older.contains(says), "{older}");

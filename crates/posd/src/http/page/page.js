@@ -417,6 +417,15 @@ async function replay(r, history = [], rule = chain ?? STAKE) {
     winner };
 }
 
+/** Throws unless the stored round's numbers are whole numbers (BigInt refuses others). */
+function numbers(r) {
+  try {
+    [r.ticket, r.total_stake, r.total_weight ?? 0, ...r.candidates.map((c) => c.weight ?? c.stake)].forEach(BigInt);
+  } catch {
+    throw new Error("the stored round holds a number that is not a whole number");
+  }
+}
+
 /** At most three of a list's items, then how many more. */
 function few(items) {
   return items.length > 3 ? [...items.slice(0, 3), `${items.length - 3} more`] : items;
@@ -529,10 +538,12 @@ async function explain(index, chosen = true) {
   }
   let mine;
   try {
+    numbers(r);
     mine = await replay(r, past, rule);
   } catch (e) {
     out.replaceChildren();
-    verdict.textContent = `cannot re-check block ${index}'s draw: ${e.message}`;
+    verdict.className = "verdict bad";
+    verdict.textContent = `✗ cannot re-check block ${index}'s draw: ${e.message}`;
     return;
   }
   if (drawShown !== index) return;
