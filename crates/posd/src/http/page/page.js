@@ -102,21 +102,14 @@ let validatorCount = 0;
 /**
  * The chain's weighting rule and its parameters, as /api/status names them
  * (`lottery_weighting`, `age_window`, `work_bits`, `work_bonus_max`): fixed
- * at genesis, so read once. A draw is re-checked under this rule.
+ * at genesis. A draw is re-checked under this rule.
  */
 let chain = null;
-let chainRead = null;
 
-function chainRule() {
-  chainRead ??= getJSON("api/status").then((s) => {
-    chain = ruleOf(s);
-    showRule();
-    return chain;
-  }, (e) => {
-    chainRead = null;
-    throw e;
-  });
-  return chainRead;
+/** The chain's rule, reading the status first if the page has not yet. */
+async function chainRule() {
+  if (!chain) await refreshStatus();
+  return chain;
 }
 
 function ruleOf(s) {
@@ -175,7 +168,8 @@ async function refreshRound() {
     : "No proposals yet. Without one the round ends with no block.") +
     ` posd has committed to this round's secret (${short(r.commitment)}); the draw will reveal it.`;
   const body = $("round").tBodies[0];
-  const sorted = [...r.candidates].sort((a, b) => (weightOf(b) > weightOf(a) ? 1 : weightOf(b) < weightOf(a) ? -1 : 0));
+  const heavier = (a, b) => (weightOf(b) > weightOf(a) ? 1 : weightOf(b) < weightOf(a) ? -1 : 0);
+  const sorted = [...r.candidates].sort(heavier);
   body.replaceChildren(...sorted.slice(0, ROWS_SHOWN).map((c) => {
     const share = chance(weightOf(c));
     const bar = h("span", { class: "bar" });
