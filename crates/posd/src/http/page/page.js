@@ -167,6 +167,9 @@ async function refreshRound() {
   $("round-summary").textContent = (r.candidates.length ? openRoundSays(r)
     : "No proposals yet. Without one the round ends with no block.") +
     ` posd has committed to this round's secret (${short(r.commitment)}); the draw will reveal it.`;
+  // Under stake the weight is the stake: its column is left out.
+  const weighted = (r.weighting ?? "stake") !== "stake";
+  $("round-weight").hidden = !weighted;
   const body = $("round").tBodies[0];
   const heavier = (a, b) => (weightOf(b) > weightOf(a) ? 1 : weightOf(b) < weightOf(a) ? -1 : 0);
   const sorted = [...r.candidates].sort(heavier);
@@ -178,7 +181,7 @@ async function refreshRound() {
       h("td", {}, who(c.address)),
       h("td", { class: "num" }, fmt.format(c.stake)),
       h("td", { class: "num" }, String(c.bpm)),
-      h("td", { class: "num", title: why(c) }, fmt.format(weightOf(c)), h("span", { class: "why" }, why(c))),
+      ...(weighted ? [h("td", { class: "num" }, fmt.format(weightOf(c)), h("span", { class: "why" }, why(c)))] : []),
       h("td", { class: "chance" }, h("span", { class: "track" }, bar), percent(share)));
   }));
   showValidators();
