@@ -122,19 +122,32 @@ pub fn round(
         "total_stake": record.total_stake().to_string(),
         "ticket": record.ticket.to_string(),
         "winner": record.candidates.get(record.winner).map(|c| c.address.to_string()),
-        "candidates": record.candidates.iter().enumerate().map(|(i, c)| {
-            let mut obj = candidate(c);
-            if let Some(w) = record.weights.get(i) {
-                weighed(&mut obj, w);
-            }
-            obj
-        }).collect::<Vec<_>>(),
+        "candidates": candidates(&record.candidates, &record.weights),
         "next_commitment": record.rule.next_commitment().map(|c| c.to_string()),
         "replay_ok": replay.is_ok(),
         "replay_error": replay.as_ref().err().map(ToString::to_string),
         "weighting": record.weighting.name(),
         "total_weight": record.total_weight().to_string(),
     })
+}
+
+/// Candidates with their weights and why (`weights` aligned with them, or
+/// empty under `stake`: weight = stake, not repeated).
+pub fn candidates(
+    candidates: &[Candidate],
+    weights: &[pos_core::weighting::Weighed],
+) -> Vec<Value> {
+    candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut obj = candidate(c);
+            if let Some(w) = weights.get(i) {
+                weighed(&mut obj, w);
+            }
+            obj
+        })
+        .collect()
 }
 
 /// A candidate's `weight` (decimal string: it may pass 2^53) and why:

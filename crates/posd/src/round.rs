@@ -4,7 +4,7 @@ use crate::validators::pending::Proposal;
 use pos_core::lottery::weigh;
 use pos_core::lottery::{Ballot, Candidate};
 use pos_core::weighting::Weighed;
-use pos_core::{Address, Command, Secret, Status, Validator};
+use pos_core::{Address, Block, Command, Secret, Status, Validator};
 use pos_store::{Store, StoreError};
 use rand::RngCore;
 use std::collections::BTreeMap;
@@ -59,17 +59,28 @@ pub fn weight_now(
     nonce: Option<u64>,
 ) -> Result<Weighed, StoreError> {
     let tip = store.tip()?;
+    Ok(weights_on(store, &tip, std::slice::from_ref(candidate), &[nonce])?[0])
+}
+
+/// What `candidates` (in address order) with `nonces` weigh in the round
+/// of the block after `tip`: the open round's weights, for a proposal's
+/// confirmation and the page's chance this round.
+pub fn weights_on(
+    store: &Store,
+    tip: &Block,
+    candidates: &[Candidate],
+    nonces: &[Option<u64>],
+) -> Result<Vec<Weighed>, StoreError> {
     let weighting = store.chain_spec().weighting;
     let history = store.history(tip.index + 1, &weighting)?;
-    let weights = weigh(
+    Ok(weigh(
         &weighting,
         &tip.hash,
         tip.index + 1,
-        std::slice::from_ref(candidate),
-        &[nonce],
+        candidates,
+        nonces,
         &history,
-    );
-    Ok(weights[0])
+    ))
 }
 
 /// The candidates these proposals make in address order, with their nonces:

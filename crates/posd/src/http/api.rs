@@ -13,7 +13,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use pos_core::{Address, Digest, Status};
+use pos_core::{Address, Digest, Status, Weighting};
 use pos_proto::{json, BlockId, HexPrefix};
 use pos_store::StoreError;
 use serde::Deserialize;
@@ -235,21 +235,34 @@ pub async fn round(State(shared): State<Arc<Shared>>, Path(index): Path<String>)
 }
 
 /// `/api/round`: the open round as it would be drawn now, in the shape of a
-/// stored draw's candidates, for the page's "chance this round", with the
-/// commitment its draw will answer (public, as in `posctl status`).
+/// stored draw's candidates (with each one's weight and why under
+/// `stake_age` and `stake_work`), for the page's "chance this round", with
+/// the commitment its draw will answer (public, as in `posctl status`).
 pub async fn open_round(State(shared): State<Arc<Shared>>) -> Response {
     let reward = shared.config().block_reward;
     let proposals = shared.chain.pending.snapshot();
     let store = &shared.chain.store;
+    let weighting = store.chain_spec().weighting;
     let found = store.tip().and_then(|tip| {
-        let (candidates, _) = round::candidates(store, proposals, reward, |_| {})?;
-        Ok((tip, candidates, store.next_commitment()?))
+        let (candidates, nonces) = round::candidates(store, proposals, reward, |_| {})?;
+        // Under stake the weights are the stakes, and a record keeps none.
+        let weights = match weighting {
+            Weighting::Stake => Vec::new(),
+            _ => round::weights_on(store, &tip, &candidates, &nonces)?,
+        };
+        Ok((tip, candidates, weights, store.next_commitment()?))
     });
-    let (tip, candidates, commitment) = match found {
+    let (tip, candidates, weights, commitment) = match found {
         Ok(found) => found,
         Err(e) => return store_failed(e),
     };
     let total: u128 = candidates.iter().map(|c| u128::from(c.stake)).sum();
+    let total_weight = match weights.is_empty() {
+        true => total,
+        false => weights
+            .iter()
+            .fold(0u128, |t, w| t.saturating_add(w.weight)),
+    };
     Json(json!({
         "index": tip.index + 1,
         "prev_hash": tip.hash.to_string(),
@@ -257,7 +270,9 @@ pub async fn open_round(State(shared): State<Arc<Shared>>) -> Response {
         "round_interval_ms": shared.config().round_interval.as_millis() as u64,
         "commitment": commitment.to_string(),
         "total_stake": total.to_string(),
-        "candidates": candidates.iter().map(json::candidate).collect::<Vec<_>>(),
+        "candidates": json::candidates(&candidates, &weights),
+        "weighting": weighting.name(),
+        "total_weight": total_weight.to_string(),
     }))
     .into_response()
 }

@@ -2,8 +2,11 @@
 //! server-sent events and limits. (That `/api/...` answers exactly what
 //! `posctl --json` prints is checked with the posctl binary, in posctl's tests.)
 
+use crate::weighting::mine;
+use pos_core::weighting::work_weight;
 use pos_testkit::http::{self, Events};
 use pos_testkit::{force_round, Daemon, Posd, PATIENCE};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
@@ -308,4 +311,97 @@ fn http_is_off_unless_configured_and_a_taken_port_stops_the_start() {
         &["--http-listen", "127.0.0.1:0"],
     );
     assert_eq!(http::get(p.http(), "/api/status").json()["height"], 0);
+}
+
+/// `/api/round`: the open round as the page reads it.
+fn open_round(http: SocketAddr) -> serde_json::Value {
+    let r = http::get(http, "/api/round");
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json()
+}
+
+/// The page's "chance this round" is by weight: `/api/round` says the
+/// chain's rule, each candidate's weight and why, and the total weight.
+#[test]
+fn the_open_round_weighs_by_the_chains_rule() {
+    let root = tempfile::tempdir().unwrap();
+
+    // stake: weight = stake, said by the totals; candidates stay as they were.
+    let (d, http) = daemon(&root.path().join("stake"), &[]);
+    let (mut a, _, _) = d.validator(10);
+    a.propose(70);
+    let r = open_round(http);
+    assert_eq!(
+        (&r["weighting"], &r["total_weight"], &r["total_stake"]),
+        (&json!("stake"), &json!("10"), &json!("10"))
+    );
+    assert_eq!(r["candidates"][0].get("weight"), None, "{r}");
+    drop(d);
+
+    // stake_age: the loser of round 1 proposes again at age 1.
+    let age = ["--lottery-weighting", "stake_age", "--age-window", "3"];
+    let (d, http) = daemon(&root.path().join("age"), &age);
+    let (mut a, a_addr, _) = d.validator(10);
+    let (mut b, _, _) = d.validator(10);
+    a.propose(70);
+    b.propose(71);
+    let won = pos_testkit::admin::lottery_run(&d.socket).unwrap().unwrap();
+    a.propose(72);
+    b.propose(73);
+    let r = open_round(http);
+    let a_won = won.validator.unwrap().to_string() == a_addr;
+    for c in r["candidates"].as_array().unwrap() {
+        let winner = (c["address"] == json!(a_addr)) == a_won;
+        let (stake, age) = if winner { (11, 0) } else { (10, 1) };
+        assert_eq!(c["stake"], json!(stake), "{r}");
+        assert_eq!(c["age"], json!(age), "{r}");
+        assert_eq!(c["weight"], json!((stake * (1 + age)).to_string()), "{r}");
+    }
+    assert_eq!(
+        (&r["weighting"], &r["total_weight"], &r["total_stake"]),
+        (&json!("stake_age"), &json!("31"), &json!("21"))
+    );
+    drop(d);
+
+    // stake_work: the nonce each proposal carries now.
+    let work = [
+        "--lottery-weighting",
+        "stake_work",
+        "--work-bits",
+        "4",
+        "--work-bonus-max",
+        "2",
+    ];
+    let (d, http) = daemon(&root.path().join("work"), &work);
+    let (mut a, a_addr, _) = d.validator(10);
+    let (mut b, _, _) = d.validator(10);
+    // a alone proposes for block 1, wins it and its reward: stake 11.
+    a.propose(70);
+    let tip = pos_testkit::admin::lottery_run(&d.socket).unwrap().unwrap();
+    let (nonce, z) = mine(&tip, &a_addr.parse().unwrap(), 72, |z| z >= 5);
+    a.send(&format!("72 {nonce}\n"));
+    a.expect("proposal 72 for block 2, weight");
+    b.propose(73);
+    let r = open_round(http);
+    let weight = work_weight(11, z, 4, 2);
+    let (a, b): (Vec<_>, Vec<_>) = r["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .partition(|c| c["address"] == json!(a_addr));
+    let (a, b) = (a[0], b[0]);
+    assert_eq!(
+        (&a["weight"], &a["work_bits"], &a["nonce"]),
+        (
+            &json!(weight.to_string()),
+            &json!(z),
+            &json!(nonce.to_string())
+        )
+    );
+    assert_eq!(
+        (&b["weight"], &b["work_bits"], &b["nonce"]),
+        (&json!("10"), &json!(0), &json!(null))
+    );
+    assert_eq!(r["weighting"], json!("stake_work"));
+    assert_eq!(r["total_weight"], json!((weight + 10).to_string()));
 }

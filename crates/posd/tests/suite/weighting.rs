@@ -119,7 +119,12 @@ fn stake_age_weights_grow_while_proposing_and_reset_on_a_win() {
 }
 
 /// The first nonce from 0 on whose work has `wanted` leading zero bits.
-fn mine(prev: &Block, address: &Address, bpm: u32, wanted: impl Fn(u32) -> bool) -> (u64, u32) {
+pub(crate) fn mine(
+    prev: &Block,
+    address: &Address,
+    bpm: u32,
+    wanted: impl Fn(u32) -> bool,
+) -> (u64, u32) {
     (0..)
         .map(|n| (n, work_zeros(&prev.hash, prev.index + 1, address, bpm, n)))
         .find(|&(_, z)| wanted(z))

@@ -99,8 +99,57 @@ let nextRoundAt = null;
 
 let validatorCount = 0;
 
+/**
+ * The chain's weighting rule and its parameters, as /api/status names them
+ * (`lottery_weighting`, `age_window`, `work_bits`, `work_bonus_max`): fixed
+ * at genesis. A draw is re-checked under this rule.
+ */
+let chain = null;
+
+/** The chain's rule, reading the status first if the page has not yet. */
+async function chainRule() {
+  if (!chain) await refreshStatus();
+  return chain;
+}
+
+function ruleOf(s) {
+  const { lottery_weighting: weighting = "stake", age_window, work_bits, work_bonus_max } = s;
+  return { weighting, age_window, work_bits, work_bonus_max };
+}
+
+/** The rule as posctl prints it: `stake_age (age_window 10)`. */
+function ruleName(c) {
+  return c.weighting === "stake_age" ? `stake_age (age_window ${c.age_window})`
+    : c.weighting === "stake_work" ? `stake_work (work_bits ${c.work_bits}, work_bonus_max ${c.work_bonus_max})`
+      : "stake";
+}
+
+/** The rule's formula in a sentence (docs/LOTTERY.md). */
+function ruleSays(c) {
+  switch (c.weighting) {
+    case "stake_age":
+      return "weight = stake × (1 + age), age = how many rounds of the last " +
+        `${count(c.age_window, "block")} had the validator as a candidate, counted after its latest win`;
+    case "stake_work":
+      return `weight = stake × 2^min(z − ${c.work_bits}, ${c.work_bonus_max}), z = the leading zero bits of ` +
+        `the proposal's work hash, when z ≥ ${c.work_bits}; otherwise (or with no nonce) weight = stake`;
+    default:
+      return "weight = stake";
+  }
+}
+
+function showRule() {
+  $("s-rule").textContent = ruleName(chain);
+  $("s-rule").title = ruleSays(chain);
+  $("chart-rule").textContent = chain.weighting === "stake" ? ""
+    : ` Under ${chain.weighting} wins follow weight (${ruleSays(chain)}), not stake alone, so dots ` +
+      "may sit off the diagonal by design.";
+}
+
 async function refreshStatus() {
   const s = await getJSON("api/status");
+  chain = ruleOf(s);
+  showRule();
   validatorCount = s.validators_active + s.validators_slashed;
   $("s-height").textContent = fmt.format(s.height);
   $("s-validators").textContent =
@@ -110,34 +159,67 @@ async function refreshStatus() {
 
 async function refreshRound() {
   const r = await getJSON("api/round");
-  round = { ...r, total: BigInt(r.total_stake) };
+  round = { ...r, total: BigInt(r.total_weight ?? r.total_stake) };
   if (events?.readyState === EventSource.OPEN) liveness("● live", true);
   nextRoundAt = Date.now() + r.next_round_in_ms;
   $("s-pending").textContent = fmt.format(r.candidates.length);
   $("round-title").textContent = `This round: block ${fmt.format(r.index)}`;
-  $("round-summary").textContent = (r.candidates.length
-    ? `${r.candidates.length} proposer(s) share ${fmt.format(round.total)} staked tokens; ` +
-      "each one's chance is its share of that stake."
+  $("round-summary").textContent = (r.candidates.length ? openRoundSays(r)
     : "No proposals yet. Without one the round ends with no block.") +
     ` posd has committed to this round's secret (${short(r.commitment)}); the draw will reveal it.`;
+  // Under stake the weight is the stake: its column is left out.
+  const weighted = (r.weighting ?? "stake") !== "stake";
+  $("round-weight").hidden = !weighted;
   const body = $("round").tBodies[0];
-  const sorted = [...r.candidates].sort((a, b) => b.stake - a.stake);
+  const heavier = (a, b) => (weightOf(b) > weightOf(a) ? 1 : weightOf(b) < weightOf(a) ? -1 : 0);
+  const sorted = [...r.candidates].sort(heavier);
   body.replaceChildren(...sorted.slice(0, ROWS_SHOWN).map((c) => {
-    const share = chance(c.stake);
+    const share = chance(weightOf(c));
     const bar = h("span", { class: "bar" });
     bar.style.width = percent(share);
     return h("tr", {},
       h("td", {}, who(c.address)),
       h("td", { class: "num" }, fmt.format(c.stake)),
       h("td", { class: "num" }, String(c.bpm)),
+      ...(weighted ? [h("td", { class: "num" }, fmt.format(weightOf(c)), h("span", { class: "why" }, why(c)))] : []),
       h("td", { class: "chance" }, h("span", { class: "track" }, bar), percent(share)));
   }));
   showValidators();
 }
 
-/** A stake's share of the open round's total. */
-function chance(stake) {
-  return round.total ? Number((BigInt(stake) * 1000000n) / round.total) / 1e6 : 0;
+/** What the open round's chances rest on, said plainly for the chain's rule. */
+function openRoundSays(r) {
+  const n = `${r.candidates.length} proposer(s)`;
+  switch (r.weighting) {
+    case "stake_age":
+      return `${n} weigh ${fmt.format(round.total)} in all (stake × (1 + age), ages from the rounds of ` +
+        `the last ${count(chain?.age_window ?? 0, "block")}); each one's chance is its share of that weight. ` +
+        "Ages change only when a block is made, so these chances hold until the round closes, " +
+        "unless someone else proposes.";
+    case "stake_work":
+      return `${n} weigh ${fmt.format(round.total)} in all, counting the work in the nonce each proposal ` +
+        "carries now; each one's chance is its share of that weight. A proposer may still send a better " +
+        "nonce before the round closes, so these are the chances as posd knows them now, not final ones.";
+    default:
+      return `${n} share ${fmt.format(round.total)} staked tokens; each one's chance is its share of that stake.`;
+  }
+}
+
+/** A candidate's weight: the stored or computed one, its stake under `stake`. */
+const weightOf = (c) => BigInt(c.weight ?? c.stake);
+
+/** Why a candidate weighs what it does: its age, or its nonce's work. */
+function why(c) {
+  if (c.age !== undefined) return `age ${c.age}`;
+  if (c.work_bits === undefined) return "";
+  if (c.nonce === null) return "no nonce";
+  const below = chain && c.work_bits < chain.work_bits ? `, below ${chain.work_bits}` : "";
+  return `${c.work_bits} zero bits${below}`;
+}
+
+/** A weight's share of the open round's total weight. */
+function chance(weight) {
+  return round.total ? Number((BigInt(weight) * 1000000n) / round.total) / 1e6 : 0;
 }
 
 function tickCountdown() {
@@ -157,7 +239,7 @@ async function refreshValidators() {
 
 function showValidators() {
   const sorted = [...validators].sort((a, b) => b.balance - a.balance || b.blocks_won - a.blocks_won);
-  const proposing = new Map(round.candidates.map((c) => [c.address, c.stake]));
+  const proposing = new Map(round.candidates.map((c) => [c.address, weightOf(c)]));
   $("validators").tBodies[0].replaceChildren(...sorted.slice(0, ROWS_SHOWN).map((v) => h("tr",
     { class: v.status },
     h("td", {}, who(v.address)),
@@ -237,32 +319,85 @@ const sha256 = async (data) => new Uint8Array(await crypto.subtle.digest("SHA-25
 /**
  * The seed rules of docs/LOTTERY.md, by a round's `lottery` version: the bytes
  * hashed into the seed, how to say so, and (v2) the bytes whose hash is the
- * commitment the revealed secret must answer.
+ * commitment the revealed secret must answer. `tag` follows the domain string:
+ * "" under `stake` (its seeds are what they always were), `/stake_age` or
+ * `/stake_work` under the other rules.
  */
 const RULES = {
   1: {
-    seed: (r) => join(enc.encode("posd-lottery-v1"), bytes(r.prev_hash), u64(r.index)),
-    says: "SHA-256(\"posd-lottery-v1\" ‖ previous block's hash ‖ block index as 8 bytes, big-endian)",
+    seed: (r, tag) => join(enc.encode(`posd-lottery-v1${tag}`), bytes(r.prev_hash), u64(r.index)),
+    says: (tag) => `SHA-256("posd-lottery-v1${tag}" ‖ previous block's hash ‖ block index as 8 bytes, big-endian)`,
   },
   2: {
-    seed: (r) => join(enc.encode("posd-lottery-v2"), bytes(r.prev_hash), u64(r.index), bytes(r.reveal)),
-    says: "SHA-256(\"posd-lottery-v2\" ‖ previous block's hash ‖ block index as 8 bytes, big-endian " +
-      "‖ the secret revealed now)",
+    seed: (r, tag) => join(enc.encode(`posd-lottery-v2${tag}`), bytes(r.prev_hash), u64(r.index), bytes(r.reveal)),
+    says: (tag) => `SHA-256("posd-lottery-v2${tag}" ‖ previous block's hash ‖ block index as 8 bytes, ` +
+      "big-endian ‖ the secret revealed now)",
     commit: (r) => join(enc.encode("posd-lottery-v2-commit"), bytes(r.reveal)),
   },
 };
 
-const WORD_MAX = (1n << 128n) - 1n;
+/** Leading zero bits of a digest. */
+function leadingZeros(d) {
+  let zeros = 0;
+  for (const byte of d) {
+    zeros += Math.clz32(byte) - 24;
+    if (byte !== 0) break;
+  }
+  return zeros;
+}
 
-/** Replays a stored round: commitment (v2), seed, ticket by rejection sampling, winner. */
-async function replay(r) {
-  const rule = RULES[r.lottery ?? 1];
-  if (!rule) throw new Error(`lottery v${r.lottery} is newer than this page`);
-  const commitment = rule.commit ? hex(await sha256(rule.commit(r))) : null;
-  const seed = await sha256(rule.seed(r));
+/** The ASCII text a stake_work nonce is judged by. */
+const workText = (r, c) => `posd-work-v1|${r.prev_hash}|${r.index}|${c.address}|${c.bpm}|${c.nonce}`;
+
+/**
+ * Each weighting's weights of a round's candidates (in address order), made
+ * here from what the round stores: `history` holds the previous rounds'
+ * records (read under stake_age), `rule` the chain's parameters.
+ */
+const WEIGHTS = {
+  stake: async (r, candidates) => candidates.map((c) => ({ weight: BigInt(c.stake) })),
+  stake_age: async (r, candidates, history, rule) => {
+    const age = new Map(candidates.map((c) => [c.address, 0]));
+    const first = Math.max(0, r.index - rule.age_window);
+    for (const past of history) {
+      if (past.index < first || past.index >= r.index) continue;
+      for (const c of past.candidates) {
+        if (age.has(c.address)) age.set(c.address, c.address === past.winner ? 0 : age.get(c.address) + 1);
+      }
+    }
+    return candidates.map((c) => ({ weight: BigInt(c.stake) * BigInt(1 + age.get(c.address)),
+      age: age.get(c.address) }));
+  },
+  stake_work: (r, candidates, history, rule) => Promise.all(candidates.map(async (c) => {
+    const nonce = c.nonce ?? null;
+    const zeros = nonce === null ? 0 : leadingZeros(await sha256(enc.encode(workText(r, c))));
+    const bonus = zeros >= rule.work_bits ? Math.min(zeros - rule.work_bits, rule.work_bonus_max) : 0;
+    return { weight: BigInt(c.stake) << BigInt(bonus), zeros, nonce };
+  })),
+};
+
+const WORD_MAX = (1n << 128n) - 1n;
+const STAKE = { weighting: "stake" };
+
+/**
+ * Replays a stored round under the chain's `rule`: commitment (v2), each
+ * candidate's weight (from `history`, the previous rounds' records, under
+ * stake_age; from its nonce under stake_work), seed, ticket by rejection
+ * sampling, winner.
+ */
+async function replay(r, history = [], rule = chain ?? STAKE) {
+  const lottery = RULES[r.lottery ?? 1];
+  if (!lottery) throw new Error(`lottery v${r.lottery} is newer than this page`);
+  const weigh = WEIGHTS[rule.weighting];
+  if (!weigh) throw new Error(`weighting ${rule.weighting} is newer than this page`);
+  const tag = rule.weighting === "stake" ? "" : `/${rule.weighting}`;
+  const commitment = lottery.commit ? hex(await sha256(lottery.commit(r))) : null;
+  const seed = await sha256(lottery.seed(r, tag));
   const order = (a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0);
   const candidates = [...r.candidates].sort(order);
-  const total = candidates.reduce((t, c) => t + BigInt(c.stake), 0n);
+  const weights = await weigh(r, candidates, history, rule);
+  const stake = candidates.reduce((t, c) => t + BigInt(c.stake), 0n);
+  const total = weights.reduce((t, w) => t + w.weight, 0n);
   // 2^128 mod total top words would favour low tickets: they are skipped.
   const rejected = ((WORD_MAX % total) + 1n) % total;
   const words = [];
@@ -274,8 +409,38 @@ async function replay(r) {
     if (accepted) ticket = word % total;
   }
   let running = 0n;
-  const winner = candidates.findIndex((c) => (running += BigInt(c.stake)) > ticket);
-  return { rule, commitment, seed: hex(seed), candidates, total, words, ticket, winner };
+  const winner = weights.findIndex((w) => (running += w.weight) > ticket);
+  return { lottery, tag, rule, commitment, seed: hex(seed), candidates, weights, stake, total, words, ticket,
+    winner };
+}
+
+/** Throws unless the stored round's numbers are whole numbers (BigInt refuses others). */
+function numbers(r) {
+  try {
+    [r.ticket, r.total_stake, r.total_weight ?? 0, ...r.candidates.map((c) => c.weight ?? c.stake)].forEach(BigInt);
+  } catch {
+    throw new Error("the stored round holds a number that is not a whole number");
+  }
+}
+
+/** At most three of a list's items, then how many more. */
+function few(items) {
+  return items.length > 3 ? [...items.slice(0, 3), `${items.length - 3} more`] : items;
+}
+
+/** Where a stored candidate's weight or why differs from the one made here. */
+function weightMismatches(stored, mine) {
+  const wrong = [];
+  stored.forEach((c, i) => {
+    const w = mine.weights[i];
+    const name = short(c.address);
+    if (weightOf(c) !== w.weight) wrong.push(`weight of ${name} (stored ${c.weight ?? c.stake}, here ${w.weight})`);
+    if (w.age !== undefined && c.age !== w.age) wrong.push(`age of ${name} (stored ${c.age}, here ${w.age})`);
+    if (w.zeros !== undefined && c.work_bits !== w.zeros) {
+      wrong.push(`work bits of ${name} (stored ${c.work_bits}, here ${w.zeros})`);
+    }
+  });
+  return few(wrong);
 }
 
 /**
@@ -290,14 +455,52 @@ function mismatches(r, block, previous, mine) {
   if (r.lottery === 2 && previous?.lottery === 2 && previous.next_commitment !== r.commitment) {
     wrong.push(`commitment (block ${r.index - 1}'s round committed to another)`);
   }
+  if ((r.weighting ?? "stake") !== mine.rule.weighting) {
+    wrong.push(`weighting (stored ${r.weighting}, the chain's rule is ${mine.rule.weighting})`);
+  }
   if (mine.seed !== r.seed) wrong.push(`seed (stored ${short(r.seed)}, here ${short(mine.seed)})`);
-  if (mine.candidates.some((c, i) => c.address !== r.candidates[i].address)) wrong.push("candidate order");
-  if (mine.total !== BigInt(r.total_stake)) wrong.push("total stake");
+  const ordered = mine.candidates.every((c, i) => c.address === r.candidates[i].address);
+  if (!ordered) wrong.push("candidate order");
+  else wrong.push(...weightMismatches(r.candidates, mine));
+  if (mine.stake !== BigInt(r.total_stake)) wrong.push("total stake");
+  if (mine.total !== BigInt(r.total_weight ?? r.total_stake)) {
+    wrong.push(`total weight (stored ${r.total_weight}, here ${mine.total})`);
+  }
   if (mine.ticket !== BigInt(r.ticket)) wrong.push(`ticket (stored ${r.ticket}, here ${mine.ticket})`);
   const winner = mine.candidates[mine.winner]?.address;
   if (winner !== r.winner) wrong.push("winner");
   if (winner !== block.Validator) wrong.push(`block ${block.Index}'s validator`);
   return wrong;
+}
+
+/** Stored rounds read as history (final once stored); the explained round is always read afresh. */
+const pastRounds = new Map();
+const PAST_KEPT = 2048;
+/** History reads in flight at once. */
+const PAST_READS = 8;
+
+/**
+ * The records of the rounds a stake_age draw of block `index` reads: blocks
+ * index − age_window to index − 1 (from 1), oldest first; `previous` is the
+ * one just read for the commitment check.
+ */
+async function history(index, rule, previous) {
+  if (rule.weighting !== "stake_age") return [];
+  const wanted = [];
+  for (let i = Math.max(1, index - rule.age_window); i < index; i++) wanted.push(i);
+  const read = async (i) => {
+    if (i === index - 1 && previous) return previous;
+    if (!pastRounds.has(i)) {
+      pastRounds.set(i, await getJSON(`api/rounds/${i}`));
+      if (pastRounds.size > PAST_KEPT) pastRounds.delete(pastRounds.keys().next().value);
+    }
+    return pastRounds.get(i);
+  };
+  const out = [];
+  for (let at = 0; at < wanted.length; at += PAST_READS) {
+    out.push(...await Promise.all(wanted.slice(at, at + PAST_READS).map(read)));
+  }
+  return out;
 }
 
 let drawShown = null;
@@ -311,11 +514,14 @@ async function explain(index, chosen = true) {
   const verdict = $("draw-verdict");
   verdict.className = "verdict";
   verdict.textContent = `checking block ${index}…`;
-  let r, block, previous;
+  let r, block, previous, rule, past;
   try {
-    [r, block, previous] = await Promise.all([getJSON(`api/rounds/${index}`), getJSON(`api/blocks/${index}`),
+    [r, block, previous, rule] = await Promise.all([getJSON(`api/rounds/${index}`),
+      getJSON(`api/blocks/${index}`),
       // Genesis, and the blocks of a migrated chain's v1 past, name no commitment.
-      index > 1 ? getJSON(`api/rounds/${index - 1}`).catch(() => null) : null]);
+      index > 1 ? getJSON(`api/rounds/${index - 1}`).catch(() => null) : null,
+      chainRule()]);
+    past = await history(index, rule, previous);
   } catch (e) {
     out.replaceChildren();
     verdict.textContent = e.message;
@@ -329,35 +535,43 @@ async function explain(index, chosen = true) {
   }
   let mine;
   try {
-    mine = await replay(r);
+    numbers(r);
+    mine = await replay(r, past, rule);
   } catch (e) {
     out.replaceChildren();
-    verdict.textContent = `cannot re-check block ${index}'s draw: ${e.message}`;
+    verdict.className = "verdict bad";
+    verdict.textContent = `✗ cannot re-check block ${index}'s draw: ${e.message}`;
     return;
   }
   if (drawShown !== index) return;
   const winner = mine.candidates[mine.winner];
+  const weighted = rule.weighting !== "stake";
+  const unit = weighted ? "unit of weight" : "staked token";
   const steps = h("ol", { class: "steps" },
     ...(mine.commitment === null ? [] : [commitmentStep(r, previous, mine)]),
-    h("li", {}, h("strong", {}, "Seed. "), `${mine.rule.says} = `, h("code", { class: "hex" }, mine.seed)),
+    ...(weighted ? [weightStep(r, past, mine)] : []),
+    h("li", {}, h("strong", {}, "Seed. "), `${mine.lottery.says(mine.tag)} = `, h("code", { class: "hex" }, mine.seed)),
     h("li", {}, h("strong", {}, "Tickets. "),
       `The ${count(mine.candidates.length, "candidate")}, in address order, hold one ticket per ` +
-      `staked token: ${count(mine.total, "ticket")} in all.`, tickets(mine)),
+      `${unit}: ${count(mine.total, "ticket")} in all.`, tickets(r, mine)),
     h("li", {}, h("strong", {}, "The ticket. "),
       "Word i is the first 16 bytes of SHA-256(seed ‖ i as 8 bytes); words in the biased top of the " +
       "range are skipped, the first other one modulo the total is the ticket: ",
       h("ul", { class: "words" }, ...mine.words.map((w) => h("li", {},
         `word ${w.i} = ${w.word} `, w.accepted ? `→ ticket ${mine.ticket}` : "(skipped)")))),
     h("li", {}, h("strong", {}, "The winner "),
-      "is the first candidate whose running stake sum passes the ticket: ",
+      `is the first candidate whose running ${weighted ? "weight" : "stake"} sum passes the ticket: `,
       winner ? who(winner.address) : "none", winner ? ` (BPM ${winner.bpm}).` : ""));
   out.replaceChildren(steps);
   const wrong = mismatches(r, block, previous, mine);
+  const made = { stake_age: `the ages from ${count(past.length, "earlier round")}, `,
+    stake_work: "the work of every nonce, " }[rule.weighting] ?? "";
   verdict.className = wrong.length ? "verdict bad" : "verdict good";
   verdict.textContent = wrong.length
     ? `✗ Block ${index}'s draw does not match: ${wrong.join("; ")}.`
     : `✓ Block ${index}'s draw matches: ${mine.commitment ? "the revealed secret answers the commitment; " : ""}` +
-      "seed, ticket and winner recomputed in this browser agree with the stored round and the block.";
+      `${made}${weighted ? "weights, " : ""}seed, ticket and winner recomputed in this browser agree with ` +
+      "the stored round and the block.";
 }
 
 /** Lottery v2: the secret revealed now against what posd committed to before the round. */
@@ -372,16 +586,31 @@ function commitmentStep(r, previous, mine) {
     mine.commitment === r.commitment ? " ✓" : " ✗");
 }
 
-/** The tickets as one bar split by stake, with the drawn ticket marked. */
-function tickets(mine) {
+/** stake_age and stake_work: how the weights in the table below were made here. */
+function weightStep(r, past, mine) {
+  const rule = mine.rule;
+  const how = rule.weighting === "stake_age"
+    ? (past.length
+      ? `Each age counts the rounds of blocks ${past[0].index} to ${past[past.length - 1].index} ` +
+        "(read from /api/rounds) that had the candidate, back to 0 at each one it won."
+      : "No earlier rounds: every age is 0.")
+    : `z is counted here with SHA-256 of the text "posd-work-v1|${short(r.prev_hash)}|${r.index}|` +
+      "<address>|<bpm>|<nonce>\" for each candidate's stored nonce; the nonce never enters the seed.";
+  return h("li", {}, h("strong", {}, "Weights. "), `The chain's rule is ${ruleName(rule)}: ${ruleSays(rule)}. `,
+    how);
+}
+
+/** The tickets as one bar split by weight, with the drawn ticket marked. */
+function tickets(r, mine) {
+  const weighted = mine.rule.weighting !== "stake";
   const bar = h("div", { class: "tickets", role: "img",
     "aria-label": `ticket ${mine.ticket} of ${mine.total}` });
   let start = 0n;
   mine.candidates.forEach((c, i) => {
-    const end = start + BigInt(c.stake);
+    const end = start + mine.weights[i].weight;
     const seg = h("span", { class: i === mine.winner ? "seg won" : "seg",
       title: `${c.address}: tickets ${start} to ${end - 1n}` });
-    seg.style.flexGrow = String(Number((BigInt(c.stake) * 1000000n) / mine.total) || 1);
+    seg.style.flexGrow = String(Number((mine.weights[i].weight * 1000000n) / mine.total) || 1);
     seg.style.background = colour(c.address);
     bar.append(seg);
     start = end;
@@ -389,19 +618,32 @@ function tickets(mine) {
   const mark = h("span", { class: "mark", "aria-hidden": "true" });
   mark.style.left = `${Number((mine.ticket * 10000n) / mine.total) / 100}%`;
   bar.append(mark);
+  const stored = new Map(r.candidates.map((c) => [c.address, c]));
   const rows = mine.candidates.slice(0, ROWS_SHOWN);
   let from = 0n;
   const table = h("table", { class: "table" },
-    h("caption", { class: "visually-hidden" }, "Candidates and their tickets"),
+    h("caption", { class: "visually-hidden" }, "Candidates, their weights and their tickets"),
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Candidate"),
       h("th", { scope: "col", class: "num" }, "Stake"), h("th", { scope: "col", class: "num" }, "BPM"),
+      ...(weighted ? [h("th", { scope: "col", class: "num" }, "Weight"), h("th", { scope: "col" }, "Why")] : []),
       h("th", { scope: "col" }, "Tickets"))),
     h("tbody", {}, ...rows.map((c, i) => {
-      const to = from + BigInt(c.stake);
+      const w = mine.weights[i];
+      const to = from + w.weight;
+      const kept = stored.get(c.address);
+      const same = !kept || weightOf(kept) === w.weight;
       const row = h("tr", { class: i === mine.winner ? "won" : "" },
         h("td", {}, who(c.address), i === mine.winner ? " ★ winner" : ""),
         h("td", { class: "num" }, fmt.format(c.stake)),
         h("td", { class: "num" }, String(c.bpm)),
+        ...(weighted ? [
+          h("td", { class: same ? "num" : "num bad" }, fmt.format(w.weight),
+            same ? "" : ` ✗ stored ${kept.weight ?? kept.stake}`),
+          h("td", {}, w.age !== undefined ? `age ${w.age}`
+            : w.nonce === null ? "no nonce"
+              : `nonce ${w.nonce}: ${w.zeros} zero bits${w.zeros < mine.rule.work_bits
+                ? `, below ${mine.rule.work_bits}` : ""}`),
+        ] : []),
         h("td", {}, `${from} … ${to - 1n}`));
       from = to;
       return row;
