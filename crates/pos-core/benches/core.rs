@@ -88,15 +88,7 @@ fn weighted(c: &mut Criterion) {
         let history: Vec<RoundRecord> = (1..=10u64)
             .map(|i| draw(&prev, i, Rule::V1, table.clone()).unwrap())
             .collect();
-        let rules = [
-            Weighting::Stake,
-            Weighting::StakeAge { age_window: 10 },
-            Weighting::StakeWork {
-                work_bits: 20,
-                work_bonus_max: 4,
-            },
-        ];
-        for weighting in rules {
+        for weighting in rules() {
             if n > 10_000 && !matches!(weighting, Weighting::StakeAge { .. }) {
                 continue;
             }
@@ -121,5 +113,63 @@ fn weighted(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hashing, lottery, weighted);
+/// Build + draw at the round close as posd does it, at 1,000,000
+/// candidates under each rule: the proposals arrive in address order with
+/// their stakes (and, under stake_work, a nonce each), the round's table is
+/// built from them and drawn. stake_age reads ten records holding every
+/// candidate (the worst case).
+fn round_close(c: &mut Criterion) {
+    let prev = Digest::of(b"tip");
+    let n = 1_000_000usize;
+    let table = candidates(n, 1_000_000_000_000, true);
+    let history: Vec<RoundRecord> = (1..=10u64)
+        .map(|i| draw(&prev, i, Rule::V1, table.clone()).unwrap())
+        .collect();
+    let mut group = c.benchmark_group("round-close");
+    group.sample_size(10);
+    for weighting in rules() {
+        let work = matches!(weighting, Weighting::StakeWork { .. });
+        let proposals: Vec<(Candidate, Option<u64>)> = table
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), work.then_some(i as u64)))
+            .collect();
+        // A fresh table per round, as posd's round close builds it.
+        let id = BenchmarkId::new(format!("fresh/{}", weighting.name()), n);
+        group.bench_with_input(id, &proposals, |b, input| {
+            b.iter(|| {
+                let mut candidates = Vec::with_capacity(input.len());
+                let mut nonces = Vec::with_capacity(if work { input.len() } else { 0 });
+                for (c, nonce) in input {
+                    candidates.push(c.clone());
+                    if work {
+                        nonces.push(*nonce);
+                    }
+                }
+                let ballot = Ballot {
+                    weighting,
+                    candidates,
+                    nonces,
+                    history: &history,
+                };
+                draw_weighted(&prev, 11, Rule::V1, ballot).unwrap().winner
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The three rules with their default parameters.
+fn rules() -> [Weighting; 3] {
+    [
+        Weighting::Stake,
+        Weighting::StakeAge { age_window: 10 },
+        Weighting::StakeWork {
+            work_bits: 20,
+            work_bonus_max: 4,
+        },
+    ]
+}
+
+criterion_group!(benches, hashing, lottery, weighted, round_close);
 criterion_main!(benches);
