@@ -4,6 +4,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use pos_core::lottery::{draw, draw_weighted, Ballot, Candidate, RoundRecord, Rule};
+use pos_core::roster::Roster;
 use pos_core::Weighting;
 use pos_core::{Address, Block, Digest};
 
@@ -153,6 +154,23 @@ fn round_close(c: &mut Criterion) {
                     history: &history,
                 };
                 draw_weighted(&prev, 11, Rule::V1, ballot).unwrap().winner
+            })
+        });
+        // One roster for every round: pushed in order, drawn, its record's
+        // tables taken back.
+        let id = BenchmarkId::new(format!("roster/{}", weighting.name()), n);
+        let mut roster = Roster::new();
+        group.bench_with_input(id, &proposals, |b, input| {
+            b.iter(|| {
+                for (c, nonce) in input {
+                    roster.push(c.clone(), *nonce);
+                }
+                let record = roster
+                    .draw(&prev, 11, Rule::V1, weighting, &history)
+                    .unwrap();
+                let winner = record.winner;
+                roster.recycle(record);
+                winner
             })
         });
     }

@@ -20,6 +20,7 @@
 
 use crate::digest::{Address, Digest};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::ops::RangeInclusive;
 
@@ -144,10 +145,11 @@ impl Weighting {
     }
 
     /// The weight and reason of a candidate (address, stake, BPM) given its
-    /// `nonce` and its `age` (see `lottery::ages`).
+    /// `nonce` (judged by `work`, the round's work check) and its `age` (see
+    /// `lottery::ages`).
     pub(crate) fn weigh(
         &self,
-        round: (&Digest, u64),
+        work: &WorkRound,
         (address, stake, bpm): (&Address, u64, u32),
         nonce: Option<u64>,
         age: u32,
@@ -166,7 +168,7 @@ impl Weighting {
                 work_bits,
                 work_bonus_max,
             } => {
-                let zeros = nonce.map_or(0, |n| work_zeros(round.0, round.1, address, bpm, n));
+                let zeros = nonce.map_or(0, |n| work.zeros(address, bpm, n));
                 Weighed {
                     weight: work_weight(stake_u64, zeros, work_bits, work_bonus_max),
                     why: Why::Work { nonce, zeros },
@@ -229,9 +231,60 @@ pub fn work_text(
 
 /// Leading zero bits of SHA-256 of [`work_text`] (0 to 256).
 pub fn work_zeros(prev_hash: &Digest, index: u64, address: &Address, bpm: u32, nonce: u64) -> u32 {
-    leading_zeros(&Digest::of(
-        work_text(prev_hash, index, address, bpm, nonce).as_bytes(),
-    ))
+    WorkRound::new(prev_hash, index).zeros(address, bpm, nonce)
+}
+
+/// The work check of one round: SHA-256 run over the text's fields common
+/// to the round (domain, previous hash, index) once, each nonce's hash then
+/// finished from that state with no allocation. A round's draw checks every
+/// candidate's nonce, so this halves the hashing and drops the formatting.
+#[derive(Clone)]
+pub struct WorkRound {
+    prefix: Sha256,
+}
+
+impl WorkRound {
+    pub fn new(prev_hash: &Digest, index: u64) -> Self {
+        let mut prefix = Sha256::new();
+        let mut hex = [0u8; 64];
+        prefix.update(WORK_DOMAIN.as_bytes());
+        prefix.update(b"|");
+        prefix.update(hex_of(&prev_hash.0, &mut hex));
+        prefix.update(b"|");
+        prefix.update(decimal(index, &mut [0; 20]));
+        prefix.update(b"|");
+        WorkRound { prefix }
+    }
+
+    /// [`work_zeros`] of this round.
+    pub fn zeros(&self, address: &Address, bpm: u32, nonce: u64) -> u32 {
+        let mut h = self.prefix.clone();
+        h.update(hex_of(&address.0 .0, &mut [0; 64]));
+        h.update(b"|");
+        h.update(decimal(bpm.into(), &mut [0; 20]));
+        h.update(b"|");
+        h.update(decimal(nonce, &mut [0; 20]));
+        leading_zeros(&Digest(h.finalize().into()))
+    }
+}
+
+/// Lowercase hex of 32 bytes, written into `out`.
+fn hex_of<'a>(bytes: &[u8; 32], out: &'a mut [u8; 64]) -> &'a [u8] {
+    hex::encode_to_slice(bytes, out).expect("64 hex digits for 32 bytes");
+    out
+}
+
+/// `n` in decimal ASCII, written at the end of `out` (20 digits hold a u64).
+fn decimal(mut n: u64, out: &mut [u8; 20]) -> &[u8] {
+    let mut start = out.len();
+    loop {
+        start -= 1;
+        out[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &out[start..];
+        }
+    }
 }
 
 /// Leading zero bits of a digest.
@@ -277,6 +330,33 @@ mod tests {
         d[0] = 0;
         d[1] = 0x20;
         assert_eq!(leading_zeros(&Digest(d)), 10);
+    }
+
+    /// The round's precomputed state gives what hashing the whole text gives.
+    #[test]
+    fn work_round_hashes_the_work_text() {
+        let prev = Digest::of(b"posd");
+        for (index, bpm, nonce) in [
+            (0, 0, 0),
+            (9, 72, 1),
+            (10, 200, 160),
+            (u64::MAX, u32::MAX, u64::MAX),
+        ] {
+            for a in [addr(0), addr(0xab)] {
+                let text = work_text(&prev, index, &a, bpm, nonce);
+                let whole = leading_zeros(&Digest::of(text.as_bytes()));
+                assert_eq!(
+                    WorkRound::new(&prev, index).zeros(&a, bpm, nonce),
+                    whole,
+                    "{text}"
+                );
+            }
+        }
+        // A nonce with 8 leading zero bits, found by search, so the check sees more than 0.
+        let round = WorkRound::new(&prev, 3);
+        let nonce = (0..).find(|&n| round.zeros(&addr(1), 72, n) >= 8).unwrap();
+        let text = work_text(&prev, 3, &addr(1), 72, nonce);
+        assert!(Digest::of(text.as_bytes()).0[0] == 0, "{text}");
     }
 
     #[test]
