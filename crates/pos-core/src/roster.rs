@@ -36,7 +36,7 @@ impl Sums {
     /// Adds the weight of candidate `i`; candidates come in table order.
     #[inline]
     fn add(&mut self, i: usize, weight: u128) {
-        if i % BLOCK == 0 {
+        if i.is_multiple_of(BLOCK) {
             self.blocks.push(0);
         }
         match self.total.checked_add(weight) {
@@ -249,7 +249,7 @@ impl Roster {
         } = record;
         if candidates.capacity() > self.candidates.capacity() {
             candidates.clear();
-            candidates.extend(self.candidates.drain(..));
+            candidates.append(&mut self.candidates);
             self.candidates = candidates;
         }
         if weights.capacity() > self.scratch.weights.capacity() {
