@@ -156,6 +156,19 @@ fn round_close(c: &mut Criterion) {
                 draw_weighted(&prev, 11, Rule::V1, ballot).unwrap().winner
             })
         });
+        // The floor of any build in reused memory: the same table copied
+        // from the proposals into a kept vector, nothing checked or drawn.
+        if weighting == Weighting::Stake {
+            let id = BenchmarkId::new("copy-floor", n);
+            let mut kept: Vec<Candidate> = Vec::with_capacity(n);
+            group.bench_with_input(id, &proposals, |b, input| {
+                b.iter(|| {
+                    kept.clear();
+                    kept.extend(input.iter().map(|(c, _)| c.clone()));
+                    kept.len()
+                })
+            });
+        }
         // One roster for every round: pushed in order, drawn, its record's
         // tables taken back.
         let id = BenchmarkId::new(format!("roster/{}", weighting.name()), n);

@@ -28,9 +28,13 @@
 //! Under v2 nobody but the node knows the seed until the round closes, and
 //! anyone can check afterwards that the reveal matches what was committed.
 //!
-//! Cost: the candidates themselves plus O(1), one sort (skipped when they come
-//! sorted), one pass checking the order and summing the stakes and one partial
-//! scan for the winner, whatever the stake sizes (u128 sums cannot overflow for u64 stakes and < 2^64 candidates).
+//! Cost (see [`crate::roster`]): the candidates themselves plus one sum per
+//! 1,024 of them, one sort (skipped when they come sorted), one pass checking
+//! the order and summing the stakes (fused with building the table when a
+//! [`Roster`] is pushed to) and a scan of the one block holding the ticket,
+//! whatever the stake sizes (u128 sums cannot overflow for u64 stakes and
+//! < 2^64 candidates). Weights add one pass (one SHA-256 per nonce under
+//! `stake_work`; one merge per record of the window under `stake_age`).
 
 use crate::digest::{Address, Digest};
 use crate::roster::{replay_in_place, Roster, Round};
@@ -488,7 +492,7 @@ fn ages_into(
         let (mut i, mut j) = (0, 0);
         while i < candidates.len() && j < theirs.len() {
             let (a, b) = (&candidates[i].address, &theirs[j].address);
-            match address_order(a, b) {
+            match a.cmp(b) {
                 Ordering::Less => i += 1,
                 Ordering::Greater => j += 1,
                 Ordering::Equal => {
@@ -498,18 +502,6 @@ fn ages_into(
                 }
             }
         }
-    }
-}
-
-/// Address order, decided by the first eight bytes unless they are equal:
-/// the merges above compare millions of addresses.
-#[inline]
-fn address_order(a: &Address, b: &Address) -> Ordering {
-    let head = |x: &Address| u64::from_be_bytes(x.0 .0[..8].try_into().expect("8 of 32 bytes"));
-    match head(a).cmp(&head(b)) {
-        Ordering::Equal if a == b => Ordering::Equal,
-        Ordering::Equal => a.cmp(b),
-        unequal => unequal,
     }
 }
 

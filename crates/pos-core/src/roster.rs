@@ -17,11 +17,12 @@ use crate::weighting::{Weighed, Weighting};
 /// n / BLOCK sums and one block.
 pub const BLOCK: usize = 1024;
 
-/// The weights' total and the sum of each block of [`BLOCK`] candidates.
+/// The weights' total and the running sum at the start of each block of
+/// [`BLOCK`] candidates.
 #[derive(Debug, Default, Clone)]
 struct Sums {
     total: u128,
-    blocks: Vec<u128>,
+    starts: Vec<u128>,
     /// The total passed 2^128 (possible under a weighting, never for stakes).
     overflow: bool,
 }
@@ -29,7 +30,7 @@ struct Sums {
 impl Sums {
     fn clear(&mut self) {
         self.total = 0;
-        self.blocks.clear();
+        self.starts.clear();
         self.overflow = false;
     }
 
@@ -37,15 +38,11 @@ impl Sums {
     #[inline]
     fn add(&mut self, i: usize, weight: u128) {
         if i.is_multiple_of(BLOCK) {
-            self.blocks.push(0);
+            self.starts.push(self.total);
         }
         match self.total.checked_add(weight) {
             Some(total) => self.total = total,
             None => self.overflow = true,
-        }
-        if let Some(block) = self.blocks.last_mut() {
-            // Never above the total: overflows only if the total did.
-            *block = block.wrapping_add(weight);
         }
     }
 
@@ -53,20 +50,20 @@ impl Sums {
     /// given candidate `i`'s weight by `weight`.
     fn pick(&self, seed: Digest, weight: impl Fn(usize) -> u128) -> (u128, usize) {
         let ticket = ShaStream::new(seed).below(self.total);
-        let mut running: u128 = 0;
-        for (b, &sum) in self.blocks.iter().enumerate() {
-            if running + sum > ticket {
-                let winner = (b * BLOCK..)
-                    .find(|&i| {
-                        running += weight(i);
-                        running > ticket
-                    })
-                    .expect("the ticket falls in this block");
-                return (ticket, winner);
-            }
-            running += sum;
-        }
-        unreachable!("ticket < total, so some block holds it")
+        (ticket, self.winner(ticket, weight))
+    }
+
+    /// The first candidate whose running sum exceeds `ticket` (< total):
+    /// in the last block starting at or below the ticket.
+    fn winner(&self, ticket: u128, weight: impl Fn(usize) -> u128) -> usize {
+        let block = self.starts.partition_point(|&start| start <= ticket) - 1;
+        let mut running = self.starts[block];
+        (block * BLOCK..)
+            .find(|&i| {
+                running += weight(i);
+                running > ticket
+            })
+            .expect("ticket < total, so this block holds a running sum above it")
     }
 }
 
@@ -200,6 +197,7 @@ impl Roster {
     }
 
     /// Adds a candidate with the nonce it proposed with (`stake_work`).
+    #[inline]
     pub fn push(&mut self, candidate: Candidate, nonce: Option<u64>) {
         let i = self.candidates.len();
         if self
@@ -385,7 +383,7 @@ mod tests {
         let cands = table(5 * BLOCK as u64 + 3);
         let mut sums = Sums::default();
         assert_eq!(tally(&cands, &mut sums), Some(None));
-        assert_eq!(sums.blocks.len(), 6);
+        assert_eq!(sums.starts.len(), 6);
         let stake = |i: usize| cands[i].stake as u128;
         for index in 0..200u64 {
             let seed = Digest::of(&index.to_be_bytes());
@@ -394,21 +392,17 @@ mod tests {
             assert_eq!(winner, scanned(&cands, ticket));
         }
         // Tickets at each block's first and last unit go to its first and last candidate.
-        let mut before = 0u128;
-        for (b, &sum) in sums.blocks.iter().enumerate() {
+        let mut ends = sums.starts[1..].to_vec();
+        ends.push(sums.total);
+        for (b, (&start, &end)) in sums.starts.iter().zip(&ends).enumerate() {
             let last = ((b + 1) * BLOCK).min(cands.len()) - 1;
-            for (ticket, winner) in [(before, b * BLOCK), (before + sum - 1, last)] {
-                assert_eq!(scanned(&cands, ticket), winner);
-                let mut running = 0u128;
-                let found = sums.blocks.iter().position(|&s| {
-                    running += s;
-                    running > ticket
-                });
-                assert_eq!(found, Some(b));
+            for (ticket, first_or_last) in [(start, b * BLOCK), (end - 1, last)] {
+                assert_eq!(scanned(&cands, ticket), first_or_last);
+                assert_eq!(sums.winner(ticket, stake), first_or_last);
             }
-            before += sum;
         }
-        assert_eq!(before, sums.total);
+        let all: u128 = cands.iter().map(|c| c.stake as u128).sum();
+        assert_eq!(sums.total, all);
     }
 
     /// A roster pushed in order, reused across rounds, draws what
