@@ -175,9 +175,7 @@ fn round_close(c: &mut Criterion) {
         let mut roster = Roster::new();
         group.bench_with_input(id, &proposals, |b, input| {
             b.iter(|| {
-                for (c, nonce) in input {
-                    roster.push(c.clone(), *nonce);
-                }
+                roster.extend(input.iter().cloned());
                 let record = roster
                     .draw(&prev, 11, Rule::V1, weighting, &history)
                     .unwrap();

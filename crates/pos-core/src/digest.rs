@@ -30,6 +30,7 @@ impl Ord for Digest {
     /// The bytes' lexicographic order, compared eight at a time as
     /// big-endian words: the lottery orders and merges millions of
     /// addresses per round, and the first word almost always decides.
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         let word = |d: &Digest, i: usize| {
             u64::from_be_bytes(d.0[i * 8..i * 8 + 8].try_into().expect("8 of 32 bytes"))
@@ -42,6 +43,7 @@ impl Ord for Digest {
 }
 
 impl PartialOrd for Digest {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }

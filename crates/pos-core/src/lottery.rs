@@ -480,29 +480,36 @@ fn ages_into(
     history: &[RoundRecord],
     candidates: &[Candidate],
 ) {
-    age.clear();
-    age.resize(candidates.len(), 0);
     let first = index.saturating_sub(window as u64);
-    for record in history
+    let records: Vec<&RoundRecord> = history
         .iter()
         .filter(|r| r.index >= first && r.index < index)
-    {
-        let winner = record.candidates.get(record.winner).map(|c| c.address);
-        let theirs = &record.candidates;
-        let (mut i, mut j) = (0, 0);
-        while i < candidates.len() && j < theirs.len() {
-            let (a, b) = (&candidates[i].address, &theirs[j].address);
-            match a.cmp(b) {
-                Ordering::Less => i += 1,
-                Ordering::Greater => j += 1,
-                Ordering::Equal => {
-                    age[i] = if Some(*a) == winner { 0 } else { age[i] + 1 };
-                    i += 1;
-                    j += 1;
+        .collect();
+    // One cursor per record, all moving forward with the candidates: one
+    // pass, each age kept in a register until it is final.
+    let mut cursors = vec![0usize; records.len()];
+    age.clear();
+    age.extend(candidates.iter().map(|c| {
+        let mut a = 0u32;
+        for (record, j) in records.iter().zip(cursors.iter_mut()) {
+            let theirs = &record.candidates;
+            while let Some(t) = theirs.get(*j) {
+                match t.address.cmp(&c.address) {
+                    Ordering::Less => *j += 1,
+                    Ordering::Greater => break,
+                    Ordering::Equal => {
+                        // A stored record's candidates are unique (its replay
+                        // checked their strict order): its winner is the one
+                        // at its winner's position.
+                        a = if *j == record.winner { 0 } else { a + 1 };
+                        *j += 1;
+                        break;
+                    }
                 }
             }
         }
-    }
+        a
+    }));
 }
 
 /// The weights of `candidates` (sorted by address) in the round of block

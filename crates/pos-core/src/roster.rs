@@ -179,6 +179,42 @@ pub struct Roster {
     zero: Option<Address>,
 }
 
+impl Extend<(Candidate, Option<u64>)> for Roster {
+    /// Adds candidates with their nonces, in one loop whose state stays in
+    /// registers: a round close pushes every proposal in a row.
+    fn extend<I: IntoIterator<Item = (Candidate, Option<u64>)>>(&mut self, items: I) {
+        let Roster {
+            candidates,
+            nonces,
+            scratch,
+            unordered,
+            zero,
+        } = self;
+        let items = items.into_iter();
+        candidates.reserve(items.size_hint().0);
+        for (candidate, nonce) in items {
+            let i = candidates.len();
+            if candidates
+                .last()
+                .is_some_and(|p| p.address >= candidate.address)
+            {
+                *unordered = true;
+            }
+            if candidate.stake == 0 && zero.is_none() {
+                *zero = Some(candidate.address);
+            }
+            if nonce.is_some() && nonces.is_empty() {
+                nonces.resize(i, None);
+            }
+            if !nonces.is_empty() || nonce.is_some() {
+                nonces.push(nonce);
+            }
+            scratch.sums.add(i, candidate.stake as u128);
+            candidates.push(candidate);
+        }
+    }
+}
+
 impl Roster {
     pub fn new() -> Self {
         Roster::default()
@@ -197,27 +233,8 @@ impl Roster {
     }
 
     /// Adds a candidate with the nonce it proposed with (`stake_work`).
-    #[inline]
     pub fn push(&mut self, candidate: Candidate, nonce: Option<u64>) {
-        let i = self.candidates.len();
-        if self
-            .candidates
-            .last()
-            .is_some_and(|p| p.address >= candidate.address)
-        {
-            self.unordered = true;
-        }
-        if candidate.stake == 0 && self.zero.is_none() {
-            self.zero = Some(candidate.address);
-        }
-        if nonce.is_some() && self.nonces.is_empty() {
-            self.nonces.resize(i, None);
-        }
-        if !self.nonces.is_empty() || nonce.is_some() {
-            self.nonces.push(nonce);
-        }
-        self.scratch.sums.add(i, candidate.stake as u128);
-        self.candidates.push(candidate);
+        self.extend([(candidate, nonce)]);
     }
 
     pub fn len(&self) -> usize {
