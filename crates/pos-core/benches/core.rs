@@ -79,7 +79,8 @@ fn lottery(c: &mut Criterion) {
 
 /// The draw under each weighting at 10,000 candidates, and under stake_age
 /// at 1,000,000 (its ages read the last `age_window` records, each holding
-/// every candidate: the worst case, never the chain's length).
+/// every candidate: the worst case, never the chain's length); and the
+/// replay of each draw's record, as the apply checks it.
 fn weighted(c: &mut Criterion) {
     let prev = Digest::of(b"tip");
     let mut group = c.benchmark_group("weighted");
@@ -108,6 +109,19 @@ fn weighted(c: &mut Criterion) {
                     };
                     draw_weighted(&prev, 11, Rule::V1, ballot).unwrap().winner
                 })
+            });
+            // The weight check at apply: the stored record replayed, every
+            // weight recomputed from its candidates, nonces and history.
+            let ballot = Ballot {
+                weighting,
+                candidates: table.clone(),
+                nonces: nonces.clone(),
+                history: &history,
+            };
+            let record = draw_weighted(&prev, 11, Rule::V1, ballot).unwrap();
+            let id = BenchmarkId::new(format!("replay/{}", weighting.name()), n);
+            group.bench_with_input(id, &record, |b, record| {
+                b.iter(|| record.replay_after(&prev, None, &history).unwrap())
             });
         }
     }
