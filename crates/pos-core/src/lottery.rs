@@ -41,7 +41,6 @@ use crate::roster::{replay_in_place, Roster, Round};
 use crate::weighting::{Weighed, Weighting, WorkRound};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use std::cmp::Ordering;
 use std::fmt;
 
 /// Domain tag of the v1 seed, so no other SHA-256 use in posd can collide with it.
@@ -493,19 +492,21 @@ fn ages_into(
         let mut a = 0u32;
         for (record, j) in records.iter().zip(cursors.iter_mut()) {
             let theirs = &record.candidates;
+            // Equality first: the same validators tend to propose round
+            // after round.
             while let Some(t) = theirs.get(*j) {
-                match t.address.cmp(&c.address) {
-                    Ordering::Less => *j += 1,
-                    Ordering::Greater => break,
-                    Ordering::Equal => {
-                        // A stored record's candidates are unique (its replay
-                        // checked their strict order): its winner is the one
-                        // at its winner's position.
-                        a = if *j == record.winner { 0 } else { a + 1 };
-                        *j += 1;
-                        break;
-                    }
+                if t.address == c.address {
+                    // A stored record's candidates are unique (its replay
+                    // checked their strict order): its winner is the one at
+                    // its winner's position.
+                    a = if *j == record.winner { 0 } else { a + 1 };
+                    *j += 1;
+                    break;
                 }
+                if t.address > c.address {
+                    break;
+                }
+                *j += 1;
             }
         }
         a
