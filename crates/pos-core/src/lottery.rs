@@ -28,12 +28,17 @@
 //! Under v2 nobody but the node knows the seed until the round closes, and
 //! anyone can check afterwards that the reveal matches what was committed.
 //!
-//! Cost: the candidates themselves plus O(1), one sort (skipped when they come
-//! sorted), one pass checking the order and summing the stakes and one partial
-//! scan for the winner, whatever the stake sizes (u128 sums cannot overflow for u64 stakes and < 2^64 candidates).
+//! Cost (see [`crate::roster`]): the candidates themselves plus one sum per
+//! 1,024 of them, one sort (skipped when they come sorted), one pass checking
+//! the order and summing the stakes (fused with building the table when a
+//! [`Roster`] is pushed to) and a scan of the one block holding the ticket,
+//! whatever the stake sizes (u128 sums cannot overflow for u64 stakes and
+//! < 2^64 candidates). Weights add one pass (one SHA-256 per nonce under
+//! `stake_work`; one merge per record of the window under `stake_age`).
 
 use crate::digest::{Address, Digest};
-use crate::weighting::{Weighed, Weighting};
+use crate::roster::{replay_in_place, Roster, Round};
+use crate::weighting::{Weighed, Weighting, WorkRound};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
@@ -345,75 +350,47 @@ impl RoundRecord {
                 })
             }
         }
-        if self.weighting != Weighting::Stake {
-            return self.replay_weighted(prev_hash, history);
-        }
-        if !self.weights.is_empty() {
+        let aligned = match self.weighting {
+            Weighting::Stake => self.weights.is_empty(),
+            _ => self.weights.len() == self.candidates.len(),
+        };
+        if !aligned {
             return Err(LotteryError::Mismatch("weights"));
         }
+        let round = Round {
+            prev_hash,
+            index: self.index,
+            weighting: self.weighting,
+            history,
+        };
         // Stored candidates in strict address order (the only order a draw
         // leaves) replay in place; others go through a full draw, whose
         // error or reordering says what is wrong.
-        let drawn = match ordered_total(&self.candidates) {
-            Some(total) => {
-                let total = total?;
-                let seed = self.rule.seed(&Weighting::Stake, prev_hash, self.index);
-                let stakes = self.candidates.iter().map(|c| c.stake as u128);
-                let (ticket, winner) = pick(stakes, seed, total);
-                (seed, ticket, winner)
-            }
-            None => {
-                let again = draw(
-                    prev_hash,
-                    self.index,
-                    self.rule.clone(),
-                    self.candidates.clone(),
-                )?;
-                if again.seed != self.seed {
-                    return Err(LotteryError::Mismatch("seed"));
+        let nonces = self.nonces();
+        let mut weights = Vec::new();
+        let (seed, ticket, winner) =
+            match replay_in_place(&round, &self.rule, &self.candidates, &nonces, &mut weights) {
+                Some(drawn) => drawn?,
+                None => {
+                    let ballot = Ballot {
+                        weighting: self.weighting,
+                        candidates: self.candidates.clone(),
+                        nonces,
+                        history,
+                    };
+                    let again = draw_weighted(prev_hash, self.index, self.rule.clone(), ballot)?;
+                    if again.seed == self.seed && again.candidates != self.candidates {
+                        return Err(LotteryError::Mismatch("candidate order"));
+                    }
+                    weights = again.weights;
+                    (again.seed, again.ticket, again.winner)
                 }
-                if again.candidates != self.candidates {
-                    return Err(LotteryError::Mismatch("candidate order"));
-                }
-                (again.seed, again.ticket, again.winner)
-            }
-        };
-        let (seed, ticket, winner) = drawn;
-        if seed != self.seed {
-            return Err(LotteryError::Mismatch("seed"));
-        }
-        if ticket != self.ticket {
-            return Err(LotteryError::Mismatch("ticket"));
-        }
-        if winner != self.winner {
-            return Err(LotteryError::Mismatch("winner"));
-        }
-        Ok(())
-    }
-
-    /// A draw under `stake_age` or `stake_work`, done again from the
-    /// stored candidates and nonces: every field must come out the same.
-    fn replay_weighted(
-        &self,
-        prev_hash: &Digest,
-        history: &[RoundRecord],
-    ) -> Result<(), LotteryError> {
-        if self.weights.len() != self.candidates.len() {
-            return Err(LotteryError::Mismatch("weights"));
-        }
-        let ballot = Ballot {
-            weighting: self.weighting,
-            candidates: self.candidates.clone(),
-            nonces: self.nonces(),
-            history,
-        };
-        let again = draw_weighted(prev_hash, self.index, self.rule.clone(), ballot)?;
-        let fields: [(&'static str, bool); 5] = [
-            ("seed", again.seed == self.seed),
-            ("candidate order", again.candidates == self.candidates),
-            ("weights", again.weights == self.weights),
-            ("ticket", again.ticket == self.ticket),
-            ("winner", again.winner == self.winner),
+            };
+        let fields: [(&'static str, bool); 4] = [
+            ("seed", seed == self.seed),
+            ("weights", weights == self.weights),
+            ("ticket", ticket == self.ticket),
+            ("winner", winner == self.winner),
         ];
         match fields.iter().find(|(_, same)| !same) {
             Some((what, _)) => Err(LotteryError::Mismatch(what)),
@@ -445,44 +422,6 @@ impl Ballot<'_> {
     }
 }
 
-/// The sum of the stakes of `candidates` if they are in strict address
-/// order (which rules out duplicates): one pass over the table. `None` when
-/// they are not (or there are none); a zero stake is the error.
-fn ordered_total(candidates: &[Candidate]) -> Option<Result<u128, LotteryError>> {
-    let mut total: u128 = 0;
-    let mut zero = false;
-    let mut previous: Option<&Address> = None;
-    for c in candidates {
-        if previous.is_some_and(|p| *p >= c.address) {
-            return None;
-        }
-        previous = Some(&c.address);
-        zero |= c.stake == 0;
-        total += c.stake as u128;
-    }
-    previous?;
-    if zero {
-        let c = candidates.iter().find(|c| c.stake == 0)?;
-        return Some(Err(LotteryError::ZeroStake(c.address)));
-    }
-    Some(Ok(total))
-}
-
-/// The ticket `seed` draws below `total` (the weights' sum) and the winner's
-/// position: the first candidate whose running weight sum exceeds it.
-fn pick(weights: impl Iterator<Item = u128>, seed: Digest, total: u128) -> (u128, usize) {
-    let ticket = ShaStream::new(seed).below(total);
-    let mut running: u128 = 0;
-    let winner = weights
-        .into_iter()
-        .position(|w| {
-            running += w;
-            running > ticket
-        })
-        .expect("ticket < total, so some running sum exceeds it");
-    (ticket, winner)
-}
-
 /// Draws the proposer of block `index` on top of `prev_hash` by stake, seeded by `rule`.
 pub fn draw(
     prev_hash: &Digest,
@@ -503,8 +442,8 @@ pub fn draw_weighted(
 ) -> Result<RoundRecord, LotteryError> {
     let Ballot {
         weighting,
-        mut candidates,
-        mut nonces,
+        candidates,
+        nonces,
         history,
     } = ballot;
     if candidates.is_empty() {
@@ -513,48 +452,7 @@ pub fn draw_weighted(
     if !nonces.is_empty() && nonces.len() != candidates.len() {
         return Err(LotteryError::Mismatch("one nonce per candidate"));
     }
-    // posd hands candidates over in strict address order (which also rules
-    // out duplicates): then one pass checks the order and sums the stakes.
-    let total = match ordered_total(&candidates) {
-        Some(total) => total?,
-        None => {
-            if nonces.is_empty() {
-                candidates.sort_unstable_by_key(|c| c.address);
-            } else {
-                let mut pairs: Vec<_> = candidates.into_iter().zip(nonces).collect();
-                pairs.sort_unstable_by_key(|(c, _)| c.address);
-                (candidates, nonces) = pairs.into_iter().unzip();
-            }
-            if let Some(w) = candidates.windows(2).find(|w| w[0].address == w[1].address) {
-                return Err(LotteryError::Duplicate(w[0].address));
-            }
-            ordered_total(&candidates).expect("sorted without duplicates")?
-        }
-    };
-    let seed = rule.seed(&weighting, prev_hash, index);
-    // Under `stake` the weights are the stakes, and the record keeps none.
-    let (weights, (ticket, winner)) = if weighting == Weighting::Stake {
-        let stakes = candidates.iter().map(|c| c.stake as u128);
-        (Vec::new(), pick(stakes, seed, total))
-    } else {
-        let weights = weigh(&weighting, prev_hash, index, &candidates, &nonces, history);
-        let total = weights
-            .iter()
-            .try_fold(0u128, |sum, w| sum.checked_add(w.weight))
-            .ok_or(LotteryError::Overflow)?;
-        let drawn = pick(weights.iter().map(|w| w.weight), seed, total);
-        (weights, drawn)
-    };
-    Ok(RoundRecord {
-        index,
-        seed,
-        candidates,
-        ticket,
-        winner,
-        rule,
-        weighting,
-        weights,
-    })
+    Roster::of(candidates, nonces).draw(prev_hash, index, rule, weighting, history)
 }
 
 /// The age of each of `candidates` (sorted by address) in the round of block
@@ -568,28 +466,51 @@ pub fn ages(
     history: &[RoundRecord],
     candidates: &[Candidate],
 ) -> Vec<u32> {
-    let mut age = vec![0u32; candidates.len()];
+    let mut age = Vec::new();
+    ages_into(&mut age, index, window, history, candidates);
+    age
+}
+
+/// [`ages`] into `age`, whose memory is reused.
+fn ages_into(
+    age: &mut Vec<u32>,
+    index: u64,
+    window: u32,
+    history: &[RoundRecord],
+    candidates: &[Candidate],
+) {
     let first = index.saturating_sub(window as u64);
-    for record in history
+    let records: Vec<&RoundRecord> = history
         .iter()
         .filter(|r| r.index >= first && r.index < index)
-    {
-        let winner = record.candidates.get(record.winner).map(|c| c.address);
-        let (mut i, mut j) = (0, 0);
-        while i < candidates.len() && j < record.candidates.len() {
-            let (a, b) = (&candidates[i].address, &record.candidates[j].address);
-            match a.cmp(b) {
-                std::cmp::Ordering::Less => i += 1,
-                std::cmp::Ordering::Greater => j += 1,
-                std::cmp::Ordering::Equal => {
-                    age[i] = if Some(*a) == winner { 0 } else { age[i] + 1 };
-                    i += 1;
-                    j += 1;
+        .collect();
+    // One cursor per record, all moving forward with the candidates: one
+    // pass, each age kept in a register until it is final.
+    let mut cursors = vec![0usize; records.len()];
+    age.clear();
+    age.extend(candidates.iter().map(|c| {
+        let mut a = 0u32;
+        for (record, j) in records.iter().zip(cursors.iter_mut()) {
+            let theirs = &record.candidates;
+            // Equality first: the same validators tend to propose round
+            // after round.
+            while let Some(t) = theirs.get(*j) {
+                if t.address == c.address {
+                    // A stored record's candidates are unique (its replay
+                    // checked their strict order): its winner is the one at
+                    // its winner's position.
+                    a = if *j == record.winner { 0 } else { a + 1 };
+                    *j += 1;
+                    break;
                 }
+                if t.address > c.address {
+                    break;
+                }
+                *j += 1;
             }
         }
-    }
-    age
+        a
+    }));
 }
 
 /// The weights of `candidates` (sorted by address) in the round of block
@@ -603,19 +524,38 @@ pub fn weigh(
     nonces: &[Option<u64>],
     history: &[RoundRecord],
 ) -> Vec<Weighed> {
-    let ages = match *weighting {
-        Weighting::StakeAge { age_window } => ages(index, age_window, history, candidates),
-        _ => Vec::new(),
+    let round = Round {
+        prev_hash,
+        index,
+        weighting: *weighting,
+        history,
     };
-    candidates
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let nonce = nonces.get(i).copied().flatten();
-            let age = ages.get(i).copied().unwrap_or(0);
-            weighting.weigh((prev_hash, index), (&c.address, c.stake, c.bpm), nonce, age)
-        })
-        .collect()
+    let mut weights = Vec::new();
+    weigh_into(&mut weights, &mut Vec::new(), &round, candidates, nonces);
+    weights
+}
+
+/// [`weigh`] into `weights`, with `ages` as scratch: both keep their memory.
+pub(crate) fn weigh_into(
+    weights: &mut Vec<Weighed>,
+    ages: &mut Vec<u32>,
+    round: &Round<'_>,
+    candidates: &[Candidate],
+    nonces: &[Option<u64>],
+) {
+    ages.clear();
+    if let Weighting::StakeAge { age_window } = round.weighting {
+        ages_into(ages, round.index, age_window, round.history, candidates);
+    }
+    let work = WorkRound::new(round.prev_hash, round.index);
+    weights.clear();
+    weights.extend(candidates.iter().enumerate().map(|(i, c)| {
+        let nonce = nonces.get(i).copied().flatten();
+        let age = ages.get(i).copied().unwrap_or(0);
+        round
+            .weighting
+            .weigh(&work, (&c.address, c.stake, c.bpm), nonce, age)
+    }));
 }
 
 #[cfg(test)]

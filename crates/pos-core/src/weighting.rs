@@ -145,10 +145,11 @@ impl Weighting {
     }
 
     /// The weight and reason of a candidate (address, stake, BPM) given its
-    /// `nonce` and its `age` (see `lottery::ages`).
+    /// `nonce` (judged by `work`, the round's work check) and its `age` (see
+    /// `lottery::ages`).
     pub(crate) fn weigh(
         &self,
-        round: (&Digest, u64),
+        work: &WorkRound,
         (address, stake, bpm): (&Address, u64, u32),
         nonce: Option<u64>,
         age: u32,
@@ -167,7 +168,7 @@ impl Weighting {
                 work_bits,
                 work_bonus_max,
             } => {
-                let zeros = nonce.map_or(0, |n| work_zeros(round.0, round.1, address, bpm, n));
+                let zeros = nonce.map_or(0, |n| work.zeros(address, bpm, n));
                 Weighed {
                     weight: work_weight(stake_u64, zeros, work_bits, work_bonus_max),
                     why: Why::Work { nonce, zeros },
@@ -221,13 +222,8 @@ pub fn work_text(
     bpm: u32,
     nonce: u64,
 ) -> String {
-    format!("{}{nonce}", work_prefix(prev_hash, index, address, bpm))
-}
-
-/// The work text up to its nonce.
-fn work_prefix(prev_hash: &Digest, index: u64, address: &Address, bpm: u32) -> String {
     format!(
-        "{WORK_DOMAIN}|{}|{index}|{}|{bpm}|",
+        "{WORK_DOMAIN}|{}|{index}|{}|{bpm}|{nonce}",
         prev_hash.to_hex(),
         address.0.to_hex()
     )
@@ -235,12 +231,50 @@ fn work_prefix(prev_hash: &Digest, index: u64, address: &Address, bpm: u32) -> S
 
 /// Leading zero bits of SHA-256 of [`work_text`] (0 to 256).
 pub fn work_zeros(prev_hash: &Digest, index: u64, address: &Address, bpm: u32, nonce: u64) -> u32 {
-    WorkHasher::new(prev_hash, index, address, bpm).zeros(nonce)
+    WorkRound::new(prev_hash, index).zeros(address, bpm, nonce)
 }
 
-/// One proposal's work text with the part before the nonce already hashed:
-/// that part fills two of the three SHA-256 blocks, so trying a nonce costs
-/// one block and no allocation (what `posctl work` runs in its loop).
+/// The work check of one round: SHA-256 run over the text's fields common
+/// to the round (domain, previous hash, index) once, each nonce's hash then
+/// finished from that state with no allocation. A round's draw checks every
+/// candidate's nonce, so this halves the hashing and drops the formatting.
+#[derive(Clone)]
+pub struct WorkRound {
+    prefix: Sha256,
+}
+
+impl WorkRound {
+    pub fn new(prev_hash: &Digest, index: u64) -> Self {
+        let mut prefix = Sha256::new();
+        let mut hex = [0u8; 64];
+        prefix.update(WORK_DOMAIN.as_bytes());
+        prefix.update(b"|");
+        prefix.update(hex_of(&prev_hash.0, &mut hex));
+        prefix.update(b"|");
+        prefix.update(decimal(index, &mut [0; 20]));
+        prefix.update(b"|");
+        WorkRound { prefix }
+    }
+
+    /// [`work_zeros`] of this round.
+    pub fn zeros(&self, address: &Address, bpm: u32, nonce: u64) -> u32 {
+        self.proposal(address, bpm).zeros(nonce)
+    }
+
+    /// The state for one proposer and BPM: all of the text but the nonce.
+    pub fn proposal(&self, address: &Address, bpm: u32) -> WorkHasher {
+        let mut prefix = self.prefix.clone();
+        prefix.update(hex_of(&address.0 .0, &mut [0; 64]));
+        prefix.update(b"|");
+        prefix.update(decimal(bpm.into(), &mut [0; 20]));
+        prefix.update(b"|");
+        WorkHasher { prefix }
+    }
+}
+
+/// One proposal's work text with all but the nonce already hashed: that
+/// part fills two of the three SHA-256 blocks, so trying a nonce costs one
+/// block (what `posctl work` runs in its loop).
 #[derive(Clone)]
 pub struct WorkHasher {
     prefix: Sha256,
@@ -248,28 +282,33 @@ pub struct WorkHasher {
 
 impl WorkHasher {
     pub fn new(prev_hash: &Digest, index: u64, address: &Address, bpm: u32) -> WorkHasher {
-        let prefix = work_prefix(prev_hash, index, address, bpm);
-        WorkHasher {
-            prefix: Sha256::new_with_prefix(prefix.as_bytes()),
-        }
+        WorkRound::new(prev_hash, index).proposal(address, bpm)
     }
 
     /// Leading zero bits of SHA-256 of the work text ending in `nonce`.
     pub fn zeros(&self, nonce: u64) -> u32 {
-        // u64::MAX has 20 decimal digits; written from the right.
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut rest = nonce;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
+        let mut h = self.prefix.clone();
+        h.update(decimal(nonce, &mut [0; 20]));
+        leading_zeros(&Digest(h.finalize().into()))
+    }
+}
+
+/// Lowercase hex of 32 bytes, written into `out`.
+fn hex_of<'a>(bytes: &[u8; 32], out: &'a mut [u8; 64]) -> &'a [u8] {
+    hex::encode_to_slice(bytes, out).expect("64 hex digits for 32 bytes");
+    out
+}
+
+/// `n` in decimal ASCII, written at the end of `out` (20 digits hold a u64).
+fn decimal(mut n: u64, out: &mut [u8; 20]) -> &[u8] {
+    let mut start = out.len();
+    loop {
+        start -= 1;
+        out[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &out[start..];
         }
-        let hash = self.prefix.clone().chain_update(&digits[at..]).finalize();
-        leading_zeros(&Digest(hash.into()))
     }
 }
 
@@ -323,6 +362,33 @@ mod tests {
         d[0] = 0;
         d[1] = 0x20;
         assert_eq!(leading_zeros(&Digest(d)), 10);
+    }
+
+    /// The round's precomputed state gives what hashing the whole text gives.
+    #[test]
+    fn work_round_hashes_the_work_text() {
+        let prev = Digest::of(b"posd");
+        for (index, bpm, nonce) in [
+            (0, 0, 0),
+            (9, 72, 1),
+            (10, 200, 160),
+            (u64::MAX, u32::MAX, u64::MAX),
+        ] {
+            for a in [addr(0), addr(0xab)] {
+                let text = work_text(&prev, index, &a, bpm, nonce);
+                let whole = leading_zeros(&Digest::of(text.as_bytes()));
+                assert_eq!(
+                    WorkRound::new(&prev, index).zeros(&a, bpm, nonce),
+                    whole,
+                    "{text}"
+                );
+            }
+        }
+        // A nonce with 8 leading zero bits, found by search, so the check sees more than 0.
+        let round = WorkRound::new(&prev, 3);
+        let nonce = (0..).find(|&n| round.zeros(&addr(1), 72, n) >= 8).unwrap();
+        let text = work_text(&prev, 3, &addr(1), 72, nonce);
+        assert!(Digest::of(text.as_bytes()).0[0] == 0, "{text}");
     }
 
     #[test]
