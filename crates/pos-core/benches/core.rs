@@ -3,8 +3,8 @@
 //! cargo bench -p pos-core --bench core
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
+use pos_core::lottery::roster::Roster;
 use pos_core::lottery::{draw, draw_weighted, Ballot, Candidate, RoundRecord, Rule};
-use pos_core::roster::Roster;
 use pos_core::Weighting;
 use pos_core::{Address, Block, Digest};
 

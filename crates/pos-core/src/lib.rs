@@ -5,9 +5,9 @@
 //! - [`block`]: blocks, their canonical encoding and hash, genesis.
 //! - [`chain_spec`]: the rules a chain is created with, stored with it.
 //! - [`lottery`]: the stake-weighted draw, its SHA-256 random stream, and
-//!   the v2 seed's commit–reveal secrets.
-//! - [`roster`]: a round's table of candidates and the draw over it in two
-//!   passes, its memory kept from round to round.
+//!   the v2 seed's commit–reveal secrets; [`lottery::roster`], a round's
+//!   table of candidates and the draw over it in two passes, its memory kept
+//!   from round to round.
 //! - [`weighting`]: what a candidate weighs in the draw (stake, stake_age,
 //!   stake_work): the chain's rule and its pure functions.
 //! - [`ledger`]: validator records and how commands change them.
@@ -22,7 +22,6 @@ pub mod command;
 pub mod digest;
 pub mod ledger;
 pub mod lottery;
-pub mod roster;
 pub mod transition;
 pub mod verify;
 pub mod weighting;

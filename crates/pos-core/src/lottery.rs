@@ -28,7 +28,7 @@
 //! Under v2 nobody but the node knows the seed until the round closes, and
 //! anyone can check afterwards that the reveal matches what was committed.
 //!
-//! Cost (see [`crate::roster`]): the candidates themselves plus one sum per
+//! Cost (see [`roster`]): the candidates themselves plus one sum per
 //! 1,024 of them, one sort (skipped when they come sorted), one pass checking
 //! the order and summing the stakes (fused with building the table when a
 //! [`Roster`] is pushed to) and a scan of the one block holding the ticket,
@@ -36,9 +36,11 @@
 //! < 2^64 candidates). Weights add one pass (one SHA-256 per nonce under
 //! `stake_work`; one merge per record of the window under `stake_age`).
 
+pub mod roster;
+
 use crate::digest::{Address, Digest};
-use crate::roster::{replay_in_place, Roster, Round};
 use crate::weighting::{Weighed, Weighting, WorkRound};
+use roster::{replay_in_place, Roster, Round};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::fmt;

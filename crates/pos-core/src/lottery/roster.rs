@@ -9,8 +9,8 @@
 //! ticket, exactly as a scan of the whole table finds it: the block sums only
 //! skip the blocks before it.
 
+use super::{weigh_into, Candidate, LotteryError, RoundRecord, Rule, ShaStream};
 use crate::digest::{Address, Digest};
-use crate::lottery::{weigh_into, Candidate, LotteryError, RoundRecord, Rule, ShaStream};
 use crate::weighting::{Weighed, Weighting};
 
 /// Candidates per block of running sums: the second pass reads at most
