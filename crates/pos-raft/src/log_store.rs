@@ -161,14 +161,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let (entries, encoded): (Vec<(Entry, usize)>, Vec<(u64, Vec<u8>)>) = entries
-            .into_iter()
-            .map(|e| {
-                let bytes = encode(&e);
-                let index = e.log_id.index;
-                ((e, bytes.len()), (index, bytes))
-            })
-            .unzip();
+        let mut kept = Vec::new();
+        let mut encoded = Vec::new();
+        for e in entries {
+            let (index, bytes) = (e.log_id.index, encode(&e));
+            kept.push((e, bytes.len()));
+            encoded.push((index, bytes));
+        }
         let result = self
             .blocking(ErrorSubject::Logs, ErrorVerb::Write, move |s| {
                 s.append_raft_log(encoded)
@@ -177,7 +176,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Synced (or failed) by now: only then may openraft count the entries.
         match &result {
             Ok(()) => {
-                self.recent().appended(entries);
+                self.recent().appended(kept);
                 callback.log_io_completed(Ok(()));
             }
             Err(e) => callback.log_io_completed(Err(std::io::Error::other(e.to_string()))),
