@@ -4,7 +4,7 @@
 //!
 //! - [`types`]: the Raft type config; one entry is a [`Batch`] of posd ops.
 //! - [`log_store`]: the log and vote in the node's sled store, synced
-//!   before openraft is told.
+//!   before openraft is told; its newest entries also in memory (`recent`).
 //! - [`state_machine`]: committed batches applied by the store's transition;
 //!   snapshots in the export format.
 //! - [`node`]: the node as posd uses it (start, write, membership, view);
@@ -16,11 +16,13 @@
 // is not ours to choose.
 #![allow(clippy::result_large_err)]
 
+mod blocking;
 pub mod dedup;
 pub mod handover;
 pub mod log_store;
 pub mod network;
 pub mod node;
+mod recent;
 pub mod state_machine;
 pub mod transport;
 pub mod types;

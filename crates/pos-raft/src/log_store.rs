@@ -1,28 +1,40 @@
 //! The Raft log and vote over pos-store. Every write is on stable storage
 //! before openraft hears of it: `append` calls back only after the sync,
 //! `save_vote` returns only after it (CLUSTER-NOTES: the way Raft systems
-//! lose data is to say "saved" early).
+//! lose data is to say "saved" early). The newest entries are also kept in
+//! memory ([`Recent`]): openraft reads each one back at once, to replicate
+//! it and to apply it.
 
+use crate::recent::Recent;
 use crate::types::{decode, encode, Entry, LogId, StorageError, TypeConfig, Vote};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogReader};
 use pos_store::{Store, StoreError};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Cheap to clone: openraft asks for separate readers.
+/// Cheap to clone: openraft asks for separate readers (they share
+/// [`Recent`]).
 #[derive(Clone)]
 pub struct LogStore {
     store: Arc<Store>,
+    recent: Arc<Mutex<Recent>>,
 }
 
 impl LogStore {
     pub fn new(store: Arc<Store>) -> Self {
-        LogStore { store }
+        LogStore {
+            store,
+            recent: Arc::default(),
+        }
     }
 
-    /// Runs blocking store IO off the runtime's worker.
+    fn recent(&self) -> MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs blocking store IO without blocking the runtime's other tasks.
     async fn blocking<T: Send + 'static>(
         &self,
         subject: ErrorSubject<u64>,
@@ -30,7 +42,7 @@ impl LogStore {
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StorageError> {
         let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || f(&store))
+        crate::blocking::run(move || f(&store))
             .await
             .map_err(|e| io_error(subject.clone(), verb, e))?
             .map_err(|e| io_error(subject, verb, e))
@@ -73,6 +85,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&i) => i,
             Bound::Unbounded => u64::MAX,
         };
+        if let Some(entries) = self.recent().read(from, to) {
+            return Ok(entries);
+        }
         let raw = self
             .blocking(ErrorSubject::Logs, ErrorVerb::Read, move |s| {
                 s.raft_log(from, to)
@@ -124,11 +139,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        let bytes = encode(&committed);
-        self.blocking(ErrorSubject::Store, ErrorVerb::Write, move |s| {
-            s.save_raft_committed(&bytes)
-        })
-        .await
+        // Not synced (pos-store): no IO to wait for, so no thread hand-off.
+        self.store
+            .save_raft_committed(&encode(&committed))
+            .map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Write, e))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -147,10 +161,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let encoded: Vec<(u64, Vec<u8>)> = entries
-            .into_iter()
-            .map(|e| (e.log_id.index, encode(&e)))
-            .collect();
+        let mut kept = Vec::new();
+        let mut encoded = Vec::new();
+        for e in entries {
+            let (index, bytes) = (e.log_id.index, encode(&e));
+            kept.push((e, bytes.len()));
+            encoded.push((index, bytes));
+        }
         let result = self
             .blocking(ErrorSubject::Logs, ErrorVerb::Write, move |s| {
                 s.append_raft_log(encoded)
@@ -158,13 +175,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await;
         // Synced (or failed) by now: only then may openraft count the entries.
         match &result {
-            Ok(()) => callback.log_io_completed(Ok(())),
+            Ok(()) => {
+                self.recent().appended(kept);
+                callback.log_io_completed(Ok(()));
+            }
             Err(e) => callback.log_io_completed(Err(std::io::Error::other(e.to_string()))),
         }
         result
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // First: no reader may take a removed entry from here meanwhile.
+        self.recent().truncated(log_id.index);
         self.blocking(ErrorSubject::Logs, ErrorVerb::Delete, move |s| {
             s.truncate_raft_log(log_id.index)
         })
@@ -173,6 +195,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let bytes = encode(&log_id);
+        self.recent().purged(log_id.index);
         self.blocking(ErrorSubject::Logs, ErrorVerb::Delete, move |s| {
             s.purge_raft_log(log_id.index, &bytes)
         })

@@ -200,7 +200,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
+        crate::blocking::run(move || {
             let mut synced = this.exclusive.lock().unwrap_or_else(|e| e.into_inner());
             let sync = synced.elapsed() >= SYNC_EVERY;
             if sync {

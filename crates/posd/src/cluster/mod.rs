@@ -169,7 +169,17 @@ impl Cluster {
                 self.waiters.forget(ticket);
                 return Err(WriteError::Removed);
             }
-            match self.route(origin, &submission).await {
+            // At the leader, this node's apply answers the write: it comes
+            // before openraft's own answer, which the batcher passes on.
+            let local = self
+                .node
+                .leader()
+                .is_some_and(|(leader, _)| leader == self.me);
+            let route = tokio::select! {
+                done = &mut applied, if local => return done.map_err(|_| WriteError::Stopped),
+                route = self.route(origin, &submission) => route,
+            };
+            match route {
                 Route::Committed => break,
                 Route::NotMember => {
                     self.waiters.forget(ticket);
