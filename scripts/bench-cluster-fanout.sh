@@ -12,6 +12,7 @@
 #   POSLOAD=PATH picks the posload; POSD_FANOUT_CONNECTIONS (per node, 10000),
 #   POSD_FANOUT_ROUNDS (10), FLOOR_PROCESSES (2), WORK (/tmp/posd-fanout-bench)
 set -euo pipefail
+export RUST_BACKTRACE=0
 cd "$(dirname "$0")/.."
 runs=${1:-1}
 shift || true
@@ -28,18 +29,21 @@ ready() { until "$bin/posctl" --socket "$1" status >/dev/null 2>&1 \
     || "$bin/posctl" --socket "$1" cluster status >/dev/null 2>&1; do sleep 0.05; done; }
 for run in $(seq "$runs"); do
   for bin in "${dirs[@]}"; do
-    rm -rf "$work"; mkdir -p "$work"; umask 077
+    rm -rf "$work"; mkdir -p "$work"; umask 077   # logs stay in $work/node*.log
     head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/secret"
     for id in 1 2 3; do
         "$bin/posd" --data-dir "$work/node$id" --listen "127.0.0.1:1940$id" --round-interval 1h \
             --registration-rate 0 --max-connections $((n + 100)) --log-level warn \
-            --node-id "$id" --cluster-listen "127.0.0.1:1941$id" --cluster-secret-file "$work/secret" 2>/dev/null &
+            --node-id "$id" --cluster-listen "127.0.0.1:1941$id" --cluster-secret-file "$work/secret" 2>"$work/node$id.log" &
         pids+=($!)
     done
     for id in 1 2 3; do ready "$work/node$id/admin.sock"; done
     "$bin/posctl" --socket "$work/node1/admin.sock" cluster init >/dev/null
     for id in 2 3; do
         "$bin/posctl" --socket "$work/node1/admin.sock" cluster add "$id" "127.0.0.1:1941$id" >/dev/null
+    done
+    for id in 1 2 3; do   # every node has the chain
+        until "$bin/posctl" --socket "$work/node$id/admin.sock" status >/dev/null 2>&1; do sleep 0.1; done
     done
     echo "run $run, $bin (load $(cut -d' ' -f1-3 /proc/loadavg)):"
     "$load" --socket "$work/node1/admin.sock" broadcast --connections "$n" --rounds "$rounds" --floor \

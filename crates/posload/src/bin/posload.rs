@@ -729,9 +729,10 @@ fn block_index(line: &str) -> Option<u64> {
         .ok()
 }
 
-/// Polls `done` every millisecond for up to 30 s; `what` says what was missing.
+/// Polls `done` every millisecond for up to 180 s (a cluster's first round
+/// records 30,000 first proposals through Raft); `what` says what was missing.
 async fn wait(done: impl Fn() -> bool, what: impl Fn() -> String) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(180);
     while !done() {
         anyhow::ensure!(Instant::now() < deadline, "{}", what());
         tokio::time::sleep(Duration::from_millis(1)).await;
