@@ -508,6 +508,7 @@ impl Broadcast {
         }
         let cpu_before: Vec<_> = cluster.pids.iter().map(|p| cpu_time(*p)).collect();
         let mut times = Vec::with_capacity(rounds);
+        let mut per_node = vec![Vec::with_capacity(rounds); crowds.len()];
         for _ in 0..rounds {
             for c in &mut crowds {
                 c.propose().await?;
@@ -520,9 +521,12 @@ impl Broadcast {
                 Response::Lottery(LotteryOutcome::Committed { block, .. }) => block.index,
                 other => bail!("round did not commit: {other:?}"),
             };
-            times.push(Duration::from_nanos(
-                (last_delivered(&mut crowds, index).await? - asked) as u64,
-            ));
+            let at = delivered_each(&mut crowds, index).await?;
+            for (node, at) in per_node.iter_mut().zip(&at) {
+                node.push(Duration::from_nanos((at - asked) as u64));
+            }
+            let last = at.into_iter().max().unwrap_or(asked);
+            times.push(Duration::from_nanos((last - asked) as u64));
         }
         let (r50, r99, rmax) = summary(&mut times);
         println!(
@@ -530,12 +534,14 @@ impl Broadcast {
              lottery run request -> last client has the block: p50 {r50:?}, p99 {r99:?}, max {rmax:?}",
             cluster.nodes.len()
         );
-        for (i, (pid, before)) in cluster.pids.iter().zip(cpu_before).enumerate() {
+        let nodes = cluster.pids.iter().zip(cpu_before).zip(&mut per_node);
+        for (i, ((pid, before), delivered)) in nodes.enumerate() {
             let cpu = cpu_time(*pid)
                 .zip(before)
                 .map_or(Duration::ZERO, |(after, before)| after - before);
+            let (n50, n99, _) = summary(delivered);
             println!(
-                "  node {} CPU {:?} per round, proposals included; rss {} KiB",
+                "  node {}: its last client p50 {n50:?}, p99 {n99:?}; CPU {:?} per round, proposals included; rss {} KiB",
                 i + 1,
                 cpu / rounds as u32,
                 rss_kib(*pid).unwrap_or(0)
@@ -560,16 +566,19 @@ impl Broadcast {
     }
 }
 
-/// When the last client of any crowd had block `index`, in wall-clock nanos.
-async fn last_delivered(crowds: &mut [posload::crowd::Crowd], index: u64) -> anyhow::Result<u128> {
+/// When the last client of each crowd had block `index`, in wall-clock nanos.
+async fn delivered_each(
+    crowds: &mut [posload::crowd::Crowd],
+    index: u64,
+) -> anyhow::Result<Vec<u128>> {
     for c in crowds.iter_mut() {
         c.watch(index).await?;
     }
-    let mut last = 0;
+    let mut at = Vec::with_capacity(crowds.len());
     for c in crowds.iter_mut() {
-        last = last.max(c.delivered().await?);
+        at.push(c.delivered().await?);
     }
-    Ok(last)
+    Ok(at)
 }
 
 /// The floor's fan-out to `total` clients split over `processes` floors
@@ -604,9 +613,8 @@ async fn floor_crowds(
         for f in &mut floors {
             f.sent(index).await?;
         }
-        times.push(Duration::from_nanos(
-            (last_delivered(&mut crowds, index).await? - asked) as u64,
-        ));
+        let last = delivered_each(&mut crowds, index).await?.into_iter().max();
+        times.push(Duration::from_nanos((last.unwrap_or(asked) - asked) as u64));
     }
     Ok(times)
 }
