@@ -523,10 +523,10 @@ impl Broadcast {
             };
             let at = delivered_each(&mut crowds, index).await?;
             for (node, at) in per_node.iter_mut().zip(&at) {
-                node.push(Duration::from_nanos((at - asked) as u64));
+                node.push(Duration::from_nanos(at.saturating_sub(asked) as u64));
             }
             let last = at.into_iter().max().unwrap_or(asked);
-            times.push(Duration::from_nanos((last - asked) as u64));
+            times.push(Duration::from_nanos(last.saturating_sub(asked) as u64));
         }
         let (r50, r99, rmax) = summary(&mut times);
         println!(
@@ -614,7 +614,9 @@ async fn floor_crowds(
             f.sent(index).await?;
         }
         let last = delivered_each(&mut crowds, index).await?.into_iter().max();
-        times.push(Duration::from_nanos((last.unwrap_or(asked) - asked) as u64));
+        times.push(Duration::from_nanos(
+            last.unwrap_or(asked).saturating_sub(asked) as u64,
+        ));
     }
     Ok(times)
 }
