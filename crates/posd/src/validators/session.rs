@@ -70,6 +70,9 @@ struct Session {
     proposed: bool,
     /// This connection's place under `max_connections`.
     slot: Slot,
+    /// Whether `shed` can still fire: not once registered. (Each token
+    /// polled takes its mutex, on every wake-up of every session.)
+    sheddable: bool,
 }
 
 /// Serves one connection until the client leaves, misbehaves fatally, or posd
@@ -103,6 +106,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Serving, slot: Slot) 
         last_line: Instant::now(),
         proposed: false,
         slot,
+        sheddable: true,
     };
     let greeting = format!("{}{}", say::greeting(), Prompt::Stake.text());
     let mut flow = s.send(&greeting).await;
@@ -117,12 +121,12 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Serving, slot: Slot) 
         };
         flow = tokio::select! {
             biased;
-            _ = &mut shed => {
+            _ = &mut shed, if s.sheddable => {
                 tracing::info!(peer = %s.peer, "connection limit reached: shed this unregistered connection for a newer one");
                 s.farewell(say::SHED).await;
                 Flow::Close
             }
-            _ = s.taken_over.as_mut() => s.on_taken_over().await,
+            _ = s.taken_over.as_mut(), if s.address().is_some() => s.on_taken_over().await,
             // Before lines, so a client that keeps typing still hears shutdown.
             msg = announcements.next() => s.on_announcement(msg).await,
             line = lines.next(), if !s.half_closed => s.on_line(line).await,
@@ -346,7 +350,8 @@ impl Session {
     fn claimed(&mut self, claim: Claim) {
         self.taken_over = Box::pin(claim.taken_over().cancelled_owned());
         self.phase = Phase::Bpm(claim);
-        self.slot.registered();
+        // Shed while registering: the next turn of the loop says so and closes.
+        self.sheddable &= !self.slot.registered();
     }
 
     /// The block the open round makes, as far as posd has announced.
