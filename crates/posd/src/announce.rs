@@ -8,16 +8,23 @@
 //! coalesced (docs/PROTOCOL.md): beyond [`FEW`] in a second, everyone gets one summary
 //! line a second until they calm down. Blocks are never coalesced; there is at
 //! most one per round.
+//!
+//! Shutdown goes out on the same channel ([`Announcement::Shutdown`]), so a
+//! session waits on one thing shared with the others, not two: polling the
+//! shared shutdown token on every wake-up of 10,000 sessions took its mutex
+//! as often (docs/BENCHMARKS.md, round 3).
 
 use crate::validators::pending::RoundId;
 use crate::validators::protocol::{say, Prompt};
 use pos_core::{Block, Validator};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::runtime::Handle;
-use tokio::sync::broadcast;
+use tokio::sync::broadcast::{self, error::RecvError, Receiver};
 use tokio::time::Instant;
+use tokio_util::sync::ReusableBoxFuture;
 
 /// Announcements a client may lag behind before it is dropped.
 pub const BACKLOG: usize = 1024;
@@ -41,6 +48,8 @@ pub enum Announcement {
         round: RoundId,
         block: Option<Arc<Lines>>,
     },
+    /// posd is stopping: sessions say goodbye and close.
+    Shutdown,
 }
 
 /// An announcement's text as sessions write it, rendered once for all of
@@ -129,6 +138,19 @@ impl Announcer {
         self.inner.tx.subscribe()
     }
 
+    /// A subscription that stays queued between polls (see [`Listener`]).
+    pub fn listen(&self) -> Listener {
+        Listener {
+            next: ReusableBoxFuture::new(recv(self.subscribe())),
+        }
+    }
+
+    /// posd is stopping: every session is told (after `shutdown` is cancelled,
+    /// so a session that subscribes later sees the token instead).
+    pub fn shutdown(&self) {
+        self.inner.send(Announcement::Shutdown);
+    }
+
     /// A round committed `block`: `winning validator: <address>` and the block as JSON.
     pub fn block(&self, block: &Block) {
         self.inner.height.fetch_max(block.index, Ordering::Relaxed);
@@ -205,6 +227,36 @@ impl Announcer {
     }
 }
 
+type Next = (Result<Announcement, RecvError>, Receiver<Announcement>);
+
+/// One subscriber's announcements, awaited by one long-lived future. A
+/// session's `select!` polls its branches on every wake-up and drops the
+/// losers: a fresh `recv` each time would queue a waiter and unlink it again
+/// under the channel's one lock for every line a client sends.
+pub struct Listener {
+    next: ReusableBoxFuture<'static, Next>,
+}
+
+async fn recv(mut rx: Receiver<Announcement>) -> Next {
+    let got = rx.recv().await;
+    (got, rx)
+}
+
+impl Listener {
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Announcement, RecvError>> {
+        let (got, rx) = ready!(self.next.poll(cx));
+        self.next.set(recv(rx));
+        Poll::Ready(got)
+    }
+
+    /// The next announcement; dropping this future keeps the place in the queue.
+    pub fn next(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Announcement, RecvError>> + '_ {
+        std::future::poll_fn(move |cx| self.poll_next(cx))
+    }
+}
+
 impl Inner {
     fn send(&self, a: Announcement) {
         // No receivers is fine: nobody is connected.
@@ -265,6 +317,7 @@ mod tests {
                     out.push(t.text().to_string())
                 }
                 Announcement::Round { .. } => out.push("round".into()),
+                Announcement::Shutdown => out.push("shutdown".into()),
             }
         }
         out

@@ -360,6 +360,7 @@ impl Running {
             cluster.hand_over().await;
         }
         shared.shutdown.cancel();
+        shared.chain.announcer.shutdown();
         tracker.close();
         if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
             .await

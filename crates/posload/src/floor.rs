@@ -175,9 +175,20 @@ impl Floor {
 
     /// Asks for block `index` to go out; returns once its writes are issued.
     pub async fn trigger(&mut self, index: u64) -> anyhow::Result<()> {
-        self.stdin
+        self.start(index).await?;
+        self.sent(index).await
+    }
+
+    /// Asks for block `index` to go out, without waiting (several floors at once).
+    pub async fn start(&mut self, index: u64) -> anyhow::Result<()> {
+        Ok(self
+            .stdin
             .write_all(format!("{index}\n").as_bytes())
-            .await?;
+            .await?)
+    }
+
+    /// Waits until the writes of block `index` are issued.
+    pub async fn sent(&mut self, index: u64) -> anyhow::Result<()> {
         let want = format!("sent {index} ");
         while let Some(line) = self.stdout.next_line().await? {
             if line.starts_with(&want) {

@@ -3,8 +3,10 @@
 //! writes a long chain straight into a data directory; `sled-open-rss`
 //! measures bare sled's memory on such a directory; `powerloss` cuts the
 //! power under a loaded posd on LazyFS (tests/powerloss/run.sh); `posload
-//! floor` is the fan-out floor posd's broadcast is measured against.
+//! floor` is the fan-out floor posd's broadcast is measured against;
+//! `posload crowd` holds clients for it in other processes.
 
+pub mod crowd;
 pub mod floor;
 pub mod lazyfs;
 pub mod nc;

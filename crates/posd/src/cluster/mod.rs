@@ -40,7 +40,10 @@ const FIND_LEADER: Duration = Duration::from_secs(5);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long this node waits to apply a write the leader committed.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections kept open to the leader for forwarding.
+/// Connections kept open to the leader for forwarding, and the most
+/// forwarded writes in flight at once: more wait for a turn. (A connection,
+/// and a Noise handshake, for each of 10,000 proposals at once timed out
+/// the handshakes and Raft's heartbeats with them: docs/BENCHMARKS.md.)
 const POOL: usize = 64;
 
 /// An op as this node applied it: the answer to the write that made it.
@@ -89,6 +92,8 @@ pub(crate) struct Cluster {
     tickets: AtomicU64,
     /// Open connections to the leader, with its id.
     pool: Mutex<Vec<(NodeId, PeerConn)>>,
+    /// Turns to forward a write: [`POOL`] of them.
+    forwarding: tokio::sync::Semaphore,
     /// What the nodes report of their validators, kept by the leader.
     pub seen: std::sync::Arc<seen::Seen>,
 }
@@ -123,6 +128,7 @@ impl Cluster {
             batcher,
             tickets: AtomicU64::new(first_ticket()),
             pool: Mutex::default(),
+            forwarding: tokio::sync::Semaphore::new(POOL),
             seen,
         }
     }
@@ -253,6 +259,8 @@ impl Cluster {
         origin: Origin,
         submission: &Submission,
     ) -> Route {
+        // Never closed, so never an error.
+        let _turn = self.forwarding.acquire().await.ok();
         let mut conn = match self.take_conn(leader) {
             Some(conn) => conn,
             None => match PeerConn::connect(addr, self.me, leader, &self.secret).await {

@@ -116,6 +116,7 @@ impl Feed {
                     return Some(event("slashing", &json::validator(&info)));
                 }
                 Ok(Announcement::Text(text)) => return Some(notice(text.text().trim_end())),
+                Ok(Announcement::Shutdown) => return None,
                 Err(RecvError::Lagged(missed)) => {
                     let text =
                         format!("{missed} announcements missed (blocks follow from the chain)");

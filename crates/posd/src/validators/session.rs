@@ -70,6 +70,9 @@ struct Session {
     proposed: bool,
     /// This connection's place under `max_connections`.
     slot: Slot,
+    /// Whether `shed` can still fire: not once registered. (Each token
+    /// polled takes its mutex, on every wake-up of every session.)
+    sheddable: bool,
 }
 
 /// Serves one connection until the client leaves, misbehaves fatally, or posd
@@ -82,11 +85,13 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Serving, slot: Slot) 
     let config = ctx.config.get();
     let max_line = config.max_line_bytes as usize;
     let mut lines = FramedRead::with_capacity(rd, LineCodec::new(max_line), 256);
-    let mut announcements = ctx.chain.announcer.subscribe();
+    // Shutdown comes as an announcement; one that went out before this
+    // subscription is seen on the token instead (cancelled before it is sent).
+    let mut announcements = ctx.chain.announcer.listen();
+    let stopping = ctx.shutdown.is_cancelled();
     // The futures that live as long as the session are made once: polling a
     // registered waiter again is cheap, registering 10,000 anew on every
-    // line or announcement is not (the shutdown token is shared by all).
-    let mut shutdown = std::pin::pin!(ctx.shutdown.clone().cancelled_owned());
+    // line or announcement is not.
     let mut shed = std::pin::pin!(slot.shed().cancelled_owned());
     let deadline = Instant::now() + config.stake_timeout;
     let mut s = Session {
@@ -101,9 +106,14 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Serving, slot: Slot) 
         last_line: Instant::now(),
         proposed: false,
         slot,
+        sheddable: true,
     };
     let greeting = format!("{}{}", say::greeting(), Prompt::Stake.text());
     let mut flow = s.send(&greeting).await;
+    if stopping && flow == Flow::Continue {
+        s.send(say::SHUTTING_DOWN).await;
+        flow = Flow::Close;
+    }
     while flow == Flow::Continue {
         let deadline = match s.phase {
             Phase::Stake(at) => Some(at),
@@ -111,18 +121,15 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Serving, slot: Slot) 
         };
         flow = tokio::select! {
             biased;
-            _ = &mut shutdown => {
-                s.send(say::SHUTTING_DOWN).await;
-                Flow::Close
-            }
-            _ = &mut shed => {
+            _ = &mut shed, if s.sheddable => {
                 tracing::info!(peer = %s.peer, "connection limit reached: shed this unregistered connection for a newer one");
                 s.farewell(say::SHED).await;
                 Flow::Close
             }
-            _ = s.taken_over.as_mut() => s.on_taken_over().await,
+            _ = s.taken_over.as_mut(), if s.address().is_some() => s.on_taken_over().await,
+            // Before lines, so a client that keeps typing still hears shutdown.
+            msg = announcements.next() => s.on_announcement(msg).await,
             line = lines.next(), if !s.half_closed => s.on_line(line).await,
-            msg = announcements.recv() => s.on_announcement(msg).await,
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => s.timed_out().await,
         };
     }
@@ -213,6 +220,10 @@ impl Session {
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(peer = %self.peer, missed, "client too slow to read announcements; dropped");
                 self.farewell(&say::behind(missed)).await;
+                Flow::Close
+            }
+            Ok(Announcement::Shutdown) => {
+                self.send(say::SHUTTING_DOWN).await;
                 Flow::Close
             }
             Err(RecvError::Closed) => Flow::Close,
@@ -339,7 +350,8 @@ impl Session {
     fn claimed(&mut self, claim: Claim) {
         self.taken_over = Box::pin(claim.taken_over().cancelled_owned());
         self.phase = Phase::Bpm(claim);
-        self.slot.registered();
+        // Shed while registering: the next turn of the loop says so and closes.
+        self.sheddable &= !self.slot.registered();
     }
 
     /// The block the open round makes, as far as posd has announced.

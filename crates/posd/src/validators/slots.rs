@@ -70,9 +70,10 @@ impl Slot {
         self.shed.clone()
     }
 
-    /// The connection speaks for a validator now: it is never shed.
-    pub fn registered(&self) {
-        self.slots.lock().unregistered.remove(&self.id);
+    /// The connection speaks for a validator now: it is never shed. `false`
+    /// if it was shed before that (its slot is a newcomer's).
+    pub fn registered(&self) -> bool {
+        self.slots.lock().unregistered.remove(&self.id).is_some()
     }
 }
 
@@ -98,8 +99,8 @@ mod tests {
         let c = slots.take(2).unwrap();
         assert!(a.shed().is_cancelled() && !b.shed().is_cancelled());
         assert_eq!(slots.active(), 2);
-        b.registered();
-        c.registered();
+        assert!(b.registered() && c.registered());
+        assert!(!a.registered(), "a was shed before it registered");
         assert!(
             slots.take(2).is_none(),
             "registered connections are never shed"

@@ -8,6 +8,7 @@
 //!   posload broadcast --connections 10000 --rounds 20 --all-propose
 //!   posload broadcast --connections 10000 --rounds 20 --all-propose --floor
 //!   posload floor --listen 127.0.0.1:9100     (triggers on stdin)
+//!   posload --socket LEADER.sock broadcast --nodes A,B,C --node-sockets a,b,c --connections 10000 --floor
 //!   posload flood     --connections 100 --rounds 20 [--slash]
 
 use anyhow::{bail, Context};
@@ -72,6 +73,26 @@ enum Scenario {
         /// and report posd ÷ floor.
         #[arg(long)]
         floor: bool,
+        /// A cluster: `--connections` clients on each of these nodes' validator
+        /// ports (each set in a `crowd` child process), all proposing; rounds
+        /// are forced at `--socket`. The floor then serves as many clients
+        /// from `--floor-processes` processes.
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<SocketAddr>,
+        /// The nodes' admin sockets, for their RSS and CPU time.
+        #[arg(long, value_delimiter = ',')]
+        node_sockets: Vec<PathBuf>,
+        /// How many processes the floor serves a cluster's clients from (one
+        /// may hold 20,000 sockets here).
+        #[arg(long, default_value_t = 2)]
+        floor_processes: usize,
+    },
+    /// Clients for `broadcast --nodes` in a child process, driven over stdin
+    /// (posload::crowd).
+    #[command(hide = true)]
+    Crowd {
+        #[arg(long)]
+        connections: usize,
     },
     /// The fan-out floor: accepts, answers the two prompts, and for each
     /// block index read on stdin writes one ready-made announcement to every
@@ -105,6 +126,9 @@ async fn main() -> anyhow::Result<()> {
     if let Scenario::Floor { listen } = cli.run {
         return posload::floor::serve(listen).await;
     }
+    if let Scenario::Crowd { connections } = cli.run {
+        return crowd(cli.addr, connections).await;
+    }
     if let Scenario::Flood {
         connections,
         rounds,
@@ -130,6 +154,9 @@ async fn main() -> anyhow::Result<()> {
             rounds,
             all_propose,
             floor,
+            nodes,
+            node_sockets,
+            floor_processes,
         } => {
             let run = Broadcast {
                 connections,
@@ -137,9 +164,20 @@ async fn main() -> anyhow::Result<()> {
                 all_propose,
                 pid,
             };
-            run.measure(cli.addr, &mut admin, floor).await?
+            if nodes.is_empty() {
+                run.measure(cli.addr, &mut admin, floor).await?
+            } else {
+                let cluster = Cluster {
+                    nodes,
+                    pids: node_pids(&node_sockets).await?,
+                    floor_processes: floor_processes.max(1),
+                };
+                run.measure_cluster(&cluster, &mut admin, floor).await?
+            }
         }
-        Scenario::Flood { .. } | Scenario::Floor { .. } => unreachable!("handled above"),
+        Scenario::Flood { .. } | Scenario::Floor { .. } | Scenario::Crowd { .. } => {
+            unreachable!("handled above")
+        }
     }
     println!("posd rss: {} KiB", rss_kib(pid).unwrap_or(0));
     Ok(())
@@ -403,6 +441,211 @@ impl Broadcast {
     }
 }
 
+/// `broadcast --nodes`: the nodes and how to measure them.
+struct Cluster {
+    nodes: Vec<SocketAddr>,
+    /// Each node's pid, when its admin socket was given.
+    pids: Vec<u32>,
+    floor_processes: usize,
+}
+
+/// The pids of the posd behind each admin socket.
+async fn node_pids(sockets: &[PathBuf]) -> anyhow::Result<Vec<u32>> {
+    let mut pids = Vec::with_capacity(sockets.len());
+    for path in sockets {
+        let mut admin = Client::connect(path, "posload")
+            .await
+            .with_context(|| format!("admin socket {}", path.display()))?;
+        match admin.ask(&Request::Status).await? {
+            Response::Status(s) => pids.push(s.pid),
+            other => bail!(
+                "unexpected status answer from {}: {other:?}",
+                path.display()
+            ),
+        }
+    }
+    Ok(pids)
+}
+
+/// Each pid's RSS in KiB, 0 where unknown.
+fn rss_all(pids: &[u32]) -> Vec<u64> {
+    pids.iter().map(|p| rss_kib(*p).unwrap_or(0)).collect()
+}
+
+impl Broadcast {
+    /// `--connections` clients on every node, each proposing every round;
+    /// a round forced at `admin`, timed until the last client of any node
+    /// has the block. Then the floor, with as many clients in all.
+    async fn measure_cluster(
+        &self,
+        cluster: &Cluster,
+        admin: &mut Client,
+        with_floor: bool,
+    ) -> anyhow::Result<()> {
+        let (connections, rounds) = (self.connections, self.rounds);
+        let total = connections * cluster.nodes.len();
+        let rss_before = rss_all(&cluster.pids);
+        let t = Instant::now();
+        let mut crowds = Vec::with_capacity(cluster.nodes.len());
+        for addr in &cluster.nodes {
+            crowds.push(posload::crowd::Crowd::spawn(*addr, connections)?);
+        }
+        for c in &mut crowds {
+            c.ready().await?;
+        }
+        let rss_after = rss_all(&cluster.pids);
+        println!(
+            "connected and registered {total} validators, {connections} on each of {} nodes, in {:.2}s",
+            cluster.nodes.len(),
+            t.elapsed().as_secs_f64()
+        );
+        for (i, (before, after)) in rss_before.iter().zip(&rss_after).enumerate() {
+            println!(
+                "  node {} rss {before} -> {after} KiB: {:.2} KiB per connection",
+                i + 1,
+                after.saturating_sub(*before) as f64 / connections as f64
+            );
+        }
+        let cpu_before: Vec<_> = cluster.pids.iter().map(|p| cpu_time(*p)).collect();
+        let mut times = Vec::with_capacity(rounds);
+        let mut per_node = vec![Vec::with_capacity(rounds); crowds.len()];
+        for _ in 0..rounds {
+            for c in &mut crowds {
+                c.propose().await?;
+            }
+            for c in &mut crowds {
+                c.proposed().await?;
+            }
+            let asked = posload::crowd::wall_nanos();
+            let index = match admin.ask(&Request::LotteryRun).await? {
+                Response::Lottery(LotteryOutcome::Committed { block, .. }) => block.index,
+                other => bail!("round did not commit: {other:?}"),
+            };
+            let at = delivered_each(&mut crowds, index).await?;
+            for (node, at) in per_node.iter_mut().zip(&at) {
+                node.push(Duration::from_nanos(at.saturating_sub(asked) as u64));
+            }
+            let last = at.into_iter().max().unwrap_or(asked);
+            times.push(Duration::from_nanos(last.saturating_sub(asked) as u64));
+        }
+        let (r50, r99, rmax) = summary(&mut times);
+        println!(
+            "broadcast to {total} clients on {} nodes, every one proposing, over {rounds} rounds: \
+             lottery run request -> last client has the block: p50 {r50:?}, p99 {r99:?}, max {rmax:?}",
+            cluster.nodes.len()
+        );
+        let nodes = cluster.pids.iter().zip(cpu_before).zip(&mut per_node);
+        for (i, ((pid, before), delivered)) in nodes.enumerate() {
+            let cpu = cpu_time(*pid)
+                .zip(before)
+                .map_or(Duration::ZERO, |(after, before)| after - before);
+            let (n50, n99, _) = summary(delivered);
+            println!(
+                "  node {}: its last client p50 {n50:?}, p99 {n99:?}; CPU {:?} per round, proposals included; rss {} KiB",
+                i + 1,
+                cpu / rounds as u32,
+                rss_kib(*pid).unwrap_or(0)
+            );
+        }
+        if with_floor {
+            drop(crowds);
+            let mut floor = floor_crowds(total, rounds, cluster.floor_processes).await?;
+            let (f50, f99, fmax) = summary(&mut floor);
+            let ratio = |posd: Duration, floor: Duration| {
+                posd.as_secs_f64() / floor.as_secs_f64().max(1e-9)
+            };
+            println!(
+                "floor, {total} clients from {} processes over {rounds} rounds: trigger -> last client has the block: \
+                 p50 {f50:?}, p99 {f99:?}, max {fmax:?}; cluster ÷ floor: p50 {:.2}, p99 {:.2}",
+                cluster.floor_processes,
+                ratio(r50, f50),
+                ratio(r99, f99)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// When the last client of each crowd had block `index`, in wall-clock nanos.
+async fn delivered_each(
+    crowds: &mut [posload::crowd::Crowd],
+    index: u64,
+) -> anyhow::Result<Vec<u128>> {
+    for c in crowds.iter_mut() {
+        c.watch(index).await?;
+    }
+    let mut at = Vec::with_capacity(crowds.len());
+    for c in crowds.iter_mut() {
+        at.push(c.delivered().await?);
+    }
+    Ok(at)
+}
+
+/// The floor's fan-out to `total` clients split over `processes` floors
+/// (each with its clients in a crowd): trigger -> last client, per round.
+async fn floor_crowds(
+    total: usize,
+    rounds: usize,
+    processes: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut floors = Vec::with_capacity(processes);
+    let mut crowds = Vec::with_capacity(processes);
+    for i in 0..processes {
+        let floor = posload::floor::Floor::spawn().await?;
+        let share = total / processes + usize::from(i < total % processes);
+        crowds.push(posload::crowd::Crowd::spawn(floor.addr, share)?);
+        floors.push(floor);
+    }
+    for c in &mut crowds {
+        c.ready().await?;
+    }
+    let rss: Vec<_> = floors
+        .iter()
+        .map(|f| f.pid().and_then(rss_kib).unwrap_or(0))
+        .collect();
+    println!("floor: {total} connected over {processes} processes; floor rss {rss:?} KiB");
+    let mut times = Vec::with_capacity(rounds);
+    for index in 1..=rounds as u64 {
+        let asked = posload::crowd::wall_nanos();
+        for f in &mut floors {
+            f.start(index).await?;
+        }
+        for f in &mut floors {
+            f.sent(index).await?;
+        }
+        let last = delivered_each(&mut crowds, index).await?.into_iter().max();
+        times.push(Duration::from_nanos(
+            last.unwrap_or(asked).saturating_sub(asked) as u64,
+        ));
+    }
+    Ok(times)
+}
+
+/// `posload crowd`: registers `connections` clients of `addr`, then serves
+/// the requests of posload::crowd on stdin.
+async fn crowd(addr: SocketAddr, connections: usize) -> anyhow::Result<()> {
+    let mut audience = Audience::listen(many(addr, connections).await?);
+    println!("ready");
+    let mut requests = BufReader::new(tokio::io::stdin()).lines();
+    let mut round = 0;
+    while let Some(line) = requests.next_line().await? {
+        match line.split_whitespace().collect::<Vec<_>>()[..] {
+            ["propose"] => {
+                round += 1;
+                audience.propose(round).await?;
+                println!("proposed");
+            }
+            ["block", index] => {
+                let last = audience.delivered(index.parse()?).await?;
+                let at = posload::crowd::wall_nanos() - last.elapsed().as_nanos();
+                println!("delivered {index} {at}");
+            }
+            _ => bail!("crowd: unknown request {line:?}"),
+        }
+    }
+    Ok(())
+}
+
 /// The same fan-out from `posload floor`: trigger -> last client, per round.
 async fn floor_rounds(connections: usize, rounds: usize) -> anyhow::Result<Vec<Duration>> {
     let mut floor = posload::floor::Floor::spawn().await?;
@@ -496,9 +739,10 @@ fn block_index(line: &str) -> Option<u64> {
         .ok()
 }
 
-/// Polls `done` every millisecond for up to 30 s; `what` says what was missing.
+/// Polls `done` every millisecond for up to 180 s (a cluster's first round
+/// records 30,000 first proposals through Raft); `what` says what was missing.
 async fn wait(done: impl Fn() -> bool, what: impl Fn() -> String) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(180);
     while !done() {
         anyhow::ensure!(Instant::now() < deadline, "{}", what());
         tokio::time::sleep(Duration::from_millis(1)).await;
