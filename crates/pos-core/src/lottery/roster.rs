@@ -40,10 +40,10 @@ impl Sums {
         if i.is_multiple_of(BLOCK) {
             self.starts.push(self.total);
         }
-        match self.total.checked_add(weight) {
-            Some(total) => self.total = total,
-            None => self.overflow = true,
-        }
+        // Branch-free: a round close adds a million of these in a row.
+        let (total, overflowed) = self.total.overflowing_add(weight);
+        self.total = total;
+        self.overflow |= overflowed;
     }
 
     /// The ticket `seed` draws below the total and the winner's position,
@@ -372,6 +372,21 @@ mod tests {
             stake,
             bpm: (i % 200) as u32,
         }
+    }
+
+    /// A total past 2^128 is flagged (and stays flagged until cleared),
+    /// whatever the additions after it.
+    #[test]
+    fn sums_flag_an_overflow() {
+        let mut sums = Sums::default();
+        sums.add(0, u128::MAX - 1);
+        sums.add(1, 1);
+        assert!(!sums.overflow);
+        sums.add(2, 1);
+        sums.add(3, 5);
+        assert!(sums.overflow);
+        sums.clear();
+        assert!(!sums.overflow && sums.total == 0);
     }
 
     /// `n` candidates in address order with stakes 1 to 1000.
