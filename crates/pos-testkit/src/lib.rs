@@ -32,6 +32,17 @@ pub use process::Posd;
 
 use std::time::Duration;
 
+/// posd's flags for a `stake_work` chain whose nonces a test finds in
+/// milliseconds: work_bits 4, work_bonus_max 2.
+pub const STAKE_WORK_4_2: [&str; 6] = [
+    "--lottery-weighting",
+    "stake_work",
+    "--work-bits",
+    "4",
+    "--work-bonus-max",
+    "2",
+];
+
 /// How long any expected reply may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(15);
 

@@ -890,15 +890,10 @@ fn cluster_commands_in_both_modes() {
 /// validators of stake 10.
 fn work_daemon(dir: &Path) -> (Daemon, [(Client, String); 2]) {
     let args = [
-        "--round-interval",
-        "1h",
-        "--lottery-weighting",
-        "stake_work",
-        "--work-bits",
-        "4",
-        "--work-bonus-max",
-        "2",
-    ];
+        &["--round-interval", "1h"][..],
+        &pos_testkit::STAKE_WORK_4_2,
+    ]
+    .concat();
     let d = Daemon::start(dir, &args);
     let (a, addr_a, _) = d.validator(10);
     let (b, addr_b, _) = d.validator(10);
@@ -1095,14 +1090,7 @@ fn explain_shows_ages_under_stake_age() {
 fn backup_keeps_every_weight_under_both_rules() {
     for rule in [
         &["--lottery-weighting", "stake_age", "--age-window", "3"][..],
-        &[
-            "--lottery-weighting",
-            "stake_work",
-            "--work-bits",
-            "4",
-            "--work-bonus-max",
-            "2",
-        ],
+        &pos_testkit::STAKE_WORK_4_2,
     ] {
         let root = tempfile::tempdir().unwrap();
         let mut args = vec!["--round-interval", "1h"];

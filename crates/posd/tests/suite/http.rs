@@ -364,14 +364,7 @@ fn the_open_round_weighs_by_the_chains_rule() {
     drop(d);
 
     // stake_work: the nonce each proposal carries now.
-    let work = [
-        "--lottery-weighting",
-        "stake_work",
-        "--work-bits",
-        "4",
-        "--work-bonus-max",
-        "2",
-    ];
+    let work = pos_testkit::STAKE_WORK_4_2;
     let (d, http) = daemon(&root.path().join("work"), &work);
     let (mut a, a_addr, _) = d.validator(10);
     let (mut b, _, _) = d.validator(10);

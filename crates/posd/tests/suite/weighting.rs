@@ -135,15 +135,10 @@ pub(crate) fn mine(
 fn stake_work_takes_mined_nonces_and_slashes_malformed_ones() {
     let root = tempfile::tempdir().unwrap();
     let args = [
-        "--round-interval",
-        "1h",
-        "--lottery-weighting",
-        "stake_work",
-        "--work-bits",
-        "4",
-        "--work-bonus-max",
-        "2",
-    ];
+        &["--round-interval", "1h"][..],
+        &pos_testkit::STAKE_WORK_4_2,
+    ]
+    .concat();
     let posd = Posd::start(posd_bin!(), &root.path().join("work"), &args);
     let (mut a, a_addr, _) = posd.validator(10);
     let (mut b, b_addr, _) = posd.validator(10);
