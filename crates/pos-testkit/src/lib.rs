@@ -32,6 +32,10 @@ pub use process::Posd;
 
 use std::time::Duration;
 
+/// posd's flags for a `stake_age` chain whose ages reach their window in a
+/// few forced rounds: age_window 3.
+pub const STAKE_AGE_3: [&str; 4] = ["--lottery-weighting", "stake_age", "--age-window", "3"];
+
 /// posd's flags for a `stake_work` chain whose nonces a test finds in
 /// milliseconds: work_bits 4, work_bonus_max 2.
 pub const STAKE_WORK_4_2: [&str; 6] = [

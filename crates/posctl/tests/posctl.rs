@@ -1029,14 +1029,7 @@ fn work_reports_progress_on_stderr() {
 #[test]
 fn explain_shows_ages_under_stake_age() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "--round-interval",
-        "1h",
-        "--lottery-weighting",
-        "stake_age",
-        "--age-window",
-        "3",
-    ];
+    let args = [&["--round-interval", "1h"][..], &pos_testkit::STAKE_AGE_3].concat();
     let d = Daemon::start(dir.path(), &args);
     let s = d.socket.clone();
     let (mut a, _, _) = d.validator(10);
@@ -1088,10 +1081,7 @@ fn explain_shows_ages_under_stake_age() {
 /// the same rule when posd starts from it (SPEC §12: "through backup").
 #[test]
 fn backup_keeps_every_weight_under_both_rules() {
-    for rule in [
-        &["--lottery-weighting", "stake_age", "--age-window", "3"][..],
-        &pos_testkit::STAKE_WORK_4_2,
-    ] {
+    for rule in [&pos_testkit::STAKE_AGE_3[..], &pos_testkit::STAKE_WORK_4_2] {
         let root = tempfile::tempdir().unwrap();
         let mut args = vec!["--round-interval", "1h"];
         args.extend(rule);

@@ -369,7 +369,6 @@ fn chances_by_weight(b: &mut Browser, rows: usize, whys: &[&str]) {
 /// posd with HTTP on, rounds closed by hand, under `--lottery-weighting` `rule`.
 fn weighted_posd(dir: &std::path::Path, rule: &[&str]) -> Posd {
     let mut args = vec!["--round-interval", "1h", "--http-listen", "127.0.0.1:0"];
-    args.push("--lottery-weighting");
     args.extend(rule);
     Posd::start(posd_bin!(), dir, &args)
 }
@@ -378,7 +377,7 @@ fn weighted_posd(dir: &std::path::Path, rule: &[&str]) -> Posd {
 #[ignore = "needs chromium"]
 fn the_page_rechecks_stake_age_draws_from_the_rounds_before() {
     let dir = tempfile::tempdir().unwrap();
-    let posd = weighted_posd(dir.path(), &["stake_age", "--age-window", "3"]);
+    let posd = weighted_posd(dir.path(), &pos_testkit::STAKE_AGE_3);
     let mut validators: Vec<_> = [300, 200, 100, 50]
         .into_iter()
         .map(|stake| posd.validator(stake))
@@ -403,8 +402,7 @@ fn the_page_rechecks_stake_age_draws_from_the_rounds_before() {
 #[ignore = "needs chromium"]
 fn the_page_rechecks_stake_work_draws_with_webcrypto() {
     let dir = tempfile::tempdir().unwrap();
-    let rule = ["stake_work", "--work-bits", "4", "--work-bonus-max", "2"];
-    let posd = weighted_posd(dir.path(), &rule);
+    let posd = weighted_posd(dir.path(), &pos_testkit::STAKE_WORK_4_2);
     let mut validators: Vec<_> = [100, 100, 100]
         .into_iter()
         .map(|stake| posd.validator(stake))

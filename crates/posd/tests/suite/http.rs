@@ -339,7 +339,7 @@ fn the_open_round_weighs_by_the_chains_rule() {
     drop(d);
 
     // stake_age: the loser of round 1 proposes again at age 1.
-    let age = ["--lottery-weighting", "stake_age", "--age-window", "3"];
+    let age = pos_testkit::STAKE_AGE_3;
     let (d, http) = daemon(&root.path().join("age"), &age);
     let (mut a, a_addr, _) = d.validator(10);
     let (mut b, _, _) = d.validator(10);

@@ -29,20 +29,15 @@ fn rounds_of(export: &[u8]) -> Vec<serde_json::Value> {
 
 /// A `stake_age` chain with a window of 3 rounds and hour-long rounds
 /// (closed by hand).
-const AGE_WINDOW_3: [&str; 6] = [
-    "--round-interval",
-    "1h",
-    "--lottery-weighting",
-    "stake_age",
-    "--age-window",
-    "3",
-];
+fn age_window_3() -> Vec<&'static str> {
+    [&["--round-interval", "1h"][..], &pos_testkit::STAKE_AGE_3].concat()
+}
 
 #[test]
 fn stake_age_weights_grow_while_proposing_and_reset_on_a_win() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("age");
-    let args = AGE_WINDOW_3;
+    let args = age_window_3();
     let posd = Posd::start(posd_bin!(), &dir, &args);
     let (mut a, a_addr, _) = posd.validator(10);
     let (mut b, _, _) = posd.validator(10);
@@ -276,7 +271,7 @@ fn wins_follow_weights_on_a_real_posd() {
 fn a_stake_age_cluster_agrees_on_every_weight() {
     use pos_testkit::cluster::{eventually, ClusterDir, Node};
     let dir = ClusterDir::new();
-    let args = AGE_WINDOW_3;
+    let args = age_window_3();
     let nodes: Vec<Node> = (1..=3)
         .map(|id| dir.start(posd_bin!(), id, &args))
         .collect();
@@ -337,7 +332,7 @@ fn a_schema2_data_dir_is_a_stake_chain_and_keeps_every_hash() {
     let before = raw_rounds(dir.path());
     assert_eq!(before.len(), 3);
 
-    let mut posd = Posd::start(posd_bin!(), dir.path(), &AGE_WINDOW_3);
+    let mut posd = Posd::start(posd_bin!(), dir.path(), &age_window_3());
     let log = posd.wait_log("posd ready");
     assert!(!log.contains("migrated"), "{log}");
     assert!(
