@@ -175,14 +175,11 @@ impl Cluster {
                 self.waiters.forget(ticket);
                 return Err(WriteError::Removed);
             }
-            // At the leader, this node's apply answers the write: it comes
-            // before openraft's own answer, which the batcher passes on.
-            let local = self
-                .node
-                .leader()
-                .is_some_and(|(leader, _)| leader == self.me);
+            // This node's apply answers the write whenever it comes first:
+            // at the leader it comes before openraft's own answer (which the
+            // batcher passes on); anywhere, it means the write committed.
             let route = tokio::select! {
-                done = &mut applied, if local => return done.map_err(|_| WriteError::Stopped),
+                done = &mut applied => return done.map_err(|_| WriteError::Stopped),
                 route = self.route(origin, &submission) => route,
             };
             match route {
