@@ -1,15 +1,16 @@
-//! The Raft log and vote over pos-store. Every write is on stable storage
-//! before openraft hears of it: `append` calls back only after the sync,
-//! `save_vote` returns only after it (CLUSTER-NOTES: the way Raft systems
-//! lose data is to say "saved" early). The newest entries are also kept in
-//! memory ([`Recent`]): openraft reads each one back at once, to replicate
-//! it and to apply it.
+//! The Raft log and vote over pos-store: the log in its own append-only
+//! files ([`RaftLog`]), the vote in the store. Every write is on stable
+//! storage before openraft hears of it: `append` calls back only after the
+//! sync, `save_vote` returns only after it (CLUSTER-NOTES: the way Raft
+//! systems lose data is to say "saved" early). The newest entries are also
+//! kept in memory ([`Recent`]): openraft reads each one back at once, to
+//! replicate it and to apply it.
 
 use crate::recent::Recent;
 use crate::types::{decode, encode, Entry, LogId, StorageError, TypeConfig, Vote};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogReader};
-use pos_store::{Store, StoreError};
+use pos_store::{RaftLog, Store, StoreError};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,15 +20,26 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Clone)]
 pub struct LogStore {
     store: Arc<Store>,
+    log: Arc<RaftLog>,
     recent: Arc<Mutex<Recent>>,
 }
 
 impl LogStore {
-    pub fn new(store: Arc<Store>) -> Self {
-        LogStore {
+    /// Opens the store's Raft log (moving an older store's out of sled),
+    /// with what was purged dropped again.
+    pub fn open(store: Arc<Store>) -> Result<Self, StorageError> {
+        let failed = |e| io_error(ErrorSubject::Logs, ErrorVerb::Read, e);
+        let log = store.open_raft_log().map_err(failed)?;
+        let purged: Option<LogId> =
+            decoded(ErrorSubject::Logs, store.raft_purged().map_err(failed)?)?;
+        if let Some(purged) = purged {
+            log.purge(purged.index).map_err(failed)?;
+        }
+        Ok(LogStore {
+            log: Arc::new(log),
             store,
             recent: Arc::default(),
-        }
+        })
     }
 
     fn recent(&self) -> MutexGuard<'_, Recent> {
@@ -39,10 +51,10 @@ impl LogStore {
         &self,
         subject: ErrorSubject<u64>,
         verb: ErrorVerb,
-        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Store, &RaftLog) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StorageError> {
-        let store = Arc::clone(&self.store);
-        crate::blocking::run(move || f(&store))
+        let (store, log) = (Arc::clone(&self.store), Arc::clone(&self.log));
+        crate::blocking::run(move || f(&store, &log))
             .await
             .map_err(|e| io_error(subject.clone(), verb, e))?
             .map_err(|e| io_error(subject, verb, e))
@@ -89,8 +101,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
             return Ok(entries);
         }
         let raw = self
-            .blocking(ErrorSubject::Logs, ErrorVerb::Read, move |s| {
-                s.raft_log(from, to)
+            .blocking(ErrorSubject::Logs, ErrorVerb::Read, move |_, log| {
+                log.read(from, to)
             })
             .await?;
         raw.into_iter()
@@ -106,8 +118,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let (purged, last) = self
-            .blocking(ErrorSubject::Logs, ErrorVerb::Read, |s| {
-                Ok((s.raft_purged()?, s.last_raft_entry()?))
+            .blocking(ErrorSubject::Logs, ErrorVerb::Read, |s, log| {
+                Ok((s.raft_purged()?, log.last()?))
             })
             .await?;
         let last_purged_log_id: Option<LogId> = decoded(ErrorSubject::Logs, purged)?;
@@ -125,7 +137,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let bytes = encode(vote);
-        self.blocking(ErrorSubject::Vote, ErrorVerb::Write, move |s| {
+        self.blocking(ErrorSubject::Vote, ErrorVerb::Write, move |s, _| {
             s.save_raft_vote(&bytes)
         })
         .await
@@ -133,7 +145,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
         let bytes = self
-            .blocking(ErrorSubject::Vote, ErrorVerb::Read, |s| s.raft_vote())
+            .blocking(ErrorSubject::Vote, ErrorVerb::Read, |s, _| s.raft_vote())
             .await?;
         decoded(ErrorSubject::Vote, bytes)
     }
@@ -147,7 +159,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
         let bytes = self
-            .blocking(ErrorSubject::Store, ErrorVerb::Read, |s| s.raft_committed())
+            .blocking(ErrorSubject::Store, ErrorVerb::Read, |s, _| {
+                s.raft_committed()
+            })
             .await?;
         Ok(decoded::<Option<LogId>>(ErrorSubject::Store, bytes)?.flatten())
     }
@@ -169,8 +183,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             encoded.push((index, bytes));
         }
         let result = self
-            .blocking(ErrorSubject::Logs, ErrorVerb::Write, move |s| {
-                s.append_raft_log(encoded)
+            .blocking(ErrorSubject::Logs, ErrorVerb::Write, move |_, log| {
+                log.append(encoded)
             })
             .await;
         // Synced (or failed) by now: only then may openraft count the entries.
@@ -187,8 +201,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // First: no reader may take a removed entry from here meanwhile.
         self.recent().truncated(log_id.index);
-        self.blocking(ErrorSubject::Logs, ErrorVerb::Delete, move |s| {
-            s.truncate_raft_log(log_id.index)
+        self.blocking(ErrorSubject::Logs, ErrorVerb::Delete, move |_, log| {
+            log.truncate(log_id.index)
         })
         .await
     }
@@ -196,8 +210,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let bytes = encode(&log_id);
         self.recent().purged(log_id.index);
-        self.blocking(ErrorSubject::Logs, ErrorVerb::Delete, move |s| {
-            s.purge_raft_log(log_id.index, &bytes)
+        self.blocking(ErrorSubject::Logs, ErrorVerb::Delete, move |s, log| {
+            s.save_raft_purged(&bytes)?;
+            log.purge(log_id.index)
         })
         .await
     }

@@ -138,7 +138,8 @@ impl Node {
                 me,
                 secret: secret.clone(),
             },
-            LogStore::new(store),
+            LogStore::open(Arc::clone(&store))
+                .map_err(|e| ClusterError(format!("cannot open the Raft log: {e}")))?,
             state.clone(),
         )
         .await
@@ -280,10 +281,22 @@ impl Node {
         // the partition to heal, and every write queued behind it too: give
         // up on hearing its outcome after a few election timeouts (it may
         // still commit later; retrying it is harmless, see posd's cluster).
+        let ends_round = batch.ops.iter().any(|t| t.op.ends_round());
         let written = tokio::time::timeout(self.lease * 3, self.raft.client_write(batch)).await;
         drop(closed);
         match written {
-            Ok(written) => written.map(|_| ()).map_err(failure),
+            Ok(Ok(_)) => {
+                // Followers learn of a commit with the next AppendEntries:
+                // while writes flow that is soon, but after a round's close
+                // it would be the next heartbeat (up to a tenth of the
+                // election timeout), and their clients would wait for the
+                // block that long. Tell them now.
+                if ends_round {
+                    let _ = self.raft.trigger().heartbeat().await;
+                }
+                Ok(())
+            }
+            Ok(Err(e)) => Err(failure(e)),
             Err(_) => Err(WriteFailure::NotLeader),
         }
     }

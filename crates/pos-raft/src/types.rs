@@ -31,6 +31,16 @@ pub struct Batch {
     pub ops: Vec<Tagged>,
 }
 
+impl Op {
+    /// Whether applying it closes the open round (with a block or without).
+    pub fn ends_round(&self) -> bool {
+        matches!(
+            self,
+            Op::Command(Command::CommitRound { .. }) | Op::EndRound
+        )
+    }
+}
+
 /// An op with where it came from, so the node that submitted it can answer
 /// its client once it has applied it itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -34,7 +34,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
             dir.path(),
             Arc::new(Counting::default()),
         );
-        Ok((dir, LogStore::new(store), sm))
+        let log = LogStore::open(store).expect("Raft log");
+        Ok((dir, log, sm))
     }
 }
 

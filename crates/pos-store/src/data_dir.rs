@@ -21,7 +21,14 @@ pub const PARTIAL: &str = "import.partial";
 
 /// Names of the files posd itself keeps in a data directory; anything else
 /// in a directory without a chain means it belongs to someone else.
-const OWN_FILES: &[&str] = &[LOCK, SLED, "admin.sock", acked::FILE];
+const OWN_FILES: &[&str] = &[
+    LOCK,
+    SLED,
+    "admin.sock",
+    acked::FILE,
+    crate::raft_log::DIR,
+    crate::raft_log::DIR_NEW,
+];
 
 /// Whether `dir` holds a chain, or what is left of one (a store, or the
 /// record of what posd acknowledged from it), as opposed to nothing yet.

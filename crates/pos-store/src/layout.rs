@@ -21,8 +21,9 @@ pub const VALIDATORS: &str = "validators";
 pub const PROPOSED: &str = "proposed";
 /// Small named values, below.
 pub const META: &str = "meta";
-/// Cluster nodes only: `u64 BE index -> Raft log entry` (opaque bytes the
-/// cluster crate encodes).
+/// Cluster nodes of older stores only: `u64 BE index -> Raft log entry`
+/// (opaque bytes the cluster crate encodes). Moved out to `raft-log/`
+/// ([`crate::raft_log`]) when the node first opens its log.
 pub const RAFT_LOG: &str = "raft_log";
 /// Cluster nodes only: the Raft vote, committed and purged log ids (opaque bytes).
 pub const RAFT: &str = "raft";

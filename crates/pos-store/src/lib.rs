@@ -9,7 +9,8 @@
 //!   pending secret as stored.
 //! - `machine`: pos-core's transition state over one sled transaction.
 //! - `check`: the whole chain and every record verified, in constant memory.
-//! - `raft`: a cluster node's Raft log and vote, and entries applied atomically.
+//! - `raft`: a cluster node's Raft vote, and entries applied atomically;
+//!   [`raft_log`]: its Raft log, in append-only files of its own.
 //! - [`error`]: everything that can go wrong with a data directory.
 //! - [`export`]: the export format (JSON lines): consistent snapshots out
 //!   ([`Store::export_to`]), and imports verified whole before they replace
@@ -27,6 +28,7 @@ pub mod layout;
 mod lottery;
 mod machine;
 mod raft;
+pub mod raft_log;
 mod reads;
 pub mod store;
 mod sync;
@@ -34,4 +36,5 @@ mod sync;
 pub use check::Checked;
 pub use error::StoreError;
 pub use pos_core::transition::Counts;
+pub use raft_log::RaftLog;
 pub use store::Store;

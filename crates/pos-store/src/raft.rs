@@ -1,4 +1,5 @@
-//! The Raft log and vote of a cluster node, in the same sled Db as the chain.
+//! A cluster node's Raft vote and bookkeeping, in the same sled Db as the
+//! chain; the log itself is in its own files ([`RaftLog`]).
 //!
 //! pos-store does not know Raft's types: entries, the vote and log ids are
 //! opaque bytes the cluster crate encodes. What it owns is durability: every
@@ -7,7 +8,9 @@
 //! cannot take back (a vote that goes back elects two leaders in one term).
 
 use crate::layout::{META_RAFT_APPLIED, RAFT_LOG};
+use crate::raft_log::{self, RaftLog};
 use crate::store::{flatten, Store};
+use crate::sync::{io_err, sync_path};
 use crate::StoreError;
 use pos_core::transition::{self, Outcome};
 use pos_core::Command;
@@ -51,62 +54,50 @@ impl Store {
         Ok(self.raft.get(key)?.map(|v| v.to_vec()))
     }
 
-    /// Appends entries `(index, bytes)`; durable when this returns.
-    pub fn append_raft_log(
-        &self,
-        entries: impl IntoIterator<Item = (u64, Vec<u8>)>,
-    ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (index, entry) in entries {
-            batch.insert(&index.to_be_bytes(), entry);
-        }
-        self.raft_log.apply_batch(batch)?;
-        self.sync_log()
-    }
-
-    /// Entries with index in `from..to` (`to` exclusive), in order.
-    pub fn raft_log(&self, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        if from >= to {
-            return Ok(Vec::new());
-        }
-        self.raft_log
-            .range(from.to_be_bytes()..to.to_be_bytes())
-            .map(|kv| {
-                let (k, v) = kv?;
-                Ok((log_index(&k)?, v.to_vec()))
-            })
-            .collect()
-    }
-
-    /// The last entry of the log, if it holds any.
-    pub fn last_raft_entry(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        match self.raft_log.last()? {
-            Some((k, v)) => Ok(Some((log_index(&k)?, v.to_vec()))),
-            None => Ok(None),
-        }
-    }
-
-    /// Removes every entry from `index` on (a conflicting suffix); durable on return.
-    pub fn truncate_raft_log(&self, index: u64) -> Result<(), StoreError> {
-        self.remove_raft_entries(self.raft_log.range(index.to_be_bytes()..))?;
-        self.sync_log()
-    }
-
-    /// Removes every entry up to `index` and records `purged` (the id of
-    /// entry `index`) first, so the log's start is never lost; durable on return.
-    pub fn purge_raft_log(&self, index: u64, purged: &[u8]) -> Result<(), StoreError> {
+    /// Records `purged` (the id of the last entry a purge of the log drops)
+    /// before the log drops anything, so the log's start is never lost;
+    /// durable on return. It syncs the applied state too: the entries
+    /// dropped next can no longer be re-applied after a crash.
+    pub fn save_raft_purged(&self, purged: &[u8]) -> Result<(), StoreError> {
         self.raft.insert(PURGED, purged)?;
-        self.sync_log()?;
-        self.remove_raft_entries(self.raft_log.range(..=index.to_be_bytes()))?;
         self.sync_log()
     }
 
-    fn remove_raft_entries(&self, range: sled::Iter) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for key in range.keys() {
-            batch.remove(key?);
+    /// Opens this node's Raft log (`raft-log/` in the data directory). A
+    /// store from before the log had its own files keeps it in sled: it is
+    /// copied out first (into `raft-log.new`, synced, then renamed), and
+    /// only then removed from sled, so a crash at any point loses nothing.
+    pub fn open_raft_log(&self) -> Result<RaftLog, StoreError> {
+        let Some(disk) = &self.disk else {
+            return Err(StoreError::Invalid(
+                "a temporary store has no Raft log".into(),
+            ));
+        };
+        let dir = disk.dir.join(raft_log::DIR);
+        if !dir.exists() {
+            let new = disk.dir.join(raft_log::DIR_NEW);
+            if new.exists() {
+                std::fs::remove_dir_all(&new).map_err(io_err(&new))?;
+            }
+            let log = RaftLog::open(&new)?;
+            let mut chunk = Vec::new();
+            for kv in self.raft_log.iter() {
+                let (k, v) = kv?;
+                chunk.push((log_index(&k)?, v.to_vec()));
+                if chunk.len() == 1024 {
+                    log.append(std::mem::take(&mut chunk))?;
+                }
+            }
+            log.append(chunk)?;
+            drop(log);
+            std::fs::rename(&new, &dir).map_err(io_err(&new))?;
+            sync_path(&disk.dir)?;
         }
-        Ok(self.raft_log.apply_batch(batch)?)
+        if !self.raft_log.is_empty() {
+            self.raft_log.clear()?;
+            self.sync_log()?;
+        }
+        RaftLog::open(&dir)
     }
 
     /// What the cluster recorded with the last entry it applied (its log
@@ -154,4 +145,41 @@ impl Store {
 
 fn log_index(key: &[u8]) -> Result<u64, StoreError> {
     crate::codec::u64_value(RAFT_LOG, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pos_core::ChainSpec;
+
+    #[test]
+    fn an_older_stores_log_moves_out_of_sled_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries: Vec<(u64, Vec<u8>)> = (5..2100).map(|i| (i, vec![i as u8; 40])).collect();
+        {
+            // As a store before round 3 kept it: in sled, keyed by index.
+            let store = Store::open(dir.path(), &ChainSpec::default()).unwrap();
+            for (i, e) in &entries {
+                store
+                    .raft_log
+                    .insert(i.to_be_bytes(), e.as_slice())
+                    .unwrap();
+            }
+            store.flush().unwrap();
+            // A copy left by a crash in the middle of an earlier move.
+            std::fs::create_dir(dir.path().join(raft_log::DIR_NEW)).unwrap();
+            std::fs::write(dir.path().join(raft_log::DIR_NEW).join("junk"), b"x").unwrap();
+        }
+        let store = Store::open(dir.path(), &ChainSpec::default()).unwrap();
+        let log = store.open_raft_log().unwrap();
+        assert_eq!(log.read(0, u64::MAX).unwrap(), entries);
+        assert!(store.raft_log.is_empty());
+        assert!(!dir.path().join(raft_log::DIR_NEW).exists());
+        log.append([(2100, b"next".to_vec())]).unwrap();
+        drop((log, store));
+        let store = Store::open(dir.path(), &ChainSpec::default()).unwrap();
+        let log = store.open_raft_log().unwrap();
+        assert_eq!(log.read(2099, 2101).unwrap().len(), 2);
+        assert_eq!(log.last().unwrap(), Some((2100, b"next".to_vec())));
+    }
 }

@@ -26,8 +26,10 @@ pub struct Store {
     pub(crate) validators: sled::Tree,
     pub(crate) proposed: sled::Tree,
     pub(crate) meta: sled::Tree,
-    /// A cluster node's Raft log and vote (empty on a standalone node).
+    /// A cluster node's Raft log as stores before its own files kept it;
+    /// emptied by [`Store::open_raft_log`].
     pub(crate) raft_log: sled::Tree,
+    /// A cluster node's vote and log bookkeeping (empty on a standalone node).
     pub(crate) raft: sled::Tree,
     /// The files behind a store on disk; `None` for a temporary one.
     pub(crate) disk: Option<OnDisk>,
@@ -48,7 +50,7 @@ pub struct Store {
 /// What a store on disk keeps open besides sled.
 pub(crate) struct OnDisk {
     /// The data directory.
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     pub(crate) files: SledFiles,
     acked: AckFile,
     /// Held for the store's life: a second posd on the same directory fails to take it.
