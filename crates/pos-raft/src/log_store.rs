@@ -30,6 +30,13 @@ impl LogStore {
     pub fn open(store: Arc<Store>) -> Result<Self, StorageError> {
         let failed = |e| io_error(ErrorSubject::Logs, ErrorVerb::Read, e);
         let log = store.open_raft_log().map_err(failed)?;
+        if log.cut_at_open() > 0 {
+            tracing::warn!(
+                bytes = log.cut_at_open(),
+                "the Raft log's last append was torn (posd stopped mid-write, a power cut): \
+                 cut off; it was never acknowledged, and the leader sends it again"
+            );
+        }
         let purged: Option<LogId> =
             decoded(ErrorSubject::Logs, store.raft_purged().map_err(failed)?)?;
         if let Some(purged) = purged {

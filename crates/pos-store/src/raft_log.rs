@@ -9,7 +9,8 @@
 //! machine, against ~0.2 ms for a write and `fdatasync` of a plain file.
 //!
 //! Layout: `raft-log/` in the data directory holds segments named by the
-//! index of their first entry (`00000000000000000001.log`), each the magic
+//! index of their first entry (`1.log`, `10342.log`: short, so that a
+//! LazyFS fault command naming one fits its 100 bytes), each the magic
 //! [`MAGIC`] then records `len u32 | crc32 u32 | index u64 | entry`, little
 //! endian, the CRC over index and entry. Indexes run on without a gap within
 //! a segment, and grow from one segment to the next. An append writes all its records in one `pwrite`
@@ -45,6 +46,8 @@ const MAX_ENTRY: usize = 256 << 20;
 pub struct RaftLog {
     dir: PathBuf,
     segments: Mutex<Segments>,
+    /// Bytes of a torn tail cut off at open (0 after a clean stop).
+    cut: u64,
 }
 
 #[derive(Default)]
@@ -143,7 +146,7 @@ fn record(out: &mut Vec<u8>, index: u64, entry: &[u8]) {
 }
 
 fn segment_name(first: u64) -> String {
-    format!("{first:020}.log")
+    format!("{first}.log")
 }
 
 impl RaftLog {
@@ -174,9 +177,11 @@ impl RaftLog {
         }
         firsts.sort_unstable();
         let mut list: Vec<Segment> = Vec::with_capacity(firsts.len());
+        let mut cut = 0;
         for (n, &first) in firsts.iter().enumerate() {
             let last = n + 1 == firsts.len();
-            let segment = scan(&dir.join(segment_name(first)), first, last)?;
+            let (segment, torn) = scan(&dir.join(segment_name(first)), first, last)?;
+            cut += torn;
             if let Some(before) = list.last() {
                 if before.next_index() > first {
                     return Err(segment.damaged(
@@ -194,7 +199,14 @@ impl RaftLog {
                 from: 0,
                 failed: false,
             }),
+            cut,
         })
+    }
+
+    /// Bytes of a torn last append that opening cut off: an append a power
+    /// cut interrupted, never acknowledged (0 after a clean stop).
+    pub fn cut_at_open(&self) -> u64 {
+        self.cut
     }
 
     fn segments(&self) -> Result<MutexGuard<'_, Segments>, StoreError> {
@@ -388,8 +400,9 @@ fn remove(segments: impl Iterator<Item = Segment>, dir: &Path) -> Result<(), Sto
 }
 
 /// Reads a segment's records. In the `last` segment a torn tail (or a
-/// magic never written) is cut off; anywhere else it is damage.
-fn scan(path: &Path, first: u64, last: bool) -> Result<Segment, StoreError> {
+/// magic never written) is cut off, and its length returned; anywhere
+/// else it is damage.
+fn scan(path: &Path, first: u64, last: bool) -> Result<(Segment, u64), StoreError> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -416,7 +429,7 @@ fn scan(path: &Path, first: u64, last: bool) -> Result<Segment, StoreError> {
             .and_then(|()| segment.file.set_len(segment.end))
             .and_then(|()| segment.file.sync_all())
             .map_err(io_err(path))?;
-        return Ok(segment);
+        return Ok((segment, bytes.len() as u64));
     }
     let mut at = MAGIC.len();
     while let Some((index, _, len)) = parse(&bytes[at..]) {
@@ -441,7 +454,8 @@ fn scan(path: &Path, first: u64, last: bool) -> Result<Segment, StoreError> {
             .and_then(|()| segment.file.sync_all())
             .map_err(io_err(path))?;
     }
-    Ok(segment)
+    let cut = bytes.len() as u64 - segment.end;
+    Ok((segment, cut))
 }
 
 #[cfg(test)]
@@ -453,12 +467,13 @@ mod tests {
     }
 
     fn segment_files(dir: &Path) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
+            .map(|p| (p.file_stem().unwrap().to_str().unwrap().parse().unwrap(), p))
             .collect();
         files.sort();
-        files
+        files.into_iter().map(|(_, p)| p).collect()
     }
 
     #[test]
@@ -504,6 +519,7 @@ mod tests {
         let log = RaftLog::open(dir.path()).unwrap();
         assert_eq!(log.read(1, 10).unwrap(), entries(1..3, 100));
         assert_eq!(std::fs::metadata(&file).unwrap().len(), whole - 116);
+        assert_eq!(log.cut_at_open(), 116 - 60);
         log.append(entries(3..5, 7)).unwrap();
         drop(log);
         // And a tail of garbage after whole records.

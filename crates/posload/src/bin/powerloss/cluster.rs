@@ -4,8 +4,9 @@
 //! before every other odd cycle the leader is SIGKILLed and restarted until
 //! node 3 wins an election (at most a few tries), so leaders and followers
 //! both lose power. Each cycle: validators register on all three nodes,
-//! node 3 is SIGKILLed and its unsynced writes dropped, the other two go on
-//! a moment, then node 3 is remounted and restarted. Checked after every
+//! node 3 is SIGKILLed and its unsynced writes dropped (in cycles 2, 3, 6,
+//! 7, ... its next Raft log append is torn instead, as LazyFS dies
+//! mid-write), the other two go on a moment, then node 3 is remounted and restarted. Checked after every
 //! cycle, on every node: nothing acknowledged anywhere is missing, balances
 //! match, `chain verify` passes, the three chains are equal; node 3's term
 //! after the restart is not below the one before. All along, a monitor
@@ -13,8 +14,8 @@
 //! no node's term may go back.
 
 use super::{
-    add, check, die_with_parent, force_rounds, observe, report, validators, Acked, Cli, LazyFs,
-    Posd, Totals,
+    add, check, die_with_parent, force_rounds, observe, report, torn_op, validators, Acked, Cli,
+    LazyFs, Posd, Totals,
 };
 use anyhow::{bail, Context};
 use pos_core::Block;
@@ -267,11 +268,13 @@ pub(crate) async fn run(
             break;
         }
         let role = hand_over(&mut c, &fs, cycle % 2 == 1).await?;
-        let (new, at) = cut_under_load(&mut c, &mut fs, cli.clients, rng).await?;
+        // Cycles 2, 3, 6, 7, ... tear a write of the Raft log (a follower's,
+        // then a leader's); the others drop the unsynced writes.
+        let tear = (cycle / 2) % 2 == 1;
+        let (new, how) = cut_under_load(&mut c, &mut fs, cli.clients, tear, rng).await?;
         led = new.1;
         println!(
-            "cycle {cycle}/{}: node {LAZY} ({role}, term {led}) SIGKILL + clear-cache {at}; \
-             acknowledged {}",
+            "cycle {cycle}/{}: node {LAZY} ({role}, term {led}) {how}; acknowledged {}",
             cli.cycles,
             new.0.summary()
         );
@@ -330,6 +333,7 @@ async fn cut_under_load(
     c: &mut Cluster,
     fs: &mut LazyFs,
     clients: u64,
+    tear: bool,
     rng: &mut StdRng,
 ) -> anyhow::Result<((Acked, u64), String)> {
     let acked = Arc::new(Mutex::new(Acked::default()));
@@ -345,17 +349,55 @@ async fn cut_under_load(
     let after = Duration::from_millis(rng.gen_range(300..1500));
     tokio::time::sleep(after).await;
     let term = c.status(LAZY).await?.term;
-    c.kill9(LAZY);
-    fs.clear_cache().await?;
+    let at = format!("{} ms into the load", after.as_millis());
+    let how = match tear
+        .then(|| newest_segment(&fs.root.join("data")))
+        .flatten()
+    {
+        Some(segment) => {
+            // The next append to node 3's Raft log is half written as the
+            // power goes: its restart must cut that tail and catch up.
+            let command = torn_op(&segment, 3, rng);
+            fs.command(&command).await?;
+            let fired = fs.exits_within(Duration::from_secs(5)).await;
+            c.kill9(LAZY);
+            if fired {
+                format!("{command} {at}: LazyFS died mid-write, SIGKILL")
+            } else {
+                fs.clear_cache().await?;
+                format!("{command} {at}: did not fire in 5 s; SIGKILL + clear-cache")
+            }
+        }
+        None => {
+            c.kill9(LAZY);
+            fs.clear_cache().await?;
+            format!("SIGKILL + clear-cache {at}")
+        }
+    };
     // The other two still make a majority: they go on without node 3.
     tokio::time::sleep(Duration::from_millis(500)).await;
     load.abort_all();
     while load.join_next().await.is_some() {}
     let acked = std::mem::take(&mut *acked.lock().unwrap());
-    Ok((
-        (acked, term),
-        format!("{} ms into the load", after.as_millis()),
-    ))
+    Ok(((acked, term), how))
+}
+
+/// The newest segment of the Raft log in node 3's data directory `data`
+/// (as LazyFS names it): where its next append goes.
+fn newest_segment(data: &Path) -> Option<PathBuf> {
+    let dir = data.join(pos_store::raft_log::DIR);
+    std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".log")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .map(|first| dir.join(format!("{first}.log")))
 }
 
 /// Once node 3 has caught up: every node holds what any node acknowledged,

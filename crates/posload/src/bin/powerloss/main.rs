@@ -71,7 +71,8 @@ struct Cli {
     #[arg(long)]
     posctl: Option<PathBuf>,
     /// Three posd nodes in a cluster, one on LazyFS; cuts are SIGKILL +
-    /// clear-cache on that node (`--faults` does not apply).
+    /// clear-cache on that node, or a torn write of its Raft log
+    /// (`--faults` does not apply).
     #[arg(long)]
     cluster: bool,
 }
@@ -406,18 +407,7 @@ fn torn(fault: Fault, data: &Path, rng: &mut StdRng) -> Option<String> {
             } else {
                 data.join(pos_store::acked::FILE)
             };
-            let parts = rng.gen_range(2..=4);
-            // Some parts, never all of them.
-            let mask = rng.gen_range(1..(1u32 << parts) - 1);
-            let persist: Vec<String> = (0..parts)
-                .filter(|p| mask & (1 << p) != 0)
-                .map(|p| (p + 1).to_string())
-                .collect();
-            Some(format!(
-                "lazyfs::torn-op::file={}::persist={}::parts={parts}",
-                file.display(),
-                persist.join(",")
-            ))
+            Some(torn_op(&file, 4, rng))
         }
         // Write 1 or write 2 of the run reaches the disk, the other does not.
         Fault::TornSeq => Some(format!(
@@ -426,6 +416,22 @@ fn torn(fault: Fault, data: &Path, rng: &mut StdRng) -> Option<String> {
             rng.gen_range(1..=2)
         )),
     }
+}
+
+/// The LazyFS command that tears the next write to `file` into 2 to
+/// `max_parts` parts and persists some of them, never all.
+pub(crate) fn torn_op(file: &Path, max_parts: u32, rng: &mut StdRng) -> String {
+    let parts = rng.gen_range(2..=max_parts);
+    let mask = rng.gen_range(1..(1u32 << parts) - 1);
+    let persist: Vec<String> = (0..parts)
+        .filter(|p| mask & (1 << p) != 0)
+        .map(|p| (p + 1).to_string())
+        .collect();
+    format!(
+        "lazyfs::torn-op::file={}::persist={}::parts={parts}",
+        file.display(),
+        persist.join(",")
+    )
 }
 
 /// Registers validators one after another until posd goes; every 8th sends
