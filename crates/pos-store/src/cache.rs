@@ -64,7 +64,7 @@ impl Validators {
 }
 
 fn scan(tree: &sled::Tree) -> Result<HashSet<Cached>, StoreError> {
-    let mut set = HashSet::with_capacity(tree.len());
+    let mut set = HashSet::new();
     for kv in tree.iter() {
         set.insert(Cached(decode(VALIDATORS, &kv?.1)?));
     }
