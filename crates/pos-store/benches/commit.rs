@@ -7,9 +7,11 @@
 //!
 //! cargo bench -p pos-store --bench commit
 
+mod closing;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use pos_core::lottery::Candidate;
-use pos_core::{Address, Command, Digest, Secret, Validator};
+use pos_core::{Address, Command, Digest, Secret};
 use pos_store::Store;
 use sled::Transactional;
 
@@ -73,7 +75,7 @@ fn commit(c: &mut Criterion) {
 }
 
 /// Validators that all propose in every round.
-const CANDIDATES: u32 = 10_000;
+const CANDIDATES: u64 = 10_000;
 
 fn round_close(c: &mut Criterion) {
     let mut group = c.benchmark_group("round_close_10k");
@@ -81,47 +83,11 @@ fn round_close(c: &mut Criterion) {
 
     let dir = tempfile::tempdir_in(".").unwrap();
     let store = Store::open(&dir.path().join("posd"), &pos_core::ChainSpec::default()).unwrap();
-    let mut addresses: Vec<Address> = (0..CANDIDATES)
-        .map(|i| Address(Digest::of(&i.to_be_bytes())))
-        .collect();
-    addresses.sort_unstable();
-    for &address in &addresses {
-        let register = Command::Register {
-            address,
-            stake: 1_000,
-            max_stake: u64::MAX,
-            max_validators: u64::MAX,
-            at_ms: 0,
-        };
-        store.apply(&register).unwrap().unwrap();
-    }
-    store.flush().unwrap();
-    // As posd's round::candidates reads them.
-    let read_all = || -> Vec<Candidate> {
-        addresses
-            .iter()
-            .map(|address| {
-                let v: Validator = store.validator(address).unwrap().unwrap();
-                Candidate {
-                    address: *address,
-                    stake: v.balance,
-                    bpm: 72,
-                }
-            })
-            .collect()
-    };
-    group.bench_function("candidate_reads", |b| b.iter(read_all));
-    group.bench_function("close", |b| {
-        b.iter(|| {
-            let tip = store.tip().unwrap();
-            let reveal = store.pending_secret().unwrap();
-            let next = Secret(tip.hash.0);
-            let cmd =
-                Command::commit_round(&tip, read_all(), reveal, next, tip.index + 1, 1).unwrap();
-            store.apply(&cmd).unwrap().expect("the round fits the tip");
-            store.flush().unwrap();
-        })
+    let addresses = closing::register(&store, CANDIDATES);
+    group.bench_function("candidate_reads", |b| {
+        b.iter(|| closing::candidates(&store, &addresses))
     });
+    group.bench_function("close", |b| b.iter(|| closing::close(&store, &addresses)));
     group.finish();
 }
 
