@@ -425,8 +425,8 @@ impl Store {
             .map_err(flatten)
     }
 
-    /// The chain's trees, in this order (an export's
-    /// spool numbers them so): everything but the Raft log and vote.
+    /// The chain's trees, in this order (an export's spool numbers them
+    /// so): everything but the Raft log and vote.
     pub(crate) fn chain_trees(&self) -> [&sled::Tree; 6] {
         [
             &self.blocks,
@@ -499,18 +499,28 @@ impl Trees<'_> {
         let store = self.0;
         let [blocks, block_index, rounds, validators, proposed, meta] = store.chain_trees();
         let _applying = store.applying.lock().unwrap_or_else(|e| e.into_inner());
-        let (outcome, overlay) = (blocks, block_index, rounds, validators, proposed, meta)
-            .transaction(|views| {
-                let trees = TxTrees {
-                    views,
-                    overlay: Overlay::default(),
-                    cache: &store.cache,
-                };
-                let outcome = body(&trees)?;
-                Ok((outcome, trees.overlay))
-            })?;
-        store.cache.commit(overlay);
-        Ok(outcome)
+        let done = (blocks, block_index, rounds, validators, proposed, meta).transaction(|views| {
+            let trees = TxTrees {
+                views,
+                overlay: Overlay::default(),
+                cache: &store.cache,
+            };
+            let outcome = body(&trees)?;
+            Ok((outcome, trees.overlay))
+        });
+        match done {
+            Ok((outcome, overlay)) => {
+                store.cache.commit(overlay);
+                Ok(outcome)
+            }
+            // sled failing mid-commit may have applied part of it: the
+            // cache is read again (the caller stops anyway).
+            Err(TransactionError::Storage(e)) => {
+                let _ = store.cache.reload(validators);
+                Err(TransactionError::Storage(e))
+            }
+            Err(abort) => Err(abort),
+        }
     }
 }
 
