@@ -1,7 +1,13 @@
 //! A durable round commit (posd's transaction over five trees + flush) next to
 //! the storage limit: a raw sled two-tree transaction + flush, same disk, same run.
+//! Then the close of a round that 10,000 validators proposed in: the
+//! proposer's reads of every candidate alone, and the whole close (those
+//! reads, the CommitRound's apply, which re-checks every candidate, and the
+//! flush).
 //!
 //! cargo bench -p pos-store --bench commit
+
+mod closing;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pos_core::lottery::Candidate;
@@ -68,5 +74,22 @@ fn commit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, commit);
+/// Validators that all propose in every round.
+const CANDIDATES: u64 = 10_000;
+
+fn round_close(c: &mut Criterion) {
+    let mut group = c.benchmark_group("round_close_10k");
+    group.sample_size(10);
+
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let store = Store::open(&dir.path().join("posd"), &pos_core::ChainSpec::default()).unwrap();
+    let addresses = closing::register(&store, CANDIDATES);
+    group.bench_function("candidate_reads", |b| {
+        b.iter(|| closing::candidates(&store, &addresses))
+    });
+    group.bench_function("close", |b| b.iter(|| closing::close(&store, &addresses)));
+    group.finish();
+}
+
+criterion_group!(benches, commit, round_close);
 criterion_main!(benches);

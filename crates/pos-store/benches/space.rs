@@ -9,8 +9,9 @@
 //! cargo bench -p pos-store --bench space            (100,000 values)
 //! POSD_SPACE_N=1000000 cargo bench -p pos-store --bench space
 
-use pos_core::lottery::Candidate;
-use pos_core::{Address, Command, Digest, Secret};
+mod closing;
+
+use pos_core::Command;
 use pos_store::Store;
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
@@ -58,38 +59,11 @@ fn posd_rounds(candidates: u64, rounds: u64) {
     let dir = tempfile::tempdir_in(".").unwrap();
     let path = dir.path().join("posd");
     let store = Store::open(&path, &pos_core::ChainSpec::default()).unwrap();
-    let mut addresses: Vec<Address> = (0..candidates)
-        .map(|i| Address(Digest::of(&i.to_be_bytes())))
-        .collect();
-    addresses.sort_unstable();
-    for &address in &addresses {
-        let register = Command::Register {
-            address,
-            stake: 1_000,
-            max_stake: u64::MAX,
-            max_validators: u64::MAX,
-            at_ms: 0,
-        };
-        store.apply(&register).unwrap().unwrap();
-    }
-    store.flush().unwrap();
+    let addresses = closing::register(&store, candidates);
     let before = store.size_on_disk().unwrap();
     let mut stored = 0;
     for _ in 0..rounds {
-        let tip = store.tip().unwrap();
-        let table = addresses
-            .iter()
-            .map(|&address| Candidate {
-                address,
-                stake: store.validator(&address).unwrap().unwrap().balance,
-                bpm: 72,
-            })
-            .collect();
-        let reveal = store.pending_secret().unwrap();
-        let next = Secret(tip.hash.0);
-        let cmd = Command::commit_round(&tip, table, reveal, next, tip.index + 1, 1).unwrap();
-        store.apply(&cmd).unwrap().expect("the round fits the tip");
-        store.flush().unwrap();
+        let cmd = closing::close(&store, &addresses);
         let Command::CommitRound { block, round, .. } = &cmd else {
             unreachable!()
         };

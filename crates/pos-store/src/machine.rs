@@ -1,6 +1,9 @@
 //! pos-core's [`State`] over one sled transaction: how the trees of
 //! `layout` hold the records a command reads and writes. It decides nothing.
+//! Validators are read from the transaction's own writes, then the cache
+//! (`cache`), never from sled: the cache holds every committed one.
 
+use crate::cache::{Overlay, Validators};
 use crate::codec::{decode, decode_round, encode, encode_round, secret_value, u64_value};
 use crate::layout::*;
 use crate::StoreError;
@@ -16,7 +19,8 @@ fn abort(e: StoreError) -> TxError {
 }
 
 /// The trees of one multi-tree transaction. The transaction's body may run
-/// more than once, so this only reads and writes trees.
+/// more than once, so this only reads and writes trees and the run's own
+/// overlay, which the cache takes only once sled committed.
 pub(crate) struct TxState<'a> {
     pub blocks: &'a TransactionalTree,
     pub block_index: &'a TransactionalTree,
@@ -24,6 +28,8 @@ pub(crate) struct TxState<'a> {
     pub validators: &'a TransactionalTree,
     pub proposed: &'a TransactionalTree,
     pub meta: &'a TransactionalTree,
+    pub overlay: &'a Overlay,
+    pub cache: &'a Validators,
 }
 
 impl TxState<'_> {
@@ -49,15 +55,16 @@ impl State for TxState<'_> {
     type Error = TxError;
 
     fn validator(&self, address: &Address) -> Result<Option<Validator>, TxError> {
-        match self.validators.get(address.0 .0)? {
-            None => Ok(None),
-            Some(v) => decode(VALIDATORS, &v).map(Some).map_err(abort),
-        }
+        Ok(match self.overlay.get(address) {
+            Some(written) => written,
+            None => self.cache.get(address),
+        })
     }
 
     fn put_validator(&self, validator: &Validator) -> Result<(), TxError> {
         self.validators
             .insert(&validator.address.0 .0, encode(validator))?;
+        self.overlay.put(validator);
         Ok(())
     }
 
@@ -127,6 +134,7 @@ impl State for TxState<'_> {
 
     fn remove_validator(&self, address: &Address) -> Result<(), TxError> {
         self.validators.remove(&address.0 .0)?;
+        self.overlay.remove(address);
         Ok(())
     }
 

@@ -97,11 +97,10 @@ impl Store {
             })
     }
 
+    /// The validator at `address`, from the cache of every committed one
+    /// (no sled read: this is every candidate of every round close).
     pub fn validator(&self, address: &Address) -> Result<Option<Validator>, StoreError> {
-        self.validators
-            .get(address.0 .0)?
-            .map(|v| decode(VALIDATORS, &v))
-            .transpose()
+        Ok(self.cache.get(address))
     }
 
     /// Whether the validator ever proposed (it is then never forgotten).

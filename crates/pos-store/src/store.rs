@@ -1,6 +1,7 @@
 //! The store: opening a data directory, applying commands, reading the chain.
 
 use crate::acked::{self, AckFile, Acked};
+use crate::cache::{Overlay, Validators};
 use crate::codec::{decode_spec, encode, encode_spec, u64_value};
 use crate::layout::*;
 use crate::machine::TxState;
@@ -10,11 +11,13 @@ use pos_core::lottery::Anchor;
 use pos_core::transition::{self, Outcome};
 use pos_core::verify::check_link;
 use pos_core::{ChainSpec, Command, Digest};
-use sled::transaction::{TransactionError, Transactional, TransactionalTree};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 /// An open data directory. Cheap to share behind an `Arc`: sled is
 /// thread-safe, and only posd's single writer calls [`Store::apply`].
@@ -45,6 +48,12 @@ pub struct Store {
     /// Height of the last block made durable by [`Store::flush`] (or found
     /// at open): round records above it are not served yet.
     pub(crate) durable: AtomicU64,
+    /// Every validator, decoded (`cache`): what [`Store::validator`] and
+    /// the transactions read.
+    pub(crate) cache: Validators,
+    /// Held from a transaction's start until the cache took its writes, so
+    /// the cache takes them in the order sled committed them.
+    applying: Mutex<()>,
 }
 
 /// What a store on disk keeps open besides sled.
@@ -145,11 +154,14 @@ impl Store {
     }
 
     fn init(db: sled::Db, spec: &ChainSpec, genesis: Genesis) -> Result<Store, StoreError> {
+        let validators = db.open_tree(VALIDATORS)?;
         let mut store = Store {
+            cache: Validators::load(&validators)?,
+            applying: Mutex::new(()),
             blocks: db.open_tree(BLOCKS)?,
             block_index: db.open_tree(BLOCK_INDEX)?,
             rounds: db.open_tree(ROUNDS)?,
-            validators: db.open_tree(VALIDATORS)?,
+            validators,
             proposed: db.open_tree(PROPOSED)?,
             meta: db.open_tree(META)?,
             raft_log: db.open_tree(RAFT_LOG)?,
@@ -253,10 +265,12 @@ impl Store {
             .map_or_else(std::env::temp_dir, Path::to_path_buf)
     }
 
-    /// After an import replaced the trees: the chain's rules and anchor are its.
-    pub(crate) fn replaced(&self, spec: ChainSpec, anchor: Anchor) {
+    /// After an import replaced the trees (or a genesis filled them): the
+    /// chain's rules, anchor and validators are theirs.
+    pub(crate) fn replaced(&self, spec: ChainSpec, anchor: Anchor) -> Result<(), StoreError> {
         *write(&self.spec) = spec;
         *write(&self.anchor) = Some(anchor);
+        self.cache.reload(&self.validators)
     }
 
     /// Whether opening migrated a schema-1 store to schema 2: lottery v2
@@ -357,7 +371,7 @@ impl Store {
                 lottery::start_lottery(meta, &anchor, &secret)
             })
             .map_err(flatten)?;
-        self.replaced(spec.clone(), anchor);
+        self.replaced(spec.clone(), anchor)?;
         self.flush()
     }
 
@@ -413,8 +427,8 @@ impl Store {
             .map_err(flatten)
     }
 
-    /// The chain's trees, in the order of [`ChainTrees`] (an export's
-    /// spool numbers them so): everything but the Raft log and vote.
+    /// The chain's trees, in this order (an export's spool numbers them
+    /// so): everything but the Raft log and vote.
     pub(crate) fn chain_trees(&self) -> [&sled::Tree; 6] {
         [
             &self.blocks,
@@ -427,14 +441,13 @@ impl Store {
     }
 
     /// The trees a command may write, for one multi-tree transaction.
-    pub(crate) fn trees(&self) -> ChainTrees<'_> {
-        let [blocks, block_index, rounds, validators, proposed, meta] = self.chain_trees();
-        (blocks, block_index, rounds, validators, proposed, meta)
+    pub(crate) fn trees(&self) -> Trees<'_> {
+        Trees(self)
     }
 
     /// pos-core's state over the transactional views of [`Store::trees`].
     pub(crate) fn tx_state<'a>(trees: &'a TxTrees) -> TxState<'a> {
-        let (blocks, block_index, rounds, validators, proposed, meta) = trees;
+        let (blocks, block_index, rounds, validators, proposed, meta) = trees.views;
         TxState {
             blocks,
             block_index,
@@ -442,6 +455,8 @@ impl Store {
             validators,
             proposed,
             meta,
+            overlay: &trees.overlay,
+            cache: trees.cache,
         }
     }
 
@@ -473,22 +488,58 @@ impl Store {
     }
 }
 
-pub(crate) type ChainTrees<'a> = (
-    &'a sled::Tree,
-    &'a sled::Tree,
-    &'a sled::Tree,
-    &'a sled::Tree,
-    &'a sled::Tree,
-    &'a sled::Tree,
-);
-pub(crate) type TxTrees = (
-    TransactionalTree,
-    TransactionalTree,
-    TransactionalTree,
-    TransactionalTree,
-    TransactionalTree,
-    TransactionalTree,
-);
+/// The trees a command may write ([`Store::trees`]), transacted on together.
+pub(crate) struct Trees<'a>(&'a Store);
+
+impl Trees<'_> {
+    /// One multi-tree sled transaction of `body` (which may run more than
+    /// once); the validators it wrote reach the cache only once it committed.
+    pub(crate) fn transaction<T>(
+        &self,
+        body: impl Fn(&TxTrees) -> Result<T, ConflictableTransactionError<StoreError>>,
+    ) -> Result<T, TransactionError<StoreError>> {
+        let store = self.0;
+        let [blocks, block_index, rounds, validators, proposed, meta] = store.chain_trees();
+        let _applying = store.applying.lock().unwrap_or_else(|e| e.into_inner());
+        let done = (blocks, block_index, rounds, validators, proposed, meta).transaction(|views| {
+            let trees = TxTrees {
+                views,
+                overlay: Overlay::default(),
+                cache: &store.cache,
+            };
+            let outcome = body(&trees)?;
+            Ok((outcome, trees.overlay))
+        });
+        match done {
+            Ok((outcome, overlay)) => {
+                store.cache.commit(overlay);
+                Ok(outcome)
+            }
+            // sled failing mid-commit may have applied part of it: the
+            // cache is read again (the caller stops anyway).
+            Err(TransactionError::Storage(e)) => {
+                let _ = store.cache.reload(validators);
+                Err(TransactionError::Storage(e))
+            }
+            Err(abort) => Err(abort),
+        }
+    }
+}
+
+/// One run of a transaction's body: sled's views of [`Trees`], what the run
+/// wrote to validators, and the cache of the committed ones.
+pub(crate) struct TxTrees<'a> {
+    views: &'a (
+        TransactionalTree,
+        TransactionalTree,
+        TransactionalTree,
+        TransactionalTree,
+        TransactionalTree,
+        TransactionalTree,
+    ),
+    overlay: Overlay,
+    cache: &'a Validators,
+}
 
 /// Whether opening an empty directory makes a genesis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -504,7 +555,7 @@ pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|e| e.into_inner())
 }
 
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -111,7 +111,7 @@ impl Store {
         if let Some(position) = raft_applied {
             meta.insert(META_RAFT_APPLIED, position)?;
         }
-        self.replaced(h.chain_spec.clone(), anchor);
+        self.replaced(h.chain_spec.clone(), anchor)?;
         self.flush()?;
         if let Some(dir) = dir {
             data_dir::mark_import(dir, false)?;
