@@ -235,8 +235,10 @@ fn round_fits<S: State>(
     secret: &Secret,
 ) -> Result<Result<(), Refusal>, S::Error> {
     let weighting = state.weighting()?;
+    // The rounds the draw reads: none under `stake`, whose check would
+    // otherwise decode the last round's whole table for nothing.
     let mut history = Vec::new();
-    for index in tip.index.saturating_sub(weighting.history()).max(1)..=tip.index {
+    for index in (tip.index + 1).saturating_sub(weighting.history()).max(1)..=tip.index {
         history.extend(state.round(index)?);
     }
     let expect = Expect {

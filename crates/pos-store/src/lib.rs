@@ -29,10 +29,6 @@ pub mod export;
 pub mod layout;
 mod lottery;
 mod machine;
-// raft.rs (being rewritten elsewhere) still imports `sled::Transactional`,
-// unused since its transaction goes through `Store::trees`, which keeps the
-// validator cache; drop this with that import.
-#[allow(unused_imports)]
 mod raft;
 pub mod raft_log;
 mod reads;

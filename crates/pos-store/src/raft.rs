@@ -14,7 +14,6 @@ use crate::sync::{io_err, sync_path};
 use crate::StoreError;
 use pos_core::transition::{self, Outcome};
 use pos_core::Command;
-use sled::Transactional;
 
 /// Keys of the [`RAFT`] tree.
 const VOTE: &[u8] = b"vote";
