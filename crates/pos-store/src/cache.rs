@@ -14,7 +14,7 @@
 
 use crate::codec::decode;
 use crate::layout::VALIDATORS;
-use crate::store::{read, write};
+use crate::locks::{read, write};
 use crate::StoreError;
 use pos_core::{Address, Validator};
 use std::borrow::Borrow;

@@ -27,6 +27,7 @@ pub mod data_dir;
 pub mod error;
 pub mod export;
 pub mod layout;
+mod locks;
 mod lottery;
 mod machine;
 mod raft;

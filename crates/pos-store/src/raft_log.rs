@@ -466,6 +466,16 @@ mod tests {
         range.map(|i| (i, vec![i as u8; size])).collect()
     }
 
+    /// A closed log made by these appends.
+    fn written(appends: Vec<Vec<(u64, Vec<u8>)>>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RaftLog::open(dir.path()).unwrap();
+        for batch in appends {
+            log.append(batch).unwrap();
+        }
+        dir
+    }
+
     fn segment_files(dir: &Path) -> Vec<PathBuf> {
         let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
             .unwrap()
@@ -503,10 +513,7 @@ mod tests {
 
     #[test]
     fn a_torn_tail_is_cut_back_and_the_log_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = RaftLog::open(dir.path()).unwrap();
-        log.append(entries(1..4, 100)).unwrap();
-        drop(log);
+        let dir = written(vec![entries(1..4, 100)]);
         let file = segment_files(dir.path()).remove(0);
         let whole = std::fs::metadata(&file).unwrap().len();
         // Half of entry 3's record, as a power cut may leave it.
@@ -535,11 +542,7 @@ mod tests {
 
     #[test]
     fn a_damaged_older_segment_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = RaftLog::open(dir.path()).unwrap();
-        log.append(entries(1..10, 2 << 20)).unwrap();
-        log.append(entries(10..12, 5)).unwrap();
-        drop(log);
+        let dir = written(vec![entries(1..10, 2 << 20), entries(10..12, 5)]);
         let first = segment_files(dir.path()).remove(0);
         let mut bytes = std::fs::read(&first).unwrap();
         bytes[MAGIC.len() + HEADER + 5] ^= 1;
@@ -554,10 +557,7 @@ mod tests {
 
     #[test]
     fn a_segment_made_as_the_power_went_starts_empty() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = RaftLog::open(dir.path()).unwrap();
-        log.append(entries(1..3, 10)).unwrap();
-        drop(log);
+        let dir = written(vec![entries(1..3, 10)]);
         std::fs::write(dir.path().join(segment_name(3)), b"posd").unwrap();
         let log = RaftLog::open(dir.path()).unwrap();
         assert_eq!(log.last().unwrap(), Some((2, vec![2; 10])));
@@ -569,10 +569,8 @@ mod tests {
 
     #[test]
     fn truncate_and_purge_are_durable() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = written(vec![entries(1..10, 2 << 20), entries(10..20, 5)]);
         let log = RaftLog::open(dir.path()).unwrap();
-        log.append(entries(1..10, 2 << 20)).unwrap();
-        log.append(entries(10..20, 5)).unwrap();
         log.truncate(15).unwrap();
         assert_eq!(log.last().unwrap(), Some((14, vec![14; 5])));
         log.append(entries(15..17, 6)).unwrap();

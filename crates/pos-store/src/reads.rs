@@ -4,7 +4,8 @@
 
 use crate::codec::{decode, decode_round, secret_value, u64_value};
 use crate::layout::*;
-use crate::store::{read, Store};
+use crate::locks::read;
+use crate::store::Store;
 use crate::StoreError;
 use pos_core::lottery::{expected_commitment, Anchor};
 use pos_core::transition::Counts;

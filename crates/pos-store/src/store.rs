@@ -4,6 +4,7 @@ use crate::acked::{self, AckFile, Acked};
 use crate::cache::{Overlay, Validators};
 use crate::codec::{decode_spec, encode, encode_spec, u64_value};
 use crate::layout::*;
+use crate::locks::{read, write};
 use crate::machine::TxState;
 use crate::sync::SledFiles;
 use crate::{data_dir, lottery, StoreError};
@@ -547,16 +548,6 @@ pub(crate) enum Genesis {
     Create,
     /// A cluster node that joins: its chain comes from the leader.
     Await,
-}
-
-/// A lock's value; a panic elsewhere while holding it left it whole (each
-/// write is one assignment).
-pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|e| e.into_inner())
-}
-
-pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
 pub(crate) fn flatten(e: TransactionError<StoreError>) -> StoreError {
