@@ -10,7 +10,8 @@
 #   cargo build --release -p posd -p posctl -p posload
 #   scripts/bench-cluster-fanout.sh [RUNS] [POSD_RELEASE_DIR ...]   (default: target/release)
 #   POSLOAD=PATH picks the posload; POSD_FANOUT_CONNECTIONS (per node, 10000),
-#   POSD_FANOUT_ROUNDS (10), FLOOR_PROCESSES (2), WORK (/tmp/posd-fanout-bench)
+#   POSD_FANOUT_ROUNDS (10), FLOOR_PROCESSES (2), WORK (/tmp/posd-fanout-bench),
+#   SETTLE_LOAD (3: each run waits until the 1-minute load is below it, 2 min at most)
 set -euo pipefail
 export RUST_BACKTRACE=0
 cd "$(dirname "$0")/.."
@@ -45,6 +46,10 @@ for run in $(seq "$runs"); do
     for id in 1 2 3; do   # every node has the chain
         until "$bin/posctl" --socket "$work/node$id/admin.sock" status >/dev/null 2>&1; do sleep 0.1; done
     done
+    # The run before leaves the load high for a while (its fsync waits and
+    # exits): let it fall (1-minute average below SETTLE_LOAD, 3; at most
+    # 2 min) so interleaved binaries start alike.
+    for _ in $(seq 24); do awk -v max="${SETTLE_LOAD:-3}" '{exit !($1 < max)}' /proc/loadavg && break; sleep 5; done
     echo "run $run, $bin (load $(cut -d' ' -f1-3 /proc/loadavg)):"
     "$load" --socket "$work/node1/admin.sock" broadcast --connections "$n" --rounds "$rounds" --floor \
         --nodes 127.0.0.1:19401,127.0.0.1:19402,127.0.0.1:19403 \
