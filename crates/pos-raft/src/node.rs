@@ -101,7 +101,8 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts node `me` on `store` (log, vote and state in its one sled Db).
+    /// Starts node `me` on `store` (vote and state in its sled Db, the log
+    /// in its own files beside it).
     /// openraft lets a follower stand for election only once the leader's
     /// lease (its maximum timeout) AND a random timeout have passed; with
     /// `election_timeout` t as that maximum and t/2 as the minimum, a leader
