@@ -3,8 +3,9 @@
 //! posd decides what to submit and what to announce.
 //!
 //! - [`types`]: the Raft type config; one entry is a [`Batch`] of posd ops.
-//! - [`log_store`]: the log and vote in the node's sled store, synced
-//!   before openraft is told; its newest entries also in memory (`recent`).
+//! - [`log_store`]: the log (pos-store's append-only files) and the vote
+//!   (the node's sled store), synced before openraft is told; its newest
+//!   entries also in memory (`recent`).
 //! - [`state_machine`]: committed batches applied by the store's transition;
 //!   snapshots in the export format.
 //! - [`node`]: the node as posd uses it (start, write, membership, view);

@@ -40,7 +40,8 @@ impl LogStore {
         let purged: Option<LogId> =
             decoded(ErrorSubject::Logs, store.raft_purged().map_err(failed)?)?;
         if let Some(purged) = purged {
-            log.purge(purged.index).map_err(failed)?;
+            log.purge(purged.index)
+                .map_err(|e| io_error(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
         }
         Ok(LogStore {
             log: Arc::new(log),

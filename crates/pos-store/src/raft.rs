@@ -3,9 +3,10 @@
 //!
 //! pos-store does not know Raft's types: entries, the vote and log ids are
 //! opaque bytes the cluster crate encodes. What it owns is durability: every
-//! change here is flushed and synced to stable storage before the call
-//! returns, because Raft may only be told "saved" about what a power cut
-//! cannot take back (a vote that goes back elects two leaders in one term).
+//! change here but the committed hint is flushed and synced to stable
+//! storage before the call returns, because Raft may only be told "saved"
+//! about what a power cut cannot take back (a vote that goes back elects two
+//! leaders in one term).
 
 use crate::layout::{META_RAFT_APPLIED, RAFT_LOG};
 use crate::raft_log::{self, RaftLog};
@@ -29,7 +30,7 @@ impl Store {
     /// Saves the vote; durable when this returns.
     pub fn save_raft_vote(&self, vote: &[u8]) -> Result<(), StoreError> {
         self.raft.insert(VOTE, vote)?;
-        self.sync_log()
+        self.sync_sled()
     }
 
     /// The last committed log id the cluster saved (a hint: Raft recomputes it).
@@ -59,7 +60,7 @@ impl Store {
     /// dropped next can no longer be re-applied after a crash.
     pub fn save_raft_purged(&self, purged: &[u8]) -> Result<(), StoreError> {
         self.raft.insert(PURGED, purged)?;
-        self.sync_log()
+        self.sync_sled()
     }
 
     /// Opens this node's Raft log (`raft-log/` in the data directory). A
@@ -94,7 +95,7 @@ impl Store {
         }
         if !self.raft_log.is_empty() {
             self.raft_log.clear()?;
-            self.sync_log()?;
+            self.sync_sled()?;
         }
         RaftLog::open(&dir)
     }
@@ -108,9 +109,10 @@ impl Store {
     /// Applies one replicated entry: its commands in order, and `applied`
     /// (the entry's log id and membership) as the state machine's position,
     /// all in ONE transaction, so a crash never leaves half an entry applied
-    /// or an entry applied without its position. Not durable until the
-    /// next sync of the log or [`Store::flush`] (sled recovers its log as a
-    /// prefix, so the state on disk is always the one after some entry).
+    /// or an entry applied without its position. Not durable until sled is
+    /// next synced (a vote, a purge, or [`Store::flush`]); sled recovers its
+    /// log as a prefix, so the state on disk is always the one after some
+    /// entry, and the Raft log holds the entries after it.
     /// `Err` is the store failing, never a command refused.
     pub fn apply_entry(
         &self,
@@ -129,16 +131,6 @@ impl Store {
                 Ok(outcomes)
             })
             .map_err(flatten)
-    }
-
-    /// Makes the log and everything applied so far durable, without
-    /// touching the acknowledgement record (the log is not chain state).
-    fn sync_log(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        if let Some(disk) = &self.disk {
-            disk.files.sync()?;
-        }
-        Ok(())
     }
 }
 

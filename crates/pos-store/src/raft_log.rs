@@ -52,7 +52,8 @@ pub struct RaftLog {
 
 #[derive(Default)]
 struct Segments {
-    /// In index order, each continuing the one before.
+    /// In index order: indexes run on within one, and grow from one to
+    /// the next.
     list: Vec<Segment>,
     /// Entries below it are purged: never read, though the segment that
     /// runs past the purge still holds them.
@@ -145,8 +146,14 @@ fn record(out: &mut Vec<u8>, index: u64, entry: &[u8]) {
     out.extend_from_slice(entry);
 }
 
-fn segment_name(first: u64) -> String {
+/// The file name of the segment whose first entry is `first`.
+pub fn segment_name(first: u64) -> String {
     format!("{first}.log")
+}
+
+/// The first entry of the segment named `name`; `None` if it names none.
+pub fn segment_first(name: &str) -> Option<u64> {
+    name.strip_suffix(".log")?.parse().ok()
 }
 
 impl RaftLog {
@@ -160,12 +167,7 @@ impl RaftLog {
         let mut firsts = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
             let entry = entry.map_err(io_err(dir))?;
-            let name = entry.file_name();
-            let first = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".log"))
-                .and_then(|n| n.parse::<u64>().ok());
-            match first {
+            match entry.file_name().to_str().and_then(segment_first) {
                 Some(first) => firsts.push(first),
                 None => {
                     return Err(StoreError::Damaged {
@@ -186,7 +188,7 @@ impl RaftLog {
                 if before.next_index() > first {
                     return Err(segment.damaged(
                         0,
-                        &format!("it begins at entry {first}, within the segment before it",),
+                        &format!("it begins at entry {first}, within the segment before it"),
                     ));
                 }
             }
@@ -480,7 +482,12 @@ mod tests {
         let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
-            .map(|p| (p.file_stem().unwrap().to_str().unwrap().parse().unwrap(), p))
+            .map(|p| {
+                (
+                    segment_first(p.file_name().unwrap().to_str().unwrap()).unwrap(),
+                    p,
+                )
+            })
             .collect();
         files.sort();
         files.into_iter().map(|(_, p)| p).collect()

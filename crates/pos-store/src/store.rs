@@ -465,13 +465,23 @@ impl Store {
     /// records it as acknowledged. Nothing is acknowledged before this returns;
     /// after an error the disk may be behind memory, so the caller must stop.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.sync_sled()?;
         let now = self.acked_now()?;
         if let Some(disk) = &self.disk {
-            disk.files.sync()?;
             disk.acked.write(&now)?;
         }
         self.durable.store(now.height, Ordering::Release);
+        Ok(())
+    }
+
+    /// Makes everything sled holds durable, power cuts included, without
+    /// touching the acknowledgement record (on a cluster node: its vote, its
+    /// purge mark and the state applied so far).
+    pub(crate) fn sync_sled(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        if let Some(disk) = &self.disk {
+            disk.files.sync()?;
+        }
         Ok(())
     }
 

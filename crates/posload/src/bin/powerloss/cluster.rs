@@ -385,19 +385,13 @@ async fn cut_under_load(
 /// The newest segment of the Raft log in node 3's data directory `data`
 /// (as LazyFS names it): where its next append goes.
 fn newest_segment(data: &Path) -> Option<PathBuf> {
-    let dir = data.join(pos_store::raft_log::DIR);
+    use pos_store::raft_log::{segment_first, segment_name, DIR};
+    let dir = data.join(DIR);
     std::fs::read_dir(&dir)
         .ok()?
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .strip_suffix(".log")?
-                .parse::<u64>()
-                .ok()
-        })
+        .filter_map(|e| segment_first(e.ok()?.file_name().to_str()?))
         .max()
-        .map(|first| dir.join(format!("{first}.log")))
+        .map(|first| dir.join(segment_name(first)))
 }
 
 /// Once node 3 has caught up: every node holds what any node acknowledged,
