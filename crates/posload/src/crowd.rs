@@ -9,19 +9,13 @@
 //! Child's stdout, one line per request: `ready`, `proposed`,
 //! `delivered <index> <unix nanos>`.
 
+use crate::child::Piped;
 use anyhow::Context;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// A crowd in a child process.
-pub struct Crowd {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: tokio::io::Lines<BufReader<ChildStdout>>,
-}
+pub struct Crowd(Piped);
 
 /// Now on the clock crowds report in.
 pub fn wall_nanos() -> u128 {
@@ -35,22 +29,8 @@ impl Crowd {
     /// Starts `connections` clients of `addr`; returns once the child has
     /// started connecting (see [`Crowd::ready`]).
     pub fn spawn(addr: SocketAddr, connections: usize) -> anyhow::Result<Crowd> {
-        let exe = std::env::current_exe().context("finding posload's own executable")?;
-        let mut child = Command::new(&exe)
-            .args(["--addr", &addr.to_string(), "crowd"])
-            .args(["--connections", &connections.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {} crowd", exe.display()))?;
-        let stdin = child.stdin.take().context("crowd stdin")?;
-        let stdout = BufReader::new(child.stdout.take().context("crowd stdout")?).lines();
-        Ok(Crowd {
-            child,
-            stdin,
-            stdout,
-        })
+        let (addr, connections) = (addr.to_string(), connections.to_string());
+        Piped::spawn(&["crowd", "--connections", &connections, "--addr", &addr]).map(Crowd)
     }
 
     /// Waits until every client has registered.
@@ -60,7 +40,7 @@ impl Crowd {
 
     /// Has every client propose (see [`Crowd::proposed`]).
     pub async fn propose(&mut self) -> anyhow::Result<()> {
-        Ok(self.stdin.write_all(b"propose\n").await?)
+        self.0.send("propose").await
     }
 
     /// Waits until every proposal of the last [`Crowd::propose`] is confirmed.
@@ -70,10 +50,7 @@ impl Crowd {
 
     /// Asks to be told when every client has block `index`.
     pub async fn watch(&mut self, index: u64) -> anyhow::Result<()> {
-        Ok(self
-            .stdin
-            .write_all(format!("block {index}\n").as_bytes())
-            .await?)
+        self.0.send(&format!("block {index}")).await
     }
 
     /// When the last client had the block of the last [`Crowd::watch`], in
@@ -88,12 +65,12 @@ impl Crowd {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        self.0.pid()
     }
 
     /// The next line, which must start with `word`; what follows it.
     async fn expect(&mut self, word: &str) -> anyhow::Result<String> {
-        let line = tokio::time::timeout(Duration::from_secs(300), self.stdout.next_line())
+        let line = tokio::time::timeout(Duration::from_secs(300), self.0.next_line())
             .await
             .with_context(|| format!("crowd: no {word:?} in 300 s"))??
             .with_context(|| format!("the crowd exited before {word:?}"))?;

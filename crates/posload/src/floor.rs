@@ -10,15 +10,14 @@
 //! Triggers come on stdin, one block index a line; after the writes for a
 //! trigger are issued the floor prints `sent <index> in <time>` on stdout.
 
+use crate::child::Piped;
 use crate::nc::BPM_PROMPT;
 use anyhow::Context;
 use pos_core::{Address, Block, Digest};
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// Connections that have registered, ready for announcements.
 type Registered = Arc<Mutex<Vec<Arc<TcpStream>>>>;
@@ -136,24 +135,13 @@ async fn register(mut stream: TcpStream, serial: u64) -> std::io::Result<TcpStre
 /// A floor in a child process (this executable's `floor`), driven over its pipes.
 pub struct Floor {
     pub addr: SocketAddr,
-    child: Child,
-    stdin: ChildStdin,
-    stdout: tokio::io::Lines<BufReader<ChildStdout>>,
+    child: Piped,
 }
 
 impl Floor {
     pub async fn spawn() -> anyhow::Result<Floor> {
-        let exe = std::env::current_exe().context("finding posload's own executable")?;
-        let mut child = Command::new(&exe)
-            .args(["floor", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {} floor", exe.display()))?;
-        let stdin = child.stdin.take().context("floor stdin")?;
-        let mut stdout = BufReader::new(child.stdout.take().context("floor stdout")?).lines();
-        let first = stdout
+        let mut child = Piped::spawn(&["floor", "--listen", "127.0.0.1:0"])?;
+        let first = child
             .next_line()
             .await?
             .context("the floor exited before listening")?;
@@ -161,16 +149,11 @@ impl Floor {
             .strip_prefix("floor listening on ")
             .with_context(|| format!("unexpected first line from the floor: {first:?}"))?
             .parse()?;
-        Ok(Floor {
-            addr,
-            child,
-            stdin,
-            stdout,
-        })
+        Ok(Floor { addr, child })
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        self.child.pid()
     }
 
     /// Asks for block `index` to go out; returns once its writes are issued.
@@ -181,16 +164,13 @@ impl Floor {
 
     /// Asks for block `index` to go out, without waiting (several floors at once).
     pub async fn start(&mut self, index: u64) -> anyhow::Result<()> {
-        Ok(self
-            .stdin
-            .write_all(format!("{index}\n").as_bytes())
-            .await?)
+        self.child.send(&index.to_string()).await
     }
 
     /// Waits until the writes of block `index` are issued.
     pub async fn sent(&mut self, index: u64) -> anyhow::Result<()> {
         let want = format!("sent {index} ");
-        while let Some(line) = self.stdout.next_line().await? {
+        while let Some(line) = self.child.next_line().await? {
             if line.starts_with(&want) {
                 return Ok(());
             }

@@ -6,6 +6,7 @@
 //! floor` is the fan-out floor posd's broadcast is measured against;
 //! `posload crowd` holds clients for it in other processes.
 
+pub mod child;
 pub mod crowd;
 pub mod floor;
 pub mod lazyfs;
