@@ -157,6 +157,17 @@ fn the_page_weighs_as_docs_lottery_md_says(b: &mut Browser, posd: &str) {
     }
 }
 
+/// Validators with these `stakes`, after `rounds` rounds of [`propose`]
+/// each closed by posctl.
+fn chain_of(posd: &Posd, stakes: &[u64], rounds: usize) -> Vec<(Client, String, String)> {
+    let mut validators: Vec<_> = stakes.iter().map(|&stake| posd.validator(stake)).collect();
+    for round in 0..rounds {
+        propose(&mut validators, round);
+        force_round(&posd.socket());
+    }
+    validators
+}
+
 fn propose(clients: &mut [(Client, String, String)], round: usize) {
     for (i, (c, _, _)) in clients.iter_mut().enumerate() {
         // Not everyone every round, so chances and wins differ.
@@ -172,18 +183,10 @@ fn propose(clients: &mut [(Client, String, String)], round: usize) {
 #[ignore = "needs chromium"]
 fn the_page_grows_live_and_rechecks_draws_in_the_browser() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--round-interval", "1h", "--http-listen", "127.0.0.1:0"];
-    let posd = Posd::start(posd_bin!(), dir.path(), &args);
+    let posd = page_posd(dir.path(), &[]);
     let http = posd.http();
     // A chain worth looking at: four validators, twelve blocks, one slashing.
-    let mut validators: Vec<_> = [500, 300, 150, 50]
-        .into_iter()
-        .map(|stake| posd.validator(stake))
-        .collect();
-    for round in 0..12 {
-        propose(&mut validators, round);
-        force_round(&posd.socket());
-    }
+    let mut validators = chain_of(&posd, &[500, 300, 150, 50], 12);
     let (mut cheat, _, _) = posd.validator(40);
     cheat.send("72.5\n");
     cheat.expect_closed();
@@ -366,8 +369,9 @@ fn chances_by_weight(b: &mut Browser, rows: usize, whys: &[&str]) {
     );
 }
 
-/// posd with HTTP on, rounds closed by hand, under `--lottery-weighting` `rule`.
-fn weighted_posd(dir: &std::path::Path, rule: &[&str]) -> Posd {
+/// posd with HTTP on, rounds closed by hand, under `rule` (its
+/// `--lottery-weighting` flags; none: stake).
+fn page_posd(dir: &std::path::Path, rule: &[&str]) -> Posd {
     let mut args = vec!["--round-interval", "1h", "--http-listen", "127.0.0.1:0"];
     args.extend(rule);
     Posd::start(posd_bin!(), dir, &args)
@@ -377,16 +381,9 @@ fn weighted_posd(dir: &std::path::Path, rule: &[&str]) -> Posd {
 #[ignore = "needs chromium"]
 fn the_page_rechecks_stake_age_draws_from_the_rounds_before() {
     let dir = tempfile::tempdir().unwrap();
-    let posd = weighted_posd(dir.path(), &pos_testkit::STAKE_AGE_3);
-    let mut validators: Vec<_> = [300, 200, 100, 50]
-        .into_iter()
-        .map(|stake| posd.validator(stake))
-        .collect();
+    let posd = page_posd(dir.path(), &pos_testkit::STAKE_AGE_3);
     // Some skip rounds, so ages differ and some reset on a win.
-    for round in 0..8 {
-        propose(&mut validators, round);
-        force_round(&posd.socket());
-    }
+    let mut validators = chain_of(&posd, &[300, 200, 100, 50], 8);
     let mut b = the_page_rechecks_a_weighted_chain(
         posd.http(),
         8,
@@ -402,11 +399,8 @@ fn the_page_rechecks_stake_age_draws_from_the_rounds_before() {
 #[ignore = "needs chromium"]
 fn the_page_rechecks_stake_work_draws_with_webcrypto() {
     let dir = tempfile::tempdir().unwrap();
-    let posd = weighted_posd(dir.path(), &pos_testkit::STAKE_WORK_4_2);
-    let mut validators: Vec<_> = [100, 100, 100]
-        .into_iter()
-        .map(|stake| posd.validator(stake))
-        .collect();
+    let posd = page_posd(dir.path(), &pos_testkit::STAKE_WORK_4_2);
+    let mut validators = chain_of(&posd, &[100, 100, 100], 0);
     // After a first round of bare proposals, each round has one proposal
     // with work above the gate, one below it and one bare.
     let propose =
