@@ -1,4 +1,5 @@
-//! Fan-out of round results and slashings to every connected client.
+//! Round results and slashings, announced once for every connected client
+//! (`fanout` writes them into the clients' sockets) and for the web feed.
 //!
 //! A bounded broadcast channel: sending never waits, so a client that does not
 //! read can never slow the lottery. A client that falls more than
@@ -9,22 +10,18 @@
 //! line a second until they calm down. Blocks are never coalesced; there is at
 //! most one per round.
 //!
-//! Shutdown goes out on the same channel ([`Announcement::Shutdown`]), so a
-//! session waits on one thing shared with the others, not two: polling the
-//! shared shutdown token on every wake-up of 10,000 sessions took its mutex
-//! as often (docs/BENCHMARKS.md, round 3).
+//! Shutdown goes out on the same channel ([`Announcement::Shutdown`]), in
+//! order after everything announced before it.
 
 use crate::validators::pending::RoundId;
 use crate::validators::protocol::{say, Prompt};
 use pos_core::{Block, Validator};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::runtime::Handle;
-use tokio::sync::broadcast::{self, error::RecvError, Receiver};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
-use tokio_util::sync::ReusableBoxFuture;
 
 /// Announcements a client may lag behind before it is dropped.
 pub const BACKLOG: usize = 1024;
@@ -105,6 +102,9 @@ struct Inner {
     /// The last block announced: the chain's height as clients know it.
     height: AtomicU64,
     slashings: Mutex<Slashings>,
+    /// Announcements sent so far: each one's number is its place in the
+    /// channel, counted under this lock as it is sent (see [`Announcer::numbered`]).
+    sent: Mutex<u64>,
     /// Where summary timers run (the writer thread has no runtime of its own).
     runtime: Handle,
 }
@@ -129,6 +129,7 @@ impl Announcer {
                 rounds: AtomicU64::new(0),
                 height: AtomicU64::new(height),
                 slashings: Mutex::default(),
+                sent: Mutex::default(),
                 runtime,
             }),
         }
@@ -138,11 +139,19 @@ impl Announcer {
         self.inner.tx.subscribe()
     }
 
-    /// A subscription that stays queued between polls (see [`Listener`]).
-    pub fn listen(&self) -> Listener {
-        Listener {
-            next: ReusableBoxFuture::new(recv(self.subscribe())),
-        }
+    /// A subscription, and the number of the first announcement it receives
+    /// (the next one sent): counting what it receives (and the `Lagged`
+    /// it skips) numbers every announcement as [`Announcer::joining`] does.
+    pub fn numbered(&self) -> (broadcast::Receiver<Announcement>, u64) {
+        let sent = self.inner.count();
+        (self.inner.tx.subscribe(), *sent)
+    }
+
+    /// Runs `join` with the number the next announcement gets, none being
+    /// sent meanwhile: what `join` sets up (a client's seat) is in place
+    /// before that announcement goes out.
+    pub fn joining<T>(&self, join: impl FnOnce(u64) -> T) -> T {
+        join(*self.inner.count())
     }
 
     /// posd is stopping: every session is told (after `shutdown` is cancelled,
@@ -227,40 +236,16 @@ impl Announcer {
     }
 }
 
-type Next = (Result<Announcement, RecvError>, Receiver<Announcement>);
-
-/// One subscriber's announcements, awaited by one long-lived future. A
-/// session's `select!` polls its branches on every wake-up and drops the
-/// losers: a fresh `recv` each time would queue a waiter and unlink it again
-/// under the channel's one lock for every line a client sends.
-pub struct Listener {
-    next: ReusableBoxFuture<'static, Next>,
-}
-
-async fn recv(mut rx: Receiver<Announcement>) -> Next {
-    let got = rx.recv().await;
-    (got, rx)
-}
-
-impl Listener {
-    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Announcement, RecvError>> {
-        let (got, rx) = ready!(self.next.poll(cx));
-        self.next.set(recv(rx));
-        Poll::Ready(got)
-    }
-
-    /// The next announcement; dropping this future keeps the place in the queue.
-    pub fn next(
-        &mut self,
-    ) -> impl std::future::Future<Output = Result<Announcement, RecvError>> + '_ {
-        std::future::poll_fn(move |cx| self.poll_next(cx))
-    }
-}
-
 impl Inner {
     fn send(&self, a: Announcement) {
+        let mut sent = self.count();
         // No receivers is fine: nobody is connected.
         let _ = self.tx.send(a);
+        *sent += 1;
+    }
+
+    fn count(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Slashings> {

@@ -10,7 +10,7 @@
 //!   and answer; [`proposer`] turns a request into a command.
 //! - [`scheduler`] closes rounds on a timer; [`round`] turns proposals into a block.
 //! - [`report`]: what a durable change means to [`metrics`] and to
-//!   [`announce`]'s fan-out.
+//!   [`announce`]ments, which [`fanout`] writes to every client.
 //! - [`admin`] answers posctl on the Unix socket; [`http`] serves metrics,
 //!   the JSON API and the live page; [`query`] is the reads both make.
 //! - [`shared`]: what the running tasks share; [`config`]: keys, precedence,
@@ -21,6 +21,7 @@ mod announce;
 mod clock;
 mod cluster;
 pub mod config;
+mod fanout;
 mod http;
 mod metrics;
 mod node;

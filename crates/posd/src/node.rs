@@ -5,6 +5,7 @@
 
 use crate::announce::Announcer;
 use crate::config::{self, Config};
+use crate::fanout::Audience;
 use crate::metrics::Metrics;
 use crate::proposer::Proposer;
 use crate::shared::{self, Serving, Shared};
@@ -174,6 +175,7 @@ impl Node {
         };
         let writes = start_writes(&parts, &config, data_dir, port).await?;
         let (cluster, cluster_addr) = writes.cluster.unzip();
+        let audience = Audience::start(&parts.announcer);
         let shared = Arc::new(Shared {
             listen: listener
                 .local_addr()
@@ -190,7 +192,7 @@ impl Node {
                     tokio::time::Instant::now() + config.round_interval,
                 )),
             }),
-            clients: Arc::default(),
+            clients: Arc::new(shared::Clients::new(audience)),
             cluster,
             cluster_addr,
             shutdown: parts.shutdown,

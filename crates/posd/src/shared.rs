@@ -14,6 +14,7 @@
 use crate::announce::Announcer;
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::fanout::Audience;
 use crate::metrics::Metrics;
 use crate::scheduler::NextRound;
 use crate::submit::Submit;
@@ -43,8 +44,9 @@ pub struct Chain {
 }
 
 /// Who is connected to the validator port.
-#[derive(Default)]
 pub struct Clients {
+    /// Every connection's seat, where announcements are written.
+    pub audience: Arc<Audience>,
     /// One live connection per validator.
     pub connected: Arc<Connected>,
     /// Validator connections open right now, against `max_connections`.
@@ -54,6 +56,15 @@ pub struct Clients {
 }
 
 impl Clients {
+    pub fn new(audience: Arc<Audience>) -> Clients {
+        Clients {
+            audience,
+            connected: Arc::default(),
+            slots: Arc::default(),
+            registrations: RegistrationRate::default(),
+        }
+    }
+
     /// A validator with whether it is connected right now.
     pub fn info(&self, validator: Validator) -> ValidatorInfo {
         ValidatorInfo {

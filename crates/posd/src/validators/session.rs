@@ -3,11 +3,13 @@
 
 use crate::announce::{Announcement, Lines};
 use crate::config::Config;
+use crate::fanout::Member;
 use crate::shared::Serving;
 use crate::validators::connected::Claim;
 use crate::validators::line::{Line, LineCodec, LineError};
 use crate::validators::pending::RoundId;
 use crate::validators::protocol::{self, say, Input, Limits, Prompt};
+use crate::validators::seat::{Due, Reader};
 use crate::validators::slots::Slot;
 use crate::write::WriteError;
 use futures::StreamExt;
@@ -17,10 +19,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -43,6 +42,19 @@ enum Phase {
     Bpm(Claim),
 }
 
+/// What the session wakes for.
+enum Event {
+    /// A newer connection needs this one's place (see [`Slot`]).
+    Shed,
+    /// A `resume` elsewhere took this session's validator.
+    TakenOver,
+    /// Something the fan-out left to the session.
+    Due(Due),
+    Line(Option<Result<Line, LineError>>),
+    /// The stake prompt went unanswered, or the validator was idle too long.
+    TimedOut,
+}
+
 /// Whether the connection goes on after handling an event.
 #[derive(PartialEq, Eq)]
 enum Flow {
@@ -54,7 +66,8 @@ struct Session {
     ctx: Serving,
     /// The config as the connection opened: a reload applies to new connections.
     config: Arc<Config>,
-    out: OwnedWriteHalf,
+    /// The socket, shared with the fan-out: writes go through it.
+    seat: Member,
     peer: SocketAddr,
     phase: Phase,
     /// Fires when a `resume` elsewhere takes this session's validator.
@@ -81,13 +94,13 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Serving, slot: Slot) 
     let _ = stream.set_nodelay(true);
     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&KEEPALIVE);
-    let (rd, out) = stream.into_split();
+    let seat = ctx.clients.audience.seat(stream, &ctx.chain.announcer);
     let config = ctx.config.get();
     let max_line = config.max_line_bytes as usize;
-    let mut lines = FramedRead::with_capacity(rd, LineCodec::new(max_line), 256);
+    let reader = Reader(Arc::clone(seat.seat()));
+    let mut lines = FramedRead::with_capacity(reader, LineCodec::new(max_line), 256);
     // Shutdown comes as an announcement; one that went out before this
-    // subscription is seen on the token instead (cancelled before it is sent).
-    let mut announcements = ctx.chain.announcer.listen();
+    // seat was taken is seen on the token instead (cancelled before it is sent).
     let stopping = ctx.shutdown.is_cancelled();
     // The futures that live as long as the session are made once: polling a
     // registered waiter again is cheap, registering 10,000 anew on every
@@ -97,7 +110,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Serving, slot: Slot) 
     let mut s = Session {
         ctx,
         config,
-        out,
+        seat,
         peer,
         phase: Phase::Stake(deadline),
         taken_over: Box::pin(CancellationToken::new().cancelled_owned()),
@@ -109,34 +122,32 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Serving, slot: Slot) 
         sheddable: true,
     };
     let greeting = format!("{}{}", say::greeting(), Prompt::Stake.text());
+    s.seat.answering();
     let mut flow = s.send(&greeting).await;
     if stopping && flow == Flow::Continue {
         s.send(say::SHUTTING_DOWN).await;
         flow = Flow::Close;
     }
+    s.seat.answered();
     while flow == Flow::Continue {
         let deadline = match s.phase {
             Phase::Stake(at) => Some(at),
             Phase::Bpm(_) => s.config.idle_timeout.map(|idle| s.last_line + idle),
         };
-        flow = tokio::select! {
+        let event = tokio::select! {
             biased;
-            _ = &mut shed, if s.sheddable => {
-                tracing::info!(peer = %s.peer, "connection limit reached: shed this unregistered connection for a newer one");
-                s.farewell(say::SHED).await;
-                Flow::Close
-            }
-            _ = s.taken_over.as_mut(), if s.address().is_some() => s.on_taken_over().await,
+            _ = &mut shed, if s.sheddable => Event::Shed,
+            _ = s.taken_over.as_mut(), if s.address().is_some() => Event::TakenOver,
             // Before lines, so a client that keeps typing still hears shutdown.
-            msg = announcements.next() => s.on_announcement(msg).await,
-            // Boxed: a line's handling (a write through the writer, or
-            // forwarded to a cluster's leader) is the largest future a
-            // session awaits, and inline it would be part of every idle
-            // session's task (5.7 KB of 5.8 in a release build); boxed it
-            // costs an allocation per line and the task 1 KB.
-            line = lines.next(), if !s.half_closed => Box::pin(s.on_line(line)).await,
-            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => s.timed_out().await,
+            due = s.seat.due() => Event::Due(due),
+            line = lines.next(), if !s.half_closed => Event::Line(line),
+            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Event::TimedOut,
         };
+        // Announcements wait while the session answers: a reply is never
+        // split by a block, nor preceded by news it caused (its own slashing).
+        s.seat.answering();
+        flow = s.on_event(event).await;
+        s.seat.answered();
     }
     // A proposal stands while its validator is connected: this keeps pending
     // proposals within max_connections. After a takeover it is the new
@@ -148,17 +159,40 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Serving, slot: Slot) 
     tracing::debug!(peer = %s.peer, "connection closed");
     // Free the slot before the socket closes, so a client that sees the close
     // and reconnects at once is never refused for our sake.
-    let Session { slot, out, .. } = s;
+    let Session { slot, seat, .. } = s;
     drop(slot);
     drop(lines);
-    drop(out);
+    drop(seat);
 }
 
 impl Session {
+    async fn on_event(&mut self, event: Event) -> Flow {
+        match event {
+            Event::Shed => {
+                tracing::info!(peer = %self.peer, "connection limit reached: shed this unregistered connection for a newer one");
+                self.farewell(say::SHED).await;
+                Flow::Close
+            }
+            Event::TakenOver => self.on_taken_over().await,
+            Event::Due(due) => self.on_due(due).await,
+            // Boxed: a line's handling (a write through the writer, or
+            // forwarded to a cluster's leader) is the largest future a
+            // session awaits, and inline it would be part of every idle
+            // session's task (5.7 KB of 5.8 in a release build); boxed it
+            // costs an allocation per line and the task 1 KB.
+            Event::Line(line) => Box::pin(self.on_line(line)).await,
+            Event::TimedOut => self.timed_out().await,
+        }
+    }
+
     /// Writes `text`; a client that is gone or too slow ends the session.
     async fn send(&mut self, text: &str) -> Flow {
+        self.send_bytes(text.as_bytes()).await
+    }
+
+    async fn send_bytes(&mut self, bytes: &[u8]) -> Flow {
         let limit = self.config.write_timeout;
-        match timeout(limit, self.out.write_all(text.as_bytes())).await {
+        match timeout(limit, self.seat.write(bytes, self.direct())).await {
             Ok(Ok(())) => Flow::Continue,
             Ok(Err(e)) => {
                 tracing::debug!(peer = %self.peer, error = %e, "write failed");
@@ -173,7 +207,14 @@ impl Session {
 
     /// Last words to a client being dropped: bounded by 1 s, not `write_timeout`.
     async fn farewell(&mut self, text: &str) {
-        let _ = timeout(Duration::from_secs(1), self.out.write_all(text.as_bytes())).await;
+        let write = self.seat.write(text.as_bytes(), None);
+        let _ = timeout(Duration::from_secs(1), write).await;
+    }
+
+    /// The prompt the fan-out may follow an announcement with: the
+    /// client's, unless it can no longer type (then the session delivers).
+    fn direct(&self) -> Option<Prompt> {
+        (!self.half_closed).then(|| self.prompt_kind())
     }
 
     /// The stake prompt went unanswered, or a validator was idle too long.
@@ -199,12 +240,32 @@ impl Session {
         self.send(lines.with(prompt)).await
     }
 
-    async fn on_announcement(&mut self, msg: Result<Announcement, RecvError>) -> Flow {
-        match msg {
-            Ok(Announcement::Text(text) | Announcement::Slashed { text, .. }) => {
+    /// What the fan-out left to the session.
+    async fn on_due(&mut self, due: Due) -> Flow {
+        match due {
+            Due::Rest {
+                lines,
+                prompt,
+                from,
+            } => {
+                let bytes = &lines.with(Some(prompt)).as_bytes()[from..];
+                self.send_bytes(bytes).await
+            }
+            Due::Announcement(a) => self.on_announcement(a).await,
+            Due::Behind(missed) => {
+                tracing::warn!(peer = %self.peer, missed, "client too slow to read announcements; dropped");
+                self.farewell(&say::behind(missed)).await;
+                Flow::Close
+            }
+        }
+    }
+
+    async fn on_announcement(&mut self, a: Announcement) -> Flow {
+        match a {
+            Announcement::Text(text) | Announcement::Slashed { text, .. } => {
                 self.announce(&text).await
             }
-            Ok(Announcement::Round { round, block }) => {
+            Announcement::Round { round, block } => {
                 let answered = self.awaiting.is_some_and(|mine| round >= mine);
                 if answered {
                     self.awaiting = None;
@@ -222,16 +283,10 @@ impl Session {
                     None => Flow::Continue,
                 }
             }
-            Err(RecvError::Lagged(missed)) => {
-                tracing::warn!(peer = %self.peer, missed, "client too slow to read announcements; dropped");
-                self.farewell(&say::behind(missed)).await;
-                Flow::Close
-            }
-            Ok(Announcement::Shutdown) => {
+            Announcement::Shutdown => {
                 self.send(say::SHUTTING_DOWN).await;
                 Flow::Close
             }
-            Err(RecvError::Closed) => Flow::Close,
         }
     }
 
@@ -250,12 +305,18 @@ impl Session {
         }
         match line {
             // A half-close: a pending proposal still gets its round's result.
-            None if self.awaiting.is_some() => {
-                tracing::debug!(peer = %self.peer, "client half-closed; waiting for its round");
+            None => {
                 self.half_closed = true;
+                let seen = self.seat.hold_all();
+                if self.awaiting.is_some_and(|mine| seen >= Some(mine)) {
+                    self.awaiting = None;
+                }
+                if self.awaiting.is_none() {
+                    return Flow::Close;
+                }
+                tracing::debug!(peer = %self.peer, "client half-closed; waiting for its round");
                 Flow::Continue
             }
-            None => Flow::Close,
             Some(Err(LineError::TooLong(max))) => {
                 tracing::info!(peer = %self.peer, max, "line too long; closing");
                 self.send(&say::line_too_long(max)).await;

@@ -1,0 +1,282 @@
+//! The fan-out: every announcement offered to every client's seat, from one
+//! loop per core, in the order announced.
+//!
+//! Seats are spread over the loops as connections arrive. A loop writes an
+//! announcement straight into each of its seats' sockets, and wakes a
+//! session only for what it must deliver itself (see `validators::seat`):
+//! a block reaches 10,000 clients without 10,000 tasks being scheduled.
+
+use crate::announce::{Announcement, Announcer};
+use crate::validators::seat::Seat;
+use slab::Slab;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast::{error::RecvError, Receiver};
+
+/// Everyone the fan-out writes to.
+pub struct Audience {
+    /// One set of seats per loop.
+    shards: Box<[Mutex<Slab<Arc<Seat>>>]>,
+    /// Where the next seat goes.
+    next: AtomicUsize,
+}
+
+impl Audience {
+    /// Starts one fan-out loop per core on the current runtime, fed by
+    /// `announcer`. The loops end with the announcer.
+    pub fn start(announcer: &Announcer) -> Arc<Audience> {
+        let loops = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let audience = Arc::new(Audience {
+            shards: (0..loops).map(|_| Mutex::default()).collect(),
+            next: AtomicUsize::new(0),
+        });
+        for shard in 0..loops {
+            let (rx, next) = announcer.numbered();
+            tokio::spawn(fan_out(Arc::clone(&audience), shard, rx, next));
+        }
+        audience
+    }
+
+    /// A seat for a new connection, in the audience until it is dropped:
+    /// it hears every announcement sent from now on, and none before.
+    pub fn seat(self: &Arc<Self>, stream: TcpStream, announcer: &Announcer) -> Member {
+        let shard = self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        let (seat, key) = announcer.joining(|from| {
+            let seat = Arc::new(Seat::new(stream, from));
+            let key = self.shard(shard).insert(Arc::clone(&seat));
+            (seat, key)
+        });
+        Member {
+            audience: Arc::clone(self),
+            shard,
+            key,
+            seat,
+        }
+    }
+
+    fn shard(&self, shard: usize) -> MutexGuard<'_, Slab<Arc<Seat>>> {
+        self.shards[shard].lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One loop: each announcement to each seat of `shard`, `next` being the
+/// number of the first it receives. The seats are copied out first, so
+/// connections come and go while a block is written; one that came after
+/// an announcement was sent is not offered it, however late this loop is.
+async fn fan_out(
+    audience: Arc<Audience>,
+    shard: usize,
+    mut rx: Receiver<Announcement>,
+    mut next: u64,
+) {
+    let mut seats = Vec::new();
+    loop {
+        let got = rx.recv().await;
+        seats.extend(audience.shard(shard).iter().map(|(_, s)| Arc::clone(s)));
+        match got {
+            Ok(a) => {
+                seats.iter().for_each(|s| s.offer(next, &a));
+                next += 1;
+            }
+            Err(RecvError::Lagged(n)) => {
+                seats.iter().for_each(|s| s.fell_behind(next..next + n));
+                next += n;
+            }
+            Err(RecvError::Closed) => return,
+        }
+        // Not kept until the next announcement: a session's socket closes
+        // when its session ends.
+        seats.clear();
+    }
+}
+
+/// A connection's seat in the audience; leaving it closes the seat.
+pub struct Member {
+    audience: Arc<Audience>,
+    shard: usize,
+    key: usize,
+    seat: Arc<Seat>,
+}
+
+impl Member {
+    pub fn seat(&self) -> &Arc<Seat> {
+        &self.seat
+    }
+}
+
+impl Deref for Member {
+    type Target = Seat;
+
+    fn deref(&self) -> &Seat {
+        &self.seat
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.seat.close();
+        self.audience.shard(self.shard).remove(self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::announce::{Lines, BACKLOG};
+    use crate::validators::protocol::Prompt;
+    use crate::validators::seat::Due;
+    use futures::FutureExt;
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+    use tokio::runtime::Handle;
+
+    /// A connection's two ends: posd's, the client's.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (accepted.unwrap().0, client.unwrap())
+    }
+
+    /// An announcer with its fan-out, and one client seated and greeted
+    /// (`>`) the way a session greets: its socket known to be writable.
+    async fn seated() -> (Announcer, Member, TcpStream) {
+        let announcer = Announcer::new(Handle::current(), 0);
+        let audience = Audience::start(&announcer);
+        let (posd, client) = pair().await;
+        let seat = audience.seat(posd, &announcer);
+        seat.write(b">", Some(Prompt::Bpm)).await.unwrap();
+        (announcer, seat, client)
+    }
+
+    /// Fails rather than hangs when what a test waits for never comes.
+    async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(20), f)
+            .await
+            .expect("waited 20 s")
+    }
+
+    async fn read(client: &mut TcpStream, len: usize) -> String {
+        let mut buf = vec![0; len];
+        within(client.read_exact(&mut buf)).await.unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    fn at_bpm(text: &str) -> String {
+        Lines::new(&format!("{text}\n"))
+            .with(Some(Prompt::Bpm))
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn an_announcement_reaches_the_socket_without_its_session() {
+        let (announcer, seat, mut client) = seated().await;
+        announcer.notice("block 1");
+        let want = format!(">{}", at_bpm("block 1"));
+        assert_eq!(read(&mut client, want.len()).await, want);
+        assert!(
+            seat.due().now_or_never().is_none(),
+            "nothing left to the session"
+        );
+    }
+
+    #[tokio::test]
+    async fn announcements_wait_while_the_session_answers() {
+        let (announcer, seat, mut client) = seated().await;
+        seat.answering();
+        announcer.notice("news");
+        // Held for the session, not written in the middle of its answer.
+        let due = within(seat.due()).await;
+        assert!(
+            matches!(&due, Due::Announcement(Announcement::Text(t)) if t.text() == "news\n"),
+            "{due:?}"
+        );
+        seat.write(b"reply", Some(Prompt::Bpm)).await.unwrap();
+        seat.answered();
+        announcer.notice("later");
+        // The session dropped what it took (as if written); the next one
+        // comes straight after its reply.
+        let want = format!(">reply{}", at_bpm("later"));
+        assert_eq!(read(&mut client, want.len()).await, want);
+    }
+
+    #[tokio::test]
+    async fn a_client_hears_nothing_announced_before_it_connected() {
+        let announcer = Announcer::new(Handle::current(), 0);
+        let audience = Audience::start(&announcer);
+        let (posd, mut client) = pair().await;
+        // Sent before the seat is taken, and fanned out after: this runtime
+        // has one thread, and the loops have not run since.
+        announcer.notice("old news");
+        let seat = audience.seat(posd, &announcer);
+        seat.write(b">", Some(Prompt::Bpm)).await.unwrap();
+        announcer.notice("news");
+        let want = format!(">{}", at_bpm("news"));
+        assert_eq!(read(&mut client, want.len()).await, want);
+    }
+
+    #[tokio::test]
+    async fn a_half_closed_client_leaves_rounds_to_its_session() {
+        let (announcer, seat, mut client) = seated().await;
+        announcer.no_block();
+        announcer.notice("written");
+        // Both went straight to the socket: the round counts as heard.
+        let want = format!(">{}", at_bpm("written"));
+        assert_eq!(read(&mut client, want.len()).await, want);
+        assert_eq!(seat.hold_all(), Some(0));
+        announcer.no_block();
+        let due = within(seat.due()).await;
+        assert!(
+            matches!(
+                due,
+                Due::Announcement(Announcement::Round {
+                    round: 1,
+                    block: None
+                })
+            ),
+            "{due:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn what_a_full_socket_does_not_take_is_left_to_the_session() {
+        let (announcer, seat, mut client) = seated().await;
+        let long = "x".repeat(32 << 20);
+        announcer.notice(&long);
+        let Due::Rest {
+            lines,
+            prompt,
+            from,
+        } = within(seat.due()).await
+        else {
+            panic!("the rest of the announcement is due");
+        };
+        let whole = lines.with(Some(prompt)).as_bytes();
+        assert!(from > 0 && from < whole.len(), "{from} of {}", whole.len());
+        let reading = tokio::spawn(async move {
+            let mut got = Vec::new();
+            within(client.read_to_end(&mut got)).await.unwrap();
+            got
+        });
+        seat.write(&whole[from..], Some(Prompt::Bpm)).await.unwrap();
+        drop(seat);
+        assert!(reading.await.unwrap() == format!(">{}", at_bpm(&long)).as_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_client_that_falls_too_far_behind_is_told() {
+        let (announcer, seat, _client) = seated().await;
+        seat.answering();
+        for n in 0..BACKLOG + 5 {
+            announcer.notice(&format!("{n}"));
+        }
+        // However far the loops themselves lag, the client missed at least 5.
+        match within(seat.due()).await {
+            Due::Behind(missed) => assert!(missed >= 5, "{missed}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
