@@ -77,7 +77,12 @@ async fn fan_out(
         seats.extend(audience.shard(shard).iter().map(|(_, s)| Arc::clone(s)));
         match got {
             Ok(a) => {
-                seats.iter().for_each(|s| s.offer(next, &a));
+                for seat in &seats {
+                    seat.offer(next, &a);
+                    // A turn for the worker's other tasks every so often:
+                    // writing to 5,000 sockets takes tens of milliseconds.
+                    tokio::task::consume_budget().await;
+                }
                 next += 1;
             }
             Err(RecvError::Lagged(n)) => {

@@ -190,19 +190,29 @@ impl Seat {
 
     /// Writes the session's `text`, while it is answering. From then on the
     /// fan-out follows an announcement with `direct`, or leaves all to the
-    /// session (`None`).
-    pub async fn write(&self, text: &[u8], direct: Option<Prompt>) -> io::Result<()> {
+    /// session (`None`). A poll function rather than an `async fn` awaiting
+    /// `writable()`: that future would sit in every session's task.
+    pub fn write<'a>(
+        &'a self,
+        text: &'a [u8],
+        direct: Option<Prompt>,
+    ) -> impl std::future::Future<Output = io::Result<()>> + 'a {
         self.lock().direct = direct;
         let mut rest = text;
-        while !rest.is_empty() {
-            match self.stream.try_write(rest) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => rest = &rest[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stream.writable().await?,
-                Err(e) => return Err(e),
+        std::future::poll_fn(move |cx| {
+            while !rest.is_empty() {
+                match self.stream.try_write(rest) {
+                    Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Ok(n) => rest = &rest[n..],
+                    // Only the session waits for the socket to drain.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        ready!(self.stream.poll_write_ready(cx))?
+                    }
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
             }
-        }
-        Ok(())
+            Poll::Ready(Ok(()))
+        })
     }
 
     /// The client half-closed: from now on the session delivers everything.

@@ -146,7 +146,12 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, ctx: Serving, slot: Slot) 
         // Announcements wait while the session answers: a reply is never
         // split by a block, nor preceded by news it caused (its own slashing).
         s.seat.answering();
-        flow = s.on_event(event).await;
+        // Boxed: handling an event (a line's write through the writer, or
+        // forwarded to a cluster's leader) is the largest future a session
+        // awaits, and inline it would be part of every idle session's task
+        // (5.7 KB of 5.8 in a release build); boxed it costs an allocation
+        // per event and the task under 1 KB.
+        flow = Box::pin(s.on_event(event)).await;
         s.seat.answered();
     }
     // A proposal stands while its validator is connected: this keeps pending
@@ -175,12 +180,7 @@ impl Session {
             }
             Event::TakenOver => self.on_taken_over().await,
             Event::Due(due) => self.on_due(due).await,
-            // Boxed: a line's handling (a write through the writer, or
-            // forwarded to a cluster's leader) is the largest future a
-            // session awaits, and inline it would be part of every idle
-            // session's task (5.7 KB of 5.8 in a release build); boxed it
-            // costs an allocation per line and the task 1 KB.
-            Event::Line(line) => Box::pin(self.on_line(line)).await,
+            Event::Line(line) => self.on_line(line).await,
             Event::TimedOut => self.timed_out().await,
         }
     }
