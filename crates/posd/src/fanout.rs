@@ -1,10 +1,13 @@
-//! The fan-out: every announcement offered to every client's seat, from one
-//! loop per core, in the order announced.
+//! The fan-out: every announcement offered to every client's seat, in the
+//! order announced, by one writing task per core.
 //!
-//! Seats are spread over the loops as connections arrive. A loop writes an
-//! announcement straight into each of its seats' sockets, and wakes a
-//! session only for what it must deliver itself (see `validators::seat`):
-//! a block reaches 10,000 clients without 10,000 tasks being scheduled.
+//! A writer takes the next [`CHUNK`] seats at a time and writes the
+//! announcement straight into their sockets, waking a session only for
+//! what it must deliver itself (see `validators::seat`): a block reaches
+//! 10,000 clients without 10,000 tasks being scheduled. Taking chunks
+//! rather than a fixed half each matters here: the cores are shared with
+//! the clients, and fixed halves finished up to 60 ms apart
+//! (docs/BENCHMARKS.md, round 3, fourth pass).
 
 use crate::announce::{Announcement, Announcer};
 use crate::validators::seat::Seat;
@@ -15,79 +18,69 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::{error::RecvError, Receiver};
 
-/// Seats written to before the loop gives the worker's other tasks a
+/// Seats a writer takes at a time: about a millisecond of writes.
+const CHUNK: usize = 64;
+
+/// Seats written to before a writer gives the worker's other tasks a
 /// turn: a write costs ~15 µs here, so 5,000 seats would hold a worker for
 /// 80 ms, and each turn polls the reactor, which costs more the more often.
 const TURN: usize = 1024;
 
 /// Everyone the fan-out writes to.
 pub struct Audience {
-    /// One set of seats per loop.
-    shards: Box<[Mutex<Slab<Arc<Seat>>>]>,
-    /// Where the next seat goes.
-    next: AtomicUsize,
+    seats: Mutex<Slab<Arc<Seat>>>,
+    /// Tasks that write one announcement: one per core.
+    writers: usize,
 }
 
 impl Audience {
-    /// Starts one fan-out loop per core on the current runtime, fed by
-    /// `announcer`. The loops end with the announcer.
+    /// Starts the fan-out on the current runtime, fed by `announcer`. It
+    /// ends with the announcer.
     pub fn start(announcer: &Announcer) -> Arc<Audience> {
-        let loops = std::thread::available_parallelism().map_or(2, |n| n.get());
         let audience = Arc::new(Audience {
-            shards: (0..loops).map(|_| Mutex::default()).collect(),
-            next: AtomicUsize::new(0),
+            seats: Mutex::default(),
+            writers: std::thread::available_parallelism().map_or(2, |n| n.get()),
         });
-        for shard in 0..loops {
-            let (rx, next) = announcer.numbered();
-            tokio::spawn(fan_out(Arc::clone(&audience), shard, rx, next));
-        }
+        let (rx, next) = announcer.numbered();
+        tokio::spawn(fan_out(Arc::clone(&audience), rx, next));
         audience
     }
 
     /// A seat for a new connection, in the audience until it is dropped:
     /// it hears every announcement sent from now on, and none before.
     pub fn seat(self: &Arc<Self>, stream: TcpStream, announcer: &Announcer) -> Member {
-        let shard = self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len();
         let (seat, key) = announcer.joining(|from| {
             let seat = Arc::new(Seat::new(stream, from));
-            let key = self.shard(shard).insert(Arc::clone(&seat));
+            let key = self.seats().insert(Arc::clone(&seat));
             (seat, key)
         });
         Member {
             audience: Arc::clone(self),
-            shard,
             key,
             seat,
         }
     }
 
-    fn shard(&self, shard: usize) -> MutexGuard<'_, Slab<Arc<Seat>>> {
-        self.shards[shard].lock().unwrap_or_else(|e| e.into_inner())
+    fn seats(&self) -> MutexGuard<'_, Slab<Arc<Seat>>> {
+        self.seats.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// One loop: each announcement to each seat of `shard`, `next` being the
-/// number of the first it receives. The seats are copied out first, so
-/// connections come and go while a block is written; one that came after
-/// an announcement was sent is not offered it, however late this loop is.
-async fn fan_out(
-    audience: Arc<Audience>,
-    shard: usize,
-    mut rx: Receiver<Announcement>,
-    mut next: u64,
-) {
-    let mut seats = Vec::new();
+/// Each announcement to every seat, `next` being the number of the first
+/// it receives. The seats are copied out first, so connections come and go
+/// while a block is written; one that came after an announcement was sent
+/// is not offered it, however late this is.
+async fn fan_out(audience: Arc<Audience>, mut rx: Receiver<Announcement>, mut next: u64) {
     loop {
         let got = rx.recv().await;
-        seats.extend(audience.shard(shard).iter().map(|(_, s)| Arc::clone(s)));
+        let seats: Arc<[Arc<Seat>]> = audience
+            .seats()
+            .iter()
+            .map(|(_, s)| Arc::clone(s))
+            .collect();
         match got {
             Ok(a) => {
-                for (i, seat) in seats.iter().enumerate() {
-                    seat.offer(next, &a);
-                    if i % TURN == TURN - 1 {
-                        tokio::task::yield_now().await;
-                    }
-                }
+                offer_all(seats, Arc::new(a), next, audience.writers).await;
                 next += 1;
             }
             Err(RecvError::Lagged(n)) => {
@@ -96,16 +89,41 @@ async fn fan_out(
             }
             Err(RecvError::Closed) => return,
         }
-        // Not kept until the next announcement: a session's socket closes
-        // when its session ends.
-        seats.clear();
+    }
+}
+
+/// Offers announcement number `n` to every seat from `writers` tasks, each
+/// taking the next [`CHUNK`] seats until none are left; returns once all
+/// are done, so the next announcement comes after it on every socket.
+async fn offer_all(seats: Arc<[Arc<Seat>]>, a: Arc<Announcement>, n: u64, writers: usize) {
+    let cursor = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..writers)
+        .map(|_| {
+            let (seats, a, cursor) = (Arc::clone(&seats), Arc::clone(&a), Arc::clone(&cursor));
+            tokio::spawn(async move {
+                for taken in 1.. {
+                    let from = cursor.fetch_add(CHUNK, Ordering::Relaxed);
+                    if from >= seats.len() {
+                        return;
+                    }
+                    let chunk = &seats[from..(from + CHUNK).min(seats.len())];
+                    chunk.iter().for_each(|seat| seat.offer(n, &a));
+                    if taken % (TURN / CHUNK) == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        // A writer ends only by finishing, or with the runtime.
+        let _ = task.await;
     }
 }
 
 /// A connection's seat in the audience; leaving it closes the seat.
 pub struct Member {
     audience: Arc<Audience>,
-    shard: usize,
     key: usize,
     seat: Arc<Seat>,
 }
@@ -127,7 +145,7 @@ impl Deref for Member {
 impl Drop for Member {
     fn drop(&mut self) {
         self.seat.close();
-        self.audience.shard(self.shard).remove(self.key);
+        self.audience.seats().remove(self.key);
     }
 }
 
@@ -274,6 +292,33 @@ mod tests {
         seat.write(&whole[from..], Some(Prompt::Bpm)).await.unwrap();
         drop(seat);
         assert!(reading.await.unwrap() == format!(">{}", at_bpm(&long)).as_bytes());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_client_hears_every_announcement_in_order() {
+        let announcer = Announcer::new(Handle::current(), 0);
+        let audience = Audience::start(&announcer);
+        let mut clients = Vec::new();
+        let mut seats = Vec::new();
+        for _ in 0..300 {
+            let (posd, client) = pair().await;
+            let seat = audience.seat(posd, &announcer);
+            seat.write(b">", Some(Prompt::Bpm)).await.unwrap();
+            seats.push(seat);
+            clients.push(client);
+        }
+        // Announced faster than 300 seats are written: writers of one
+        // announcement must not overtake those of the one before.
+        for n in 0..40 {
+            announcer.notice(&format!("news {n}"));
+        }
+        let want: String = std::iter::once(">".to_string())
+            .chain((0..40).map(|n| at_bpm(&format!("news {n}"))))
+            .collect();
+        for client in &mut clients {
+            assert_eq!(read(client, want.len()).await, want);
+        }
+        assert!(seats.iter().all(|s| s.due().now_or_never().is_none()));
     }
 
     #[tokio::test]
