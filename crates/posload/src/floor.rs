@@ -2,8 +2,10 @@
 //! to every client cannot avoid. It accepts connections, answers the two
 //! prompts as posd does (stake in, address out, the BPM prompt), and on each
 //! trigger writes one pre-rendered announcement, the size of posd's, to
-//! every connection, in as many parallel loops as the machine has cores: no
-//! store, no lottery, no session to wake. `posload broadcast --floor` runs it
+//! every connection, from as many tasks as the machine has cores, each
+//! taking the next [`CHUNK`] connections until none are left (as posd's
+//! fan-out does: fixed halves finished up to 60 ms apart on cores shared
+//! with the clients): no store, no lottery, no session to wake. `posload broadcast --floor` runs it
 //! after posd, as many rounds to as many clients, and reports posd's fan-out
 //! as a ratio to it (docs/BENCHMARKS.md).
 //!
@@ -15,12 +17,16 @@ use crate::nc::BPM_PROMPT;
 use anyhow::Context;
 use pos_core::{Address, Block, Digest};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Connections that have registered, ready for announcements.
 type Registered = Arc<Mutex<Vec<Arc<TcpStream>>>>;
+
+/// Connections a writer takes at a time.
+const CHUNK: usize = 64;
 
 /// What posd writes to each client for block `index`: a blank line, the
 /// winner, the block's JSON line, the BPM prompt again (protocol.rs, session.rs).
@@ -57,11 +63,18 @@ pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
             .with_context(|| format!("trigger {line:?} is not a block index"))?;
         let started = std::time::Instant::now();
         let text: Arc<[u8]> = announcement(index).into_bytes().into();
-        let all = registered.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let chunk = all.len().div_ceil(workers).max(1);
-        let loops: Vec<_> = all
-            .chunks(chunk)
-            .map(|part| tokio::spawn(announce_to(part.to_vec(), Arc::clone(&text))))
+        let all: Arc<[Arc<TcpStream>]> = registered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_slice()
+            .into();
+        let cursor = Arc::new(AtomicUsize::new(0));
+        let loops: Vec<_> = (0..workers)
+            .map(|_| {
+                let (all, cursor, text) =
+                    (Arc::clone(&all), Arc::clone(&cursor), Arc::clone(&text));
+                tokio::spawn(announce_to(all, cursor, text))
+            })
             .collect();
         for l in loops {
             l.await?;
@@ -72,20 +85,31 @@ pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes `text` to each connection in turn; a dead one is skipped.
-async fn announce_to(conns: Vec<Arc<TcpStream>>, text: Arc<[u8]>) {
-    for conn in conns {
-        let mut at = 0;
-        while at < text.len() {
-            match conn.try_write(&text[at..]) {
-                Ok(n) => at += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if conn.writable().await.is_err() {
-                        break;
-                    }
+/// Writes `text` to the next [`CHUNK`] connections of `all` at `cursor`,
+/// until none are left; a dead one is skipped.
+async fn announce_to(all: Arc<[Arc<TcpStream>]>, cursor: Arc<AtomicUsize>, text: Arc<[u8]>) {
+    loop {
+        let from = cursor.fetch_add(CHUNK, Ordering::Relaxed);
+        if from >= all.len() {
+            return;
+        }
+        for conn in &all[from..(from + CHUNK).min(all.len())] {
+            write_all(conn, &text).await;
+        }
+    }
+}
+
+async fn write_all(conn: &TcpStream, text: &[u8]) {
+    let mut at = 0;
+    while at < text.len() {
+        match conn.try_write(&text[at..]) {
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if conn.writable().await.is_err() {
+                    return;
                 }
-                Err(_) => break,
             }
+            Err(_) => return,
         }
     }
 }
