@@ -1,8 +1,8 @@
 //! One client's socket, shared by its session and the fan-out.
 //!
 //! A block goes to every client at once. Waking 10,000 session tasks so
-//! that each writes it cost posd a fifth more than a server that writes it
-//! from one loop per core (docs/BENCHMARKS.md, round 3). So the fan-out
+//! that each writes it cost posd a quarter more than a server that writes
+//! it from one task per core (docs/BENCHMARKS.md, round 3). So the fan-out
 //! (`crate::fanout`) writes an announcement straight into the socket when
 //! that is what the session would do anyway: the session is not answering
 //! anything, nothing is held for it, and the client can still type (so the
