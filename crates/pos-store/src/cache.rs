@@ -23,6 +23,10 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::RwLock;
 
+/// Set entries a walk may step over per address looked up before single
+/// lookups are cheaper (a lookup descends several nodes, mostly cache misses).
+const WALK_PER_ADDRESS: usize = 8;
+
 /// The decoded validators, ordered by their own address (no second copy of
 /// it). Ordered rather than hashed: a round's candidates are read in address
 /// order, twice, and neighbours share a node (fewer cache misses than a hash
@@ -45,6 +49,31 @@ impl Validators {
 
     pub(crate) fn get(&self, address: &Address) -> Option<Validator> {
         read(&self.0).get(address).map(|c| c.0.clone())
+    }
+
+    /// The validators at `addresses`, in order. A round's candidates come
+    /// in strictly increasing address order and are most of the set: then
+    /// one walk along the set finds them all, each step to a neighbour,
+    /// rather than a descent from the root per address (10,000 of those
+    /// were a quarter of a round's close).
+    pub(crate) fn get_all(&self, addresses: &[Address]) -> Vec<Option<Validator>> {
+        let set = read(&self.0);
+        let increasing = addresses.windows(2).all(|w| w[0] < w[1]);
+        let dense = set.len() / WALK_PER_ADDRESS <= addresses.len();
+        let (Some(first), true) = (addresses.first(), increasing && dense) else {
+            return addresses
+                .iter()
+                .map(|a| set.get(a).map(|c| c.0.clone()))
+                .collect();
+        };
+        let mut walk = set.range::<Address, _>(first..).peekable();
+        addresses
+            .iter()
+            .map(|a| {
+                while walk.next_if(|c| c.0.address < *a).is_some() {}
+                walk.next_if(|c| c.0.address == *a).map(|c| c.0.clone())
+            })
+            .collect()
     }
 
     /// A committed transaction's writes.
@@ -85,6 +114,10 @@ impl Overlay {
     /// What this transaction wrote at `address`: `None` if it did not.
     pub(crate) fn get(&self, address: &Address) -> Option<Option<Validator>> {
         self.0.borrow().get(address).cloned()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.borrow().is_empty()
     }
 
     pub(crate) fn put(&self, validator: &Validator) {

@@ -61,6 +61,13 @@ impl State for TxState<'_> {
         })
     }
 
+    fn validators_at(&self, addresses: &[Address]) -> Result<Vec<Option<Validator>>, TxError> {
+        if !self.overlay.is_empty() {
+            return addresses.iter().map(|a| self.validator(a)).collect();
+        }
+        Ok(self.cache.get_all(addresses))
+    }
+
     fn put_validator(&self, validator: &Validator) -> Result<(), TxError> {
         self.validators
             .insert(&validator.address.0 .0, encode(validator))?;

@@ -104,6 +104,12 @@ impl Store {
         Ok(self.cache.get(address))
     }
 
+    /// The validators at `addresses`, in order; quickest for a round's
+    /// candidates (in address order, most of the validators).
+    pub fn validators_at(&self, addresses: &[Address]) -> Vec<Option<Validator>> {
+        self.cache.get_all(addresses)
+    }
+
     /// Whether the validator ever proposed (it is then never forgotten).
     pub fn proposed(&self, address: &Address) -> Result<bool, StoreError> {
         Ok(self.proposed.get(address.0 .0)?.is_some())

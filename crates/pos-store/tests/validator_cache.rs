@@ -286,3 +286,42 @@ fn a_restore_or_an_import_serves_the_new_validators() {
     let opened = Store::open(&path, &spec()).unwrap();
     assert_eq!(reads(&opened), reads(&source));
 }
+
+#[test]
+fn reads_together_are_reads_one_by_one() {
+    let store = Store::temporary(&spec()).unwrap();
+    let address = |i: u16| Address(Digest::of(&i.to_be_bytes()));
+    for i in 0..400 {
+        let register = Command::Register {
+            address: address(i),
+            stake: 1 + u64::from(i),
+            max_stake: MAX,
+            max_validators: MAX,
+            at_ms: 2_000,
+        };
+        store.apply(&register).unwrap().unwrap();
+    }
+    for i in (0..400).step_by(7) {
+        let slash = Command::Slash {
+            address: address(i),
+            reason: "test".into(),
+            at_ms: 2_001,
+        };
+        store.apply(&slash).unwrap().unwrap();
+    }
+    let mut rng = StdRng::seed_from_u64(26);
+    for case in 0..300 {
+        // Registered or not (i ≥ 400), few or most of them, in address
+        // order or not, with repeats or not: a round's candidates and worse.
+        let take = [1, 3, 40, 200, 390, 500][case % 6];
+        let mut asked: Vec<Address> = (0..take).map(|_| address(rng.gen_range(0..450))).collect();
+        if case % 3 != 0 {
+            asked.sort_unstable();
+        }
+        if case % 3 == 1 {
+            asked.dedup();
+        }
+        let one_by_one: Vec<_> = asked.iter().map(|a| store.validator(a).unwrap()).collect();
+        assert_eq!(store.validators_at(&asked), one_by_one, "case {case}");
+    }
+}

@@ -94,9 +94,11 @@ pub fn candidates(
 ) -> Result<(Vec<Candidate>, Vec<Option<u64>>), StoreError> {
     let mut candidates = Vec::with_capacity(proposals.len());
     let mut nonces = Vec::with_capacity(proposals.len());
-    for (address, Proposal { bpm, nonce }) in proposals {
+    let addresses: Vec<Address> = proposals.keys().copied().collect();
+    let stored = store.validators_at(&addresses);
+    for ((address, Proposal { bpm, nonce }), v) in proposals.into_iter().zip(stored) {
         // Slashed (or vanished) validators' proposals are dropped here.
-        let Some(v) = store.validator(&address)? else {
+        let Some(v) = v else {
             continue;
         };
         if v.status() != Status::Active || v.balance == 0 {

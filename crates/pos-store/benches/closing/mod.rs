@@ -30,9 +30,10 @@ pub fn register(store: &Store, candidates: u64) -> Vec<Address> {
 pub fn candidates(store: &Store, addresses: &[Address]) -> Vec<Candidate> {
     addresses
         .iter()
-        .map(|&address| Candidate {
+        .zip(store.validators_at(addresses))
+        .map(|(&address, v)| Candidate {
             address,
-            stake: store.validator(&address).unwrap().unwrap().balance,
+            stake: v.unwrap().balance,
             bpm: 72,
         })
         .collect()
