@@ -116,10 +116,6 @@ impl Overlay {
         self.0.borrow().get(address).cloned()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.borrow().is_empty()
-    }
-
     pub(crate) fn put(&self, validator: &Validator) {
         self.0
             .borrow_mut()

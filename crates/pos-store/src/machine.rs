@@ -62,10 +62,13 @@ impl State for TxState<'_> {
     }
 
     fn validators_at(&self, addresses: &[Address]) -> Result<Vec<Option<Validator>>, TxError> {
-        if !self.overlay.is_empty() {
-            return addresses.iter().map(|a| self.validator(a)).collect();
+        let mut found = self.cache.get_all(addresses);
+        for (address, v) in addresses.iter().zip(&mut found) {
+            if let Some(written) = self.overlay.get(address) {
+                *v = written;
+            }
         }
-        Ok(self.cache.get_all(addresses))
+        Ok(found)
     }
 
     fn put_validator(&self, validator: &Validator) -> Result<(), TxError> {

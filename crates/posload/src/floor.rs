@@ -5,9 +5,9 @@
 //! every connection, from as many tasks as the machine has cores, each
 //! taking the next [`CHUNK`] connections until none are left (as posd's
 //! fan-out does: fixed halves finished up to 60 ms apart on cores shared
-//! with the clients): no store, no lottery, no session to wake. `posload broadcast --floor` runs it
-//! after posd, as many rounds to as many clients, and reports posd's fan-out
-//! as a ratio to it (docs/BENCHMARKS.md).
+//! with the clients): no store, no lottery, no session to wake. `posload
+//! broadcast --floor` runs it after posd, as many rounds to as many
+//! clients, and reports posd's fan-out as a ratio to it (docs/BENCHMARKS.md).
 //!
 //! Triggers come on stdin, one block index a line; after the writes for a
 //! trigger are issued the floor prints `sent <index> in <time>` on stdout.

@@ -266,10 +266,7 @@ impl Session {
                 self.announce(&text).await
             }
             Announcement::Round { round, block } => {
-                let answered = self.awaiting.is_some_and(|mine| round >= mine);
-                if answered {
-                    self.awaiting = None;
-                }
+                let answered = self.heard(round);
                 if answered && self.half_closed {
                     // The result this client stayed for; then goodbye.
                     match block {
@@ -290,6 +287,16 @@ impl Session {
         }
     }
 
+    /// Round `round`'s result reached the client: whether it answers the
+    /// proposal it awaited (which it then no longer awaits).
+    fn heard(&mut self, round: RoundId) -> bool {
+        let answered = self.awaiting.is_some_and(|mine| round >= mine);
+        if answered {
+            self.awaiting = None;
+        }
+        answered
+    }
+
     async fn on_taken_over(&mut self) -> Flow {
         if let Some(address) = self.address() {
             tracing::info!(peer = %self.peer, %address, "validator resumed on another connection; closing this one");
@@ -307,9 +314,9 @@ impl Session {
             // A half-close: a pending proposal still gets its round's result.
             None => {
                 self.half_closed = true;
-                let seen = self.seat.hold_all();
-                if self.awaiting.is_some_and(|mine| seen >= Some(mine)) {
-                    self.awaiting = None;
+                // The fan-out may have written its round's result already.
+                if let Some(seen) = self.seat.hold_all() {
+                    self.heard(seen);
                 }
                 if self.awaiting.is_none() {
                     return Flow::Close;
