@@ -51,29 +51,32 @@ impl Validators {
         read(&self.0).get(address).map(|c| c.0.clone())
     }
 
-    /// The validators at `addresses`, in order. A round's candidates come
-    /// in strictly increasing address order and are most of the set: then
-    /// one walk along the set finds them all, each step to a neighbour,
-    /// rather than a descent from the root per address (10,000 of those
-    /// were a quarter of a round's close).
-    pub(crate) fn get_all(&self, addresses: &[Address]) -> Vec<Option<Validator>> {
+    /// Hands `each` the validator at every one of `addresses`, in order,
+    /// by reference: a round's candidates, 10,000 of them twice a round,
+    /// neither copied nor collected. They come in strictly increasing
+    /// address order and are most of the set: then one walk along the set
+    /// finds them all, each step to a neighbour, rather than a descent from
+    /// the root per address (10,000 of those were a quarter of a round's
+    /// close).
+    pub(crate) fn each_at<'a>(
+        &self,
+        addresses: impl ExactSizeIterator<Item = &'a Address> + Clone,
+        mut each: impl FnMut(&Address, Option<&Validator>),
+    ) {
         let set = read(&self.0);
-        let increasing = addresses.windows(2).all(|w| w[0] < w[1]);
+        let mut ahead = addresses.clone().skip(1);
+        let increasing = addresses
+            .clone()
+            .all(|a| ahead.next().is_none_or(|b| a < b));
         let dense = set.len() / WALK_PER_ADDRESS <= addresses.len();
-        let (Some(first), true) = (addresses.first(), increasing && dense) else {
-            return addresses
-                .iter()
-                .map(|a| set.get(a).map(|c| c.0.clone()))
-                .collect();
+        let (Some(first), true) = (addresses.clone().next(), increasing && dense) else {
+            return addresses.for_each(|a| each(a, set.get(a).map(|c| &c.0)));
         };
         let mut walk = set.range::<Address, _>(first..).peekable();
-        addresses
-            .iter()
-            .map(|a| {
-                while walk.next_if(|c| c.0.address < *a).is_some() {}
-                walk.next_if(|c| c.0.address == *a).map(|c| c.0.clone())
-            })
-            .collect()
+        for a in addresses {
+            while walk.next_if(|c| c.0.address < *a).is_some() {}
+            each(a, walk.next_if(|c| c.0.address == *a).map(|c| &c.0));
+        }
     }
 
     /// A committed transaction's writes.
@@ -114,6 +117,11 @@ impl Overlay {
     /// What this transaction wrote at `address`: `None` if it did not.
     pub(crate) fn get(&self, address: &Address) -> Option<Option<Validator>> {
         self.0.borrow().get(address).cloned()
+    }
+
+    /// Everything this transaction wrote, by address.
+    pub(crate) fn writes(&self) -> std::cell::Ref<'_, HashMap<Address, Option<Validator>>> {
+        self.0.borrow()
     }
 
     pub(crate) fn put(&self, validator: &Validator) {

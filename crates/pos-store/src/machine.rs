@@ -61,14 +61,16 @@ impl State for TxState<'_> {
         })
     }
 
-    fn validators_at(&self, addresses: &[Address]) -> Result<Vec<Option<Validator>>, TxError> {
-        let mut found = self.cache.get_all(addresses);
-        for (address, v) in addresses.iter().zip(&mut found) {
-            if let Some(written) = self.overlay.get(address) {
-                *v = written;
-            }
-        }
-        Ok(found)
+    fn validators_at<'a>(
+        &self,
+        addresses: impl ExactSizeIterator<Item = &'a Address> + Clone,
+        mut each: impl FnMut(Option<&Validator>),
+    ) -> Result<(), TxError> {
+        let written = self.overlay.writes();
+        self.cache.each_at(addresses, |a, v| {
+            each(written.get(a).map_or(v, Option::as_ref))
+        });
+        Ok(())
     }
 
     fn put_validator(&self, validator: &Validator) -> Result<(), TxError> {

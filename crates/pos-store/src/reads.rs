@@ -104,10 +104,15 @@ impl Store {
         Ok(self.cache.get(address))
     }
 
-    /// The validators at `addresses`, in order; quickest for a round's
-    /// candidates (in address order, most of the validators).
-    pub fn validators_at(&self, addresses: &[Address]) -> Vec<Option<Validator>> {
-        self.cache.get_all(addresses)
+    /// Hands `each` the validator at every one of `addresses`, in order;
+    /// quickest for a round's candidates (in address order, most of the
+    /// validators).
+    pub fn validators_at<'a>(
+        &self,
+        addresses: impl ExactSizeIterator<Item = &'a Address> + Clone,
+        mut each: impl FnMut(Option<&Validator>),
+    ) {
+        self.cache.each_at(addresses, |_, v| each(v));
     }
 
     /// Whether the validator ever proposed (it is then never forgotten).

@@ -61,27 +61,32 @@ impl Proposer {
         }
     }
 
-    /// The round to close now: its `CommitRound`, `None` without
-    /// candidates, or a refusal when the clock cannot stamp a block (the
-    /// proposals then stay). `proposals` reads them from `pending`: the
-    /// standalone writer takes them; a cluster leader copies them (every
-    /// node takes them when it applies the round).
+    /// The round to close now from the proposals `take` reads out of
+    /// `pending` (the standalone writer takes them; a cluster leader copies
+    /// them, and every node takes them when it applies the round), or a
+    /// refusal when the clock cannot stamp a block (then none are read, and
+    /// they stay).
     pub fn round(
         &self,
-        proposals: impl FnOnce(&Pending) -> BTreeMap<Address, Proposal>,
-    ) -> Result<Result<Option<Command>, WriteError>, StoreError> {
+        take: impl FnOnce(&Pending) -> BTreeMap<Address, Proposal>,
+    ) -> Result<Result<Closing, WriteError>, StoreError> {
         let Some(clock_ms) = clock::now_ms() else {
             tracing::error!("system clock is outside the years 1970-9999: round skipped");
             return Ok(Err(WriteError::Clock));
         };
-        let proposals = proposals(&self.pending);
-        let offered = proposals.len();
+        let proposals = take(&self.pending);
         let reward = self.config.borrow().block_reward;
         let next_secret = round::fresh_secret();
-        let Some(cmd) = round::prepare(&self.store, proposals, clock_ms, reward, next_secret)?
-        else {
-            tracing::info!(proposals = offered, "round closed: no candidates, no block");
-            return Ok(Ok(None));
+        let cmd = round::prepare(&self.store, &proposals, clock_ms, reward, next_secret)?;
+        let Some(cmd) = cmd else {
+            tracing::info!(
+                proposals = proposals.len(),
+                "round closed: no candidates, no block"
+            );
+            return Ok(Ok(Closing {
+                cmd: None,
+                proposals,
+            }));
         };
         if let Command::CommitRound { block, .. } = &cmd {
             let behind = block.timestamp_ms > clock_ms;
@@ -94,6 +99,19 @@ impl Proposer {
             }
             self.clock_behind.store(behind, Ordering::Relaxed);
         }
-        Ok(Ok(Some(cmd)))
+        Ok(Ok(Closing {
+            cmd: Some(cmd),
+            proposals,
+        }))
     }
+}
+
+/// A round closing: its `CommitRound` (`None` without candidates) and the
+/// proposals it was made from. The caller frees those only once the round
+/// is answered: a map the sessions' threads filled, freed on the writer
+/// thread, took 0.5 ms a round, and 3-5 ms the first time (glibc handing
+/// their arenas' pages back), before the block could be announced.
+pub(crate) struct Closing {
+    pub cmd: Option<Command>,
+    pub proposals: BTreeMap<Address, Proposal>,
 }

@@ -24,7 +24,7 @@ pub fn fresh_secret() -> Secret {
 /// with `clock_ms`, or just after the tip if the clock is behind it.
 pub fn prepare(
     store: &Store,
-    proposals: BTreeMap<Address, Proposal>,
+    proposals: &BTreeMap<Address, Proposal>,
     clock_ms: u64,
     reward: u64,
     next_secret: Secret,
@@ -88,27 +88,27 @@ pub fn weights_on(
 /// `reward` would overflow its balance.
 pub fn candidates(
     store: &Store,
-    proposals: BTreeMap<Address, Proposal>,
+    proposals: &BTreeMap<Address, Proposal>,
     reward: u64,
     mut overflow: impl FnMut(&Validator),
 ) -> Result<(Vec<Candidate>, Vec<Option<u64>>), StoreError> {
     let mut candidates = Vec::with_capacity(proposals.len());
     let mut nonces = Vec::with_capacity(proposals.len());
-    let addresses: Vec<Address> = proposals.keys().copied().collect();
-    let stored = store.validators_at(&addresses);
-    for ((address, Proposal { bpm, nonce }), v) in proposals.into_iter().zip(stored) {
+    let mut proposed = proposals.iter();
+    store.validators_at(proposals.keys(), |v| {
+        let (&address, &Proposal { bpm, nonce }) = proposed.next().expect("one per proposal");
         // Slashed (or vanished) validators' proposals are dropped here.
         let Some(v) = v else {
-            continue;
+            return;
         };
         if v.status() != Status::Active || v.balance == 0 {
-            continue;
+            return;
         }
         // Only a data directory from before max_stake was bounded can hold
         // such a balance; skipping it keeps the round for everyone else.
         if !v.can_take(reward) {
-            overflow(&v);
-            continue;
+            overflow(v);
+            return;
         }
         candidates.push(Candidate {
             address,
@@ -116,7 +116,7 @@ pub fn candidates(
             bpm,
         });
         nonces.push(nonce);
-    }
+    });
     Ok((candidates, nonces))
 }
 
@@ -149,9 +149,7 @@ mod tests {
         let bpm = |bpm| Proposal { bpm, nonce: None };
         let proposals = BTreeMap::from([(whale, bpm(70)), (small, bpm(80))]);
         let next = fresh_secret();
-        let cmd = prepare(&store, proposals.clone(), 1, 2, next)
-            .unwrap()
-            .unwrap();
+        let cmd = prepare(&store, &proposals, 1, 2, next).unwrap().unwrap();
         let Command::CommitRound { round, .. } = &cmd else {
             panic!("{cmd:?}")
         };
@@ -164,7 +162,7 @@ mod tests {
         // Applying the round kept the secret it handed on.
         assert_eq!(store.pending_secret().unwrap(), next);
         // A reward that fits keeps the whale in the draw (and it wins).
-        let cmd = prepare(&store, proposals, 2, 1, fresh_secret())
+        let cmd = prepare(&store, &proposals, 2, 1, fresh_secret())
             .unwrap()
             .unwrap();
         let Ok(Change::Validator(v)) = store.apply(&cmd).unwrap() else {

@@ -18,15 +18,16 @@
 
 use crate::announce::Announcer;
 use crate::metrics::Metrics;
-use crate::proposer::Proposer;
+use crate::proposer::{Closing, Proposer};
 use crate::report::{self, Report};
-use crate::validators::pending::Pending;
+use crate::validators::pending::{Pending, Proposal};
 use crate::write::{check_space, Request, RoundOutcome, WriteError};
 use pos_core::transition::Change;
 use pos_core::{Address, Command, Outcome, Validator};
 use pos_proto::peer::LedgerWrite;
 use pos_store::export::Snapshot;
 use pos_store::{Store, StoreError};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -38,6 +39,9 @@ const BATCH: usize = 512;
 const QUEUE: usize = 4096;
 
 type Responder<T> = oneshot::Sender<Result<T, WriteError>>;
+
+/// A round's proposals, by validator.
+type Proposals = BTreeMap<Address, Proposal>;
 
 /// What the writer is asked to do, with where its answer goes.
 enum Task {
@@ -182,6 +186,8 @@ fn writer_loop(ctx: WriterContext, rx: mpsc::Receiver<Task>) -> Result<(), Store
 /// once: the batch's requesters are dropped unanswered (they see "stopped").
 fn commit_loop(ctx: &WriterContext, mut rx: mpsc::Receiver<Task>) -> Result<(), StoreError> {
     let mut batch = Vec::with_capacity(BATCH);
+    // The proposals of the batch's rounds, freed once it is answered (see `Closing`).
+    let mut spent = Vec::new();
     while rx.blocking_recv_many(&mut batch, BATCH) > 0 {
         if let Err(full) = check_space(&ctx.data_dir) {
             tracing::error!(error = %full, requests = batch.len(), "refusing writes");
@@ -193,13 +199,14 @@ fn commit_loop(ctx: &WriterContext, mut rx: mpsc::Receiver<Task>) -> Result<(), 
         let started = std::time::Instant::now();
         let applied = batch
             .drain(..)
-            .map(|job| execute(ctx, job))
+            .map(|job| execute(ctx, job, &mut spent))
             .collect::<Result<Vec<Answer>, StoreError>>()?;
         ctx.store.flush()?;
         ctx.metrics.commit(started.elapsed());
         for done in applied {
             done.finish(ctx);
         }
+        spent.clear();
     }
     ctx.store.flush()
 }
@@ -273,7 +280,11 @@ impl Answer {
     }
 }
 
-fn execute(ctx: &WriterContext, job: Task) -> Result<Answer, StoreError> {
+fn execute(
+    ctx: &WriterContext,
+    job: Task,
+    spent: &mut Vec<Proposals>,
+) -> Result<Answer, StoreError> {
     Ok(match job {
         Task::Ledger { request, reply } => {
             let cmd = ctx.proposer.command(request);
@@ -283,18 +294,25 @@ fn execute(ctx: &WriterContext, job: Task) -> Result<Answer, StoreError> {
             }
             Answer::Ledger(result, reply)
         }
-        Task::Round { reply } => Answer::Round(close_round(ctx)?, reply),
+        Task::Round { reply } => Answer::Round(close_round(ctx, spent)?, reply),
         Task::Snapshot { reply } => Answer::Snapshot(reply),
     })
 }
 
 /// Closes the round: the proposer's `CommitRound` applied, no block, or a
-/// refusal (the clock cannot stamp one: the proposals then stay).
-fn close_round(ctx: &WriterContext) -> Result<Result<RoundOutcome, WriteError>, StoreError> {
-    let cmd = match ctx.proposer.round(Pending::take)? {
-        Ok(Some(cmd)) => cmd,
-        Ok(None) => return Ok(Ok(RoundOutcome::NoCandidates)),
+/// refusal (the clock cannot stamp one: the proposals then stay). The
+/// proposals it took go to `spent`.
+fn close_round(
+    ctx: &WriterContext,
+    spent: &mut Vec<Proposals>,
+) -> Result<Result<RoundOutcome, WriteError>, StoreError> {
+    let Closing { cmd, proposals } = match ctx.proposer.round(Pending::take)? {
+        Ok(closing) => closing,
         Err(e) => return Ok(Err(e)),
+    };
+    spent.push(proposals);
+    let Some(cmd) = cmd else {
+        return Ok(Ok(RoundOutcome::NoCandidates));
     };
     if let Err(refusal) = answer(ctx.store.apply(&cmd))? {
         tracing::error!(error = %refusal, "round refused by the store; proposals dropped");

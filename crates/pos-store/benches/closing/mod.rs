@@ -28,15 +28,16 @@ pub fn register(store: &Store, candidates: u64) -> Vec<Address> {
 
 /// Each of `addresses` as a candidate, read as posd's proposer reads it.
 pub fn candidates(store: &Store, addresses: &[Address]) -> Vec<Candidate> {
-    addresses
-        .iter()
-        .zip(store.validators_at(addresses))
-        .map(|(&address, v)| Candidate {
-            address,
+    let mut candidates = Vec::with_capacity(addresses.len());
+    let mut asked = addresses.iter();
+    store.validators_at(addresses.iter(), |v| {
+        candidates.push(Candidate {
+            address: *asked.next().unwrap(),
             stake: v.unwrap().balance,
             bpm: 72,
         })
-        .collect()
+    });
+    candidates
 }
 
 /// Closes one round among all of `addresses`: their reads, the

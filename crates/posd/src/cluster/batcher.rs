@@ -8,7 +8,7 @@
 //! of its own, so its candidates are those of the state it extends.
 
 use crate::metrics::Metrics;
-use crate::proposer::Proposer;
+use crate::proposer::{Closing, Proposer};
 use crate::validators::pending::Pending;
 use crate::write::{check_space, Request};
 use pos_proto::peer::{Submission, SubmitError};
@@ -116,13 +116,16 @@ impl Batcher {
             tracing::debug!(error = %e, "not closing the round");
             return Err(refusal(e));
         }
-        let op = match self.proposer.round(Pending::snapshot) {
-            Ok(Ok(Some(cmd))) => Op::Command(cmd),
-            Ok(Ok(None)) => Op::EndRound,
+        let Closing { cmd, proposals } = match self.proposer.round(Pending::snapshot) {
+            Ok(Ok(closing)) => closing,
             Ok(Err(e)) => return Err(SubmitError::Failed(e.to_string())),
             Err(e) => return Err(SubmitError::Failed(format!("storage failure: {e}"))),
         };
-        self.write(vec![Tagged { origin, op }]).await
+        let op = cmd.map_or(Op::EndRound, Op::Command);
+        let written = self.write(vec![Tagged { origin, op }]).await;
+        // Freed once the round is applied and announced here (see `Closing`).
+        drop(proposals);
+        written
     }
 
     /// One Raft entry, timed as a group commit.

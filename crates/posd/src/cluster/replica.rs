@@ -92,8 +92,10 @@ impl Replica {
     fn command(&self, cmd: &Command, outcome: Option<&Outcome>) {
         match (cmd, outcome) {
             (Command::CommitRound { block, round, .. }, Some(Ok(_))) => {
-                self.pending.take_opening(block.index + 1);
+                let spent = self.pending.take_opening(block.index + 1);
                 self.report().round(Ok(Some((block, round))));
+                // Freed once the block is announced (see `proposer::Closing`).
+                drop(spent);
             }
             (Command::CommitRound { .. }, Some(Err(refusal))) => {
                 self.pending.take();

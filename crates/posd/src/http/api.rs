@@ -244,7 +244,7 @@ pub async fn open_round(State(shared): State<Arc<Shared>>) -> Response {
     let store = &shared.chain.store;
     let weighting = store.chain_spec().weighting;
     let found = store.tip().and_then(|tip| {
-        let (candidates, nonces) = round::candidates(store, proposals, reward, |_| {})?;
+        let (candidates, nonces) = round::candidates(store, &proposals, reward, |_| {})?;
         // Under stake the weights are the stakes, and a record keeps none.
         let weights = match weighting {
             Weighting::Stake => Vec::new(),
