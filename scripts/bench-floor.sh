@@ -8,6 +8,8 @@
 #   cargo build --release -p posd -p posctl -p posload
 #   scripts/bench-floor.sh [RUNS] [POSD_RELEASE_DIR ...]     (default: target/release)
 #   POSLOAD=PATH picks the posload (default: this tree's release build)
+#   SETTLE_LOAD=L: each run first waits until the 1-minute load is below L
+#   (2 min at most); back to back, runs leave the load at 4-6
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -22,6 +24,10 @@ pid=""
 trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || true' EXIT
 for run in $(seq "$runs"); do
     for bin in "${dirs[@]}"; do
+        for _ in $(seq 24); do
+            [ -z "${SETTLE_LOAD:-}" ] || awk -v max="$SETTLE_LOAD" '{exit !($1 < max)}' /proc/loadavg && break
+            sleep 5
+        done
         d=$(mktemp -d)
         "$bin/posd" --data-dir "$d/data" --listen 127.0.0.1:19500 --round-interval 1h \
             --registration-rate 0 --max-connections $((n + 100)) --log-level warn 2>/dev/null &
