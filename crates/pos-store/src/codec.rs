@@ -3,7 +3,7 @@
 use crate::layout::{META, ROUNDS, ROUND_LAYOUT, ROUND_LAYOUT_STAKE};
 use crate::StoreError;
 use pos_core::lottery::{Anchor, Candidate, Rule, Secret};
-use pos_core::{ChainSpec, Digest, RoundRecord, Weighting};
+use pos_core::{Address, ChainSpec, Digest, RoundRecord, Weighting};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -94,16 +94,6 @@ pub(crate) fn decode_spec(spec: &[u8], weighting: Option<&[u8]>) -> Result<Chain
     })
 }
 
-/// A round record as schema 1 stored it.
-#[derive(Deserialize)]
-struct RoundV1 {
-    index: u64,
-    seed: Digest,
-    candidates: Vec<Candidate>,
-    ticket: u128,
-    winner: usize,
-}
-
 /// A round record in the layout its height says, in a store whose lottery
 /// v2 begins at block `from` (see [`ROUNDS`]; [`decode_round`] reads it back).
 pub(crate) fn encode_round_at(from: u64, round: &RoundRecord) -> Vec<u8> {
@@ -114,17 +104,6 @@ pub(crate) fn encode_round_at(from: u64, round: &RoundRecord) -> Vec<u8> {
     let tail = (round.ticket, round.winner);
     with_candidates(&mut out, round, &tail);
     out
-}
-
-/// A stake-drawn round record as schema 2 lays it out.
-#[derive(Deserialize)]
-struct RoundV2 {
-    index: u64,
-    seed: Digest,
-    candidates: Vec<Candidate>,
-    ticket: u128,
-    winner: usize,
-    rule: Rule,
 }
 
 /// A round record as schema 2 writes it: the layout byte, then bincode:
@@ -178,6 +157,52 @@ impl bincode::Encode for CandidateList<'_> {
     }
 }
 
+/// A round record's index, seed and candidates, then `T` (its fields after
+/// the candidates) up to the end of `bytes`: what [`with_candidates`]
+/// wrote, read back the same way (serde around the candidates, bincode's
+/// own `Decode` for them: an address in one read, not 32).
+fn split_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<(Head, T), StoreError> {
+    let config = bincode::config::standard();
+    let corrupt = |e: bincode::error::DecodeError| StoreError::Corrupt {
+        tree: ROUNDS,
+        detail: e.to_string(),
+    };
+    let ((index, seed), at): ((u64, Digest), usize) =
+        bincode::serde::decode_from_slice(bytes, config).map_err(corrupt)?;
+    let (Candidates(candidates), read) =
+        bincode::decode_from_slice(&bytes[at..], config).map_err(corrupt)?;
+    let tail = decode(ROUNDS, &bytes[at + read..])?;
+    Ok(((index, seed, candidates), tail))
+}
+
+/// A round record's index, seed and candidates.
+type Head = (u64, Digest, Vec<Candidate>);
+
+/// Candidates decoded from the bytes [`CandidateList`] (and serde) write.
+struct Candidates(Vec<Candidate>);
+
+impl<C> bincode::Decode<C> for Candidates {
+    fn decode<D: bincode::de::Decoder<Context = C>>(
+        d: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        let len = usize::decode(d)?;
+        // A damaged length must not reserve memory it cannot fill: beyond
+        // this much the list grows only as candidates are really read.
+        let mut out = Vec::with_capacity(len.min(MAX_CANDIDATES_RESERVED));
+        for _ in 0..len {
+            out.push(Candidate {
+                address: Address(Digest(<[u8; 32]>::decode(d)?)),
+                stake: u64::decode(d)?,
+                bpm: u32::decode(d)?,
+            });
+        }
+        Ok(Candidates(out))
+    }
+}
+
+/// Most candidates a decoded length reserves room for before reading them.
+const MAX_CANDIDATES_RESERVED: usize = 1 << 16;
+
 /// The record of block `index`'s round, in the layout its height says
 /// (see [`ROUNDS`]): schema 1's below the anchor, versioned from it.
 pub(crate) fn decode_round(
@@ -185,34 +210,39 @@ pub(crate) fn decode_round(
     index: u64,
     bytes: &[u8],
 ) -> Result<RoundRecord, StoreError> {
+    let stake_drawn = |rule, (ticket, winner), (index, seed, candidates)| RoundRecord {
+        index,
+        seed,
+        candidates,
+        ticket,
+        winner,
+        rule,
+        weighting: Weighting::Stake,
+        weights: Vec::new(),
+    };
     if anchor.is_none_or(|a| index < a.from) {
-        let r: RoundV1 = decode(ROUNDS, bytes)?;
-        return Ok(RoundRecord {
-            index: r.index,
-            seed: r.seed,
-            candidates: r.candidates,
-            ticket: r.ticket,
-            winner: r.winner,
-            rule: Rule::V1,
-            weighting: Weighting::Stake,
-            weights: Vec::new(),
-        });
+        let (head, tail) = split_decode(bytes)?;
+        return Ok(stake_drawn(Rule::V1, tail, head));
     }
     match bytes.split_first() {
         Some((&ROUND_LAYOUT_STAKE, body)) => {
-            let r: RoundV2 = decode(ROUNDS, body)?;
+            let (head, (ticket, winner, rule)) = split_decode(body)?;
+            Ok(stake_drawn(rule, (ticket, winner), head))
+        }
+        Some((&ROUND_LAYOUT, body)) => {
+            let ((index, seed, candidates), tail) = split_decode(body)?;
+            let (ticket, winner, rule, weighting, weights) = tail;
             Ok(RoundRecord {
-                index: r.index,
-                seed: r.seed,
-                candidates: r.candidates,
-                ticket: r.ticket,
-                winner: r.winner,
-                rule: r.rule,
-                weighting: Weighting::Stake,
-                weights: Vec::new(),
+                index,
+                seed,
+                candidates,
+                ticket,
+                winner,
+                rule,
+                weighting,
+                weights,
             })
         }
-        Some((&ROUND_LAYOUT, body)) => decode(ROUNDS, body),
         other => Err(StoreError::Corrupt {
             tree: ROUNDS,
             detail: format!(
@@ -340,6 +370,40 @@ mod tests {
                 commitment: Digest([0; 32]),
             };
             assert_eq!(decode_round(Some(&anchor), r.index, &v2).unwrap(), r);
+            let as_v1 = RoundRecord {
+                rule: Rule::V1,
+                weighting: Weighting::Stake,
+                weights: Vec::new(),
+                ..r.clone()
+            };
+            assert_eq!(decode_round(None, r.index, &encode(&v1)).unwrap(), as_v1);
         }
+    }
+
+    #[test]
+    fn damaged_round_records_are_refused() {
+        let mut rng = StdRng::seed_from_u64(27);
+        let anchor = Anchor {
+            from: 0,
+            commitment: Digest([0; 32]),
+        };
+        for _ in 0..40 {
+            let bytes = encode_round(&record(&mut rng));
+            for cut in 0..bytes.len() {
+                assert!(decode_round(Some(&anchor), 1, &bytes[..cut]).is_err());
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(decode_round(Some(&anchor), 1, &longer).is_err());
+        }
+        // A count of candidates no record could hold, then nothing.
+        let mut huge = vec![ROUND_LAYOUT_STAKE, 1];
+        huge.extend([0; 32]);
+        huge.extend([253, 255, 255, 255, 255, 255, 255, 255, 15]);
+        let err = decode_round(Some(&anchor), 1, &huge).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Corrupt { tree: ROUNDS, .. }),
+            "{err}"
+        );
     }
 }
