@@ -55,6 +55,8 @@ pub struct Store {
     /// Held from a transaction's start until the cache took its writes, so
     /// the cache takes them in the order sled committed them.
     applying: Mutex<()>,
+    /// The last draw history read, decoded (`Store::history`).
+    pub(crate) history: Mutex<Option<crate::reads::History>>,
 }
 
 /// What a store on disk keeps open besides sled.
@@ -159,6 +161,7 @@ impl Store {
         let mut store = Store {
             cache: Validators::load(&validators)?,
             applying: Mutex::new(()),
+            history: Mutex::new(None),
             blocks: db.open_tree(BLOCKS)?,
             block_index: db.open_tree(BLOCK_INDEX)?,
             rounds: db.open_tree(ROUNDS)?,

@@ -183,3 +183,30 @@ fn a_stake_chain_writes_its_records_as_before() {
     );
     assert_eq!(store.verify_chain(|_, _| true).unwrap(), Some(2));
 }
+
+/// The records a draw reads are kept between reads (every proposal's
+/// confirmation reads them) but follow the chain: each block appended is
+/// seen at once.
+#[test]
+fn the_draw_history_kept_between_reads_follows_the_chain() {
+    let weighting = Weighting::StakeAge { age_window: 3 };
+    let dir = tempfile::tempdir().unwrap();
+    let store = chain(dir.path(), weighting);
+    for n in 0..6u8 {
+        let next = store.tip().unwrap().index + 1;
+        let from = next.saturating_sub(3).max(1);
+        let fresh: Vec<RoundRecord> = store.rounds(from, next - 1).map(Result::unwrap).collect();
+        let kept = store.history(next, &weighting).unwrap();
+        assert_eq!(*kept, *fresh, "block {next}");
+        assert_eq!(kept.len() as u64, next - from, "block {next}");
+        let again = store.history(next, &weighting).unwrap();
+        assert!(
+            kept.is_empty() || std::sync::Arc::ptr_eq(&kept, &again),
+            "read twice"
+        );
+        commit(
+            &store,
+            &round(&store, &[(1 + n % 4, None), (1 + (n + 1) % 4, None)]),
+        );
+    }
+}
