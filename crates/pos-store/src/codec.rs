@@ -3,6 +3,7 @@
 use crate::layout::{META, ROUNDS, ROUND_LAYOUT, ROUND_LAYOUT_STAKE};
 use crate::StoreError;
 use pos_core::lottery::{Anchor, Candidate, Rule, Secret};
+use pos_core::weighting::Weighed;
 use pos_core::{Address, ChainSpec, Digest, RoundRecord, Weighting};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -178,6 +179,26 @@ fn split_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<(Head, T), StoreErr
 /// A round record's index, seed and candidates.
 type Head = (u64, Digest, Vec<Candidate>);
 
+/// A round record's fields after its candidates, as the whole record lays
+/// them out (the older layouts stop before the rule or the weighting).
+type Tail = (u128, usize, Rule, Weighting, Vec<Weighed>);
+
+fn assemble(
+    (index, seed, candidates): Head,
+    (ticket, winner, rule, weighting, weights): Tail,
+) -> RoundRecord {
+    RoundRecord {
+        index,
+        seed,
+        candidates,
+        ticket,
+        winner,
+        rule,
+        weighting,
+        weights,
+    }
+}
+
 /// Candidates decoded from the bytes [`CandidateList`] (and serde) write.
 struct Candidates(Vec<Candidate>);
 
@@ -210,38 +231,19 @@ pub(crate) fn decode_round(
     index: u64,
     bytes: &[u8],
 ) -> Result<RoundRecord, StoreError> {
-    let stake_drawn = |rule, (ticket, winner), (index, seed, candidates)| RoundRecord {
-        index,
-        seed,
-        candidates,
-        ticket,
-        winner,
-        rule,
-        weighting: Weighting::Stake,
-        weights: Vec::new(),
-    };
     if anchor.is_none_or(|a| index < a.from) {
-        let (head, tail) = split_decode(bytes)?;
-        return Ok(stake_drawn(Rule::V1, tail, head));
+        let (head, (ticket, winner)) = split_decode(bytes)?;
+        let tail = (ticket, winner, Rule::V1, Weighting::Stake, Vec::new());
+        return Ok(assemble(head, tail));
     }
     match bytes.split_first() {
         Some((&ROUND_LAYOUT_STAKE, body)) => {
             let (head, (ticket, winner, rule)) = split_decode(body)?;
-            Ok(stake_drawn(rule, (ticket, winner), head))
+            Ok(assemble(head, (ticket, winner, rule, Weighting::Stake, Vec::new())))
         }
         Some((&ROUND_LAYOUT, body)) => {
-            let ((index, seed, candidates), tail) = split_decode(body)?;
-            let (ticket, winner, rule, weighting, weights) = tail;
-            Ok(RoundRecord {
-                index,
-                seed,
-                candidates,
-                ticket,
-                winner,
-                rule,
-                weighting,
-                weights,
-            })
+            let (head, tail) = split_decode(body)?;
+            Ok(assemble(head, tail))
         }
         other => Err(StoreError::Corrupt {
             tree: ROUNDS,
