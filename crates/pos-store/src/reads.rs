@@ -5,7 +5,7 @@
 use crate::codec::{decode, decode_round, secret_value, u64_value};
 use crate::layout::*;
 use crate::locks::read;
-use crate::store::Store;
+use crate::store::{History, Store};
 use crate::StoreError;
 use pos_core::lottery::{expected_commitment, Anchor};
 use pos_core::transition::Counts;
@@ -268,11 +268,4 @@ pub(crate) fn height_range<T: serde::de::DeserializeOwned>(
 ) -> impl Iterator<Item = Result<T, StoreError>> + Send + 'static {
     tree.range(from.to_be_bytes()..=to.to_be_bytes())
         .map(move |kv| decode(name, &kv?.1))
-}
-
-/// Draw history as last read: the records from block `from` up to the
-/// block with this hash (which fixes the chain, and the height).
-pub(crate) struct History {
-    key: (u64, Digest),
-    records: Arc<[RoundRecord]>,
 }

@@ -11,14 +11,14 @@ use crate::{data_dir, lottery, StoreError};
 use pos_core::lottery::Anchor;
 use pos_core::transition::{self, Outcome};
 use pos_core::verify::check_link;
-use pos_core::{ChainSpec, Command, Digest};
+use pos_core::{ChainSpec, Command, Digest, RoundRecord};
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
 };
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// An open data directory. Cheap to share behind an `Arc`: sled is
 /// thread-safe, and only posd's single writer calls [`Store::apply`].
@@ -56,7 +56,15 @@ pub struct Store {
     /// the cache takes them in the order sled committed them.
     applying: Mutex<()>,
     /// The last draw history read, decoded (`Store::history`).
-    pub(crate) history: Mutex<Option<crate::reads::History>>,
+    pub(crate) history: Mutex<Option<History>>,
+}
+
+/// Draw history as last read (`Store::history`): the records from block
+/// `key.0` up to the block whose hash is `key.1` (which fixes the chain, and
+/// the height).
+pub(crate) struct History {
+    pub key: (u64, Digest),
+    pub records: Arc<[RoundRecord]>,
 }
 
 /// What a store on disk keeps open besides sled.
