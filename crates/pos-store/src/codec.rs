@@ -258,8 +258,7 @@ pub(crate) fn decode_round(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pos_core::weighting::{Weighed, Why};
-    use pos_core::Address;
+    use pos_core::weighting::Why;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
