@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # posd's fan-out against the floor (`posload floor`) in the same run: 10,000
-# validators that all stake and propose, then one forced round, 20 times; then
-# the floor's 20 rounds to as many clients; posload reports posd ÷ floor at
-# p50 and p99. With several posd release dirs, their runs are interleaved
-# (A, B, A, B, ...) and all use the same posload.
+# validators that all stake and propose, then one forced round, 20 times; and
+# the floor's 20 rounds to as many clients, after posd's in odd runs and
+# before them in even ones (so neither side always follows the other);
+# posload reports posd ÷ floor at p50 and p99, and each round's figures.
+# With several posd release dirs, their runs are interleaved (A, B, A, B, ...)
+# and all use the same posload.
 #
 #   cargo build --release -p posd -p posctl -p posload
 #   scripts/bench-floor.sh [RUNS] [POSD_RELEASE_DIR ...]     (default: target/release)
@@ -33,9 +35,10 @@ for run in $(seq "$runs"); do
             --registration-rate 0 --max-connections $((n + 100)) --log-level warn 2>/dev/null &
         pid=$!
         until "$bin/posctl" --socket "$d/data/admin.sock" status >/dev/null 2>&1; do sleep 0.05; done
-        echo "run $run, $bin (load $(cut -d' ' -f1-3 /proc/loadavg)):"
+        order=--floor; [ $((run % 2)) = 1 ] || order=--floor-first
+        echo "run $run, $bin (load $(cut -d' ' -f1-3 /proc/loadavg), $order):"
         "$load" --addr 127.0.0.1:19500 --socket "$d/data/admin.sock" broadcast \
-            --connections "$n" --rounds "$rounds" --all-propose --floor | sed 's/^/  /'
+            --connections "$n" --rounds "$rounds" --all-propose "$order" --each | sed 's/^/  /'
         kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; rm -rf "$d"
     done
 done

@@ -73,6 +73,14 @@ enum Scenario {
         /// and report posd ÷ floor.
         #[arg(long)]
         floor: bool,
+        /// Run the floor before posd instead of after (implies `--floor`):
+        /// alternating the order keeps whatever the first run leaves behind
+        /// (sockets in TIME_WAIT, a warmer page cache) off one side only.
+        #[arg(long)]
+        floor_first: bool,
+        /// Also print each round's figures, in milliseconds, in order.
+        #[arg(long)]
+        each: bool,
         /// A cluster: `--connections` clients on each of these nodes' validator
         /// ports (each set in a `crowd` child process), all proposing; rounds
         /// are forced at `--socket`. The floor then serves as many clients
@@ -154,6 +162,8 @@ async fn main() -> anyhow::Result<()> {
             rounds,
             all_propose,
             floor,
+            floor_first,
+            each,
             nodes,
             node_sockets,
             floor_processes,
@@ -162,9 +172,15 @@ async fn main() -> anyhow::Result<()> {
                 connections,
                 rounds,
                 all_propose,
+                each,
                 pid,
             };
             if nodes.is_empty() {
+                let floor = match (floor_first, floor) {
+                    (true, _) => Some(FloorOrder::First),
+                    (false, true) => Some(FloorOrder::After),
+                    (false, false) => None,
+                };
                 run.measure(cli.addr, &mut admin, floor).await?
             } else {
                 let cluster = Cluster {
@@ -288,8 +304,26 @@ struct Broadcast {
     connections: usize,
     rounds: usize,
     all_propose: bool,
+    /// Print each round's figures too.
+    each: bool,
     /// posd's pid, for its CPU time and RSS.
     pid: u32,
+}
+
+/// When the floor runs beside a standalone posd.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FloorOrder {
+    First,
+    After,
+}
+
+/// Each round's figures on one line, in milliseconds.
+fn print_each(what: &str, samples: &[Duration]) {
+    let ms: Vec<String> = samples
+        .iter()
+        .map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
+        .collect();
+    println!("  {what}, ms, each round in order: {}", ms.join(" "));
 }
 
 /// Clients of one server, each reading every line it sends.
@@ -355,9 +389,13 @@ impl Broadcast {
         &self,
         addr: SocketAddr,
         admin: &mut Client,
-        with_floor: bool,
+        floor: Option<FloorOrder>,
     ) -> anyhow::Result<()> {
         let (connections, rounds, pid) = (self.connections, self.rounds, self.pid);
+        let floor_first = match floor {
+            Some(FloorOrder::First) => Some(floor_rounds(connections, rounds, self.each).await?),
+            _ => None,
+        };
         let t = Instant::now();
         let mut validators = many(addr, connections).await?;
         println!(
@@ -405,6 +443,10 @@ impl Broadcast {
         let cpu = cpu_time(pid)
             .zip(cpu_before)
             .map_or(Duration::ZERO, |(after, before)| after - before);
+        if self.each {
+            print_each("posd, request -> last client", &after_request);
+            print_each("posd, request -> commit reply", &commit_reply);
+        }
         let (c50, _, cmax) = summary(&mut commit_reply);
         let (r50, r99, rmax) = summary(&mut after_request);
         let (p50, _, _) = summary(&mut proposing);
@@ -422,10 +464,13 @@ impl Broadcast {
             cpu / rounds as u32
         );
         posd.readers.abort_all();
-        if with_floor {
-            // posd's connections close first: one process may not hold both sets.
-            drop((posd, proposer));
-            let mut at_floor = floor_rounds(connections, rounds).await?;
+        // posd's connections close first: one process may not hold both sets.
+        drop((posd, proposer));
+        let at_floor = match floor {
+            Some(FloorOrder::After) => Some(floor_rounds(connections, rounds, self.each).await?),
+            _ => floor_first,
+        };
+        if let Some(mut at_floor) = at_floor {
             let (f50, f99, fmax) = summary(&mut at_floor);
             let ratio = |posd: Duration, floor: Duration| {
                 posd.as_secs_f64() / floor.as_secs_f64().max(1e-9)
@@ -647,7 +692,11 @@ async fn crowd(addr: SocketAddr, connections: usize) -> anyhow::Result<()> {
 }
 
 /// The same fan-out from `posload floor`: trigger -> last client, per round.
-async fn floor_rounds(connections: usize, rounds: usize) -> anyhow::Result<Vec<Duration>> {
+async fn floor_rounds(
+    connections: usize,
+    rounds: usize,
+    each: bool,
+) -> anyhow::Result<Vec<Duration>> {
     let mut floor = posload::floor::Floor::spawn().await?;
     let audience = Audience::listen(many(floor.addr, connections).await?);
     let rss = floor.pid().and_then(rss_kib).unwrap_or(0);
@@ -656,11 +705,21 @@ async fn floor_rounds(connections: usize, rounds: usize) -> anyhow::Result<Vec<D
         floor.addr
     );
     let mut times = Vec::with_capacity(rounds);
+    let cpu_before = floor.pid().and_then(cpu_time);
     for index in 1..=rounds as u64 {
         let asked = Instant::now();
         floor.trigger(index).await?;
         let last = audience.delivered(index).await?;
         times.push(last.saturating_duration_since(asked));
+    }
+    let cpu = floor
+        .pid()
+        .and_then(cpu_time)
+        .zip(cpu_before)
+        .map_or(Duration::ZERO, |(after, before)| after - before);
+    println!("floor CPU {:?} per round", cpu / rounds as u32);
+    if each {
+        print_each("floor, trigger -> last client", &times);
     }
     Ok(times)
 }
