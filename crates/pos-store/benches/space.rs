@@ -4,7 +4,8 @@
 //!
 //! Then posd's own store, committing rounds of 4 and of 10,000 candidates
 //! (every validator proposing) and flushing after each, against the encoded
-//! size of what it stores: blocks and round records.
+//! size of what it stores: blocks and round records; with what the rounds
+//! wrote, and the files sled made for values over its 128 KB fragment limit.
 //!
 //! cargo bench -p pos-store --bench space            (100,000 values)
 //! POSD_SPACE_N=1000000 cargo bench -p pos-store --bench space
@@ -53,6 +54,30 @@ fn encoded<T: serde::Serialize>(value: &T) -> u64 {
         .len() as u64
 }
 
+/// Bytes this process has passed to `write` so far, sled's threads included.
+fn written() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("wchar: ")?.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The sizes of the files under sled's `blobs/` in `data_dir`, in order.
+fn blob_sizes(data_dir: &std::path::Path) -> Vec<u64> {
+    let mut sizes: Vec<u64> = std::fs::read_dir(data_dir.join("sled").join("blobs"))
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .collect()
+        })
+        .unwrap_or_default();
+    sizes.sort_unstable();
+    sizes
+}
+
 /// `rounds` rounds of `candidates` validators each, all proposing, one
 /// commit and flush per round, as posd's writer does them.
 fn posd_rounds(candidates: u64, rounds: u64) {
@@ -61,6 +86,7 @@ fn posd_rounds(candidates: u64, rounds: u64) {
     let store = Store::open(&path, &pos_core::ChainSpec::default()).unwrap();
     let addresses = closing::register(&store, candidates);
     let before = store.size_on_disk().unwrap();
+    let (blobs_before, written_before) = (blob_sizes(&path).len(), written());
     let mut stored = 0;
     for _ in 0..rounds {
         let cmd = closing::close(&store, &addresses);
@@ -69,6 +95,14 @@ fn posd_rounds(candidates: u64, rounds: u64) {
         };
         stored += encoded(block) + 1 + encoded(round);
     }
+    let wrote = written() - written_before;
+    let blobs = blob_sizes(&path);
+    println!(
+        "posd, {rounds} rounds of {candidates} candidates: wrote {wrote} bytes = {:.1}x the {stored} bytes of blocks and round records; {} new blob files, largest {} bytes",
+        wrote as f64 / stored as f64,
+        blobs.len().saturating_sub(blobs_before),
+        blobs.last().copied().unwrap_or(0)
+    );
     drop(store);
     let store = Store::open(&path, &pos_core::ChainSpec::default()).unwrap();
     let grown = store.size_on_disk().unwrap() - before;
