@@ -5,7 +5,9 @@
 //! Then posd's own store, committing rounds of 4 and of 10,000 candidates
 //! (every validator proposing) and flushing after each, against the encoded
 //! size of what it stores: blocks and round records; with what the rounds
-//! wrote, and the files sled made for values over its 128 KB fragment limit.
+//! wrote, the files sled made for values over its 128 KB fragment limit, and
+//! how long each close took (a few, every tenth or so, far longer than the
+//! rest: sled rewriting a page of whole records).
 //!
 //! cargo bench -p pos-store --bench space            (100,000 values)
 //! POSD_SPACE_N=1000000 cargo bench -p pos-store --bench space
@@ -87,15 +89,24 @@ fn posd_rounds(candidates: u64, rounds: u64) {
     let addresses = closing::register(&store, candidates);
     let before = store.size_on_disk().unwrap();
     let (blobs_before, written_before) = (blob_sizes(&path).len(), written());
-    let mut stored = 0;
+    let (mut stored, mut closes) = (0, Vec::new());
     for _ in 0..rounds {
+        let started = Instant::now();
         let cmd = closing::close(&store, &addresses);
+        closes.push(started.elapsed());
         let Command::CommitRound { block, round, .. } = &cmd else {
             unreachable!()
         };
         stored += encoded(block) + 1 + encoded(round);
     }
     let wrote = written() - written_before;
+    closes.sort_unstable();
+    if let Some(&max) = closes.last() {
+        let (median, p90) = (closes[closes.len() / 2], closes[closes.len() * 9 / 10]);
+        println!(
+            "posd, {rounds} rounds of {candidates} candidates: close (apply + flush) median {median:?}, p90 {p90:?}, max {max:?}"
+        );
+    }
     let blobs = blob_sizes(&path);
     println!(
         "posd, {rounds} rounds of {candidates} candidates: wrote {wrote} bytes = {:.1}x the {stored} bytes of blocks and round records; {} new blob files, largest {} bytes",
