@@ -99,11 +99,13 @@ impl Client {
 
 /// Whether `e` says posd is not there to answer (rather than refusing):
 /// no socket, nobody listening, or hanging up, as a posd does that stops.
+/// (A connect that a stopping posd's listener held but never accepted ends
+/// in a reset.)
 fn gone(e: &ClientError) -> bool {
     match e {
         ClientError::Unreachable { source, .. } => matches!(
             source.kind(),
-            ErrorKind::NotFound | ErrorKind::ConnectionRefused
+            ErrorKind::NotFound | ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset
         ),
         ClientError::Closed | ClientError::Proto(ProtoError::Truncated) => true,
         ClientError::Proto(ProtoError::Io(e)) => matches!(
@@ -246,5 +248,35 @@ pub async fn for_each_chunk<T>(
             Response::End => return Ok(()),
             answer => each(pick(answer).map_err(|r| unexpected(*r))?)?,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect_failed(kind: ErrorKind) -> ClientError {
+        ClientError::Unreachable {
+            path: PathBuf::from("admin.sock"),
+            source: kind.into(),
+        }
+    }
+
+    #[test]
+    fn a_posd_going_or_gone_is_waited_for_and_a_refusal_is_not() {
+        // Stopped, never there, or stopping with our connect in its backlog.
+        for kind in [
+            ErrorKind::NotFound,
+            ErrorKind::ConnectionRefused,
+            ErrorKind::ConnectionReset,
+        ] {
+            assert!(gone(&connect_failed(kind)), "{kind:?}");
+        }
+        assert!(!gone(&connect_failed(ErrorKind::PermissionDenied)));
+        let refused = ClientError::Refused {
+            path: PathBuf::from("admin.sock"),
+            reason: "no".into(),
+        };
+        assert!(!gone(&refused));
     }
 }
