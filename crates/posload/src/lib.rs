@@ -32,3 +32,11 @@ pub fn cpu_time(pid: u32) -> Option<std::time::Duration> {
         ticks * 1000 / per_sec.max(1) as u64,
     ))
 }
+
+/// CPU time `pid` has used since it had used `before` ([`cpu_time`]);
+/// zero when either reading failed.
+pub fn cpu_since(pid: u32, before: Option<std::time::Duration>) -> std::time::Duration {
+    cpu_time(pid)
+        .zip(before)
+        .map_or(std::time::Duration::ZERO, |(after, before)| after - before)
+}

@@ -18,7 +18,7 @@ use pos_proto::{
     PROTOCOL_VERSION,
 };
 use posload::nc::{read_until, register, Validator};
-use posload::{cpu_time, rss_kib, stats::summary};
+use posload::{cpu_since, cpu_time, rss_kib, stats::summary};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -440,9 +440,7 @@ impl Broadcast {
                 read_until(&mut p.rd, "{\"Index\":").await?;
             }
         }
-        let cpu = cpu_time(pid)
-            .zip(cpu_before)
-            .map_or(Duration::ZERO, |(after, before)| after - before);
+        let cpu = cpu_since(pid, cpu_before);
         if self.each {
             print_each("posd, request -> last client", &after_request);
             print_each("posd, request -> commit reply", &commit_reply);
@@ -581,9 +579,7 @@ impl Broadcast {
         );
         let nodes = cluster.pids.iter().zip(cpu_before).zip(&mut per_node);
         for (i, ((pid, before), delivered)) in nodes.enumerate() {
-            let cpu = cpu_time(*pid)
-                .zip(before)
-                .map_or(Duration::ZERO, |(after, before)| after - before);
+            let cpu = cpu_since(*pid, before);
             let (n50, n99, _) = summary(delivered);
             println!(
                 "  node {}: its last client p50 {n50:?}, p99 {n99:?}; CPU {:?} per round, proposals included; rss {} KiB",
@@ -714,9 +710,7 @@ async fn floor_rounds(
     }
     let cpu = floor
         .pid()
-        .and_then(cpu_time)
-        .zip(cpu_before)
-        .map_or(Duration::ZERO, |(after, before)| after - before);
+        .map_or(Duration::ZERO, |pid| cpu_since(pid, cpu_before));
     println!("floor CPU {:?} per round", cpu / rounds as u32);
     if each {
         print_each("floor, trigger -> last client", &times);
