@@ -326,6 +326,49 @@ fn print_each(what: &str, samples: &[Duration]) {
     println!("  {what}, ms, each round in order: {}", ms.join(" "));
 }
 
+/// One server's fan-outs, each timed from the request (or trigger) that
+/// started it: when its first and last client had the block, per round, and
+/// when each client had it, every round's pooled. The issue measured the
+/// spread over clients; the last client is the stricter, noisier figure;
+/// the first shows how long the server took to start writing.
+#[derive(Default)]
+struct Fanout {
+    first: Vec<Duration>,
+    last: Vec<Duration>,
+    each_client: Vec<Duration>,
+}
+
+/// A [`Fanout`]'s figures: p50, p99 and max of the last client; p50 and
+/// p99 of each client; p50 of the first.
+struct Spread {
+    last: (Duration, Duration, Duration),
+    each: (Duration, Duration),
+    first: Duration,
+}
+
+impl Fanout {
+    fn record(&mut self, asked: Instant, arrived: &[Instant]) {
+        let late = |at: &Instant| at.saturating_duration_since(asked);
+        let start = self.each_client.len();
+        self.each_client.extend(arrived.iter().map(late));
+        let this_round = &self.each_client[start..];
+        self.first
+            .push(this_round.iter().min().copied().unwrap_or_default());
+        self.last
+            .push(this_round.iter().max().copied().unwrap_or_default());
+    }
+
+    /// Sorts the samples in place.
+    fn spread(&mut self) -> Spread {
+        let (c50, c99, _) = summary(&mut self.each_client);
+        Spread {
+            last: summary(&mut self.last),
+            each: (c50, c99),
+            first: summary(&mut self.first).0,
+        }
+    }
+}
+
 /// Clients of one server, each reading every line it sends.
 struct Audience {
     arrivals: Arc<Arrivals>,
@@ -367,8 +410,8 @@ impl Audience {
         .await
     }
 
-    /// Waits until every client has block `index`; the last arrival.
-    async fn delivered(&self, index: u64) -> anyhow::Result<Instant> {
+    /// Waits until every client has block `index`; when each had it.
+    async fn delivered(&self, index: u64) -> anyhow::Result<Vec<Instant>> {
         let all = self.writers.len();
         wait(
             || self.arrivals.count(index) >= all,
@@ -380,7 +423,7 @@ impl Audience {
             },
         )
         .await?;
-        Ok(self.arrivals.take_last(index))
+        Ok(self.arrivals.take(index))
     }
 }
 
@@ -412,7 +455,7 @@ impl Broadcast {
         let mut posd = Audience::listen(validators);
         let readers_n = posd.writers.len();
         let (mut commit_reply, mut after_request, mut proposing) =
-            (Vec::new(), Vec::new(), Vec::new());
+            (Vec::new(), Fanout::default(), Vec::new());
         let cpu_before = cpu_time(pid);
         for round in 1..=rounds {
             let started = Instant::now();
@@ -432,9 +475,9 @@ impl Broadcast {
                 other => bail!("round did not commit: {other:?}"),
             };
             let committed = Instant::now();
-            let last = posd.delivered(index).await?;
+            let arrived = posd.delivered(index).await?;
             commit_reply.push(committed - asked);
-            after_request.push(last.saturating_duration_since(asked));
+            after_request.record(asked, &arrived);
             if let Some(p) = &mut proposer {
                 // Drain the proposer's own copy.
                 read_until(&mut p.rd, "{\"Index\":").await?;
@@ -442,11 +485,15 @@ impl Broadcast {
         }
         let cpu = cpu_since(pid, cpu_before);
         if self.each {
-            print_each("posd, request -> last client", &after_request);
+            print_each("posd, request -> last client", &after_request.last);
             print_each("posd, request -> commit reply", &commit_reply);
         }
         let (c50, _, cmax) = summary(&mut commit_reply);
-        let (r50, r99, rmax) = summary(&mut after_request);
+        let Spread {
+            last: (r50, r99, rmax),
+            each: (e50, e99),
+            first: s50,
+        } = after_request.spread();
         let (p50, _, _) = summary(&mut proposing);
         let who = if self.all_propose {
             format!("{readers_n} clients, every one proposing (proposals confirmed p50 {p50:?})")
@@ -457,8 +504,8 @@ impl Broadcast {
         // bounds "commit -> last client" from above; it includes the flush.
         println!(
             "broadcast to {who} over {rounds} rounds: lottery run request -> last client has the block: \
-             p50 {r50:?}, p99 {r99:?}, max {rmax:?} (request -> commit reply p50 {c50:?}, max {cmax:?}); \
-             posd CPU {:?} per round, proposals included",
+             p50 {r50:?}, p99 {r99:?}, max {rmax:?}; each client: p50 {e50:?}, p99 {e99:?}; \
+             first client p50 {s50:?} (request -> commit reply p50 {c50:?}, max {cmax:?}); posd CPU {:?} per round, proposals included",
             cpu / rounds as u32
         );
         posd.readers.abort_all();
@@ -469,15 +516,22 @@ impl Broadcast {
             _ => floor_first,
         };
         if let Some(mut at_floor) = at_floor {
-            let (f50, f99, fmax) = summary(&mut at_floor);
+            let Spread {
+                last: (f50, f99, fmax),
+                each: (g50, g99),
+                first: h50,
+            } = at_floor.spread();
             let ratio = |posd: Duration, floor: Duration| {
                 posd.as_secs_f64() / floor.as_secs_f64().max(1e-9)
             };
             println!(
                 "floor, {connections} clients over {rounds} rounds: trigger -> last client has the block: \
-                 p50 {f50:?}, p99 {f99:?}, max {fmax:?}; posd ÷ floor: p50 {:.2}, p99 {:.2}",
+                 p50 {f50:?}, p99 {f99:?}, max {fmax:?}; each client: p50 {g50:?}, p99 {g99:?}; \
+                 first client p50 {h50:?}; posd ÷ floor: last client p50 {:.2}, p99 {:.2}; each client p50 {:.2}, p99 {:.2}",
                 ratio(r50, f50),
-                ratio(r99, f99)
+                ratio(r99, f99),
+                ratio(e50, g50),
+                ratio(e99, g99)
             );
         }
         Ok(())
@@ -677,7 +731,8 @@ async fn crowd(addr: SocketAddr, connections: usize) -> anyhow::Result<()> {
                 println!("proposed");
             }
             ["block", index] => {
-                let last = audience.delivered(index.parse()?).await?;
+                let arrived = audience.delivered(index.parse()?).await?;
+                let last = arrived.iter().max().context("a crowd of no clients")?;
                 let at = posload::crowd::wall_nanos() - last.elapsed().as_nanos();
                 println!("delivered {index} {at}");
             }
@@ -687,12 +742,8 @@ async fn crowd(addr: SocketAddr, connections: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The same fan-out from `posload floor`: trigger -> last client, per round.
-async fn floor_rounds(
-    connections: usize,
-    rounds: usize,
-    each: bool,
-) -> anyhow::Result<Vec<Duration>> {
+/// The same fan-out from `posload floor`, from each trigger.
+async fn floor_rounds(connections: usize, rounds: usize, each: bool) -> anyhow::Result<Fanout> {
     let mut floor = posload::floor::Floor::spawn().await?;
     let audience = Audience::listen(many(floor.addr, connections).await?);
     let rss = floor.pid().and_then(rss_kib).unwrap_or(0);
@@ -700,20 +751,19 @@ async fn floor_rounds(
         "floor at {}: {connections} connected; floor rss {rss} KiB",
         floor.addr
     );
-    let mut times = Vec::with_capacity(rounds);
+    let mut times = Fanout::default();
     let cpu_before = floor.pid().and_then(cpu_time);
     for index in 1..=rounds as u64 {
         let asked = Instant::now();
         floor.trigger(index).await?;
-        let last = audience.delivered(index).await?;
-        times.push(last.saturating_duration_since(asked));
+        times.record(asked, &audience.delivered(index).await?);
     }
     let cpu = floor
         .pid()
         .map_or(Duration::ZERO, |pid| cpu_since(pid, cpu_before));
     println!("floor CPU {:?} per round", cpu / rounds as u32);
     if each {
-        print_each("floor, trigger -> last client", &times);
+        print_each("floor, trigger -> last client", &times.last);
     }
     Ok(times)
 }
@@ -766,16 +816,16 @@ impl Arrivals {
         self.lock().iter().filter(|(i, _)| *i == index).count()
     }
 
-    /// The last arrival of block `index`, forgetting that block's arrivals.
-    fn take_last(&self, index: u64) -> Instant {
+    /// Every arrival of block `index`, forgotten here.
+    fn take(&self, index: u64) -> Vec<Instant> {
         let mut seen = self.lock();
-        let last = seen
+        let taken = seen
             .iter()
             .filter(|(i, _)| *i == index)
             .map(|(_, t)| *t)
-            .max();
+            .collect();
         seen.retain(|(i, _)| *i != index);
-        last.expect("counted before")
+        taken
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Instant)>> {
