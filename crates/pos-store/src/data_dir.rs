@@ -28,6 +28,7 @@ const OWN_FILES: &[&str] = &[
     acked::FILE,
     crate::raft_log::DIR,
     crate::raft_log::DIR_NEW,
+    crate::round_log::DIR,
 ];
 
 /// Whether `dir` holds a chain, or what is left of one (a store, or the

@@ -12,7 +12,10 @@ pub const BLOCK_INDEX: &str = "block_index";
 /// [`ROUND_LAYOUT_STAKE`] a record drawn by stake (schema 2's record: index,
 /// seed, candidates, ticket, winner, rule), [`ROUND_LAYOUT`] the whole
 /// `RoundRecord` with its weighting and weights. The height and the version
-/// byte say which, so no record is ever decoded by guessing.
+/// byte say which, so no record is ever decoded by guessing. From schema 3,
+/// a record over 4 KiB is kept in the data directory's `round-log/`
+/// (`round_log`) and its value here is [`ROUND_LAYOUT_FILED`], its sequence
+/// number there (`u64` BE), its length and its CRC-32 (`u32` BE each).
 pub const ROUNDS: &str = "rounds";
 /// `32-byte address -> bincode Validator`.
 pub const VALIDATORS: &str = "validators";
@@ -75,7 +78,14 @@ pub const META_AWAITING_CHAIN: &[u8] = b"awaiting_chain";
 pub const ROUND_LAYOUT_STAKE: u8 = 2;
 /// The layout version byte of round records drawn under another weighting.
 pub const ROUND_LAYOUT: u8 = 3;
+/// The first byte of a [`ROUNDS`] value whose record is in `round-log/`.
+pub const ROUND_LAYOUT_FILED: u8 = 4;
 
 /// The layout this code reads and writes. Schema 1 (lottery v1 only) is
-/// migrated in place when opened: the lottery keys above are added.
-pub const SCHEMA_VERSION: u32 = 2;
+/// migrated in place when opened: the lottery keys above are added. Schema
+/// 2 only lacked filed round records: opening one marks it 3, nothing moved.
+pub const SCHEMA_VERSION: u32 = 3;
+/// What an export's header calls its records' layout: the records of
+/// schema 2, which schema 3 changed only in where it keeps them, so exports
+/// of either read alike.
+pub const EXPORT_SCHEMA: u32 = 2;

@@ -7,6 +7,7 @@
 //! - [`store`]: open, integrity check on start, apply a [`pos_core::Command`],
 //!   flush; `reads`: everything read back; `lottery`: the lottery's anchor and
 //!   pending secret as stored.
+//! - `round_log`: round records too big for sled's pages, in a log of their own.
 //! - `machine`: pos-core's transition state over one sled transaction;
 //!   `cache`: every validator decoded in memory, kept to what sled committed.
 //! - `check`: the whole chain and every record verified, in constant memory.
@@ -33,6 +34,7 @@ mod machine;
 mod raft;
 pub mod raft_log;
 mod reads;
+pub mod round_log;
 pub mod store;
 mod sync;
 

@@ -4,8 +4,9 @@
 //! (`cache`), never from sled: the cache holds every committed one.
 
 use crate::cache::{Overlay, Validators};
-use crate::codec::{decode, decode_round, encode, encode_round, secret_value, u64_value};
+use crate::codec::{decode, encode, secret_value, u64_value};
 use crate::layout::*;
+use crate::round_log::{self, Prepared, RoundLog};
 use crate::StoreError;
 use pos_core::lottery::Anchor;
 use pos_core::transition::{Counts, State};
@@ -30,6 +31,10 @@ pub(crate) struct TxState<'a> {
     pub meta: &'a TransactionalTree,
     pub overlay: &'a Overlay,
     pub cache: &'a Validators,
+    /// The values of the rounds this transaction may append, encoded (and
+    /// filed) before it began.
+    pub prepared: &'a Prepared<'a>,
+    pub round_log: Option<&'a RoundLog>,
 }
 
 impl TxState<'_> {
@@ -95,7 +100,13 @@ impl State for TxState<'_> {
         let key = block.index.to_be_bytes();
         self.blocks.insert(&key, encode(block))?;
         self.block_index.insert(&block.hash.0, &key)?;
-        self.rounds.insert(&key, encode_round(round))?;
+        let value = self.prepared.get(round).ok_or_else(|| {
+            abort(StoreError::Invalid(format!(
+                "the round record of block {} was not prepared",
+                block.index
+            )))
+        })?;
+        self.rounds.insert(&key, value)?;
         self.meta.insert(META_TIP, &key)?;
         Ok(())
     }
@@ -169,7 +180,7 @@ impl State for TxState<'_> {
             }),
             None => None,
         };
-        decode_round(anchor.as_ref(), index, &bytes)
+        round_log::decode_stored(self.round_log, anchor.as_ref(), index, &bytes)
             .map(Some)
             .map_err(abort)
     }

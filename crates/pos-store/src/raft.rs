@@ -119,9 +119,10 @@ impl Store {
         commands: &[&Command],
         applied: &[u8],
     ) -> Result<Vec<Outcome>, StoreError> {
+        let prepared = self.prepare_rounds(commands)?;
         self.trees()
             .transaction(|trees| {
-                let state = Store::tx_state(trees);
+                let state = self.tx_state(trees, &prepared);
                 let mut outcomes = Vec::with_capacity(commands.len());
                 for cmd in commands {
                     outcomes.push(transition::apply(&state, cmd)?);

@@ -20,6 +20,9 @@
 //! A power cut can leave a torn tail: the last append, never acknowledged,
 //! half written. Opening drops it (the last segment is cut back to its last
 //! whole record). A bad record anywhere else is damage and refused.
+//!
+//! Round records too big for sled are kept in a log of the same kind
+//! (`round_log`).
 
 use crate::sync::{io_err, sync_path};
 use crate::StoreError;
@@ -113,7 +116,7 @@ impl Segment {
     fn damaged(&self, offset: u64, what: &str) -> StoreError {
         StoreError::Damaged {
             path: self.path.clone(),
-            detail: format!("Raft log record at byte {offset}: {what}"),
+            detail: format!("log record at byte {offset}: {what}"),
         }
     }
 }
@@ -172,7 +175,7 @@ impl RaftLog {
                 None => {
                     return Err(StoreError::Damaged {
                         path: entry.path(),
-                        detail: "not a Raft log segment".into(),
+                        detail: "not a log segment".into(),
                     })
                 }
             }
@@ -216,7 +219,7 @@ impl RaftLog {
         if guard.failed {
             return Err(StoreError::Damaged {
                 path: self.dir.clone(),
-                detail: "an earlier write to the Raft log failed".into(),
+                detail: "an earlier write to this log failed".into(),
             });
         }
         Ok(guard)
@@ -241,7 +244,7 @@ impl RaftLog {
             };
             if !fits {
                 return Err(StoreError::Invalid(format!(
-                    "Raft log append of entry {index} after entry {}",
+                    "log append of entry {index} after entry {}",
                     next.or(after).unwrap_or(1) - 1
                 )));
             }
@@ -423,7 +426,7 @@ fn scan(path: &Path, first: u64, last: bool) -> Result<(Segment, u64), StoreErro
         // Only the last segment, made as the power went, may lack its magic
         // (and then holds nothing else): it starts again, empty.
         if !last || bytes.len() > MAGIC.len() {
-            return Err(segment.damaged(0, "not a posd Raft log segment"));
+            return Err(segment.damaged(0, "not a posd log segment"));
         }
         segment
             .file

@@ -2,9 +2,10 @@
 //! lottery's public commitments, validators and prefix lookups, each lazy
 //! where it may be long.
 
-use crate::codec::{decode, decode_round, secret_value, u64_value};
+use crate::codec::{decode, secret_value, u64_value};
 use crate::layout::*;
 use crate::locks::read;
+use crate::round_log::decode_stored;
 use crate::store::{History, Store};
 use crate::StoreError;
 use pos_core::lottery::{expected_commitment, Anchor};
@@ -44,9 +45,10 @@ impl Store {
         if index > self.durable_height() {
             return Ok(None);
         }
+        let log = self.round_log.as_deref();
         self.rounds
             .get(index.to_be_bytes())?
-            .map(|v| decode_round(self.lottery_anchor().as_ref(), index, &v))
+            .map(|v| decode_stored(log, self.lottery_anchor().as_ref(), index, &v))
             .transpose()
     }
 
@@ -80,7 +82,12 @@ impl Store {
         let mut out = Vec::new();
         for i in from..index {
             if let Some(v) = self.rounds.get(i.to_be_bytes())? {
-                out.push(decode_round(anchor.as_ref(), i, &v)?);
+                out.push(decode_stored(
+                    self.round_log.as_deref(),
+                    anchor.as_ref(),
+                    i,
+                    &v,
+                )?);
             }
         }
         let records: Arc<[RoundRecord]> = out.into();
@@ -113,11 +120,13 @@ impl Store {
     ) -> impl Iterator<Item = Result<RoundRecord, StoreError>> + Send + 'static {
         let anchor = self.lottery_anchor();
         let to = to.min(self.durable_height());
+        let log = self.round_log.clone();
         self.rounds
             .range(from.to_be_bytes()..=to.to_be_bytes())
             .map(move |kv| {
                 let (key, value) = kv?;
-                decode_round(anchor.as_ref(), u64_value(ROUNDS, &key)?, &value)
+                let index = u64_value(ROUNDS, &key)?;
+                decode_stored(log.as_deref(), anchor.as_ref(), index, &value)
             })
     }
 

@@ -6,6 +6,7 @@ use crate::codec::{decode_spec, encode, encode_spec, u64_value};
 use crate::layout::*;
 use crate::locks::{read, write};
 use crate::machine::TxState;
+use crate::round_log::{self, Prepared, RoundLog};
 use crate::sync::SledFiles;
 use crate::{data_dir, lottery, StoreError};
 use pos_core::lottery::Anchor;
@@ -37,6 +38,9 @@ pub struct Store {
     pub(crate) raft: sled::Tree,
     /// The files behind a store on disk; `None` for a temporary one.
     pub(crate) disk: Option<OnDisk>,
+    /// Round records too big for sled (`round_log`); `None` for a
+    /// temporary store, which keeps every record in sled.
+    pub(crate) round_log: Option<Arc<RoundLog>>,
     /// Whether [`Store::open`] made a new chain rather than finding one.
     created: bool,
     /// The chain's rules, as stored with it (replaced only by an import).
@@ -126,6 +130,10 @@ impl Store {
             detail: format!("the store cannot be opened: {}", crate::error::engine(&e)),
         })?;
         let mut store = Store::init(db, spec, genesis)?;
+        store.round_log = Some(Arc::new(RoundLog::open(dir)?));
+        if store.has_chain()? {
+            store.check_tip_round()?;
+        }
         let files = SledFiles::open(dir, &sled_dir)?;
         let acked = match record {
             Some((file, acked)) => {
@@ -180,6 +188,7 @@ impl Store {
             raft: db.open_tree(RAFT)?,
             db,
             disk: None,
+            round_log: None,
             created: false,
             spec: RwLock::new(spec.clone()),
             migrated: false,
@@ -205,11 +214,19 @@ impl Store {
                     u32::from_be_bytes(v.as_ref().try_into().map_err(|_| {
                         StoreError::Foreign("schema version is not 4 bytes".into())
                     })?);
+                if found == 2 {
+                    // Schema 3 only added filed round records. The mark goes
+                    // to sled's log before any head, so it is durable by the
+                    // time one is.
+                    store
+                        .meta
+                        .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                }
                 match found {
                     _ if store.meta.contains_key(META_AWAITING_CHAIN)? => return Ok(store),
                     // Migrated by `open`, once the store has passed its checks.
                     1 => {}
-                    SCHEMA_VERSION => {
+                    2 | SCHEMA_VERSION => {
                         *store.anchor.get_mut().expect("new") =
                             Some(lottery::read_anchor(&store.meta)?)
                     }
@@ -399,6 +416,25 @@ impl Store {
         self.create_genesis(spec)
     }
 
+    /// The tip's round record must be readable: a filed one must be in
+    /// `round-log/` as filed (a log lost or replaced is refused at start,
+    /// not at the next draw that reads it).
+    fn check_tip_round(&self) -> Result<(), StoreError> {
+        let tip = self.tip()?.index;
+        if tip == 0 {
+            return Ok(());
+        }
+        let value = self
+            .rounds
+            .get(tip.to_be_bytes())?
+            .ok_or(StoreError::Corrupt {
+                tree: ROUNDS,
+                detail: format!("the round record of the tip, block {tip}, is missing"),
+            })?;
+        let anchor = self.lottery_anchor();
+        round_log::record_bytes(self.round_log.as_deref(), anchor.as_ref(), tip, &value).map(drop)
+    }
+
     /// The tip must exist, hash right and link to its parent, and nothing may lie beyond it.
     fn check_tip(&self) -> Result<(), StoreError> {
         let tip = self.tip()?;
@@ -429,9 +465,10 @@ impl Store {
     /// or refused. Not durable until [`Store::flush`] returns. `Err` is the
     /// store failing, never the command being refused.
     pub fn apply(&self, cmd: &Command) -> Result<Outcome, StoreError> {
+        let prepared = self.prepare_rounds(&[cmd])?;
         self.trees()
             .transaction(|trees| {
-                let state = Store::tx_state(trees);
+                let state = self.tx_state(trees, &prepared);
                 let outcome = transition::apply(&state, cmd)?;
                 state.bump_applied()?;
                 Ok(outcome)
@@ -457,8 +494,23 @@ impl Store {
         Trees(self)
     }
 
-    /// pos-core's state over the transactional views of [`Store::trees`].
-    pub(crate) fn tx_state<'a>(trees: &'a TxTrees) -> TxState<'a> {
+    /// The [`ROUNDS`] values of the rounds `commands` commit, made before
+    /// their transaction ([`round_log::prepare`]).
+    pub(crate) fn prepare_rounds<'c>(
+        &self,
+        commands: &[&'c Command],
+    ) -> Result<Prepared<'c>, StoreError> {
+        let anchor = self.lottery_anchor();
+        round_log::prepare(self.round_log.as_deref(), anchor.as_ref(), commands)
+    }
+
+    /// pos-core's state over the transactional views of [`Store::trees`],
+    /// appending the rounds `prepared` holds.
+    pub(crate) fn tx_state<'a>(
+        &'a self,
+        trees: &'a TxTrees,
+        prepared: &'a Prepared<'a>,
+    ) -> TxState<'a> {
         let (blocks, block_index, rounds, validators, proposed, meta) = trees.views;
         TxState {
             blocks,
@@ -469,6 +521,8 @@ impl Store {
             meta,
             overlay: &trees.overlay,
             cache: trees.cache,
+            prepared,
+            round_log: self.round_log.as_deref(),
         }
     }
 

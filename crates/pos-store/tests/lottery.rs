@@ -101,12 +101,12 @@ fn an_unknown_record_layout_is_an_error_not_a_guess() {
         let rounds = db.open_tree("rounds").unwrap();
         let mut v = rounds.get(1u64.to_be_bytes()).unwrap().unwrap().to_vec();
         assert_eq!(v[0], 2, "schema 2 records start with their layout version");
-        v[0] = 4;
+        v[0] = 9;
         rounds.insert(1u64.to_be_bytes(), v).unwrap();
         db.flush().unwrap();
     }
     let store = Store::open(dir.path(), &pos_core::ChainSpec::default()).unwrap();
     let err = store.round(1).unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
-    assert!(err.to_string().contains("layout version Some(4)"), "{err}");
+    assert!(err.to_string().contains("layout version Some(9)"), "{err}");
 }

@@ -409,7 +409,8 @@ fn log_opened(dir: &Path, store: &Store) -> anyhow::Result<()> {
             data_dir = %dir.display(),
             lottery_v2_from = anchor.from,
             commitment = %anchor.commitment,
-            "migrated the data directory from schema 1 to 2: blocks up to {} keep their v1 draws, later ones are drawn by lottery v2",
+            "migrated the data directory from schema 1 to {}: blocks up to {} keep their v1 draws, later ones are drawn by lottery v2",
+            pos_store::layout::SCHEMA_VERSION,
             anchor.from - 1
         );
     }

@@ -1,5 +1,6 @@
 //! Rounds every registered validator proposes in, as posd's writer closes
-//! them: shared by the benches that time them and that weigh what they store.
+//! them: shared by the benches that time them and that weigh what they
+//! store, and by the round log's tests (`tests/round_log.rs`).
 
 use pos_core::lottery::Candidate;
 use pos_core::{Address, Command, Digest, Secret};
@@ -40,14 +41,19 @@ pub fn candidates(store: &Store, addresses: &[Address]) -> Vec<Candidate> {
     candidates
 }
 
-/// Closes one round among all of `addresses`: their reads, the
-/// `CommitRound`'s apply and the flush; the command it applied.
-pub fn close(store: &Store, addresses: &[Address]) -> Command {
+/// The `CommitRound` of the next round among all of `addresses`.
+pub fn round(store: &Store, addresses: &[Address]) -> Command {
     let tip = store.tip().unwrap();
     let table = candidates(store, addresses);
     let reveal = store.pending_secret().unwrap();
     let next = Secret(tip.hash.0);
-    let cmd = Command::commit_round(&tip, table, reveal, next, tip.index + 1, 1).unwrap();
+    Command::commit_round(&tip, table, reveal, next, tip.index + 1, 1).unwrap()
+}
+
+/// Closes one round among all of `addresses`: their reads, the
+/// `CommitRound`'s apply and the flush; the command it applied.
+pub fn close(store: &Store, addresses: &[Address]) -> Command {
+    let cmd = round(store, addresses);
     store.apply(&cmd).unwrap().expect("the round fits the tip");
     store.flush().unwrap();
     cmd

@@ -17,6 +17,7 @@ use super::{Header, Proposed, Record};
 use crate::codec::{encode, encode_round_at, encode_spec};
 use crate::data_dir::{self, lock, LOCK};
 use crate::layout::*;
+use crate::round_log::{self, RoundLog};
 use crate::sync::io_err;
 use crate::{Counts, Store, StoreError};
 use pos_core::lottery::{expected_commitment, Anchor};
@@ -82,19 +83,30 @@ impl Store {
         for tree in trees {
             tree.clear()?;
         }
-        // One insert at a time: sled's batches hold far more memory.
-        let mut entries = verified.spool.read()?;
-        while let Some(entry) = entries.next()? {
-            if let [tree, key_len, rest @ ..] = entry {
-                let (key, value) = rest.split_at(*key_len as usize);
-                trees[*tree as usize].insert(key, value)?;
-            }
-        }
         let h = &verified.header;
         let anchor = Anchor {
             from: h.lottery.from,
             commitment: h.lottery.commitment,
         };
+        let mut filing = self.round_log.as_deref().map(Filing::new).transpose()?;
+        // One insert at a time: sled's batches hold far more memory.
+        let mut entries = verified.spool.read()?;
+        while let Some(entry) = entries.next()? {
+            if let [tree, key_len, rest @ ..] = entry {
+                let (key, value) = rest.split_at(*key_len as usize);
+                match &mut filing {
+                    Some(f) if *tree == ROUNDS_AT && f.takes(&anchor, key, value)? => {
+                        f.push(key, value, &self.rounds)?
+                    }
+                    _ => {
+                        trees[*tree as usize].insert(key, value)?;
+                    }
+                }
+            }
+        }
+        if let Some(f) = filing {
+            f.finish(&self.rounds)?;
+        }
         let meta = &self.meta;
         meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
         meta.insert(META_TIP, &h.height.to_be_bytes())?;
@@ -122,6 +134,62 @@ impl Store {
             validators: verified.validators,
             proposed: verified.proposed,
         })
+    }
+}
+
+/// An install's big round records on their way to the round log, filed a
+/// batch at a time (one write and one sync each), their heads then put in
+/// the rounds tree.
+struct Filing<'a> {
+    log: &'a RoundLog,
+    keys: Vec<Vec<u8>>,
+    records: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+/// Bytes of records filed with one sync.
+const FILING_BATCH: usize = 16 << 20;
+
+impl<'a> Filing<'a> {
+    /// Empties `log`: the store's trees were cleared, so nothing names its
+    /// records any more.
+    fn new(log: &'a RoundLog) -> Result<Filing<'a>, StoreError> {
+        log.clear()?;
+        Ok(Filing {
+            log,
+            keys: Vec::new(),
+            records: Vec::new(),
+            bytes: 0,
+        })
+    }
+
+    /// Whether the rounds entry `key -> value` is a record to file.
+    fn takes(&self, anchor: &Anchor, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        let index = crate::codec::u64_value(ROUNDS, key)?;
+        Ok(round_log::files(Some(anchor), index, value.len()))
+    }
+
+    fn push(&mut self, key: &[u8], value: &[u8], rounds: &sled::Tree) -> Result<(), StoreError> {
+        self.keys.push(key.to_vec());
+        self.records.push(value.to_vec());
+        self.bytes += value.len();
+        if self.bytes >= FILING_BATCH {
+            self.file(rounds)?;
+        }
+        Ok(())
+    }
+
+    fn file(&mut self, rounds: &sled::Tree) -> Result<(), StoreError> {
+        let heads = self.log.file(std::mem::take(&mut self.records))?;
+        for (key, head) in self.keys.drain(..).zip(heads) {
+            rounds.insert(key, &head)?;
+        }
+        self.bytes = 0;
+        Ok(())
+    }
+
+    fn finish(mut self, rounds: &sled::Tree) -> Result<(), StoreError> {
+        self.file(rounds)
     }
 }
 
@@ -260,11 +328,11 @@ struct Verifier {
 
 impl Verifier {
     fn new(header: Header, spool: Spool) -> Result<Verifier, StoreError> {
-        if header.schema != SCHEMA_VERSION {
+        if header.schema != EXPORT_SCHEMA {
             return Err(bad(
                 1,
                 format!(
-                    "the export holds store schema {}; this posd reads schema {SCHEMA_VERSION}",
+                    "the export holds store schema {}; this posd reads schema {EXPORT_SCHEMA}",
                     header.schema
                 ),
             ));

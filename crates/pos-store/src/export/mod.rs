@@ -54,7 +54,8 @@ pub struct Header {
     pub format: String,
     /// [`VERSION`] of the writer.
     pub version: u32,
-    /// The store layout the records come from (`layout::SCHEMA_VERSION`).
+    /// The layout of the records (`layout::EXPORT_SCHEMA`), whichever
+    /// store schema held them.
     pub schema: u32,
     /// The rules the chain was created with (`meta/chain_spec`).
     pub chain_spec: ChainSpec,

@@ -9,12 +9,16 @@
 use super::lines::LineWriter;
 use super::spool::Spool;
 use super::{ExportSummary, Header, Lottery, Proposed, Record, FORMAT, VERSION};
-use crate::codec::{decode, decode_round, u64_value};
-use crate::layout::{BLOCKS, META, META_PROPOSALS_SINCE, PROPOSED, ROUNDS, SCHEMA_VERSION};
+use crate::codec::{decode, u64_value};
+use crate::layout::{
+    BLOCKS, EXPORT_SCHEMA, META, META_PROPOSALS_SINCE, PROPOSED, ROUNDS, SCHEMA_VERSION,
+};
 use crate::reads::height_range;
+use crate::round_log::{decode_stored, RoundLog};
 use crate::{Store, StoreError};
 use pos_core::lottery::Anchor;
 use std::io::Write;
+use std::sync::Arc;
 
 /// A store's state at one instant, ready to be written out.
 pub struct Snapshot {
@@ -22,6 +26,9 @@ pub struct Snapshot {
     anchor: Anchor,
     blocks: sled::Tree,
     rounds: sled::Tree,
+    /// Where the big records are: appended to, never rewritten, while the
+    /// snapshot is written.
+    round_log: Option<Arc<RoundLog>>,
     /// Per validator, in address order: a byte saying whether it proposed,
     /// when it first did (u64 BE), then its record as stored.
     validators: Spool,
@@ -53,7 +60,7 @@ impl Store {
         let header = Header {
             format: FORMAT.into(),
             version: VERSION,
-            schema: SCHEMA_VERSION,
+            schema: EXPORT_SCHEMA,
             chain_spec: self.chain_spec(),
             genesis: genesis.hash,
             height: tip.index,
@@ -81,6 +88,7 @@ impl Store {
             anchor,
             blocks: self.blocks.clone(),
             rounds: self.rounds.clone(),
+            round_log: self.round_log.clone(),
             validators,
         })
     }
@@ -129,7 +137,8 @@ impl Snapshot {
                 if u64_value(ROUNDS, &key)? != next {
                     return Err(missing());
                 }
-                let round = decode_round(Some(&self.anchor), next, &value)?;
+                let log = self.round_log.as_deref();
+                let round = decode_stored(log, Some(&self.anchor), next, &value)?;
                 out.write(&Record::Round(round))
                     .map_err(StoreError::Write)?;
             }

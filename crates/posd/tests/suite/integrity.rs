@@ -108,7 +108,7 @@ fn other_schema_version_is_refused() {
     });
     let err = refused(dir.path());
     assert!(
-        err.contains("schema version 99, this posd reads 2"),
+        err.contains("schema version 99, this posd reads 3"),
         "{err}"
     );
 }

@@ -334,7 +334,7 @@ fn a_schema1_data_dir_is_migrated_on_start_and_verifies_across_the_switch() {
     let mut posd = Posd::start(posd_bin!(), dir.path(), &["--round-interval", "1h"]);
     let log = posd.wait_log("posd ready");
     assert!(
-        log.contains("migrated the data directory from schema 1 to 2")
+        log.contains("migrated the data directory from schema 1 to 3")
             && log.contains("lottery_v2_from=4"),
         "{log}"
     );

@@ -244,9 +244,10 @@ async fn main() -> anyhow::Result<ExitCode> {
         let (new, how, torn) =
             cut_under_load(&mut posd, &mut fs, &socket, fault, cli.clients, &mut rng).await?;
         println!(
-            "cycle {cycle}/{}: {how}; acknowledged {}",
+            "cycle {cycle}/{}: {how}; acknowledged {}; round log {} KiB on disk",
             cli.cycles,
-            new.summary()
+            new.summary(),
+            round_log_bytes(&fs.root.join("data")) / 1024
         );
         if let Some(torn) = torn {
             totals.torn[torn as usize] += 1;
@@ -402,12 +403,10 @@ fn torn(fault: Fault, data: &Path, rng: &mut StdRng) -> Option<String> {
     match fault {
         Fault::Clear => None,
         Fault::TornOp => {
-            let file = if rng.gen_bool(0.5) {
-                db
-            } else {
-                data.join(pos_store::acked::FILE)
-            };
-            Some(torn_op(&file, 4, rng))
+            let mut files = vec![db, data.join(pos_store::acked::FILE)];
+            files.extend(round_log_segment(data));
+            let file = &files[rng.gen_range(0..files.len())];
+            Some(torn_op(file, 4, rng))
         }
         // Write 1 or write 2 of the run reaches the disk, the other does not.
         Fault::TornSeq => Some(format!(
@@ -416,6 +415,28 @@ fn torn(fault: Fault, data: &Path, rng: &mut StdRng) -> Option<String> {
             rng.gen_range(1..=2)
         )),
     }
+}
+
+/// Bytes in the round log's files (records too big for sled), as the disk
+/// holds them: whether the cuts can have reached such records.
+fn round_log_bytes(data: &Path) -> u64 {
+    let dir = data.join(pos_store::round_log::DIR);
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    })
+}
+
+/// The round log's segment that appends go to now, if it has one.
+fn round_log_segment(data: &Path) -> Option<PathBuf> {
+    let dir = data.join(pos_store::round_log::DIR);
+    let last = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| pos_store::raft_log::segment_first(e.ok()?.file_name().to_str()?))
+        .max()?;
+    Some(dir.join(pos_store::raft_log::segment_name(last)))
 }
 
 /// The LazyFS command that tears the next write to `file` into 2 to
@@ -454,10 +475,16 @@ async fn validators(
             read_until(&mut v.rd, &format!("validator {address} slashed")).await?;
             acked.lock().unwrap().slashed.insert(address);
         } else {
-            v.wr.write_all(format!("{}\n", n % 200).as_bytes()).await?;
             open.push_back(v);
             if open.len() > 4 {
                 open.pop_front();
+            }
+            // Every open one proposes (again: a newer proposal replaces the
+            // older), so a round holds them all: with 64 clients or more its
+            // record is big enough to be filed in the round log (pos-store's
+            // round_log), which the cuts then reach too.
+            for o in &mut open {
+                o.wr.write_all(format!("{}\n", n % 200).as_bytes()).await?;
             }
         }
     }
