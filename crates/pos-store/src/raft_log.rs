@@ -327,6 +327,11 @@ impl RaftLog {
         Ok(out)
     }
 
+    /// Bytes in the log's segments.
+    pub fn bytes(&self) -> Result<u64, StoreError> {
+        Ok(self.segments()?.list.iter().map(|s| s.end).sum())
+    }
+
     /// The last entry, if the log holds any.
     pub fn last(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         let segments = self.segments()?;

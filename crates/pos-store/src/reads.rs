@@ -169,8 +169,13 @@ impl Store {
         })
     }
 
+    /// sled's files and the round log's.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
+        let filed = match &self.round_log {
+            Some(log) => log.bytes()?,
+            None => 0,
+        };
+        Ok(self.db.size_on_disk()? + filed)
     }
 
     /// Up to `limit` block hashes, in order, that start with `prefix` and then

@@ -71,6 +71,11 @@ impl RoundLog {
         Ok(heads)
     }
 
+    /// Bytes in the log's files.
+    pub(crate) fn bytes(&self) -> Result<u64, StoreError> {
+        self.log.bytes()
+    }
+
     /// Forgets every record, for an import that replaces them all.
     pub(crate) fn clear(&self) -> Result<(), StoreError> {
         let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());

@@ -83,6 +83,10 @@ fn big_rounds_never_reach_sled_blobs_and_read_back_whole() {
     }
     assert_eq!(all_rounds(&store, 20), committed);
     store.check_all().unwrap();
+    assert!(
+        store.size_on_disk().unwrap() > filed_bytes(&data),
+        "the store's size counts the round log"
+    );
 
     let mut export = Vec::new();
     store.export_to(&mut export, None).unwrap();
