@@ -3,7 +3,8 @@
 # validators that all stake and propose, then one forced round, 20 times; and
 # the floor's 20 rounds to as many clients, after posd's in odd runs and
 # before them in even ones (so neither side always follows the other);
-# posload reports posd ÷ floor at p50 and p99, and each round's figures.
+# posload reports posd ÷ floor at p50 and p99, for each client's delay (over
+# every delivery) and for each round's last client, and each round's figures.
 # With several posd release dirs, their runs are interleaved (A, B, A, B, ...)
 # and all use the same posload.
 #
