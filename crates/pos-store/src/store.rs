@@ -47,6 +47,8 @@ pub struct Store {
     spec: RwLock<ChainSpec>,
     /// Whether [`Store::open`] migrated a schema-1 store.
     migrated: bool,
+    /// Whether [`Store::open`] marked a schema-2 store as 3.
+    marked: bool,
     /// Where lottery v2 begins; `None` only in a schema-1 store not yet
     /// migrated. Replaced only by an import.
     pub(crate) anchor: RwLock<Option<Anchor>>,
@@ -192,6 +194,7 @@ impl Store {
             created: false,
             spec: RwLock::new(spec.clone()),
             migrated: false,
+            marked: false,
             anchor: RwLock::new(None),
             durable: AtomicU64::new(0),
         };
@@ -221,6 +224,7 @@ impl Store {
                     store
                         .meta
                         .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                    store.marked = true;
                 }
                 match found {
                     _ if store.meta.contains_key(META_AWAITING_CHAIN)? => return Ok(store),
@@ -302,14 +306,20 @@ impl Store {
         self.cache.reload(&self.validators)
     }
 
-    /// Whether opening migrated a schema-1 store to schema 2: lottery v2
-    /// from the next block on ([`Store::lottery_anchor`]), earlier blocks
-    /// untouched and still verified by v1.
+    /// Whether opening marked a schema-2 store as schema 3: nothing moved,
+    /// but a posd that reads schema 2 refuses it from now on.
+    pub fn marked(&self) -> bool {
+        self.marked
+    }
+
+    /// Whether opening migrated a schema-1 store (to the current schema):
+    /// lottery v2 from the next block on ([`Store::lottery_anchor`]), earlier
+    /// blocks untouched and still verified by v1.
     pub fn migrated(&self) -> bool {
         self.migrated
     }
 
-    /// Schema 1 to 2, in one transaction, then synced: the next block's round
+    /// Schema 1 to the current one, in one transaction, then synced: the next block's round
     /// is the first drawn by v2, committed to a fresh secret from the OS RNG.
     /// A crash before the sync leaves schema 1, migrated again at the next
     /// start; nothing was published in between.

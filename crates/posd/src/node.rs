@@ -414,6 +414,12 @@ fn log_opened(dir: &Path, store: &Store) -> anyhow::Result<()> {
             anchor.from - 1
         );
     }
+    if store.marked() {
+        tracing::warn!(
+            data_dir = %dir.display(),
+            "upgraded the data directory from schema 2 to 3: round records over 4 KiB now go to round-log/, nothing else changed; a posd that reads schema 2 refuses it from now on (export, then import with that posd, to go back)"
+        );
+    }
     if store.created() {
         tracing::info!(data_dir = %dir.display(), tip = %tip.hash, "created a new chain (genesis only)");
     } else {

@@ -335,6 +335,7 @@ fn a_schema2_data_dir_is_a_stake_chain_and_keeps_every_hash() {
     let mut posd = Posd::start(posd_bin!(), dir.path(), &age_window_3());
     let log = posd.wait_log("posd ready");
     assert!(!log.contains("migrated"), "{log}");
+    assert!(log.contains("from schema 2 to 3"), "{log}");
     assert!(
         log.contains("lottery_weighting") && log.contains("stake_age"),
         "the differing rule is logged: {log}"
