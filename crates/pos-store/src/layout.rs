@@ -72,6 +72,10 @@ pub const META_RAFT_APPLIED: &[u8] = b"raft_applied";
 /// Present while a cluster node waits for its chain: it joined with an
 /// empty data directory and never makes a genesis of its own.
 pub const META_AWAITING_CHAIN: &[u8] = b"awaiting_chain";
+/// `u64 BE`: the sequence number of the last record in `round-log/` a
+/// [`ROUNDS`] head names, written with that head: the log must hold it at
+/// open (absent: none named yet).
+pub const META_ROUND_LOG_NAMED: &[u8] = b"round_log_named";
 
 /// The layout version byte of round records drawn by stake from schema 2 on
 /// (written so still: a `stake` chain's records stay byte for byte as they were).

@@ -106,7 +106,10 @@ impl State for TxState<'_> {
                 block.index
             )))
         })?;
-        self.rounds.insert(&key, value)?;
+        self.rounds.insert(&key, value.bytes.as_slice())?;
+        if let Some(seq) = value.filed {
+            self.set_meta_u64(META_ROUND_LOG_NAMED, seq)?;
+        }
         self.meta.insert(META_TIP, &key)?;
         Ok(())
     }

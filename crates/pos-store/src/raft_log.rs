@@ -162,6 +162,13 @@ pub fn segment_first(name: &str) -> Option<u64> {
 impl RaftLog {
     /// Opens (or makes) the log in `dir`, dropping a torn tail.
     pub fn open(dir: &Path) -> Result<RaftLog, StoreError> {
+        RaftLog::open_keeping(dir, 0)
+    }
+
+    /// [`RaftLog::open`] for a log whose entries up to `keep` were
+    /// acknowledged: a tail that would cut one of them is damage, refused
+    /// with the file left as it is, not dropped.
+    pub fn open_keeping(dir: &Path, keep: u64) -> Result<RaftLog, StoreError> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -185,7 +192,7 @@ impl RaftLog {
         let mut cut = 0;
         for (n, &first) in firsts.iter().enumerate() {
             let last = n + 1 == firsts.len();
-            let (segment, torn) = scan(&dir.join(segment_name(first)), first, last)?;
+            let (segment, torn) = scan(&dir.join(segment_name(first)), first, last, keep)?;
             cut += torn;
             if let Some(before) = list.last() {
                 if before.next_index() > first {
@@ -412,7 +419,7 @@ fn remove(segments: impl Iterator<Item = Segment>, dir: &Path) -> Result<(), Sto
 /// Reads a segment's records. In the `last` segment a torn tail (or a
 /// magic never written) is cut off, and its length returned; anywhere
 /// else it is damage.
-fn scan(path: &Path, first: u64, last: bool) -> Result<(Segment, u64), StoreError> {
+fn scan(path: &Path, first: u64, last: bool, keep: u64) -> Result<(Segment, u64), StoreError> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -430,7 +437,7 @@ fn scan(path: &Path, first: u64, last: bool) -> Result<(Segment, u64), StoreErro
     if !bytes.starts_with(MAGIC) {
         // Only the last segment, made as the power went, may lack its magic
         // (and then holds nothing else): it starts again, empty.
-        if !last || bytes.len() > MAGIC.len() {
+        if !last || bytes.len() > MAGIC.len() || first <= keep {
             return Err(segment.damaged(0, "not a posd log segment"));
         }
         segment
@@ -456,6 +463,15 @@ fn scan(path: &Path, first: u64, last: bool) -> Result<(Segment, u64), StoreErro
     if at < bytes.len() {
         if !last {
             return Err(segment.damaged(segment.end, "unreadable in an older segment"));
+        }
+        if segment.next_index() <= keep {
+            return Err(segment.damaged(
+                segment.end,
+                &format!(
+                    "unreadable, but entry {} was acknowledged",
+                    segment.next_index()
+                ),
+            ));
         }
         // The last append's unacknowledged remains: cut back, durably.
         segment

@@ -47,23 +47,36 @@ pub(crate) struct RoundLog {
 
 impl RoundLog {
     /// Opens (or makes) the log in `data_dir`, its directory entry synced.
-    pub(crate) fn open(data_dir: &Path) -> Result<RoundLog, StoreError> {
-        let log = RaftLog::open(&data_dir.join(DIR))?;
+    /// The store names records up to `named`: a log that lost any of them
+    /// is refused, and a damaged tail holding one is left as it is.
+    pub(crate) fn open(data_dir: &Path, named: u64) -> Result<RoundLog, StoreError> {
+        let dir = data_dir.join(DIR);
+        let log = RaftLog::open_keeping(&dir, named)?;
         sync_path(data_dir)?;
         let next = log.last()?.map_or(1, |(seq, _)| seq + 1);
+        if next <= named {
+            return Err(StoreError::Damaged {
+                path: dir,
+                detail: format!(
+                    "it holds round records up to {}, but the store names record {named}",
+                    next - 1
+                ),
+            });
+        }
         Ok(RoundLog {
             log,
             next: Mutex::new(next),
         })
     }
 
-    /// Appends `records` in one write and one sync; their heads, in order.
-    pub(crate) fn file(&self, records: Vec<Vec<u8>>) -> Result<Vec<Head>, StoreError> {
+    /// Appends `records` in one write and one sync; their sequence numbers
+    /// and heads, in order.
+    pub(crate) fn file(&self, records: Vec<Vec<u8>>) -> Result<Vec<(u64, Head)>, StoreError> {
         let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
         let first = *next;
         let heads = (first..)
             .zip(&records)
-            .map(|(seq, r)| head(seq, r))
+            .map(|(seq, r)| (seq, head(seq, r)))
             .collect();
         let count = records.len() as u64;
         self.log.append((first..).zip(records))?;
@@ -113,16 +126,24 @@ impl RoundLog {
 
 /// The [`ROUNDS`] values of a transaction's rounds ([`prepare`]), each
 /// beside the record it was made from: the commands' own.
-pub(crate) struct Prepared<'c>(Vec<(&'c RoundRecord, Vec<u8>)>);
+pub(crate) struct Prepared<'c>(Vec<(&'c RoundRecord, Value)>);
+
+/// A record's value in [`ROUNDS`]: the record, or the head of the one filed
+/// as number `filed`.
+#[derive(Default)]
+pub(crate) struct Value {
+    pub bytes: Vec<u8>,
+    pub filed: Option<u64>,
+}
 
 impl Prepared<'_> {
     /// The value made from `round` itself (the same record, not an equal
     /// one), so a transaction can only store what was prepared for it.
-    pub(crate) fn get(&self, round: &RoundRecord) -> Option<&[u8]> {
+    pub(crate) fn get(&self, round: &RoundRecord) -> Option<&Value> {
         self.0
             .iter()
             .find(|(r, _)| std::ptr::eq(*r, round))
-            .map(|(_, v)| v.as_slice())
+            .map(|(_, v)| v)
     }
 }
 
@@ -135,22 +156,31 @@ pub(crate) fn prepare<'c>(
     anchor: Option<&Anchor>,
     commands: &[&'c Command],
 ) -> Result<Prepared<'c>, StoreError> {
-    let mut values: Vec<(&RoundRecord, Vec<u8>)> = commands
+    let mut values: Vec<(&RoundRecord, Value)> = commands
         .iter()
         .filter_map(|cmd| match cmd {
-            Command::CommitRound { round, .. } => Some((round, encode_round(round))),
+            Command::CommitRound { round, .. } => Some((
+                round,
+                Value {
+                    bytes: encode_round(round),
+                    filed: None,
+                },
+            )),
             _ => None,
         })
         .collect();
     if let Some(log) = log {
         let big: Vec<usize> = (0..values.len())
-            .filter(|&i| files(anchor, values[i].0.index, values[i].1.len()))
+            .filter(|&i| files(anchor, values[i].0.index, values[i].1.bytes.len()))
             .collect();
         if !big.is_empty() {
-            let records = big.iter().map(|&i| std::mem::take(&mut values[i].1));
+            let records = big.iter().map(|&i| std::mem::take(&mut values[i].1.bytes));
             let heads = log.file(records.collect())?;
-            for (i, head) in big.into_iter().zip(heads) {
-                values[i].1 = head.to_vec();
+            for (i, (seq, head)) in big.into_iter().zip(heads) {
+                values[i].1 = Value {
+                    bytes: head.to_vec(),
+                    filed: Some(seq),
+                };
             }
         }
     }

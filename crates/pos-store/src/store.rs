@@ -132,7 +132,11 @@ impl Store {
             detail: format!("the store cannot be opened: {}", crate::error::engine(&e)),
         })?;
         let mut store = Store::init(db, spec, genesis)?;
-        store.round_log = Some(Arc::new(RoundLog::open(dir)?));
+        let named = match store.meta.get(META_ROUND_LOG_NAMED)? {
+            Some(v) => u64_value(META, &v)?,
+            None => 0,
+        };
+        store.round_log = Some(Arc::new(RoundLog::open(dir, named)?));
         if store.has_chain()? {
             store.check_tip_round()?;
         }

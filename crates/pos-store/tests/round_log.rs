@@ -107,6 +107,19 @@ fn big_rounds_never_reach_sled_blobs_and_read_back_whole() {
         0,
         "the import wrote round records to blob files"
     );
+    drop(imported);
+    // The import named its last record too: a copy without its log is
+    // refused before any record is read.
+    let log = copy.join("round-log");
+    std::fs::rename(&log, dir_aside(&log)).unwrap();
+    let err = Store::open(&copy, &ChainSpec::default())
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("the store names record 20"),
+        "{err}"
+    );
+    std::fs::rename(dir_aside(&log), &log).unwrap();
 
     // Restored over a store that filed records of its own, which go.
     let elsewhere = dir.path().join("other");
@@ -182,17 +195,27 @@ fn a_head_that_names_another_or_no_record_is_damage_not_a_record() {
 }
 
 #[test]
-fn a_store_whose_round_log_is_gone_is_refused_at_start() {
+fn a_store_whose_round_log_is_gone_or_another_is_refused_at_start() {
     let (_dir, data, _) = closed_chain(400, 2);
-    std::fs::remove_dir_all(data.join("round-log")).unwrap();
-    let err = Store::open(&data, &ChainSpec::default())
-        .err()
-        .expect("refused");
-    assert!(
-        err.to_string()
-            .contains("round 2: record 2 is missing from round-log"),
-        "{err}"
-    );
+    let refused = |says: &str| {
+        let err = Store::open(&data, &ChainSpec::default())
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains(says), "{err}");
+    };
+    // Another store's log of as many records: each is not the one filed.
+    let (_other, elsewhere, _) = closed_chain(300, 2);
+    let log = data.join("round-log");
+    std::fs::rename(&log, dir_aside(&log)).unwrap();
+    std::fs::rename(elsewhere.join("round-log"), &log).unwrap();
+    refused("round 2: record 2 of round-log is not the one filed for it");
+    std::fs::remove_dir_all(&log).unwrap();
+    refused("it holds round records up to 0, but the store names record 2");
+}
+
+/// Where a directory is moved aside.
+fn dir_aside(dir: &Path) -> PathBuf {
+    dir.with_extension("aside")
 }
 
 #[test]
@@ -214,4 +237,43 @@ fn a_schema_2_store_opens_marked_3_with_its_records() {
     store.flush().unwrap();
     drop(store);
     edit_sled(&data, |db| assert_eq!(schema(db).1, 3));
+}
+
+#[test]
+fn a_round_log_that_lost_a_named_record_is_refused_and_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let segment = data.join("round-log").join("1.log");
+    let store = Store::open(&data, &ChainSpec::default()).unwrap();
+    let addresses = closing::register(&store, 400);
+    let mut ends = Vec::new();
+    for _ in 0..3 {
+        closing::close(&store, &addresses);
+        ends.push(std::fs::metadata(&segment).unwrap().len());
+    }
+    // The tip's own record is small, in sled: its check at open passes.
+    closing::close(&store, &addresses[..4]);
+    drop(store);
+    let whole = std::fs::read(&segment).unwrap();
+    let refused = |says: &str| {
+        let err = Store::open(&data, &ChainSpec::default())
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains(says), "{err}");
+    };
+
+    // A flipped byte in the last record, named by block 3: not a torn
+    // append to cut off, damage to keep for inspection.
+    let mut flipped = whole.clone();
+    flipped[whole.len() - 10] ^= 1;
+    std::fs::write(&segment, &flipped).unwrap();
+    refused("unreadable, but entry 3 was acknowledged");
+    assert_eq!(std::fs::read(&segment).unwrap(), flipped, "left as it is");
+
+    // The last record gone whole.
+    std::fs::write(&segment, &whole[..ends[1] as usize]).unwrap();
+    refused("it holds round records up to 2, but the store names record 3");
+
+    std::fs::write(&segment, &whole).unwrap();
+    Store::open(&data, &ChainSpec::default()).unwrap();
 }

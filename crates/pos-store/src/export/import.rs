@@ -105,7 +105,7 @@ impl Store {
             }
         }
         if let Some(f) = filing {
-            f.finish(&self.rounds)?;
+            f.finish(&self.rounds, &self.meta)?;
         }
         let meta = &self.meta;
         meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
@@ -145,6 +145,8 @@ struct Filing<'a> {
     keys: Vec<Vec<u8>>,
     records: Vec<Vec<u8>>,
     bytes: usize,
+    /// The last record filed so far.
+    named: Option<u64>,
 }
 
 /// Bytes of records filed with one sync.
@@ -160,6 +162,7 @@ impl<'a> Filing<'a> {
             keys: Vec::new(),
             records: Vec::new(),
             bytes: 0,
+            named: None,
         })
     }
 
@@ -181,15 +184,21 @@ impl<'a> Filing<'a> {
 
     fn file(&mut self, rounds: &sled::Tree) -> Result<(), StoreError> {
         let heads = self.log.file(std::mem::take(&mut self.records))?;
-        for (key, head) in self.keys.drain(..).zip(heads) {
+        for (key, (seq, head)) in self.keys.drain(..).zip(heads) {
             rounds.insert(key, &head)?;
+            self.named = Some(seq);
         }
         self.bytes = 0;
         Ok(())
     }
 
-    fn finish(mut self, rounds: &sled::Tree) -> Result<(), StoreError> {
-        self.file(rounds)
+    /// Files the last batch and records the last record named.
+    fn finish(mut self, rounds: &sled::Tree, meta: &sled::Tree) -> Result<(), StoreError> {
+        self.file(rounds)?;
+        if let Some(seq) = self.named {
+            meta.insert(META_ROUND_LOG_NAMED, &seq.to_be_bytes())?;
+        }
+        Ok(())
     }
 }
 
