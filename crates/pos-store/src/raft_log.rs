@@ -19,7 +19,9 @@
 //!
 //! A power cut can leave a torn tail: the last append, never acknowledged,
 //! half written. Opening drops it (the last segment is cut back to its last
-//! whole record). A bad record anywhere else is damage and refused.
+//! whole record), unless it holds an entry the caller says was acknowledged
+//! (`open_keeping`): that is damage, refused with the file left as it is. A
+//! bad record anywhere else is damage and refused.
 //!
 //! Round records too big for sled are kept in a log of the same kind
 //! (`round_log`).
