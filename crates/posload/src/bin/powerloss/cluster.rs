@@ -14,8 +14,8 @@
 //! no node's term may go back.
 
 use super::{
-    add, check, die_with_parent, force_rounds, observe, report, torn_op, validators, Acked, Cli,
-    LazyFs, Posd, Totals,
+    add, check, die_with_parent, force_rounds, newest_segment, observe, report, torn_op,
+    validators, Acked, Cli, LazyFs, Posd, Totals,
 };
 use anyhow::{bail, Context};
 use pos_core::Block;
@@ -351,7 +351,7 @@ async fn cut_under_load(
     let term = c.status(LAZY).await?.term;
     let at = format!("{} ms into the load", after.as_millis());
     let how = match tear
-        .then(|| newest_segment(&fs.root.join("data")))
+        .then(|| newest_segment(&fs.root.join("data").join(pos_store::raft_log::DIR)))
         .flatten()
     {
         Some(segment) => {
@@ -380,18 +380,6 @@ async fn cut_under_load(
     while load.join_next().await.is_some() {}
     let acked = std::mem::take(&mut *acked.lock().unwrap());
     Ok(((acked, term), how))
-}
-
-/// The newest segment of the Raft log in node 3's data directory `data`
-/// (as LazyFS names it): where its next append goes.
-fn newest_segment(data: &Path) -> Option<PathBuf> {
-    use pos_store::raft_log::{segment_first, segment_name, DIR};
-    let dir = data.join(DIR);
-    std::fs::read_dir(&dir)
-        .ok()?
-        .filter_map(|e| segment_first(e.ok()?.file_name().to_str()?))
-        .max()
-        .map(|first| dir.join(segment_name(first)))
 }
 
 /// Once node 3 has caught up: every node holds what any node acknowledged,

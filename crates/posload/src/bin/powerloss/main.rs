@@ -404,7 +404,7 @@ fn torn(fault: Fault, data: &Path, rng: &mut StdRng) -> Option<String> {
         Fault::Clear => None,
         Fault::TornOp => {
             let mut files = vec![db, data.join(pos_store::acked::FILE)];
-            files.extend(round_log_segment(data));
+            files.extend(newest_segment(&data.join(pos_store::round_log::DIR)));
             let file = &files[rng.gen_range(0..files.len())];
             Some(torn_op(file, 4, rng))
         }
@@ -429,14 +429,15 @@ fn round_log_bytes(data: &Path) -> u64 {
     })
 }
 
-/// The round log's segment that appends go to now, if it has one.
-fn round_log_segment(data: &Path) -> Option<PathBuf> {
-    let dir = data.join(pos_store::round_log::DIR);
-    let last = std::fs::read_dir(&dir)
+/// The newest segment of the log in `dir` (the Raft log's or the round
+/// log's, as LazyFS names it): where its next append goes.
+pub(crate) fn newest_segment(dir: &Path) -> Option<PathBuf> {
+    use pos_store::raft_log::{segment_first, segment_name};
+    std::fs::read_dir(dir)
         .ok()?
-        .filter_map(|e| pos_store::raft_log::segment_first(e.ok()?.file_name().to_str()?))
-        .max()?;
-    Some(dir.join(pos_store::raft_log::segment_name(last)))
+        .filter_map(|e| segment_first(e.ok()?.file_name().to_str()?))
+        .max()
+        .map(|first| dir.join(segment_name(first)))
 }
 
 /// The LazyFS command that tears the next write to `file` into 2 to
