@@ -336,6 +336,12 @@ impl RaftLog {
         Ok(out)
     }
 
+    /// The index the next append continues from; `None` while the log
+    /// holds no entry.
+    pub fn next_index(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.segments()?.next_index())
+    }
+
     /// Bytes in the log's segments.
     pub fn bytes(&self) -> Result<u64, StoreError> {
         Ok(self.segments()?.list.iter().map(|s| s.end).sum())

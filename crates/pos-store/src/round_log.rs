@@ -53,7 +53,7 @@ impl RoundLog {
         let dir = data_dir.join(DIR);
         let log = RaftLog::open_keeping(&dir, named)?;
         sync_path(data_dir)?;
-        let next = log.last()?.map_or(1, |(seq, _)| seq + 1);
+        let next = log.next_index()?.unwrap_or(1);
         if next <= named {
             return Err(StoreError::Damaged {
                 path: dir,
@@ -130,7 +130,6 @@ pub(crate) struct Prepared<'c>(Vec<(&'c RoundRecord, Value)>);
 
 /// A record's value in [`ROUNDS`]: the record, or the head of the one filed
 /// as number `filed`.
-#[derive(Default)]
 pub(crate) struct Value {
     pub bytes: Vec<u8>,
     pub filed: Option<u64>,

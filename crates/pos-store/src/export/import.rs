@@ -95,7 +95,7 @@ impl Store {
             if let [tree, key_len, rest @ ..] = entry {
                 let (key, value) = rest.split_at(*key_len as usize);
                 match &mut filing {
-                    Some(f) if *tree == ROUNDS_AT && f.takes(&anchor, key, value)? => {
+                    Some(f) if *tree == ROUNDS_AT && filed(&anchor, key, value)? => {
                         f.push(key, value, &self.rounds)?
                     }
                     _ => {
@@ -149,6 +149,12 @@ struct Filing<'a> {
     named: Option<u64>,
 }
 
+/// Whether the rounds entry `key -> value` is a record to file.
+fn filed(anchor: &Anchor, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+    let index = crate::codec::u64_value(ROUNDS, key)?;
+    Ok(round_log::files(Some(anchor), index, value.len()))
+}
+
 /// Bytes of records filed with one sync.
 const FILING_BATCH: usize = 16 << 20;
 
@@ -164,12 +170,6 @@ impl<'a> Filing<'a> {
             bytes: 0,
             named: None,
         })
-    }
-
-    /// Whether the rounds entry `key -> value` is a record to file.
-    fn takes(&self, anchor: &Anchor, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
-        let index = crate::codec::u64_value(ROUNDS, key)?;
-        Ok(round_log::files(Some(anchor), index, value.len()))
     }
 
     fn push(&mut self, key: &[u8], value: &[u8], rounds: &sled::Tree) -> Result<(), StoreError> {
